@@ -1,0 +1,26 @@
+"""Concrete-family distributions: torch.distributions subclasses, exact in log space.
+
+Families (one per module): :class:`ExpConcrete` and :class:`Concrete` (``concrete.py``),
+:class:`BinConcrete` and :class:`LogitBinConcrete` (``binary_concrete.py``), the straight-through
+variants (``straight_through.py``) and :class:`HardConcrete` (``hard_concrete.py``).
+"""
+
+from concretelab.distributions.binary_concrete import BinConcrete, LogitBinConcrete
+from concretelab.distributions.concrete import Concrete, ExpConcrete
+from concretelab.distributions.hard_concrete import HardConcrete
+from concretelab.distributions.straight_through import (
+    StraightThroughBinConcrete,
+    StraightThroughConcrete,
+    StraightThroughSample,
+)
+
+__all__ = [
+    "BinConcrete",
+    "Concrete",
+    "ExpConcrete",
+    "HardConcrete",
+    "LogitBinConcrete",
+    "StraightThroughBinConcrete",
+    "StraightThroughConcrete",
+    "StraightThroughSample",
+]

@@ -1,0 +1,412 @@
+"""Shared machinery of the Concrete families: constraints, parameter handling, the log-space cache.
+
+Every family stores ``temperature`` (broadcast to the batch shape) and ``logits`` (the user's values,
+kept exactly; ``probs`` is derived lazily, or kept exactly when it was the argument given).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from numbers import Number
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+from torch.distributions.utils import lazy_property
+
+from concretelab.functional import compute_dtype, sample_gumbel, sample_logistic
+
+__all__ = [
+    "BinaryConcreteParams",
+    "CategoricalConcreteParams",
+    "cached_log",
+    "check_noise",
+    "remember_log",
+]
+
+SampleShape = torch.Size | Sequence[int]
+
+
+# ----------------------------------------------------------------------------------------------
+# Constraints (torch's own miss these: temperature must be finite, logits may be -inf but never NaN/+inf)
+
+
+class _FinitePositive(constraints.Constraint):
+    """Finite and strictly positive (a temperature)."""
+
+    def check(self, value: Tensor) -> Tensor:
+        return torch.isfinite(value) & (value > 0)
+
+    def __repr__(self) -> str:
+        return "FinitePositive()"
+
+
+class _FiniteReal(constraints.Constraint):
+    """Finite real numbers (binary logits)."""
+
+    def check(self, value: Tensor) -> Tensor:
+        return torch.isfinite(value)
+
+    def __repr__(self) -> str:
+        return "FiniteReal()"
+
+
+class _CategoricalLogits(constraints.Constraint):
+    """Logit vectors: no NaN, no +inf, -inf allowed (an excluded category), at least one finite entry."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        no_bad = (~torch.isnan(value) & (value < math.inf)).all(dim=-1)
+        return no_bad & (value > -math.inf).any(dim=-1)
+
+    def __repr__(self) -> str:
+        return "CategoricalLogits(no NaN or +inf; -inf excludes a category; at least one finite)"
+
+
+class _Simplex(constraints.Constraint):
+    """The closed probability simplex, with a dtype-aware tolerance on the sum (sqrt of machine eps)."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        tol = math.sqrt(torch.finfo(value.dtype).eps) if value.dtype.is_floating_point else 0.0
+        nonneg = (value >= 0).all(dim=-1)
+        return nonneg & ((value.sum(dim=-1) - 1).abs() <= tol)
+
+    def __repr__(self) -> str:
+        return "Simplex(nonnegative, summing to 1)"
+
+
+class _LogSimplex(constraints.Constraint):
+    """Log-space points of the simplex: no NaN, at most 0, logsumexp equal to 0 (dtype-aware tolerance)."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        tol = math.sqrt(torch.finfo(value.dtype).eps)
+        v = value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
+        ok = (~torch.isnan(v) & (v <= 0)).all(dim=-1)
+        return ok & (torch.logsumexp(v, dim=-1).abs() <= tol)
+
+    def __repr__(self) -> str:
+        return "LogSimplex(log of a point in the simplex)"
+
+
+class _OpenUnitInterval(constraints.Constraint):
+    """The open interval (0, 1) (Bernoulli probabilities of a non-degenerate relaxation)."""
+
+    def check(self, value: Tensor) -> Tensor:
+        return (value > 0) & (value < 1)
+
+    def __repr__(self) -> str:
+        return "OpenInterval(0, 1)"
+
+
+finite_positive = _FinitePositive()
+open_unit_interval = _OpenUnitInterval()
+finite_real = _FiniteReal()
+categorical_logits = _CategoricalLogits()
+simplex = _Simplex()
+log_simplex = _LogSimplex()
+
+
+# ----------------------------------------------------------------------------------------------
+# The log-space cache: rsample remembers, for the tensor it returns, the log-space value it came from.
+# Keyed by identity (as torch's Transform cache with cache_size=1), held weakly, for every sample.
+
+_LOG_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
+    entry = _LOG_CACHE.get(key)
+    if entry is not None and entry[0] is ref:
+        del _LOG_CACHE[key]
+
+
+def remember_log(sample: Tensor, log_value: Tensor) -> None:
+    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates)."""
+    key = id(sample)
+    ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
+    _LOG_CACHE[key] = (ref, log_value)
+
+
+def cached_log(value: Tensor) -> Tensor | None:
+    """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced."""
+    entry = _LOG_CACHE.get(id(value))
+    if entry is not None and entry[0]() is value:
+        return entry[1]
+    return None
+
+
+def check_noise(noise: Tensor, shape: torch.Size, kind: str) -> None:
+    if not isinstance(noise, Tensor):
+        raise ValueError(f"noise must be a tensor of standard {kind} noise, got {type(noise).__name__}")
+    if noise.shape != shape:
+        raise ValueError(
+            f"noise must be standard {kind} noise shaped like the sample {tuple(shape)}, "
+            f"got shape {tuple(noise.shape)}"
+        )
+
+
+def _as_float_tensor(name: str, value: Any, like: Tensor | None = None) -> Tensor:
+    if isinstance(value, Tensor):
+        if not value.dtype.is_floating_point:
+            if like is None:
+                raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+            value = value.to(like.dtype)
+        return value
+    if isinstance(value, Number) and not isinstance(value, bool):
+        dtype = like.dtype if like is not None else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        return torch.tensor(float(value), dtype=dtype, device=device)  # type: ignore[arg-type]
+    raise ValueError(f"{name} must be a float or a floating-point tensor, got {type(value).__name__}")
+
+
+def _broadcast_error(what: str, *shapes: tuple[str, torch.Size]) -> ValueError:
+    listed = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes)
+    return ValueError(f"shapes do not broadcast ({what}): {listed}")
+
+
+class _ConcreteParams(Distribution):
+    """Parameter handling common to all families; subclasses set the event dimension."""
+
+    has_rsample = True
+    _categorical: bool = False
+
+    def _init_params(
+        self,
+        temperature: float | Tensor,
+        logits: float | Tensor | None,
+        probs: float | Tensor | None,
+        validate_args: bool | None,
+        probs_to_logits: Any,
+    ) -> tuple[torch.Size, torch.Size]:
+        if (logits is None) == (probs is None):
+            raise ValueError(
+                "exactly one of logits or probs must be given, got "
+                + ("both" if logits is not None else "neither")
+            )
+        if probs is not None:
+            probs_t = _as_float_tensor("probs", probs)
+            if probs_t.dim() == 0 and self._categorical:
+                raise ValueError("probs must have a category dimension (shape (batch..., K)), got a scalar")
+            self.probs = probs_t
+            validate = Distribution._validate_args if validate_args is None else validate_args
+            if validate:  # before the conversion, so the error names probs rather than the derived logits
+                self._check_param("probs", probs_t, simplex if self._categorical else open_unit_interval)
+            param = probs_to_logits(probs_t)
+        else:
+            param = _as_float_tensor("logits", logits)
+        if self._categorical:
+            if param.dim() == 0:
+                raise ValueError("logits must have a category dimension (shape (batch..., K)), got a scalar")
+            if param.shape[-1] < 2:
+                raise ValueError(
+                    f"a Concrete distribution needs at least 2 categories, got logits of shape "
+                    f"{tuple(param.shape)} (K = {param.shape[-1]} in the last dimension)"
+                )
+        temp = _as_float_tensor("temperature", temperature, like=param)
+        outer = param.shape[:-1] if self._categorical else param.shape
+        if self._categorical and temp.dim() == param.dim() and temp.dim() > 0 and temp.shape[-1] == 1:
+            temp = temp.squeeze(-1)  # (N, 1) with logits (N, K): batch shape (N,)
+        try:
+            batch_shape = torch.broadcast_shapes(temp.shape, outer)
+        except RuntimeError:
+            raise _broadcast_error(
+                "temperature against the batch shape of the logits",
+                ("temperature", temp.shape),
+                ("logits" + (" batch" if self._categorical else ""), outer),
+            ) from None
+        event_shape = param.shape[-1:] if self._categorical else torch.Size()
+        self.temperature = temp.expand(batch_shape)
+        self.logits = param.expand(batch_shape + event_shape)
+        if probs is not None:
+            self.probs = self.probs.expand(batch_shape + event_shape)
+        return batch_shape, event_shape
+
+    def _check_param(self, name: str, value: Tensor, constraint: constraints.Constraint) -> None:
+        valid = constraint.check(value)
+        if not bool(valid.all()):
+            raise ValueError(
+                f"Expected parameter {name} (Tensor of shape {tuple(value.shape)}) of distribution "
+                f"{type(self).__name__} to satisfy the constraint {constraint!r}, but found invalid values:\n{value}"
+            )
+
+    def _compute(self) -> tuple[Tensor, Tensor]:
+        """Logits and temperature in the dtype arithmetic runs in (float32 for half inputs)."""
+        dtype = compute_dtype(self.logits.dtype)
+        return self.logits.to(dtype), self.temperature.to(dtype)
+
+    def _expand_params(self, new: _ConcreteParams, batch_shape: torch.Size) -> None:
+        new.temperature = self.temperature.expand(batch_shape)
+        new.logits = self.logits.expand(batch_shape + self.event_shape)
+        if "probs" in self.__dict__:
+            new.probs = self.probs.expand(batch_shape + self.event_shape)
+
+    def expand(self, batch_shape: SampleShape, _instance: Any = None) -> _ConcreteParams:
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = torch.Size(batch_shape)
+        try:
+            torch.broadcast_shapes(batch_shape, self.batch_shape)
+        except RuntimeError:
+            raise _broadcast_error("expand", ("batch_shape", batch_shape), ("current", self.batch_shape)) from None
+        self._expand_params(new, batch_shape)
+        for key, value in self.__dict__.items():
+            if key not in ("temperature", "logits", "probs", "_batch_shape", "_event_shape") and key not in new.__dict__:
+                new.__dict__[key] = value
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _noise_shape(self, sample_shape: SampleShape) -> torch.Size:
+        return self._extended_shape(torch.Size(sample_shape))
+
+    def sample(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """A sample without gradient: ``rsample`` under ``torch.no_grad()``."""
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator=generator, noise=noise)
+
+    def rsample(  # pragma: no cover - every family overrides it
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A reparameterised sample and its log-density (default: rsample, then log_prob via the cache)."""
+        x = self.rsample(sample_shape, generator=generator, noise=noise)
+        return x, self.log_prob(x)
+
+    def _validate_value(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise ValueError(f"value must be a tensor, got {type(value).__name__}")
+        event_dim = len(self.event_shape)
+        if value.dim() < event_dim or value.shape[value.dim() - event_dim :] != self.event_shape:
+            raise ValueError(
+                f"value must end in the event shape {tuple(self.event_shape)}, got shape {tuple(value.shape)}"
+            )
+        try:
+            torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+        except RuntimeError:
+            raise _broadcast_error(
+                "value against the distribution",
+                ("value", value.shape),
+                ("batch_shape + event_shape", self.batch_shape + self.event_shape),
+            ) from None
+        if self._validate_args:
+            support = self.support
+            valid = support.check(value)  # type: ignore[union-attr]
+            if not bool(valid.all()):
+                raise ValueError(
+                    f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
+                    f"({support!r}) of the distribution {type(self).__name__}, but found invalid values:\n{value}"
+                )
+
+
+class CategoricalConcreteParams(_ConcreteParams):
+    """Base of the categorical families: ``logits``/``probs`` of shape (batch..., K)."""
+
+    arg_constraints = {"temperature": finite_positive, "logits": categorical_logits, "probs": simplex}
+    _categorical = True
+
+    def __init__(
+        self,
+        temperature: float | Tensor,
+        logits: Tensor | None = None,
+        probs: Tensor | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        batch_shape, event_shape = self._init_params(temperature, logits, probs, validate_args, torch.log)
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Tensor:
+        return torch.softmax(self.logits, dim=-1)
+
+    def _log_sample(
+        self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The ExpConcrete point y = log_softmax((logits + G)/lambda) and the Gumbel noise G it used."""
+        shape = self._noise_shape(sample_shape)
+        logits, temperature = self._compute()
+        if noise is None:
+            noise = sample_gumbel(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+        else:
+            check_noise(noise, shape, "Gumbel")
+            noise = noise.to(logits.dtype)
+        y = torch.log_softmax((logits + noise) / temperature.unsqueeze(-1), dim=-1)
+        return y, noise
+
+    @property
+    def num_categories(self) -> int:
+        return int(self.event_shape[0])
+
+    @property
+    def param_shape(self) -> torch.Size:
+        return self.logits.shape
+
+
+def _bernoulli_probs_to_logits(probs: Tensor) -> Tensor:
+    return probs.log() - torch.log1p(-probs)  # no clipping: log p - log(1 - p)
+
+
+class BinaryConcreteParams(_ConcreteParams):
+    """Base of the binary families: ``logits`` = log alpha (or ``probs`` = alpha / (1 + alpha)), shape (batch...)."""
+
+    arg_constraints = {
+        "temperature": finite_positive,
+        "logits": finite_real,
+        "probs": open_unit_interval,
+    }
+
+    def __init__(
+        self,
+        temperature: float | Tensor,
+        logits: float | Tensor | None = None,
+        probs: float | Tensor | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        batch_shape, event_shape = self._init_params(
+            temperature, logits, probs, validate_args, _bernoulli_probs_to_logits
+        )
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Tensor:
+        return torch.sigmoid(self.logits)
+
+    def _logit_sample(
+        self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The logit-space point z = (logits + L)/lambda and the logistic noise L it used."""
+        shape = self._noise_shape(sample_shape)
+        logits, temperature = self._compute()
+        if noise is None:
+            noise = sample_logistic(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+        else:
+            check_noise(noise, shape, "logistic")
+            noise = noise.to(logits.dtype)
+        return (logits + noise) / temperature, noise
+
+    @property
+    def param_shape(self) -> torch.Size:
+        return self.logits.shape

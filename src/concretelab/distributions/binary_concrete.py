@@ -1,0 +1,178 @@
+"""BinConcrete and LogitBinConcrete: the binary Concrete relaxation on (0, 1) and in logit space.
+
+BinConcrete(alpha, lambda) (Maddison, Mnih & Teh 2017, Prop. 1(d) and eq. 20-21): with standard
+logistic noise L = log U - log(1 - U),
+
+    X = sigmoid((log alpha + L) / lambda),
+    p(x) = lambda alpha x^(-lambda-1) (1-x)^(-lambda-1) / (alpha x^(-lambda) + (1-x)^(-lambda))^2,
+    P(X <= x) = sigmoid(lambda logit(x) - log alpha).
+
+LogitBinConcrete is the law of Z = logit(X) = (log alpha + L)/lambda, a scaled and shifted logistic:
+
+    log q(z) = log lambda - softplus(-t) - softplus(t),   t = lambda z - log alpha,
+
+and log p(x) = log q(logit x) - log x - log(1 - x). Binary latents should be computed in logit space.
+
+References
+    [1] C. J. Maddison, A. Mnih, Y. W. Teh, "The Concrete Distribution", ICLR 2017, arXiv:1611.00712.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+from concretelab.distributions._base import (
+    BinaryConcreteParams,
+    SampleShape,
+    cached_log,
+    remember_log,
+)
+from concretelab.functional import (
+    binconcrete_log_density,
+    logit_binconcrete_log_density,
+    softplus,
+)
+
+__all__ = ["BinConcrete", "LogitBinConcrete"]
+
+
+class LogitBinConcrete(BinaryConcreteParams):
+    r"""The real-valued logit form Z = (log alpha + L) / lambda of BinConcrete (Maddison et al. eq. 21):
+
+        log q(z) = log lambda - softplus(-(lambda z - log alpha)) - softplus(lambda z - log alpha).
+
+    Args:
+        temperature: lambda > 0, float or tensor broadcasting against ``logits`` (may require grad).
+        logits: log alpha, any shape (the batch shape); finite.
+        probs: alpha / (1 + alpha) in (0, 1); give exactly one of logits and probs.
+        validate_args: check parameters and values (torch's global default when None).
+
+    float16/bfloat16 parameters are computed in float32; their ``log_prob`` is returned in float32.
+    """
+
+    support = constraints.real
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """Z = (logits + L) / lambda; shape sample_shape + batch_shape."""
+        z, _ = self._logit_sample(sample_shape, generator, noise)
+        out = z.to(self.logits.dtype)
+        if out is not z:
+            remember_log(out, z)
+        return out
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log q(z) (eq. 21); shape (sample..., batch...)."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        z = cached_log(value)
+        if z is None:
+            z = value.to(logits.dtype)
+        return logit_binconcrete_log_density(z, logits, temperature)
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and log q(z) = log lambda - softplus(-L) - softplus(L) at its own noise L."""
+        z, noise = self._logit_sample(sample_shape, generator, noise)
+        _, temperature = self._compute()
+        log_prob = temperature.log() - softplus(-noise) - softplus(noise)
+        out = z.to(self.logits.dtype)
+        if out is not z:
+            remember_log(out, z)
+        return out, log_prob
+
+    def cdf(self, value: Tensor) -> Tensor:
+        """P(Z <= z) = sigmoid(lambda z - log alpha)."""
+        logits, temperature = self._compute()
+        return torch.sigmoid(temperature * value - logits)
+
+    def icdf(self, value: Tensor) -> Tensor:
+        """z = (logit(q) + log alpha) / lambda."""
+        logits, temperature = self._compute()
+        return (torch.logit(value) + logits) / temperature
+
+
+class BinConcrete(BinaryConcreteParams):
+    r"""BinConcrete(alpha, lambda) on (0, 1) (Maddison et al. 2017, Prop. 1(d), eq. 20):
+
+        X = sigmoid((log alpha + L)/lambda),   P(X <= x) = sigmoid(lambda logit(x) - log alpha),
+        log p(x) = log q(logit x) + softplus(-logit x) + softplus(logit x)   (q: LogitBinConcrete).
+
+    ``rsample`` remembers the logit of each sample it returns, so ``log_prob`` of a sample that rounded to
+    exactly 0 or 1 is still exact. Other values at 0 or 1 are on the boundary and raise ``ValueError``.
+
+    Args: as :class:`LogitBinConcrete`; logits = log alpha.
+    """
+
+    support = constraints.unit_interval
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """X = sigmoid((logits + L) / lambda); shape sample_shape + batch_shape."""
+        z, _ = self._logit_sample(sample_shape, generator, noise)
+        x = torch.sigmoid(z).to(self.logits.dtype)
+        remember_log(x, z)
+        return x
+
+    def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        z = cached_log(value)
+        if z is not None:
+            return z
+        value = value.to(dtype)
+        if bool(((value <= 0) | (value >= 1)).any()):
+            raise ValueError(
+                "value has an entry at 0 or 1 (or outside [0, 1]): the BinConcrete density is defined on the "
+                "open interval (0, 1). Score the tensor that rsample returned (its logit is remembered), or use "
+                "LogitBinConcrete in logit space."
+            )
+        return value.log() - torch.log1p(-value)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(x) (eq. 20), computed from the logit of x; shape (sample..., batch...)."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        return binconcrete_log_density(self._logit_of(value, logits.dtype), logits, temperature)
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and log p(x) = log lambda - softplus(-L) - softplus(L) + softplus(-z) + softplus(z)."""
+        z, noise = self._logit_sample(sample_shape, generator, noise)
+        _, temperature = self._compute()
+        log_prob = temperature.log() - softplus(-noise) - softplus(noise) + softplus(-z) + softplus(z)
+        x = torch.sigmoid(z).to(self.logits.dtype)
+        remember_log(x, z)
+        return x, log_prob
+
+    def cdf(self, value: Tensor) -> Tensor:
+        """P(X <= x) = sigmoid(lambda logit(x) - log alpha) (closed form); 0 at x <= 0 and 1 at x >= 1."""
+        logits, temperature = self._compute()
+        value = value.to(logits.dtype)
+        logit_x = value.log() - torch.log1p(-value)  # -inf at 0, +inf at 1: sigmoid gives 0 and 1
+        return torch.sigmoid(temperature * logit_x - logits)
+
+    def icdf(self, value: Tensor) -> Tensor:
+        """x = sigmoid((logit(q) + log alpha) / lambda) (closed-form inverse of the CDF)."""
+        logits, temperature = self._compute()
+        return torch.sigmoid((torch.logit(value.to(logits.dtype)) + logits) / temperature)

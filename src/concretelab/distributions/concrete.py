@@ -1,0 +1,178 @@
+"""ExpConcrete and Concrete: the relaxed categorical on the log-simplex and on the simplex.
+
+Concrete(alpha, lambda) with n categories (Maddison, Mnih & Teh 2017, Def. 1 and eq. 1): with standard
+Gumbel noise G_k,
+
+    X_k = softmax_k((log alpha_k + G_k) / lambda),
+    p(x) = (n-1)! lambda^(n-1) prod_k [alpha_k x_k^(-lambda-1) / sum_i alpha_i x_i^(-lambda)].
+
+ExpConcrete is the law of Y = log X (eq. 8 / Appendix C.2); its density kappa is with respect to
+Lebesgue measure on the log-ratios (y_1 - y_n, ..., y_{n-1} - y_n):
+
+    log kappa(y) = log (n-1)! + (n-1) log lambda + sum_k (log alpha_k - lambda y_k)
+                   - n logsumexp_k (log alpha_k - lambda y_k),
+
+and log p(x) = log kappa(log x) - sum_k log x_k. All arithmetic happens in log space: Concrete's
+``rsample`` remembers the log-space point each sample came from, so ``log_prob`` of a sample whose
+components underflowed to 0 at low temperature is still exact and finite.
+
+References
+    [1] C. J. Maddison, A. Mnih, Y. W. Teh, "The Concrete Distribution: A Continuous Relaxation of
+        Discrete Random Variables", ICLR 2017, arXiv:1611.00712.
+    [2] E. Jang, S. Gu, B. Poole, "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from concretelab.distributions._base import (
+    CategoricalConcreteParams,
+    SampleShape,
+    cached_log,
+    log_simplex,
+    remember_log,
+    simplex,
+)
+from concretelab.functional import (
+    exp_concrete_log_density,
+    exp_concrete_log_density_at_noise,
+)
+
+__all__ = ["Concrete", "ExpConcrete"]
+
+
+class ExpConcrete(CategoricalConcreteParams):
+    r"""The law of Y = log X for X ~ Concrete(alpha, lambda): a point of the log-simplex.
+
+    Its density (Maddison et al. 2017, eq. 8 / Appendix C.2) is with respect to Lebesgue measure on
+    the log-ratios (y_1 - y_n, ..., y_{n-1} - y_n), not on y itself:
+
+        log kappa(y) = log (n-1)! + (n-1) log lambda + sum_k z_k - n logsumexp_k z_k,
+        z_k = log alpha_k - lambda y_k.
+
+    This is the form objectives should consume: it stays finite where the simplex value underflows.
+
+    Args:
+        temperature: lambda > 0, a float or a tensor broadcasting against the batch shape
+            ``logits.shape[:-1]`` (a tensor shaped like logits with last dimension 1 is also accepted).
+            May require grad (a learnable temperature).
+        logits: log alpha, shape (batch..., K), K >= 2; -inf excludes a category.
+        probs: alpha normalised, shape (batch..., K); give exactly one of logits and probs.
+        validate_args: check parameters and values (torch's global default when None).
+
+    float16/bfloat16 parameters are computed in float32; their ``log_prob`` is returned in float32.
+    """
+
+    support = log_simplex
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """Y = log_softmax((logits + G) / lambda) (Maddison et al. eq. 8); shape sample_shape + (batch..., K)."""
+        y, _ = self._log_sample(sample_shape, generator, noise)
+        out = y.to(self.logits.dtype)
+        if out is not y:
+            remember_log(out, y)  # half precision: keep the float32 point for log_prob
+        return out
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log kappa(value), the ExpConcrete log-density on the log-ratios (eq. 8); shape (sample..., batch...)."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        y = cached_log(value)
+        if y is None:
+            y = value.to(logits.dtype)
+        return exp_concrete_log_density(y, logits, temperature)
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and its log-density from the noise identity
+        log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
+        y, noise = self._log_sample(sample_shape, generator, noise)
+        logits, temperature = self._compute()
+        log_prob = exp_concrete_log_density_at_noise(noise, logits, temperature)
+        out = y.to(self.logits.dtype)
+        if out is not y:
+            remember_log(out, y)
+        return out, log_prob
+
+
+class Concrete(CategoricalConcreteParams):
+    r"""Concrete(alpha, lambda) on the probability simplex (Maddison et al. 2017, Def. 1, eq. 1):
+
+        X_k = softmax_k((log alpha_k + G_k)/lambda),
+        log p(x) = log kappa(log x) - sum_k log x_k    (kappa: the ExpConcrete density, eq. 8).
+
+    ``rsample`` remembers the log-space point of every sample it returns, so ``log_prob`` of that very
+    tensor never goes through log(x) (which is -inf where x underflowed to 0 at low temperature). Other
+    values are scored through log(x); one with a zero component of an included category is on the
+    boundary, where the density is not defined, and raises ``ValueError``.
+
+    Args: as :class:`ExpConcrete`. A category with logit -inf gets exactly 0 in every sample, and
+    log_prob is the density over the remaining categories.
+    """
+
+    support = simplex
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """X = softmax((logits + G) / lambda), computed as exp of the log-space sample; shape sample_shape + (batch..., K)."""
+        y, _ = self._log_sample(sample_shape, generator, noise)
+        x = y.exp().to(self.logits.dtype)
+        remember_log(x, y)
+        return x
+
+    def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        y = cached_log(value)
+        if y is not None:
+            return y
+        value = value.to(dtype)
+        included = self.logits > float("-inf")
+        if bool(((value <= 0) & included).any()):
+            raise ValueError(
+                "value has a zero (or negative) component in a category with a finite logit: it lies on the "
+                "boundary of the simplex, where the Concrete density is not defined. Score the tensor that "
+                "rsample returned (its log-space point is remembered), or use ExpConcrete in log space."
+            )
+        return value.log()
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(x) = log kappa(log x) - sum_k log x_k (Maddison et al. eq. 1 via eq. 8); shape (sample..., batch...)."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        y = self._log_of(value, logits.dtype)
+        included = logits > float("-inf")
+        jacobian = torch.where(included, y, 0.0).sum(dim=-1)
+        return exp_concrete_log_density(y, logits, temperature) - jacobian
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and log p(x) = log kappa (from the noise identity) - sum_k y_k, in one pass."""
+        y, noise = self._log_sample(sample_shape, generator, noise)
+        logits, temperature = self._compute()
+        included = logits > float("-inf")
+        log_kappa = exp_concrete_log_density_at_noise(noise, logits, temperature)
+        x = y.exp().to(self.logits.dtype)
+        remember_log(x, y)
+        return x, log_kappa - torch.where(included, y, 0.0).sum(dim=-1)

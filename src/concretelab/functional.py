@@ -1,0 +1,260 @@
+"""Pure tensor kernels for the Concrete family: noise, relaxed sampling and log-densities.
+
+Everything here imports only torch and works on plain tensors, so the functions compose with
+``torch.compile(fullgraph=True)`` and ``torch.func.vmap`` once their noise is given.
+
+Noise is finite by construction. ``torch.rand`` draws from the grid ``{0, 1/N, ..., 1 - 1/N}``
+(N = 2**24 in float32, 2**53 in float64); its grid point 0 is replaced by half a grid step, so
+every uniform lies in the open interval (0, 1) and every transform of it below is finite:
+a standard Gumbel lies in [-2.8, 17.4] (float32) or [-3.6, 37.4] (float64), a standard logistic
+in [-16.6, 17.4] (float32) or [-36.7, 37.4] (float64). No value is clamped.
+
+References
+    [1] Maddison, Mnih & Teh, "The Concrete Distribution", ICLR 2017 (eq. 1, Def. 1, eq. 8).
+    [2] Jang, Gu & Poole, "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017.
+    [3] Kool, van Hoof & Welling, "Stochastic Beams and Where to Find Them", ICML 2019 (Gumbel-top-k).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "binconcrete_log_density",
+    "compute_dtype",
+    "exp_concrete_log_density",
+    "exp_concrete_log_density_at_noise",
+    "gumbel_max",
+    "gumbel_softmax",
+    "gumbel_topk",
+    "log_gumbel_softmax",
+    "logit_binconcrete_log_density",
+    "sample_gumbel",
+    "sample_logistic",
+    "sample_uniform_open",
+    "softplus",
+]
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype arithmetic runs in: float32 for float16/bfloat16 inputs, the input dtype otherwise."""
+    return torch.float32 if dtype in _HALF_DTYPES else dtype
+
+
+def _shape(shape: int | Sequence[int] | torch.Size) -> torch.Size:
+    return torch.Size([shape]) if isinstance(shape, int) else torch.Size(shape)
+
+
+def sample_uniform_open(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Uniform(0, 1) on the open interval: ``torch.rand``'s grid with its point 0 moved to half a step.
+
+    Half-precision requests are drawn in float32 (their own grid is too coarse for the tails).
+    """
+    dtype = compute_dtype(dtype or torch.get_default_dtype())
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    u = torch.rand(_shape(shape), generator=generator, dtype=dtype, device=device)
+    half_step = torch.finfo(dtype).eps / 4  # rand draws k * eps/2 (2**-24 in float32, 2**-53 in float64)
+    return torch.where(u > 0, u, half_step)
+
+
+def sample_gumbel(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Standard Gumbel noise G = -log(-log U), U ~ Uniform(0, 1) open; never +-inf."""
+    out_dtype = dtype or torch.get_default_dtype()
+    u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
+    return u.log_().neg_().log_().neg_().to(out_dtype)
+
+
+def sample_logistic(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Standard logistic noise L = log U - log(1 - U), U ~ Uniform(0, 1) open; never +-inf."""
+    out_dtype = dtype or torch.get_default_dtype()
+    u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
+    return (u.log() - torch.log1p(-u)).to(out_dtype)
+
+
+def _check_dim(logits: Tensor, dim: int) -> int:
+    if logits.dim() == 0:
+        raise ValueError("logits must have at least one dimension (the categories), got a scalar")
+    if not -logits.dim() <= dim < logits.dim():
+        raise ValueError(
+            f"dim={dim} is out of range for logits of shape {tuple(logits.shape)} "
+            f"(expected -{logits.dim()} <= dim < {logits.dim()})"
+        )
+    return dim % logits.dim()
+
+
+def _check_noise(noise: Tensor, logits: Tensor) -> None:
+    if noise.shape != logits.shape:
+        raise ValueError(
+            f"noise must have the shape of logits {tuple(logits.shape)}, got {tuple(noise.shape)}"
+        )
+
+
+def _temperature_for(temperature: float | Tensor, logits: Tensor, dim: int) -> float | Tensor:
+    """A tensor temperature broadcasts against logits with the category dim removed."""
+    if isinstance(temperature, Tensor):
+        if temperature.dim() == logits.dim() and temperature.shape[dim] == 1:
+            return temperature
+        return temperature.unsqueeze(dim) if temperature.dim() > 0 else temperature
+    t = float(temperature)
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be a finite positive number, got {temperature!r}")
+    return t
+
+
+def log_gumbel_softmax(
+    logits: Tensor,
+    temperature: float | Tensor = 1.0,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """ExpConcrete sample Y = log_softmax((logits + G) / temperature) along ``dim`` (Maddison et al. eq. 8).
+
+    A category whose logit is -inf gets Y = -inf (X = exp(Y) = 0 exactly).
+    """
+    dim = _check_dim(logits, dim)
+    if noise is None:
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    else:
+        _check_noise(noise, logits)
+    t = _temperature_for(temperature, logits, dim)
+    return torch.log_softmax((logits + noise) / t, dim=dim)
+
+
+def gumbel_softmax(
+    logits: Tensor,
+    temperature: float | Tensor = 1.0,
+    hard: bool = False,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """Concrete sample X = softmax((logits + G) / temperature) (Maddison et al. Def. 1; Jang et al. eq. 1).
+
+    Same semantics as ``torch.nn.functional.gumbel_softmax`` (``hard=True`` returns the one-hot
+    argmax in the forward pass with the gradient of the soft sample), plus a tensor temperature
+    (shape ``logits.shape`` without ``dim``, or with ``dim`` of size 1), a generator, given noise
+    (standard Gumbel, shaped like ``logits``), and exact zeros for -inf logits.
+    """
+    dim = _check_dim(logits, dim)
+    if noise is None:
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    else:
+        _check_noise(noise, logits)
+    t = _temperature_for(temperature, logits, dim)
+    soft = torch.softmax((logits + noise) / t, dim=dim)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=dim, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+    return one_hot - soft.detach() + soft  # straight-through: value one_hot, gradient of soft
+
+
+def gumbel_max(logits: Tensor, dim: int = -1, generator: torch.Generator | None = None) -> Tensor:
+    """Index argmax_k (logits_k + G_k): an exact Categorical(softmax(logits)) draw (the Gumbel-max trick)."""
+    dim = _check_dim(logits, dim)
+    noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    return (logits + noise).argmax(dim=dim)
+
+
+def gumbel_topk(logits: Tensor, k: int, dim: int = -1, generator: torch.Generator | None = None) -> Tensor:
+    """Indices of the k largest logits_k + G_k: k categories drawn without replacement, in order of
+    selection (Kool et al. 2019, Gumbel-top-k). Categories with -inf logits are never drawn, so k must
+    not exceed the number of finite logits along ``dim`` (checked).
+    """
+    dim = _check_dim(logits, dim)
+    size = logits.shape[dim]
+    if not isinstance(k, int) or not 1 <= k <= size:
+        raise ValueError(f"k must be an integer in [1, {size}] (the size of dim {dim}), got {k!r}")
+    available = int((logits > float("-inf")).sum(dim=dim).min()) if logits.numel() else size
+    if k > available:
+        raise ValueError(
+            f"k={k} exceeds the number of categories with finite logits along dim {dim} (as few as {available})"
+        )
+    noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    return torch.topk(logits + noise, k, dim=dim).indices
+
+
+def exp_concrete_log_density(log_x: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
+    """log kappa(y) of ExpConcrete at y = ``log_x`` (Maddison et al. 2017, eq. 8 / Appendix C.2):
+
+        log (n-1)! + (n-1) log lambda + sum_k (z_k - logsumexp_j z_j),   z_k = log alpha_k - lambda y_k,
+
+    with respect to Lebesgue measure on the log-ratios (y_1 - y_n, ..., y_{n-1} - y_n). Categories
+    whose logit is -inf are left out (n counts the others). y is first centred at its maximum over the
+    included categories (the density does not change), which keeps lambda * y small and exact.
+
+    Shapes: ``log_x`` and ``logits`` broadcast to (batch..., K); ``temperature`` broadcasts to (batch...).
+    """
+    included = logits > float("-inf")
+    neg_inf = torch.tensor(float("-inf"), dtype=log_x.dtype, device=log_x.device)
+    # The density is shift-invariant in y, so the centring constant needs no gradient.
+    y_max = torch.where(included, log_x, neg_inf).amax(dim=-1, keepdim=True).detach()
+    centred = torch.where(included, log_x - y_max, 0.0)  # masked first: no 0 * inf in the backward pass
+    z = torch.where(included, logits - temperature.unsqueeze(-1) * centred, neg_inf)
+    n = included.sum(dim=-1).to(log_x.dtype)
+    lse = torch.logsumexp(z, dim=-1, keepdim=True)
+    centred_sum = torch.where(included, z - lse, 0.0).sum(dim=-1)
+    return torch.lgamma(n) + (n - 1) * temperature.log() + centred_sum
+
+
+def exp_concrete_log_density_at_noise(gumbel: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
+    """log kappa at the distribution's own sample y = log_softmax((log alpha + G)/lambda), from the noise:
+
+        log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k),
+
+    which holds for every alpha (see docs/math.md), so its gradient with respect to the logits is 0.
+    """
+    included = logits > float("-inf")
+    neg_g = torch.where(included, -gumbel, float("-inf"))
+    n = included.sum(dim=-1).to(gumbel.dtype)
+    total = torch.where(included, -gumbel, 0.0).sum(dim=-1)
+    return torch.lgamma(n) + (n - 1) * temperature.log() + total - n * torch.logsumexp(neg_g, dim=-1)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)), exact to rounding in float32 and float64 (torch's default threshold of 20
+    replaces it by x with an absolute error of 2e-9; 40 keeps that error below 5e-18)."""
+    return torch.nn.functional.softplus(x, beta=1.0, threshold=40.0)
+
+
+def logit_binconcrete_log_density(z: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
+    """Log-density of Z = (log alpha + L)/lambda, L standard logistic, at ``z`` (Maddison et al. eq. 21):
+
+        log lambda - softplus(-t) - softplus(t),   t = lambda z - log alpha.
+    """
+    t = temperature * z - logits
+    return temperature.log() - softplus(-t) - softplus(t)
+
+
+def binconcrete_log_density(z: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
+    """Log-density of X = sigmoid(Z) on (0, 1) at x = sigmoid(``z``) (Maddison et al. eq. 20):
+
+        log p(x) = log q_Z(z) - log x - log(1 - x) = log q_Z(z) + softplus(-z) + softplus(z).
+    """
+    return logit_binconcrete_log_density(z, logits, temperature) + softplus(-z) + softplus(z)
