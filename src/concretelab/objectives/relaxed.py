@@ -1,0 +1,232 @@
+"""Relaxed training objectives for discrete-latent models (Maddison, Mnih & Teh 2017, Sec. 4 and Appendix C).
+
+Each objective is called as ``fn(model, x, *, samples, prior_temperature, posterior_temperature,
+generator=None)`` and returns the per-example bound ``(batch,)`` in nats (higher is better; the training
+loss is ``-bound.mean()``). With ``samples = m > 1`` the m samples run in one batched pass, every tensor
+shaped ``(m, batch, ...)``, and the bound is the importance-weighted
+
+    L_m = log (1/m) sum_i exp(log w_i)                                                   (Burda et al. 2016)
+
+of the objective's per-sample log-weight ``log w_i`` (the analytic-KL objective, which has no per-sample
+log-weight, averages its m single-sample values instead).
+
+The relaxed protocol a model implements (``latent_categories``, ``proposal_logits``, ``prior_logits``,
+``log_likelihood``, ``proposal_is_prior``) is described in :mod:`concretelab.objectives`.
+
+Sampling. Layer i of the proposal (in proposal order, layer 0 first) draws its noise with
+``sample_logistic((m, batch, units))`` (binary) or ``sample_gumbel((m, batch, units, K))`` (K-ary) from
+``generator``, and is relaxed in log space:
+
+    binary: z = (a_q + L) / lambda_q  (LogitBinConcrete, eq. 21),      value fed forward sigmoid(z)
+    K-ary:  y = log_softmax((a_q + G) / lambda_q)  (ExpConcrete, eq. 8), value fed forward exp(y)
+
+References
+    [1] C. J. Maddison, A. Mnih, Y. W. Teh, "The Concrete Distribution", ICLR 2017, arXiv:1611.00712.
+    [2] Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from concretelab.functional import (
+    exp_concrete_log_density,
+    exp_concrete_log_density_at_noise,
+    logit_binconcrete_log_density,
+    sample_gumbel,
+    sample_logistic,
+)
+from concretelab.objectives.terms import layer_kl, layer_log_prob, log_mean_exp
+
+__all__ = [
+    "RelaxedSample",
+    "relaxed",
+    "relaxed_analytic_kl",
+    "relaxed_logratio",
+    "sample_relaxed_latents",
+]
+
+Temperature = float | Tensor
+
+
+def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        if value.dim() != 0:
+            raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
+        return value.to(like.dtype)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+
+
+def _check_inputs(x: Tensor, samples: int) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must be a (batch, D) tensor, got {shape}")
+
+
+@dataclass
+class RelaxedSample:
+    """One batched relaxed draw from the proposal (every list has one entry per layer, proposal order).
+
+    points: z (binary, logit space) or y (K-ary, log-simplex), shape (m, batch, units[, K]).
+    values: sigmoid(z) or exp(y), what the networks consume.
+    proposal_logits: a_q of each layer ((batch, units[, K]) for layer 0, (m, batch, ...) above it).
+    log_q: (m, batch), sum over layers of the relaxed proposal log-density at its own noise.
+    """
+
+    points: list[Tensor]
+    values: list[Tensor]
+    proposal_logits: list[Tensor]
+    log_q: Tensor
+
+
+def sample_relaxed_latents(
+    model: Any, x: Tensor, samples: int, posterior_temperature: Temperature, generator: torch.Generator | None
+) -> RelaxedSample:
+    """Draw z ~ q_relaxed(z | x) layer by layer in log space and score it at its own noise:
+
+        binary: log q(z) = sum_units [log lambda - softplus(-L) - softplus(L)]             (eq. 21 at z)
+        K-ary:  log kappa(y) = sum_units [log (K-1)! + (K-1) log lambda - sum_k G_k - K logsumexp_k(-G_k)]
+
+    (both equal the density of the sampled point; their gradient with respect to the logits is exactly 0).
+    """
+    lam = _temperature("posterior_temperature", posterior_temperature, x)
+    batch = x.shape[0]
+    points: list[Tensor] = []
+    values: list[Tensor] = []
+    logits_list: list[Tensor] = []
+    log_q = x.new_zeros(samples, batch)
+    for i, categories in enumerate(model.latent_categories):
+        logits = model.proposal_logits(i, x, values)
+        if categories == 2:
+            shape = torch.broadcast_shapes((samples, batch, 1), logits.shape)
+            noise = sample_logistic(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+            z = (logits + noise) / lam
+            log_q = log_q + (F.logsigmoid(noise) + F.logsigmoid(-noise)).sum(-1) + shape[-1] * lam.log()
+            value = torch.sigmoid(z)
+        else:
+            shape = torch.broadcast_shapes((samples, batch, 1, 1), logits.shape)
+            noise = sample_gumbel(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+            z = torch.log_softmax((logits + noise) / lam, dim=-1)
+            log_q = log_q + exp_concrete_log_density_at_noise(noise, logits, lam).sum(-1)
+            value = z.exp()
+        points.append(z)
+        values.append(value)
+        logits_list.append(logits)
+    return RelaxedSample(points, values, logits_list, log_q)
+
+
+def _prior_logits(model: Any, x: Tensor, sample: RelaxedSample) -> list[Tensor]:
+    if getattr(model, "proposal_is_prior", False):
+        return sample.proposal_logits  # the conditional prior is the proposal: same network, same inputs
+    return model.prior_logits(x, sample.values)
+
+
+def relaxed(
+    model: Any,
+    x: Tensor,
+    *,
+    samples: int = 1,
+    prior_temperature: Temperature,
+    posterior_temperature: Temperature,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The relaxed bound (the default): relaxed densities for both q and p, in log space (Maddison et al.
+    2017, Sec. 4 and Appendix C). With z_i ~ q_relaxed(. | x) at lambda_q:
+
+        log w_i = log p(x | sigmoid(z_i)) + log p_relaxed(z_i; lambda_p) - log q_relaxed(z_i | x; lambda_q)
+        L_m     = log (1/m) sum_i exp(log w_i)
+
+    where for each layer p_relaxed is LogitBinConcrete (binary) or ExpConcrete (K-ary) with the prior's logits,
+    given the relaxed value of the layer above (the top layer uses the learned prior logits). q and p are
+    both densities of the same log-space variable, so the Jacobians of sigmoid / exp cancel in the ratio and
+    are never computed. This is the only one of the three objectives that is a true lower bound, namely of
+    log p_relaxed(x) of the relaxed model p_relaxed(z) p(x | sigmoid(z)). Returns (batch,).
+    """
+    _check_inputs(x, samples)
+    sample = sample_relaxed_latents(model, x, samples, posterior_temperature, generator)
+    lam_p = _temperature("prior_temperature", prior_temperature, x)
+    log_w = model.log_likelihood(x, sample.values) - sample.log_q
+    for categories, point, logits in zip(
+        model.latent_categories, sample.points, _prior_logits(model, x, sample), strict=True
+    ):
+        if categories == 2:
+            log_w = log_w + logit_binconcrete_log_density(point, logits, lam_p).sum(-1)
+        else:
+            log_w = log_w + exp_concrete_log_density(point, logits, lam_p).sum(-1)
+    return log_w[0] if samples == 1 else log_mean_exp(log_w, dim=0)
+
+
+def relaxed_logratio(
+    model: Any,
+    x: Tensor,
+    *,
+    samples: int = 1,
+    prior_temperature: Temperature,
+    posterior_temperature: Temperature,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The discrete log-ratio at the relaxed sample (Maddison et al. 2017, Appendix C, the variant that
+    scores relaxed samples with the discrete mass functions). With z_i ~ q_relaxed(. | x) at lambda_q and
+    b_i = sigmoid(z_i) (or exp(y_i)) standing in for the discrete value:
+
+        log w_i = log p(x | b_i) + sum_layers [log P(b_i) - log Q(b_i | x)]
+        log P(b) = sum_units b a - softplus(a)  (Bernoulli),  sum_units sum_k b_k log_softmax(a)_k  (categorical)
+        L_m     = log (1/m) sum_i exp(log w_i)
+
+    It is not a bound on any model (P and Q are mass functions evaluated off their support).
+    ``prior_temperature`` is accepted for the common signature and unused. Returns (batch,).
+    """
+    _check_inputs(x, samples)
+    sample = sample_relaxed_latents(model, x, samples, posterior_temperature, generator)
+    log_w = model.log_likelihood(x, sample.values)
+    for categories, value, q_logits, p_logits in zip(
+        model.latent_categories,
+        sample.values,
+        sample.proposal_logits,
+        _prior_logits(model, x, sample),
+        strict=True,
+    ):
+        log_w = log_w + layer_log_prob(categories, p_logits, value) - layer_log_prob(categories, q_logits, value)
+    return log_w[0] if samples == 1 else log_mean_exp(log_w, dim=0)
+
+
+def relaxed_analytic_kl(
+    model: Any,
+    x: Tensor,
+    *,
+    samples: int = 1,
+    prior_temperature: Temperature,
+    posterior_temperature: Temperature,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Reconstruction at the relaxed sample plus the analytic discrete KL (Maddison et al. 2017, Appendix C;
+    the form Jang et al. 2017 train their categorical VAE with). With z_i ~ q_relaxed(. | x) at lambda_q:
+
+        f_i = log p(x | sigmoid(z_i)) - sum_layers KL( Q(h_l | relaxed layer below) || P(h_l | relaxed layer above) )
+        L_m = (1/m) sum_i f_i
+
+    Each layer's KL is the exact discrete one (Bernoulli or categorical, summed over units), with the
+    conditioning layers at their relaxed values. There is no per-sample log-weight, so m > 1 averages the
+    m single-sample values (a lower-variance estimate of the same objective, not an importance-weighted
+    bound). ``prior_temperature`` is accepted for the common signature and unused. Returns (batch,).
+    """
+    _check_inputs(x, samples)
+    sample = sample_relaxed_latents(model, x, samples, posterior_temperature, generator)
+    f = model.log_likelihood(x, sample.values)
+    for categories, q_logits, p_logits in zip(
+        model.latent_categories, sample.proposal_logits, _prior_logits(model, x, sample), strict=True
+    ):
+        f = f - layer_kl(categories, q_logits, p_logits)
+    return f[0] if samples == 1 else f.mean(dim=0)
