@@ -1,0 +1,143 @@
+"""Gradient estimators for discrete random variables, behind one interface, and an exact reference.
+
+Every estimator estimates g(θ) = ∂/∂θ E_{b ~ p_θ}[f(b)] for a factorised Bernoulli (``family="bernoulli"``,
+b ∈ {0,1} shaped like the logits) or categorical (``family="categorical"``, logits (..., K), b one-hot)
+distribution given by logits θ (VIMCO: the gradient of log mean_k exp f(b^k) over its samples)::
+
+    est = get_estimator("rebar", family="bernoulli", temperature=0.5)
+    grad = est.estimate(f, logits, num_samples=16, generator=gen)            # shaped like logits
+    draws = est.per_draw(f, logits, num_samples=1, num_draws=1000)            # (1000, *logits.shape)
+    exact = exact_gradient(f, logits)                                          # enumeration, <= 2**20 states
+
+``f`` maps a batch (M, *logits.shape) to (M,), row by row. ``estimate(..., reduce=False)`` returns the
+draws whose mean is the estimate: one per sample for single-sample estimators, one row for the
+multi-sample ones (``reinforce_loo``, ``vimco``), whose draw is the whole set of ``num_samples`` samples.
+``per_draw`` returns independent estimates, each from ``num_samples`` samples, for variance and SNR.
+
+Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample``, ``differentiable_f``
+(pathwise: f differentiated, and called at relaxed points by ``concrete``, ``rebar`` and ``relax``),
+``multi_sample``, ``min_samples`` and ``stateful``. Stateful estimators (``reinforce``'s moving-average
+baseline, ``nvil``'s baseline network, ``rebar``'s η and λ, ``relax``'s control variate) adapt their
+parameters after every call to ``estimate``/``per_draw``, using only past draws for the current estimate
+(``rebar``/``relax`` use them in the current estimate too, which keeps it unbiased since any control
+variate does); ``reset()`` restores their initial state and their initialisation is seeded.
+
+Supported combinations (an unsupported one raises ValueError at ``get_estimator``):
+
+=================  =========  ===========  ========  =====================================
+name               bernoulli  categorical  unbiased  f-evaluations per sample
+=================  =========  ===========  ========  =====================================
+reinforce          yes        yes          yes       1
+reinforce_loo      yes        yes          yes       1 (num_samples >= 2)
+nvil               yes        yes          yes       1
+vimco              yes        yes          yes*      1 (num_samples >= 2; *multi-sample objective)
+straight_through   yes        yes          no        1 (+ backward through f)
+st_gumbel          yes        yes          no        1 (+ backward)
+gumbel_rao         yes        yes          no        1 (+ backward; M inner noise samples)
+reinmax            yes        yes          no        1 (+ backward)
+concrete           yes        yes          no        1 at a relaxed point (+ backward)
+rebar              yes        yes          yes       3 (+ double backward when adapting)
+relax              yes        yes          yes       3 (+ double backward when adapting)
+arm                yes        no           yes       2
+disarm             yes        no           yes       2
+=================  =========  ===========  ========  =====================================
+
+ARM and DisARM are binary only (their categorical generalisations ARSM and U2G are not implemented).
+
+The score-function pieces (log-probabilities, scores, leave-one-out and VIMCO signals, NVIL's running
+moments and ``surrogate_loss``) are in :mod:`concretelab.estimators.score` for trainers that need
+per-example learning signals and layer-wise baselines.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from concretelab.estimators._base import FAMILIES, GradientEstimator, MultiSampleEstimator, SingleSampleEstimator
+from concretelab.estimators.arm import ARM
+from concretelab.estimators.concrete import Concrete
+from concretelab.estimators.disarm import DisARM
+from concretelab.estimators.exact import (
+    MAX_STATES,
+    exact_expectation,
+    exact_gradient,
+    exact_multisample_gradient,
+)
+from concretelab.estimators.gumbel_rao import GumbelRao
+from concretelab.estimators.nvil import NVIL
+from concretelab.estimators.rebar import REBAR
+from concretelab.estimators.reinforce import Reinforce
+from concretelab.estimators.reinforce_loo import ReinforceLOO
+from concretelab.estimators.reinmax import ReinMax
+from concretelab.estimators.relax import RELAX
+from concretelab.estimators.st_gumbel import STGumbel
+from concretelab.estimators.straight_through import StraightThrough
+from concretelab.estimators.vimco import VIMCO
+
+__all__ = [
+    "ARM",
+    "ESTIMATORS",
+    "FAMILIES",
+    "MAX_STATES",
+    "NVIL",
+    "REBAR",
+    "RELAX",
+    "VIMCO",
+    "Concrete",
+    "DisARM",
+    "GradientEstimator",
+    "GumbelRao",
+    "MultiSampleEstimator",
+    "ReinMax",
+    "Reinforce",
+    "ReinforceLOO",
+    "STGumbel",
+    "SingleSampleEstimator",
+    "StraightThrough",
+    "estimator_options",
+    "exact_expectation",
+    "exact_gradient",
+    "exact_multisample_gradient",
+    "get_estimator",
+]
+
+ESTIMATORS: dict[str, type[GradientEstimator]] = {
+    cls.name: cls
+    for cls in (
+        Reinforce,
+        ReinforceLOO,
+        NVIL,
+        VIMCO,
+        StraightThrough,
+        STGumbel,
+        GumbelRao,
+        ReinMax,
+        Concrete,
+        REBAR,
+        RELAX,
+        ARM,
+        DisARM,
+    )
+}
+
+
+def estimator_options(name: str) -> dict[str, Any]:
+    """The keyword options of estimator ``name`` with their defaults (``family`` excluded)."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; expected one of {sorted(ESTIMATORS)}")
+    params = inspect.signature(ESTIMATORS[name].__init__).parameters
+    return {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def get_estimator(name: str, family: str = "bernoulli", **options: Any) -> GradientEstimator:
+    """A new estimator ``name`` for ``family`` with the given options (see ``estimator_options(name)``)."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; expected one of {sorted(ESTIMATORS)}")
+    allowed = estimator_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"estimator {name!r} got unknown option(s) {unknown}; its options are {sorted(allowed) or 'none'}"
+        )
+    return ESTIMATORS[name](family, **options)

@@ -1,0 +1,338 @@
+"""The shared estimator interface, argument checks and the sampling helpers every estimator uses.
+
+Estimand (all estimators): the gradient of an expectation over a discrete distribution given by logits,
+
+    g(θ) = ∂/∂θ E_{b ~ p_θ}[f(b)],
+
+with p_θ either a factorised Bernoulli (``family="bernoulli"``: b ∈ {0,1}, same shape as θ, p = σ(θ))
+or a factorised categorical (``family="categorical"``: θ of shape (..., K), b one-hot of the same shape,
+p = softmax(θ) along the last axis). f does not depend on θ (Mohamed, Rosca, Figurnov & Mnih, JMLR 2020,
+Sec. 2).
+
+The objective f receives a batch of points of shape (M, *logits.shape) for any M and returns shape (M,);
+row m of its output must depend only on row m of its input (no batch statistics across rows). Pathwise
+estimators (``differentiable_f = True``) also evaluate it at relaxed points (values in [0, 1] or on the
+simplex) and differentiate it; score-function estimators only call it on exact samples.
+
+Terminology. A *sample* is one b ~ p_θ. A *draw* is one independent estimate of g: for the single-sample
+estimators one draw uses one sample (plus the f-evaluations it pairs with it), for the multi-sample ones
+(``reinforce_loo``, ``vimco``) one draw uses the whole set of ``num_samples`` samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from concretelab.functional import sample_gumbel, sample_logistic, softplus
+
+Objective = Callable[[Tensor], Tensor]
+
+FAMILIES = ("bernoulli", "categorical")
+
+__all__ = [
+    "FAMILIES",
+    "GradientEstimator",
+    "MultiSampleEstimator",
+    "Objective",
+    "SingleSampleEstimator",
+    "bernoulli_conditional_logistic",
+    "categorical_conditional_gumbel",
+    "check_positive",
+    "conditional_noise",
+    "conditional_perturbation",
+    "evaluate",
+    "one_hot_argmax",
+    "relax_point",
+    "softmax_jacobian_surrogate",
+]
+
+
+def check_positive(name: str, value: float) -> float:
+    """A finite positive float, or a ValueError naming ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return v
+
+
+def check_fraction(name: str, value: float) -> float:
+    """A float in [0, 1), or a ValueError naming ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return v
+
+
+def check_count(name: str, value: int, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (bools rejected), or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_logits(logits: Tensor, family: str) -> None:
+    """Floating, finite logits; the categorical family needs a last axis of size K >= 2."""
+    if not isinstance(logits, Tensor):
+        raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.dtype.is_floating_point:
+        raise ValueError(f"logits must have a floating-point dtype, got {logits.dtype}")
+    if family == "categorical" and (logits.dim() == 0 or logits.shape[-1] < 2):
+        raise ValueError(
+            f"categorical logits must have shape (..., K) with K >= 2 categories, got {tuple(logits.shape)}"
+        )
+    if logits.numel() and not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"logits must be finite, got non-finite values in a tensor of shape {tuple(logits.shape)}")
+
+
+def evaluate(f: Objective, points: Tensor) -> Tensor:
+    """f at a batch of points (M, *shape) -> (M,), with its output shape checked."""
+    values = f(points)
+    if not isinstance(values, Tensor) or values.shape != points.shape[:1]:
+        got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(
+            f"f must map a batch of shape {tuple(points.shape)} to values of shape ({points.shape[0]},), got {got}"
+        )
+    return values
+
+
+def one_hot_argmax(z: Tensor) -> Tensor:
+    """One-hot of argmax along the last axis, same dtype and shape as ``z``."""
+    index = z.argmax(dim=-1, keepdim=True)
+    return torch.zeros_like(z).scatter_(-1, index, 1.0)
+
+
+def hard_sample(z: Tensor, family: str) -> Tensor:
+    """The exact sample a perturbed logit determines: 1[z > 0] (Bernoulli) or one-hot argmax (categorical)."""
+    return (z > 0).to(z.dtype) if family == "bernoulli" else one_hot_argmax(z)
+
+
+def perturb(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
+    """z = θ + L (logistic, Bernoulli) or θ + G (Gumbel, categorical), shape (num, *logits.shape).
+
+    1[z > 0] ~ Bernoulli(σ(θ)) and argmax z ~ Categorical(softmax θ) (Maddison et al. 2017, eq. 2 and 9).
+    """
+    shape = (num, *logits.shape)
+    sampler = sample_logistic if family == "bernoulli" else sample_gumbel
+    noise = sampler(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    return logits + noise
+
+
+def relax_point(z: Tensor, temperature: Tensor | float, family: str) -> Tensor:
+    """σ(z/λ) (Bernoulli) or softmax(z/λ) (categorical): the Concrete relaxation of the sample of z."""
+    if family == "bernoulli":
+        return torch.sigmoid(z / temperature)
+    return torch.softmax(z / temperature, dim=-1)
+
+
+def bernoulli_conditional_logistic(logits: Tensor, b: Tensor, noise: Tensor) -> Tensor:
+    """z̃ ~ p(z | b) for z = θ + L, b = 1[z > 0], differentiable in θ with its uniform v fixed.
+
+    The reference's u' = b((1 − p) + v p) + (1 − b) v (1 − p), z̃ = θ + logit(u') (Tucker et al. 2017,
+    App. C) simplifies to the exact log-space form
+
+        b = 1:  z̃ = softplus(θ + log v) − log(1 − v)        (> 0)
+        b = 0:  z̃ = −softplus(−θ + log(1 − v)) + log v      (< 0)
+
+    (multiply out e^θ u'/(1 − u') with e^θ = p/(1 − p)); no clipping, finite for every finite θ.
+    ``noise`` is logit(v), a standard logistic of the shape of ``b`` (a leading sample axis, then the
+    shape of ``logits``).
+    """
+    log_v = -softplus(-noise)  # log v, v = σ(noise) ∈ (0, 1)
+    log_1mv = -softplus(noise)  # log(1 − v)
+    above = softplus(logits + log_v) - log_1mv
+    below = log_v - softplus(-logits + log_1mv)
+    return torch.where(b > 0.5, above, below)
+
+
+def categorical_conditional_gumbel(logits: Tensor, b: Tensor, noise: Tensor) -> Tensor:
+    """z̃ ~ p(z | argmax z = k) for z = θ + G, with b the one-hot of k; differentiable in θ, noise fixed.
+
+    The maximum is a Gumbel located at logsumexp θ and the others are Gumbels located at θ_i truncated
+    below it (Maddison, Tarlow & Minka 2014, A* sampling; Tucker et al. 2017, App. C; Paulus et al. 2021,
+    App. A): with g = ``noise`` standard Gumbel of the shape of ``b`` (S, ..., K),
+
+        z̃_k = logsumexp(θ) + g_k,      z̃_i = −log(e^{−(θ_i + g_i)} + e^{−z̃_k})   (i ≠ k).
+    """
+    top = torch.logsumexp(logits, dim=-1, keepdim=True) + (noise * b).sum(dim=-1, keepdim=True)  # (S, ..., 1)
+    others = -torch.logaddexp(-(logits + noise), -top)
+    return torch.where(b > 0.5, top, others)
+
+
+def conditional_noise(b: Tensor, family: str, generator: torch.Generator | None) -> Tensor:
+    """The standard noise (logistic or Gumbel) ``conditional_perturbation`` consumes, shaped like ``b``."""
+    sampler = sample_logistic if family == "bernoulli" else sample_gumbel
+    return sampler(b.shape, generator=generator, dtype=b.dtype, device=b.device)
+
+
+def conditional_perturbation(logits: Tensor, b: Tensor, family: str, noise: Tensor) -> Tensor:
+    """z̃ ~ p(z | b) for the family's perturbation z (see the two functions above)."""
+    if family == "bernoulli":
+        return bernoulli_conditional_logistic(logits, b, noise)
+    return categorical_conditional_gumbel(logits, b, noise)
+
+
+def softmax_jacobian_surrogate(probs: Tensor, logits: Tensor, family: str) -> Tensor:
+    """A zero-valued tensor whose gradient in ``logits`` is the softmax Jacobian at ``probs``.
+
+    With δ = θ − stop_grad(θ) (value 0): π ⊙ δ − π (π · δ) for categorical probabilities π (..., K)
+    (J = diag π − π πᵀ, the Jacobian of softmax at π), and π (1 − π) δ for a Bernoulli probability π
+    (the two-category case with logits (θ, 0)). ``probs`` is treated as a constant.
+    """
+    probs = probs.detach()
+    delta = logits - logits.detach()
+    if family == "bernoulli":
+        return probs * (1 - probs) * delta
+    return probs * delta - probs * (probs * delta).sum(dim=-1, keepdim=True)
+
+
+def mean_param(logits: Tensor, family: str) -> Tensor:
+    """E[b]: σ(θ) or softmax(θ); the score ∇_θ log p(b) is b minus this (both families)."""
+    return torch.sigmoid(logits) if family == "bernoulli" else torch.softmax(logits, dim=-1)
+
+
+def exact_sample(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
+    """``num`` exact samples of p_θ, shape (num, *logits.shape), in the dtype of the logits."""
+    return hard_sample(perturb(logits.detach(), num, family, generator), family)
+
+
+class GradientEstimator:
+    """Base class: ``estimate`` and ``per_draw`` share one signature across every estimator.
+
+    Class attributes describe the estimator to the lab: ``name`` (the registry key), ``families`` it
+    supports, ``unbiased`` (for ∂/∂θ E[f(b)], or for VIMCO the multi-sample objective), ``evaluations_per_sample``
+    (f-evaluations per sample), ``differentiable_f`` (whether f is differentiated and called on relaxed
+    points), ``min_samples`` and ``stateful`` (adapts parameters as it is called; ``reset()`` restores them).
+    """
+
+    name: ClassVar[str] = ""
+    families: ClassVar[tuple[str, ...]] = FAMILIES
+    unbiased: ClassVar[bool] = True
+    evaluations_per_sample: ClassVar[int] = 1
+    differentiable_f: ClassVar[bool] = False
+    multi_sample: ClassVar[bool] = False
+    min_samples: ClassVar[int] = 1
+    stateful: ClassVar[bool] = False
+
+    def __init__(self, family: str = "bernoulli") -> None:
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+        if family not in self.families:
+            raise ValueError(
+                f"estimator {self.name!r} supports only family {' or '.join(map(repr, self.families))}, "
+                f"got family={family!r}"
+            )
+        self.family = family
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(family={self.family!r})"
+
+    def reset(self) -> None:
+        """Restore the initial adaptive state (no-op for stateless estimators)."""
+
+    def estimate(
+        self,
+        f: Objective,
+        logits: Tensor,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        reduce: bool = True,
+    ) -> Tensor:
+        """The estimate of ∂/∂logits E[f(b)] from ``num_samples`` samples, shaped like ``logits``.
+
+        With ``reduce=False``: the draws whose mean is that estimate, shape (num_draws, *logits.shape);
+        num_draws = num_samples for single-sample estimators, 1 for multi-sample ones.
+        """
+        self._check(f, logits, num_samples)
+        if self.multi_sample:
+            draws = self._draws(f, logits.detach(), num_samples, 1, generator)
+        else:
+            draws = self._draws(f, logits.detach(), 1, num_samples, generator)
+        return draws.mean(dim=0) if reduce else draws
+
+    def per_draw(
+        self,
+        f: Objective,
+        logits: Tensor,
+        num_samples: int,
+        num_draws: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``num_draws`` independent estimates, each what ``estimate(f, logits, num_samples)`` returns,
+        computed in one batched call (a stateful estimator uses its current state for all of them and then
+        adapts once). Shape (num_draws, *logits.shape); their mean and spread give bias, variance and SNR.
+        """
+        self._check(f, logits, num_samples)
+        check_count("num_draws", num_draws)
+        logits = logits.detach()
+        if self.multi_sample:
+            return self._draws(f, logits, num_samples, num_draws, generator)
+        per_sample = self._draws(f, logits, 1, num_samples * num_draws, generator)
+        return per_sample.reshape(num_draws, num_samples, *logits.shape).mean(dim=1)
+
+    def _check(self, f: Objective, logits: Tensor, num_samples: int) -> None:
+        if not callable(f):
+            raise ValueError(f"f must be callable, got {type(f).__name__}")
+        check_logits(logits, self.family)
+        check_count("num_samples", num_samples, self.min_samples)
+
+    def _draws(
+        self, f: Objective, logits: Tensor, num_samples: int, num_draws: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """(num_draws, *logits.shape) estimates, each from ``num_samples`` samples (1 unless multi-sample)."""
+        raise NotImplementedError
+
+
+class SingleSampleEstimator(GradientEstimator):
+    """An estimator whose draw uses one sample: subclasses implement ``per_sample``."""
+
+    def _draws(
+        self, f: Objective, logits: Tensor, num_samples: int, num_draws: int, generator: torch.Generator | None
+    ) -> Tensor:
+        return self.per_sample(f, logits, num_draws, generator)
+
+    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        """(num, *logits.shape) one-sample estimates from ``num`` independent samples."""
+        raise NotImplementedError
+
+
+class MultiSampleEstimator(GradientEstimator):
+    """An estimator whose draw couples ``num_samples >= 2`` samples: subclasses implement ``per_set``."""
+
+    multi_sample: ClassVar[bool] = True
+    min_samples: ClassVar[int] = 2
+
+    def _draws(
+        self, f: Objective, logits: Tensor, num_samples: int, num_draws: int, generator: torch.Generator | None
+    ) -> Tensor:
+        return self.per_set(f, logits, num_samples, num_draws, generator)
+
+    def per_set(
+        self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """(num_sets, *logits.shape) estimates, each from its own set of ``num_samples`` samples."""
+        raise NotImplementedError
+
+
+def pathwise_per_sample(surrogate: Callable[[Tensor], Tensor], logits: Tensor, num: int) -> Tensor:
+    """Per-sample gradients: ∂/∂θ_n of ``surrogate(θ_rep).sum()``, θ_rep the logits repeated ``num`` times.
+
+    ``surrogate`` maps the (num, *shape) repeated logits to (num,) values whose row n depends only on
+    θ_rep[n], so the gradient's row n is the one-sample estimate of sample n.
+    """
+    rep = logits.detach().expand(num, *logits.shape).clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(surrogate(rep).sum(), rep)
+    return grad

@@ -1,0 +1,85 @@
+"""The estimator shared by REBAR and RELAX, and their online variance-minimising adaptation.
+
+For z = θ + noise, b = H(z) and z̃ ~ p(z | b) (conditional noise, differentiable in θ with its own noise
+held fixed), and a control variate c_φ evaluated at perturbed logits,
+
+    ĝ = [f(b) − c_φ(z̃)] ∇_θ log p_θ(b) + ∇_θ c_φ(z) − ∇_θ c_φ(z̃)
+
+(Tucker et al. 2017, eq. 6; Grathwohl et al. 2018, eq. 6-7) is unbiased for every φ, so φ can descend the
+per-coordinate second moment E[‖ĝ‖²], which equals the variance up to a constant independent of φ
+(Grathwohl et al. 2018, eq. 5 and Algorithm 2). The gradient ∂E[ĝ²]/∂φ goes through ∇_θ c_φ, so the
+pathwise terms are built with ``create_graph=True`` when adapting (a second backward pass through f).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from concretelab.estimators._base import (
+    Objective,
+    conditional_noise,
+    conditional_perturbation,
+    evaluate,
+    hard_sample,
+    mean_param,
+    perturb,
+)
+
+__all__ = ["control_variate_estimates", "variance_step"]
+
+
+def control_variate_estimates(
+    f: Objective,
+    logits: Tensor,
+    num: int,
+    family: str,
+    generator: torch.Generator | None,
+    control: Callable[[Tensor], Tensor],
+    *,
+    create_graph: bool,
+) -> Tensor:
+    """(num, *logits.shape) one-sample estimates ĝ; with ``create_graph`` they stay differentiable in φ.
+
+    ``control`` maps perturbed logits (M, *shape) to c_φ values (M,); it is called once on z and z̃ stacked.
+    """
+    z_hard = perturb(logits, num, family, generator)  # (num, *shape)
+    noise = z_hard - logits
+    b = hard_sample(z_hard, family)
+    cond = conditional_noise(b, family, generator)
+    with torch.no_grad():
+        fb = evaluate(f, b).detach().to(logits.dtype)  # (num,)
+    rep = logits.detach().expand(num, *logits.shape).clone().requires_grad_(True)
+    with torch.enable_grad():
+        z = rep + noise
+        z_tilde = conditional_perturbation(rep, b, family, cond)
+        c = control(torch.cat([z, z_tilde]))  # (2 num,)
+        c_z, c_tilde = c[:num], c[num:]
+        (pathwise,) = torch.autograd.grad((c_z - c_tilde).sum(), rep, create_graph=create_graph)
+        if not create_graph:
+            c_tilde = c_tilde.detach()
+        score = b - mean_param(logits, family)  # ∇_θ log p_θ(b), no graph needed
+        signal = (fb - c_tilde).reshape(num, *([1] * logits.dim()))
+        return signal * score + pathwise
+
+
+def variance_step(estimates: Tensor, params: Sequence[Tensor], optimizer: torch.optim.Optimizer) -> float:
+    """One optimizer step on mean_n ‖ĝ_n‖² with respect to ``params`` only (f's own parameters untouched).
+
+    Returns the loss value (the mean squared norm of the estimates, before the step).
+    """
+    with torch.enable_grad():
+        loss = estimates.pow(2).reshape(estimates.shape[0], -1).sum(dim=1).mean()
+        grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    optimizer.zero_grad(set_to_none=True)
+    finite = True
+    for p, g in zip(params, grads, strict=True):
+        if g is not None and not bool(torch.isfinite(g).all()):
+            finite = False
+        p.grad = None if g is None else g.detach()
+    if finite:  # a non-finite second moment (overflowing f) skips the step instead of corrupting φ
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
