@@ -1,0 +1,257 @@
+"""Typed training configuration: a dataclass of commented defaults, overridden by a TOML file, then by
+command-line flags.
+
+This keeps nanoGPT's configurator behaviour (a named config file holds only its overrides, flags apply
+last, values must match the type of the default, an unknown key is an error) without ``exec`` or module
+globals: everything is a plain :class:`TrainConfig` that can be built, checked and compared in a test.
+
+Temperatures accept a number or a fraction written as a string (``"2/3"``), as in the paper's tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from concretelab.schedules import parse_schedule
+
+__all__ = [
+    "MUTABLE_ON_RESUME",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "parse_number",
+    "resolve_config",
+    "write_config",
+]
+
+_TEMPERATURE_FIELDS = ("prior_temperature", "posterior_temperature", "temperature_floor")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (Maddison, Mnih & Teh 2017, Sec. 5 and App. C for the defaults)."""
+
+    # --- model and objective ---
+    model: str = "200H~784V"  # SBN spec string (or another name build_model knows); "~" = nonlinear
+    categories: int | None = None  # categories per latent unit (None: the model's default, 2 for SBNs);
+    # with categories > 2 an SBN spec counts bits per layer (App. C: 240-bit layers)
+    objective: str = "relaxed"  # name in concretelab.objectives.OBJECTIVES
+    estimator: str | None = None  # discrete gradient estimator for the discrete objective (not supported yet)
+    samples: int = 1  # m, samples in the (multi-sample) training bound: 1, 5 or 50 in Table 1
+    prior_temperature: float = 0.5  # lambda of the relaxed prior; 1/2 for binary units in the paper
+    posterior_temperature: float = 2 / 3  # lambda of the relaxed posterior; 2/3 for binary units
+    prior_schedule: str | None = None  # e.g. "exp:RATE:FLOOR[:START[:INTERVAL]]", "linear:START:END:STEPS"
+    posterior_schedule: str | None = None  # as prior_schedule; unset: the constant temperature above
+    learnable_temperature: bool = False  # learn both temperatures, starting from the values above
+    temperature_floor: float = 0.05  # learned temperatures stay above this floor (softplus parametrisation)
+    # --- data ---
+    data: str = "embedded"  # embedded | binarized-mnist | a folder of .amat files | a folder of IDX files
+    # --- optimisation ---
+    steps: int = 1000  # optimizer steps (the paper: 1e7); can be raised when resuming
+    batch_size: int = 64  # global batch size (split over data-parallel ranks and grad_accum shards)
+    lr: float = 1e-4  # Adam step size; the paper uses 1e-4 for nonlinear and 3e-4 for linear SBNs
+    grad_accum: int = 1  # shards per process per step; world_size x grad_accum shards make one batch
+    seed: int = 0  # seeds the initialisation, the data order and the sampling noise
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
+    # --- validation, logging, checkpoints ---
+    eval_every: int = 1000  # validate every N steps and at the end (0: never)
+    eval_k: int = 100  # k of the importance-weighted bound L_k used for validation (L_100 as the paper)
+    eval_images: int | None = None  # validate on the first N validation images (None: all of them)
+    eval_batch_size: int = 100  # images per call of discrete_bound during validation
+    eval_chunk_size: int | None = None  # samples per chunk inside discrete_bound (None: its default)
+    log_every: int = 50  # write a metrics row every N steps (the only per-step host sync)
+    checkpoint_every: int = 1000  # write checkpoints/last.safetensors every N steps and at the end
+    progress: bool = True  # show a tqdm progress bar (it hides itself when stderr is not a terminal)
+    out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("prior_temperature", "posterior_temperature"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        if not self.temperature_floor > 0:
+            raise ValueError(f"temperature_floor must be positive, got {self.temperature_floor}")
+        for name in ("prior_schedule", "posterior_schedule"):
+            if getattr(self, name) is not None:
+                if self.learnable_temperature:
+                    raise ValueError(f"{name} cannot be combined with learnable_temperature")
+                parse_schedule(getattr(self, name))  # raises ValueError naming the problem
+        if self.learnable_temperature:
+            for name in ("prior_temperature", "posterior_temperature"):
+                if getattr(self, name) <= self.temperature_floor:
+                    raise ValueError(
+                        f"{name} ({getattr(self, name)}) must exceed temperature_floor ({self.temperature_floor})"
+                    )
+        if self.categories is not None and self.categories < 2:
+            raise ValueError(f"categories must be >= 2 or unset, got {self.categories}")
+        positive = ("samples", "batch_size", "grad_accum", "eval_k", "eval_batch_size", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("eval_images", "eval_chunk_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or unset, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})"
+            )
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+
+
+# Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
+# architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
+MUTABLE_ON_RESUME = frozenset(
+    {"steps", "device", "eval_every", "eval_images", "eval_batch_size", "eval_chunk_size", "log_every",
+     "checkpoint_every", "progress", "out"}
+)
+
+
+def parse_number(value: object, name: str = "value") -> float:
+    """A float from a number or a string such as ``"0.5"``, ``"2/3"`` or ``"1e-4"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got the boolean {value}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            pass
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be a number or a fraction such as 2/3, got {value!r}")
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _allowed(annotation: Any) -> tuple[type, ...]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(arg for arg in typing.get_args(annotation))
+    return (annotation,)
+
+
+def _check_types(config: TrainConfig) -> None:
+    for name, annotation in _field_types().items():
+        value = getattr(config, name)
+        allowed = _allowed(annotation)
+        if value is None and type(None) in allowed:
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            ok = False
+        elif float in allowed and isinstance(value, int):
+            ok = True
+        else:
+            ok = isinstance(value, tuple(t for t in allowed if t is not type(None)))
+        if not ok:
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"config key {name!r} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a raw value (TOML or command line) to the field's type; the dataclass then checks it."""
+    allowed = _allowed(_field_types()[name])
+    if value is None:
+        return None
+    if isinstance(value, str) and type(None) in allowed and value.strip().lower() in ("none", ""):
+        return None
+    if float in allowed and not isinstance(value, bool):
+        if isinstance(value, (int, float)) or name in _TEMPERATURE_FIELDS or isinstance(value, str):
+            return parse_number(value, name)
+    if int in allowed and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError as error:
+            raise ValueError(f"config key {name!r} must be an integer, got {value!r}") from error
+    if bool in allowed and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"config key {name!r} must be true or false, got {value!r}")
+    if int in allowed and isinstance(value, float) and not isinstance(value, bool):
+        raise ValueError(f"config key {name!r} must be an integer, got {value!r}")
+    return value
+
+
+def config_from_dict(values: Mapping[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
+    """``base`` (the defaults when None) with ``values`` applied; unknown keys and wrong types raise."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown configuration key {unknown[0]!r} in {source}; known keys: {', '.join(sorted(known))}"
+        )
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    return dataclasses.replace(base or TrainConfig(), **coerced)
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """The configuration as a plain dict (None values included)."""
+    return dataclasses.asdict(config)
+
+
+def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a TOML file of overrides (flat ``key = value`` lines) on top of ``base``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {error}") from error
+    nested = [key for key, value in values.items() if isinstance(value, dict)]
+    if nested:
+        raise ValueError(f"config file {str(path)!r}: tables are not supported, found [{nested[0]}]")
+    return config_from_dict(values, base, source=f"config file {str(path)!r}")
+
+
+def write_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved configuration as TOML (unset keys omitted), atomically."""
+    from concretelab.train.io import atomic_write_bytes
+
+    values = {k: v for k, v in config_to_dict(config).items() if v is not None}
+    header = "# Resolved configuration of this run (written by concretelab train).\n"
+    atomic_write_bytes(Path(path), (header + tomli_w.dumps(values)).encode("utf-8"))
+
+
+def resolve_config(
+    *,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: TrainConfig | None = None,
+) -> TrainConfig:
+    """Defaults (or ``base``), then the TOML file, then ``overrides`` (the flags given on the command line)."""
+    config = base or TrainConfig()
+    if config_file is not None:
+        config = load_config(config_file, config)
+    if overrides:
+        config = config_from_dict(overrides, config, source="command-line flags")
+    return config

@@ -1,0 +1,94 @@
+"""Metrics of a run: one JSON object per line in ``metrics.jsonl``, and a CSV export.
+
+Training rows hold ``step`` and ``loss`` (the negative training bound in nats, averaged over the steps
+since the previous row) with the temperatures, learning rate, elapsed time and steps/s; validation rows
+hold ``step`` and ``valid_nll`` (−L_k in nats on the validation images) with ``valid_k`` and
+``valid_images``. Rows are told apart by their keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from concretelab.train.io import atomic_write_text
+
+__all__ = ["MetricsWriter", "export_csv", "read_metrics", "truncate_metrics"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # JSON has no nan/inf; keep the row readable
+    return value
+
+
+class MetricsWriter:
+    """Appends rows to a JSONL file, flushing each one so ``kill -9`` loses at most the row being written."""
+
+    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        self._handle = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._handle is None:
+            return
+        self._handle.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All complete rows of a JSONL file (a torn last line, left by ``kill -9``, is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def truncate_metrics(path: str | Path, last_step: int) -> None:
+    """Keep only rows with ``step <= last_step`` (used on resume, so replayed steps are not logged twice)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    rows = [row for row in read_metrics(path) if int(row.get("step", 0)) <= last_step]
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> None:
+    """Write rows as CSV with the union of their keys as columns (``step`` first), atomically."""
+    rows = list(rows)
+    columns: list[str] = ["step"]
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
