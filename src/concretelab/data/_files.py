@@ -1,0 +1,86 @@
+"""File helpers of the data layer: the user cache folder, gzip-aware reads, sha256 and atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+__all__ = ["atomic_write", "cache_dir", "derive_seed", "read_maybe_gzip", "sha256_of_array"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def cache_dir() -> Path:
+    """concretelab's cache folder: ``$XDG_CACHE_HOME/concretelab``, else ``~/.cache/concretelab``.
+
+    Follows the XDG Base Directory specification: a relative or empty ``XDG_CACHE_HOME`` is ignored.
+    The folder is not created here; writers create it when they first write.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    return root / "concretelab"
+
+
+def read_maybe_gzip(path: Path) -> bytes:
+    """The bytes of ``path``, gunzipped when they start with the gzip magic number (whatever the suffix).
+
+    A damaged or truncated gzip stream raises ``ValueError`` naming the file.
+    """
+    raw = path.read_bytes()
+    return gunzip_if_needed(raw, source=str(path))
+
+
+def gunzip_if_needed(raw: bytes, *, source: str) -> bytes:
+    """``raw`` gunzipped when it is a gzip stream, else unchanged; ``source`` names it in errors."""
+    if raw[:2] != GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"{source}: the gzip stream is damaged or truncated ({error})") from error
+
+
+def sha256_of_array(array: np.ndarray) -> str:
+    """Hex sha256 of the array's bytes in C order (the checksums of the binarized MNIST README)."""
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 63-bit seed that is a fixed function of ``parts`` (sha256 of their text), stable across platforms."""
+    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file beside it, then ``os.replace`` it.
+
+    Readers see either the old file or the complete new one, never a partial write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
