@@ -1,0 +1,283 @@
+"""Small discrete problems with exactly enumerable gradients, for measuring gradient estimators.
+
+A :class:`Problem` is a factorised Bernoulli or categorical distribution given by ``logits`` and an
+objective f; the estimand is g* = ∂/∂θ E_{b ~ p_θ}[f(b)], computed exactly by enumeration. f maps a batch
+(M, *logits.shape) to (M,) and accepts real-valued (relaxed) points as well as exact samples, because the
+relaxing estimators evaluate and differentiate it at points of [0, 1] or of the simplex.
+
+Problems:
+
+* ``toy``: f(b) = Σ_i (b_i − t)², the toy problem of Tucker et al. (2017, Sec. 6.1) with t = 0.49 or
+  0.499; in one dimension g* = σ'(θ)(1 − 2t), tiny next to the spread of most estimators.
+* ``sbn``: a sigmoid belief net with ``latents`` binary latent units (few enough to enumerate 2^latents
+  states) and a 784-pixel Bernoulli decoder, fitted briefly by exact marginal likelihood to a few binarized
+  MNIST images; f(b) = log p(x | b) + log p(b) for one held-out image x. This is the part of the ELBO
+  E_q[log p(x, b) − log q(b)] that depends on θ only through the sampling distribution; the −log q term is
+  left out because f must not depend on θ, and its gradient (that of the entropy) is analytic.
+* ``categorical``: n categorical variables with K categories and the non-linear
+  f(b) = (Σ_i ⟨w_i, b_i⟩ − c)² + Σ_{i<j} b_iᵀ A_ij b_j with seeded Gaussian w, A.
+
+References
+    [1] Tucker, Mnih, Maddison, Lawson & Sohl-Dickstein, "REBAR", NeurIPS 2017 (Sec. 6.1, toy problem).
+    [2] Neal, "Connectionist learning of belief networks", AI 1992 (sigmoid belief networks).
+    [3] Larochelle & Murray, "The Neural Autoregressive Distribution Estimator", AISTATS 2011 (binarized MNIST).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "PROBLEMS",
+    "SHARED_MNIST_TEST",
+    "Problem",
+    "categorical_problem",
+    "load_binarized_mnist_rows",
+    "sbn_problem",
+    "toy_problem",
+]
+
+log = logging.getLogger(__name__)
+
+PROBLEMS: tuple[str, ...] = ("toy", "sbn", "categorical")
+
+# Fallback only when concretelab.data has no embedded images: the shared read-only copy of the fixed
+# binarization (test split), of which the first rows are read; never downloaded.
+SHARED_MNIST_TEST = Path("/work/shared/data/binarized_mnist/test.amat.gz")
+_MNIST_TEST_SHA256 = "ca0294c3b8d984c7a1dc891015a8eea6f37bae59a34e35ea0fc8c47110a8dd86"  # uint8 (10000, 784)
+
+Objective = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A discrete distribution (``family``, ``logits``) and an objective ``f`` with a known gradient.
+
+    ``key`` names the instance in tables (e.g. ``toy-t0.49``); ``info`` holds JSON-able settings.
+    """
+
+    key: str
+    name: str
+    family: str
+    logits: Tensor
+    f: Objective
+    description: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def toy_problem(target: float = 0.49, logits: tuple[float, ...] | list[float] = (0.0,)) -> Problem:
+    """E_{b ~ Bernoulli(σ(θ))}[Σ_i (b_i − t)²] (Tucker et al. 2017, Sec. 6.1), one coordinate per logit."""
+    if not (isinstance(target, (int, float)) and math.isfinite(target)):
+        raise ValueError(f"target must be a finite number, got {target!r}")
+    values = [float(v) for v in logits]
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"toy logits must be a non-empty list of finite numbers, got {logits!r}")
+    t = float(target)
+
+    def f(b: Tensor) -> Tensor:
+        return ((b - t) ** 2).sum(dim=-1)
+
+    theta = torch.tensor(values, dtype=torch.float64)
+    return Problem(
+        key=f"toy-t{t:g}",
+        name="toy",
+        family="bernoulli",
+        logits=theta,
+        f=f,
+        description=f"E[sum_i (b_i - {t:g})^2], b_i ~ Bernoulli(sigmoid(theta_i)), theta = {values}",
+        info={"target": t, "logits": values},
+    )
+
+
+def categorical_problem(
+    variables: int = 4, categories: int = 4, *, offset: float = 0.5, seed: int = 0
+) -> Problem:
+    """f(b) = (Σ_i ⟨w_i, b_i⟩ − c)² + Σ_{i<j} b_iᵀ A_ij b_j over ``variables`` one-hot b_i of size K."""
+    _check_positive_int("variables", variables, 2)
+    _check_positive_int("categories", categories, 2)
+    if categories**variables > 2**16:
+        raise ValueError(
+            f"categories**variables must be at most 2**16 to enumerate, got {categories}**{variables}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    n, k = variables, categories
+    w = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    a = torch.randn(n, n, k, k, generator=gen, dtype=torch.float64)
+    upper = torch.triu(torch.ones(n, n, dtype=torch.float64), diagonal=1)[:, :, None, None]
+    a = a * upper  # keep i < j only
+    theta = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    c = float(offset)
+
+    def f(b: Tensor) -> Tensor:
+        linear = (b * w).sum(dim=(-2, -1))  # (M,)
+        pair = torch.einsum("mik,ijkl,mjl->m", b, a, b)  # (M,)
+        return (linear - c) ** 2 + pair
+
+    return Problem(
+        key=f"categorical-{n}x{k}",
+        name="categorical",
+        family="categorical",
+        logits=theta,
+        f=f,
+        description=(
+            f"{n} categorical variables with K = {k}; f(b) = (sum_i <w_i, b_i> - {c:g})^2 + "
+            "sum_{i<j} b_i^T A_ij b_j, w, A, theta ~ N(0, 1) seeded"
+        ),
+        info={"variables": n, "categories": k, "offset": c, "seed": seed},
+    )
+
+
+def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tensor, str]:
+    """The first ``rows`` binarized MNIST images as float64 (rows, 784), and a note on their source.
+
+    Uses ``concretelab.data`` (the package's embedded images) when it provides them; otherwise reads the
+    shared read-only file ``path`` (default :data:`SHARED_MNIST_TEST`) with numpy and checks its
+    published checksum. Nothing is downloaded.
+    """
+    _check_positive_int("rows", rows)
+    if path is None:
+        embedded = _embedded_images()
+        if embedded is not None and embedded.shape[0] >= rows:
+            return embedded[:rows].to(torch.float64), "concretelab.data.load_dataset('embedded')"
+        path = SHARED_MNIST_TEST
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"binarized MNIST not found: concretelab.data has no embedded images and {path} does not exist; "
+            "pass the path to a binarized_mnist .amat or .amat.gz file"
+        )
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    chars = np.frombuffer(raw, dtype=np.uint8)
+    digits = chars[(chars == ord("0")) | (chars == ord("1"))] - ord("0")
+    if digits.size % 784:
+        raise ValueError(f"{path}: expected lines of 784 binary values, got {digits.size} values in total")
+    array = np.ascontiguousarray(digits.reshape(-1, 784), dtype=np.uint8)
+    if array.shape == (10000, 784) and path.name.startswith("test"):
+        digest = hashlib.sha256(array.tobytes()).hexdigest()
+        if digest != _MNIST_TEST_SHA256:
+            raise ValueError(f"{path}: sha256 of the array is {digest}, expected {_MNIST_TEST_SHA256}")
+    if array.shape[0] < rows:
+        raise ValueError(f"{path} holds {array.shape[0]} images, fewer than the {rows} requested")
+    return torch.from_numpy(array[:rows].astype(np.float64)), str(path)
+
+
+def _embedded_images() -> Tensor | None:
+    """Images from ``concretelab.data.load_dataset("embedded")`` as a (N, 784) tensor, or None if absent."""
+    try:
+        from concretelab.data import load_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        data = load_dataset("embedded")
+    except (ValueError, FileNotFoundError, OSError) as error:
+        log.info("embedded data unavailable (%s); using the shared file", error)
+        return None
+    for candidate in (getattr(data, "test", None), getattr(data, "train", None), data):
+        if isinstance(candidate, (tuple, list)) and candidate:
+            candidate = candidate[0]
+        if isinstance(candidate, np.ndarray):
+            candidate = torch.from_numpy(candidate)
+        if isinstance(candidate, Tensor) and candidate.dim() == 2 and candidate.shape[1] == 784:
+            return candidate
+    return None
+
+
+def _bernoulli_log_lik(x: Tensor, logits: Tensor) -> Tensor:
+    """Σ_d log Bernoulli(x_d; σ(logits_d)) = Σ_d x_d l_d − softplus(l_d), over the last axis."""
+    return (x * logits - torch.nn.functional.softplus(logits)).sum(dim=-1)
+
+
+def _fit_decoder(
+    images: Tensor, latents: int, steps: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Prior logits a (H,), weights W (784, H), bias c (784,) maximising Σ_x log Σ_b p(b) p(x | b) exactly.
+
+    Adam on the exact marginal likelihood (all 2^H states enumerated), from W ~ N(0, 0.1²) and c at the
+    logit of the smoothed pixel means; float32, a fixed number of steps.
+    """
+    states = ((torch.arange(2**latents)[:, None] >> torch.arange(latents)) & 1).to(torch.float32)  # (S, H)
+    x = images.to(torch.float32)
+    mean = (x.mean(dim=0) * x.shape[0] + 0.5) / (x.shape[0] + 1.0)
+    c = torch.log(mean / (1 - mean)).clone().requires_grad_(True)
+    w = (0.1 * torch.randn(784, latents, generator=generator)).requires_grad_(True)
+    a = torch.zeros(latents, requires_grad=True)
+    optimiser = torch.optim.Adam([w, c, a], lr=0.05)
+    for _ in range(steps):
+        optimiser.zero_grad(set_to_none=True)
+        log_prior = _bernoulli_log_lik(states, a)  # (S,)
+        pixel_logits = states @ w.T + c  # (S, 784)
+        log_lik = x @ pixel_logits.T - torch.nn.functional.softplus(pixel_logits).sum(dim=1)  # (N, S)
+        loss = -torch.logsumexp(log_lik + log_prior, dim=1).mean()
+        loss.backward()
+        optimiser.step()
+    log.info("sbn decoder: mean exact log p(x) after %d steps = %.2f nats", steps, -float(loss.detach()))
+    return a.detach().double(), w.detach().double(), c.detach().double()
+
+
+def sbn_problem(
+    latents: int = 12,
+    *,
+    train_images: int = 200,
+    image_index: int = 0,
+    steps: int = 150,
+    seed: int = 0,
+    data_path: Path | None = None,
+) -> Problem:
+    """f(b) = log p(x | b) + log p(b) of a briefly fitted sigmoid belief net, for one held-out image x.
+
+    The first ``train_images`` images fit the decoder; image ``train_images + image_index`` is x. The
+    proposal logits θ (the point where the gradient is measured) are seeded N(0, 1).
+    """
+    _check_positive_int("latents", latents)
+    if latents > 16:
+        raise ValueError(f"latents must be at most 16 so that 2**latents states can be enumerated, got {latents}")
+    _check_positive_int("train_images", train_images)
+    _check_positive_int("image_index", image_index, 0)
+    _check_positive_int("steps", steps, 0)
+    images, source = load_binarized_mnist_rows(train_images + image_index + 1, data_path)
+    gen = torch.Generator().manual_seed(seed)
+    a, w, c = _fit_decoder(images[:train_images], latents, steps, gen)
+    x = images[train_images + image_index]  # (784,)
+    theta = torch.randn(latents, generator=gen, dtype=torch.float64)
+
+    def f(b: Tensor) -> Tensor:
+        pixel_logits = b @ w.T + c  # (M, 784)
+        return _bernoulli_log_lik(x, pixel_logits) + _bernoulli_log_lik(b, a)
+
+    return Problem(
+        key=f"sbn-{latents}",
+        name="sbn",
+        family="bernoulli",
+        logits=theta,
+        f=f,
+        description=(
+            f"sigmoid belief net {latents}H~784V fitted for {steps} Adam steps to {train_images} binarized MNIST "
+            f"images ({source}); f(b) = log p(x|b) + log p(b) for image {train_images + image_index}"
+        ),
+        info={
+            "latents": latents,
+            "train_images": train_images,
+            "image_index": train_images + image_index,
+            "steps": steps,
+            "seed": seed,
+            "data": source,
+        },
+    )
