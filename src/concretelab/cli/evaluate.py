@@ -1,0 +1,55 @@
+"""``concretelab evaluate RUN --k K``: the test NLL of a trained run, -L_k in nats, written to
+``RUN/eval-{split}-k{K}-{checkpoint}.json``."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="test log-likelihood of a run: -L_k of the discrete model",
+        description=__doc__,
+    )
+    parser.add_argument("run", metavar="RUN", help="run folder written by concretelab train")
+    parser.add_argument("--k", type=_positive_int, required=True, help="samples of the bound L_k (paper: 50000)")
+    parser.add_argument("--split", choices=("test", "valid"), default="test", help="split to score (default: test)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="best validation bound or last step (default: best)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the proposal samples (default: 0)")
+    parser.add_argument("--num-images", type=_positive_int, default=None,
+                        help="score only the first N images of the split (default: all)")
+    parser.add_argument("--chunk-size", type=_positive_int, default=None,
+                        help="samples per chunk inside the bound (default: about 2**23 elements per chunk)")
+    parser.add_argument("--batch-size", type=_positive_int, default=100, help="images per batch (default: 100)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from concretelab.train.evaluate import evaluate_run, result_path
+
+    result = evaluate_run(
+        args.run, k=args.k, split=args.split, checkpoint=args.checkpoint, seed=args.seed,
+        num_images=args.num_images, chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device,
+    )
+    stderr = f" ± {result['nll_stderr']:.3f}" if result["nll_stderr"] is not None else ""
+    print(
+        f"{args.split} NLL (-L_{args.k}, {args.checkpoint} checkpoint, {result['n_images']} images): "
+        f"{result['nll']:.3f}{stderr} nats  [{result['seconds']:.1f} s] -> "
+        f"{result_path(args.run, args.split, args.k, args.checkpoint)}"
+    )
+    return 0

@@ -1,0 +1,95 @@
+"""``concretelab train``: train a discrete-latent model with a relaxed objective.
+
+Every key of :class:`concretelab.train.TrainConfig` is a flag (``prior_temperature`` is
+``--prior-temperature``). Precedence: the defaults, then ``--config FILE`` (TOML), then the flags given.
+With ``--resume`` the run folder's ``config.toml`` replaces the defaults, so only the flags that change
+something (``--steps`` to train further, ``--device``, logging and evaluation intervals) need repeating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+_HELP = {
+    "model": 'model: an SBN spec such as "200H~784V" ("~" nonlinear, "-" linear), "392V-240H-240H-392V", '
+    "or categorical-vae",
+    "categories": "categories per latent unit (2: binary; 4 or 8: n-ary, the spec then counts bits)",
+    "objective": "training objective: relaxed, relaxed-logratio or relaxed-analytic-kl",
+    "estimator": "discrete gradient estimator for the discrete objective (not supported by the trainer yet)",
+    "samples": "m, samples in the multi-sample training bound",
+    "prior_temperature": "temperature of the relaxed prior: a number or a fraction such as 1/2",
+    "posterior_temperature": "temperature of the relaxed posterior: a number or a fraction such as 2/3",
+    "prior_schedule": "prior temperature schedule: 'exp:RATE:FLOOR[:START[:INTERVAL]]' or "
+    "'linear:START:END:STEPS' (overrides --prior-temperature)",
+    "posterior_schedule": "posterior temperature schedule, as --prior-schedule",
+    "learnable_temperature": "learn both temperatures (starting at the given values, kept above the floor)",
+    "temperature_floor": "lower bound of learned temperatures",
+    "data": "embedded (default), binarized-mnist, a folder of {train,valid,test}.amat[.gz], or an IDX folder",
+    "steps": "number of optimizer steps",
+    "batch_size": "global batch size",
+    "lr": "Adam learning rate",
+    "grad_accum": "shards per process per step (the batch is cut into world_size x grad_accum shards)",
+    "seed": "seed of the initialisation, data order and sampling noise",
+    "device": "cpu, cuda, cuda:N or auto",
+    "eval_every": "validate every N steps and at the end (0: never)",
+    "eval_k": "k of the validation bound L_k",
+    "eval_images": "number of validation images (default: all)",
+    "eval_batch_size": "validation images per batch",
+    "eval_chunk_size": "samples per chunk in the validation bound",
+    "log_every": "write a metrics row every N steps",
+    "checkpoint_every": "write checkpoints/last.safetensors every N steps (0: only at the end)",
+    "progress": "show a progress bar",
+    "out": "run folder (config.toml, metrics.jsonl, checkpoints/)",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from concretelab.train.config import TrainConfig
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a discrete-latent model with a Concrete relaxation",
+        description=__doc__.split("\n\n")[0] + " Flags override --config FILE, which overrides the defaults.",
+    )
+    parser.add_argument("--config", dest="config_file", metavar="FILE", help="TOML file of configuration overrides")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        help_text = f"{_HELP.get(field.name, field.name)} (default: {default})"
+        if field.type in ("bool", bool):
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, dest=field.name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from concretelab.train.config import TrainConfig, load_config, resolve_config
+    from concretelab.train.loop import NonFiniteLossError, train
+
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    overrides = {name: value for name, value in vars(args).items() if name in names}
+    config = resolve_config(config_file=args.config_file, overrides=overrides)
+    saved = Path(config.out) / "config.toml"
+    if args.resume and saved.is_file():
+        config = resolve_config(config_file=args.config_file, overrides=overrides, base=load_config(saved))
+    try:
+        result = train(config, resume=args.resume)
+    except NonFiniteLossError as error:
+        print(f"concretelab: error: {error}", file=sys.stderr)
+        return 1
+    if result.stopped_by_signal is not None:
+        return 128 + int(result.stopped_by_signal)
+    best = "" if result.best_valid_nll is None else f", best validation -L_{config.eval_k} {result.best_valid_nll:.3f}"
+    logger.info("done: %d steps in %.1f s%s; run folder %s", result.step, result.seconds, best, result.out)
+    return 0
