@@ -6,8 +6,9 @@ Everything here imports only torch and works on plain tensors, so the functions 
 Noise is finite by construction. ``torch.rand`` draws from the grid ``{0, 1/N, ..., 1 - 1/N}``
 (N = 2**24 in float32, 2**53 in float64); its grid point 0 is replaced by half a grid step, so
 every uniform lies in the open interval (0, 1) and every transform of it below is finite:
-a standard Gumbel lies in [-2.8, 17.4] (float32) or [-3.6, 37.4] (float64), a standard logistic
-in [-16.6, 17.4] (float32) or [-36.7, 37.4] (float64). No value is clamped.
+a standard Gumbel lies in [-2.86, 16.64] (float32) or [-3.63, 36.74] (float64), a standard logistic
+in [-17.33, 16.64] (float32) or [-37.43, 36.74] (float64) (tests/test_functional.py checks these
+bounds on the grid's end points). No value is clamped.
 
 References
     [1] Maddison, Mnih & Teh, "The Concrete Distribution", ICLR 2017 (eq. 1, Def. 1, eq. 8).
@@ -28,11 +29,14 @@ __all__ = [
     "compute_dtype",
     "exp_concrete_log_density",
     "exp_concrete_log_density_at_noise",
+    "gumbel_from_uniform",
     "gumbel_max",
     "gumbel_softmax",
     "gumbel_topk",
     "log_gumbel_softmax",
+    "logistic_from_uniform",
     "logit_binconcrete_log_density",
+    "open_uniform",
     "sample_gumbel",
     "sample_logistic",
     "sample_uniform_open",
@@ -66,8 +70,26 @@ def sample_uniform_open(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     u = torch.rand(_shape(shape), generator=generator, dtype=dtype, device=device)
-    half_step = torch.finfo(dtype).eps / 4  # rand draws k * eps/2 (2**-24 in float32, 2**-53 in float64)
+    return open_uniform(u)
+
+
+def open_uniform(u: Tensor) -> Tensor:
+    """Move the grid point 0 of ``torch.rand`` to half a grid step, so that u lies in (0, 1).
+
+    ``torch.rand`` draws k * eps/2 (2**-24 in float32, 2**-53 in float64), k = 0, ..., 2/eps - 1.
+    """
+    half_step = torch.finfo(u.dtype).eps / 4
     return torch.where(u > 0, u, half_step)
+
+
+def gumbel_from_uniform(u: Tensor) -> Tensor:
+    """G = -log(-log u): finite for every u in (0, 1), in particular on the whole grid of ``open_uniform``."""
+    return -torch.log(-torch.log(u))
+
+
+def logistic_from_uniform(u: Tensor) -> Tensor:
+    """L = log u - log(1 - u): finite for every u in (0, 1), in particular on the whole grid of ``open_uniform``."""
+    return torch.log(u) - torch.log1p(-u)
 
 
 def sample_gumbel(
@@ -80,7 +102,7 @@ def sample_gumbel(
     """Standard Gumbel noise G = -log(-log U), U ~ Uniform(0, 1) open; never +-inf."""
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
-    return u.log_().neg_().log_().neg_().to(out_dtype)
+    return gumbel_from_uniform(u).to(out_dtype)
 
 
 def sample_logistic(
@@ -93,7 +115,7 @@ def sample_logistic(
     """Standard logistic noise L = log U - log(1 - U), U ~ Uniform(0, 1) open; never +-inf."""
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
-    return (u.log() - torch.log1p(-u)).to(out_dtype)
+    return logistic_from_uniform(u).to(out_dtype)
 
 
 def _check_dim(logits: Tensor, dim: int) -> int:
@@ -114,12 +136,42 @@ def _check_noise(noise: Tensor, logits: Tensor) -> None:
         )
 
 
+def _check_temperature_values(temperature: Tensor) -> None:
+    """Eager check that a tensor temperature is finite and positive. It is skipped while tracing for
+    ``torch.compile`` and for a temperature batched by ``torch.func.vmap``, where values are symbolic."""
+    if torch.compiler.is_compiling() or torch._C._functorch.is_batchedtensor(temperature):
+        return
+    if not bool((torch.isfinite(temperature) & (temperature > 0)).all()):
+        raise ValueError(
+            f"temperature must be finite and positive, got a tensor of shape {tuple(temperature.shape)} "
+            f"with invalid values: {temperature.detach()}"
+        )
+
+
 def _temperature_for(temperature: float | Tensor, logits: Tensor, dim: int) -> float | Tensor:
     """A tensor temperature broadcasts against logits with the category dim removed."""
     if isinstance(temperature, Tensor):
+        if not temperature.dtype.is_floating_point:
+            raise ValueError(f"temperature must be a float or a floating-point tensor, got dtype {temperature.dtype}")
+        _check_temperature_values(temperature)
         if temperature.dim() == logits.dim() and temperature.shape[dim] == 1:
-            return temperature
-        return temperature.unsqueeze(dim) if temperature.dim() > 0 else temperature
+            t = temperature
+        elif temperature.dim() < logits.dim():
+            # Right-align against logits.shape without dim (leading 1s), then put back the category dim.
+            batch_dims = logits.dim() - 1
+            t = temperature.reshape((1,) * (batch_dims - temperature.dim()) + tuple(temperature.shape))
+            t = t.unsqueeze(dim)
+        else:  # more dims than the batch of logits: extra leading dims, categories counted from the right
+            t = temperature.unsqueeze(dim - logits.dim())
+        try:
+            torch.broadcast_shapes(t.shape, logits.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"temperature of shape {tuple(temperature.shape)} does not broadcast against logits of shape "
+                f"{tuple(logits.shape)} with the category dim {dim} removed (expected a shape that broadcasts "
+                f"to {tuple(logits.shape[:dim] + logits.shape[dim + 1 :])})"
+            ) from None
+        return t
     t = float(temperature)
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be a finite positive number, got {temperature!r}")
@@ -171,21 +223,36 @@ def gumbel_softmax(
     if not hard:
         return soft
     index = soft.argmax(dim=dim, keepdim=True)
-    one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+    one_hot = torch.zeros_like(soft).scatter(dim, index, 1.0)  # out of place: vmap has a batching rule
     return one_hot - soft.detach() + soft  # straight-through: value one_hot, gradient of soft
 
 
-def gumbel_max(logits: Tensor, dim: int = -1, generator: torch.Generator | None = None) -> Tensor:
-    """Index argmax_k (logits_k + G_k): an exact Categorical(softmax(logits)) draw (the Gumbel-max trick)."""
+def gumbel_max(
+    logits: Tensor, dim: int = -1, generator: torch.Generator | None = None, noise: Tensor | None = None
+) -> Tensor:
+    """Index argmax_k (logits_k + G_k): an exact Categorical(softmax(logits)) draw (the Gumbel-max trick).
+
+    Given ``noise`` (standard Gumbel, shaped like ``logits``) it is the argmax of the Concrete sample
+    built from the same noise, at every temperature.
+    """
     dim = _check_dim(logits, dim)
-    noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    if noise is None:
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    else:
+        _check_noise(noise, logits)
     return (logits + noise).argmax(dim=dim)
 
 
-def gumbel_topk(logits: Tensor, k: int, dim: int = -1, generator: torch.Generator | None = None) -> Tensor:
+def gumbel_topk(
+    logits: Tensor,
+    k: int,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+) -> Tensor:
     """Indices of the k largest logits_k + G_k: k categories drawn without replacement, in order of
     selection (Kool et al. 2019, Gumbel-top-k). Categories with -inf logits are never drawn, so k must
-    not exceed the number of finite logits along ``dim`` (checked).
+    not exceed the number of finite logits along ``dim`` (checked). ``noise``: as in :func:`gumbel_max`.
     """
     dim = _check_dim(logits, dim)
     size = logits.shape[dim]
@@ -196,7 +263,10 @@ def gumbel_topk(logits: Tensor, k: int, dim: int = -1, generator: torch.Generato
         raise ValueError(
             f"k={k} exceeds the number of categories with finite logits along dim {dim} (as few as {available})"
         )
-    noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    if noise is None:
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    else:
+        _check_noise(noise, logits)
     return torch.topk(logits + noise, k, dim=dim).indices
 
 
