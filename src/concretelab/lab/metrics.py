@@ -89,28 +89,37 @@ class GradientMetrics:
         return self.scalars[name]
 
 
-def _summaries(g: Tensor, exact: Tensor) -> dict[str, Tensor]:
-    """Every scalar summary of each batch of estimates: g (R, N, D), exact (D,) -> {name: (R,)}."""
-    n = g.shape[1]
-    mean = g.mean(dim=1)  # (R, D)
-    var = g.var(dim=1, correction=1) if n > 1 else torch.zeros_like(mean)  # (R, D)
+def _cosine(a: Tensor, b: Tensor) -> Tensor:
+    """cos(a, b) along the last axis; 0 where either vector is zero."""
+    na = torch.linalg.vector_norm(a, dim=-1)
+    nb = torch.linalg.vector_norm(b, dim=-1)
+    dot = (a * b).sum(dim=-1)
+    return torch.where((na > 0) & (nb > 0), dot / (na * nb).clamp_min(torch.finfo(a.dtype).tiny), 0.0)
+
+
+def _summaries(g: Tensor, weights: Tensor, exact: Tensor) -> dict[str, Tensor]:
+    """Every scalar summary of R reweightings of the estimates -> {name: (R,)}.
+
+    ``g`` (N, D) holds the estimates and ``weights`` (R, N) how often each is counted in each of the R
+    (re)samples (rows sum to N: all ones for the sample itself, multinomial counts for a bootstrap
+    resample), so every summary is a matrix product instead of an (R, N, D) gather.
+    """
+    n, d = g.shape
+    centre = g.mean(dim=0)
+    gc = g - centre  # centred first, so the weighted second moment does not cancel
+    mean_c = weights @ gc / n  # (R, D)
+    mean = mean_c + centre
+    var = ((weights @ gc**2) / n - mean_c**2).clamp_min(0.0) * (n / (n - 1))  # (R, D)
     trace = var.sum(dim=1)  # (R,)
     diff_sq = ((mean - exact) ** 2).sum(dim=1)  # (R,)
     exact_norm = torch.linalg.vector_norm(exact)
     std = var.sqrt()
     snr = torch.where(std > 0, mean.abs() / std, torch.where(mean != 0, math.inf, math.nan))  # (R, D)
-
-    def cosine(a: Tensor, b: Tensor) -> Tensor:
-        na = torch.linalg.vector_norm(a, dim=-1)
-        nb = torch.linalg.vector_norm(b, dim=-1)
-        dot = (a * b).sum(dim=-1)
-        return torch.where((na > 0) & (nb > 0), dot / (na * nb).clamp_min(torch.finfo(a.dtype).tiny), 0.0)
-
-    if g.shape[2] > 1:
+    if d > 1:
         direction = mean / torch.linalg.vector_norm(mean, dim=1, keepdim=True)  # (R, D)
-        parallel = (g * direction.unsqueeze(1)).sum(dim=2)  # (R, N)
-        perpendicular = torch.linalg.vector_norm(g - parallel.unsqueeze(2) * direction.unsqueeze(1), dim=2)
-        dsnr = (parallel.abs() / perpendicular).mean(dim=1)
+        parallel = direction @ g.T  # (R, N)
+        perpendicular = ((g**2).sum(dim=1) - parallel**2).clamp_min(0.0).sqrt()  # (R, N)
+        dsnr = (weights * (parallel.abs() / perpendicular)).sum(dim=1) / n
     else:
         dsnr = torch.full_like(trace, math.nan)
     out = {
@@ -121,12 +130,15 @@ def _summaries(g: Tensor, exact: Tensor) -> dict[str, Tensor]:
         "noise_floor": (trace / n).sqrt(),
         "snr_mean": snr.mean(dim=1),
         "dsnr": dsnr,
-        "cosine_of_mean": cosine(mean, exact),
-        "mean_cosine": cosine(g, exact).mean(dim=1),
-        "mse": ((g - exact) ** 2).sum(dim=2).mean(dim=1),
+        "cosine_of_mean": _cosine(mean, exact),
+        "mean_cosine": weights @ _cosine(g, exact) / n,
+        "mse": weights @ ((g - exact) ** 2).sum(dim=1) / n,
     }
     if not bool(torch.isfinite(exact).all()):  # no reference: only the reference-free metrics are defined
         for key in _NEEDS_REFERENCE:
+            out[key] = torch.full_like(trace, math.nan)
+    elif exact_norm == 0:  # a zero gradient has no direction
+        for key in ("cosine_of_mean", "mean_cosine"):
             out[key] = torch.full_like(trace, math.nan)
     return out
 
@@ -138,7 +150,7 @@ def gradient_metrics(
     confidence: float = 0.95,
     bootstrap: int = 400,
     generator: torch.Generator | None = None,
-    chunk: int = 50,
+    chunk: int = 100,
 ) -> GradientMetrics:
     """Summaries of ``estimates`` (N, *shape) against ``exact`` (*shape), computed in float64.
 
@@ -149,7 +161,7 @@ def gradient_metrics(
         confidence: two-sided level of every interval.
         bootstrap: number of bootstrap resamples (>= 10) for the scalar summaries.
         generator: seeds the resampling (results are reproducible given its state).
-        chunk: resamples processed at once (bounds memory at chunk × N × D values).
+        chunk: resamples processed at once (bounds memory at a few chunk × N values).
     """
     if estimates.dim() < 1 or estimates.shape[0] < 2:
         raise ValueError(f"estimates must have shape (N, *shape) with N >= 2, got {tuple(estimates.shape)}")
@@ -167,13 +179,15 @@ def gradient_metrics(
     if not bool(torch.isfinite(g).all()) and not bool(torch.isnan(g).all()):
         raise ValueError(f"estimates must be finite, got {int((~torch.isfinite(g)).sum())} non-finite values")
 
-    point = {k: float(v[0]) for k, v in _summaries(g.unsqueeze(0), target).items()}
+    ones = torch.ones(1, n, dtype=torch.float64)
+    point = {k: float(v[0]) for k, v in _summaries(g, ones, target).items()}
     resampled: dict[str, list[Tensor]] = {k: [] for k in point}
     done = 0
     while done < bootstrap:
         r = min(chunk, bootstrap - done)
         index = torch.randint(0, n, (r, n), generator=generator)
-        for k, v in _summaries(g[index], target).items():
+        counts = torch.zeros(r, n, dtype=torch.float64).scatter_add_(1, index, ones.expand(r, n))
+        for k, v in _summaries(g, counts, target).items():
             resampled[k].append(v)
         done += r
     alpha = (1.0 - confidence) / 2.0
