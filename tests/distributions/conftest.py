@@ -105,3 +105,15 @@ ALL_EXAMPLES: list[Example] = [example for examples in EXAMPLES.values() for exa
 
 def example_id(example: Example) -> str:
     return example.name
+
+
+def noise_for(dist: Distribution, sample_shape: tuple[int, ...] = (), seed: int = 0) -> torch.Tensor:
+    """Standard noise of the right kind (Gumbel for the categorical families, logistic for the binary
+    ones) shaped like ``dist.rsample(sample_shape)``, in the dtype the distribution computes in."""
+    from concretelab.distributions._base import CategoricalConcreteParams
+    from concretelab.functional import compute_dtype, sample_gumbel, sample_logistic
+
+    shape = dist._extended_shape(torch.Size(sample_shape))
+    dtype = compute_dtype(dist.logits.dtype)
+    draw = sample_gumbel if isinstance(dist, CategoricalConcreteParams) else sample_logistic
+    return draw(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)

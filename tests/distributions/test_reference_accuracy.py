@@ -89,7 +89,7 @@ def _logit_sets(n: int, rng: np.random.Generator, full: bool) -> dict[str, np.nd
     return sets
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cat_grid(n: int, dtype: torch.dtype, full: bool) -> CatGrid:
     rng = np.random.default_rng(1000 + n)
     temps, logits, ys, labels = [], [], [], []
@@ -109,9 +109,7 @@ def _cat_full(n: int) -> bool:
 
 
 CAT_CASES = [pytest.param(n, dtype, id=f"n{n}-{str(dtype)[6:]}") for n in (2, 3, 10, 1000) for dtype in DTYPES]
-SLOW_CASES = [
-    pytest.param(1000, dtype, marks=pytest.mark.slow, id=f"n1000-full-{str(dtype)[6:]}") for dtype in DTYPES
-]
+SLOW_CASES = [pytest.param(1000, dtype, marks=pytest.mark.slow, id=f"n1000-full-{str(dtype)[6:]}") for dtype in DTYPES]
 
 
 def _cat_inputs(grid: CatGrid, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,7 +119,7 @@ def _cat_inputs(grid: CatGrid, dtype: torch.dtype) -> tuple[torch.Tensor, torch.
     return temperature, logits, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cat_reference(kind: str, n: int, dtype: torch.dtype, full: bool) -> np.ndarray:
     """References at the exact inputs the library sees (float32-rounded where the dtype is float32)."""
     grid = cat_grid(n, dtype, full)
@@ -206,7 +204,7 @@ def _bin_grid(points: tuple[float, ...], dtype: torch.dtype) -> tuple[torch.Tens
     return as_t(t.ravel()), as_t(a.ravel()), as_t(p.ravel())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bin_reference(kind: str, dtype: torch.dtype, bounds: tuple[float, float] | None = None) -> np.ndarray:
     points = {"bin": BIN_X, "logit": BIN_Z, "hard": HARD_Z}[kind][dtype]
     temperature, logits, value = _bin_grid(points, dtype)
@@ -224,7 +222,10 @@ def bin_reference(kind: str, dtype: torch.dtype, bounds: tuple[float, float] | N
 def test_binary_log_prob_matches_mpmath(kind: str, dtype: torch.dtype) -> None:
     points = {"bin": BIN_X, "logit": BIN_Z, "hard": HARD_Z}[kind][dtype]
     temperature, logits, value = _bin_grid(points, dtype)
-    labels = [f"T={t} logit={a} value={v!r}" for t, a, v in zip(temperature.tolist(), logits.tolist(), value.tolist())]
+    labels = [
+        f"T={t} logit={a} value={v!r}"
+        for t, a, v in zip(temperature.tolist(), logits.tolist(), value.tolist(), strict=True)
+    ]
     cases = []
     if kind == "bin":
         cases.append((BinConcrete(temperature, logits=logits).log_prob(value), bin_reference(kind, dtype)))

@@ -251,9 +251,11 @@ class _ConcreteParams(Distribution):
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
         try:
-            torch.broadcast_shapes(batch_shape, self.batch_shape)
+            expandable = torch.broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
         except RuntimeError:
-            raise _broadcast_error("expand", ("batch_shape", batch_shape), ("current", self.batch_shape)) from None
+            expandable = False
+        if not expandable:  # the current batch shape must broadcast *to* the new one
+            raise _broadcast_error("expand", ("batch_shape", batch_shape), ("current", self.batch_shape))
         self._expand_params(new, batch_shape)
         for key, value in self.__dict__.items():
             if key not in ("temperature", "logits", "probs", "_batch_shape", "_event_shape") and key not in new.__dict__:
