@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from concretelab.data import binarized_mnist
-from concretelab.data._files import atomic_write, gunzip_if_needed
+from concretelab.data._files import atomic_write, gunzip_if_needed, write_npz
 from concretelab.data.amat import parse_amat
 from concretelab.data.dataset import SPLITS
 
@@ -73,7 +73,7 @@ def fetch_binarized_mnist(
         arrays = _import_local(Path(source))
     else:
         arrays = {split: _download_split(url, split, timeout=timeout, progress=progress) for split in SPLITS}
-    atomic_write(target, lambda file: np.savez_compressed(file, **arrays))
+    atomic_write(target, lambda file: write_npz(file, arrays))
     logger.info("binarized MNIST verified and stored in %s", target)
     return target
 
