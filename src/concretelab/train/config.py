@@ -124,7 +124,7 @@ class TrainConfig:
 # Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
 MUTABLE_ON_RESUME = frozenset(
-    {"steps", "device", "eval_every", "eval_images", "eval_batch_size", "eval_chunk_size", "log_every",
+    {"steps", "device", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size", "log_every",
      "checkpoint_every", "progress", "out"}
 )
 

@@ -272,8 +272,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         metrics.write({
             "step": step,
             "loss": last_loss,
-            "prior_temperature": float(prior_t),
-            "posterior_temperature": float(posterior_t),
+            "prior_temperature": float(torch.as_tensor(prior_t).detach()),
+            "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
             "lr": optimizer.param_groups[0]["lr"],
             "time": elapsed + now - t0,
             "steps_per_s": pending / max(now - interval_t0, 1e-9),

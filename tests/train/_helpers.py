@@ -1,0 +1,40 @@
+"""Small, fast training configurations shared by the trainer tests (embedded data, tiny models)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from concretelab.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_config(out: Path, **overrides: object) -> TrainConfig:
+    """8 binary latents, linear, batch 16, no validation unless asked: a step takes about a millisecond."""
+    values: dict[str, object] = {
+        "model": "8H-784V", "steps": 8, "batch_size": 16, "lr": 3e-3, "device": "cpu", "eval_every": 0,
+        "eval_k": 4, "eval_images": 20, "log_every": 2, "checkpoint_every": 4, "progress": False, "out": str(out),
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def model_tensors(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
+    """The model tensors of a run's checkpoint (read directly from the safetensors file)."""
+    tensors = load_file(str(run / "checkpoints" / f"{which}.safetensors"))
+    return {k: v for k, v in tensors.items() if k.startswith("model/")}
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (the repository's venv) and return the completed process."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, cwd=REPO)
