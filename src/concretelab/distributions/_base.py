@@ -10,7 +10,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from numbers import Number
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -118,7 +118,9 @@ log_simplex = _LogSimplex()
 # The log-space cache: rsample remembers, for the tensor it returns, the log-space value it came from.
 # Keyed by identity (as torch's Transform cache with cache_size=1), held weakly, for every sample.
 
-_LOG_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+# The entry also holds the tensor's version counter: an in-place change of the sample (x.mul_(2),
+# x[0] = ...) makes the remembered log-space value stale, and it is then ignored.
+_LOG_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor, int | None]] = {}
 
 
 def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
@@ -127,17 +129,25 @@ def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
         del _LOG_CACHE[key]
 
 
+def _version(tensor: Tensor) -> int | None:
+    try:
+        return tensor._version
+    except RuntimeError:  # inference-mode tensors have no version counter (and cannot be changed in place)
+        return None
+
+
 def remember_log(sample: Tensor, log_value: Tensor) -> None:
     """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates)."""
     key = id(sample)
     ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
-    _LOG_CACHE[key] = (ref, log_value)
+    _LOG_CACHE[key] = (ref, log_value, _version(sample))
 
 
 def cached_log(value: Tensor) -> Tensor | None:
-    """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced."""
+    """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced and it
+    has not been modified in place since."""
     entry = _LOG_CACHE.get(id(value))
-    if entry is not None and entry[0]() is value:
+    if entry is not None and entry[0]() is value and entry[2] == _version(value):
         return entry[1]
     return None
 
@@ -258,7 +268,8 @@ class _ConcreteParams(Distribution):
             raise _broadcast_error("expand", ("batch_shape", batch_shape), ("current", self.batch_shape))
         self._expand_params(new, batch_shape)
         for key, value in self.__dict__.items():
-            if key not in ("temperature", "logits", "probs", "_batch_shape", "_event_shape") and key not in new.__dict__:
+            own = ("temperature", "logits", "probs", "_batch_shape", "_event_shape")
+            if key not in own and key not in new.__dict__:
                 new.__dict__[key] = value
         Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
@@ -269,7 +280,7 @@ class _ConcreteParams(Distribution):
 
     def sample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -280,7 +291,7 @@ class _ConcreteParams(Distribution):
 
     def rsample(  # pragma: no cover - every family overrides it
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -289,7 +300,7 @@ class _ConcreteParams(Distribution):
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -327,7 +338,11 @@ class _ConcreteParams(Distribution):
 class CategoricalConcreteParams(_ConcreteParams):
     """Base of the categorical families: ``logits``/``probs`` of shape (batch..., K)."""
 
-    arg_constraints = {"temperature": finite_positive, "logits": categorical_logits, "probs": simplex}
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "temperature": finite_positive,
+        "logits": categorical_logits,
+        "probs": simplex,
+    }
     _categorical = True
 
     def __init__(
@@ -374,7 +389,7 @@ def _bernoulli_probs_to_logits(probs: Tensor) -> Tensor:
 class BinaryConcreteParams(_ConcreteParams):
     """Base of the binary families: ``logits`` = log alpha (or ``probs`` = alpha / (1 + alpha)), shape (batch...)."""
 
-    arg_constraints = {
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "temperature": finite_positive,
         "logits": finite_real,
         "probs": open_unit_interval,

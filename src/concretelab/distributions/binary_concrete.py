@@ -56,7 +56,7 @@ class LogitBinConcrete(BinaryConcreteParams):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -73,13 +73,12 @@ class LogitBinConcrete(BinaryConcreteParams):
         self._validate_value(value)
         logits, temperature = self._compute()
         z = cached_log(value)
-        if z is None:
-            z = value.to(logits.dtype)
+        z = value.to(logits.dtype) if z is None else z.to(logits.dtype)
         return logit_binconcrete_log_density(z, logits, temperature)
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -120,7 +119,7 @@ class BinConcrete(BinaryConcreteParams):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -134,7 +133,7 @@ class BinConcrete(BinaryConcreteParams):
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         z = cached_log(value)
         if z is not None:
-            return z
+            return z.to(dtype)
         value = value.to(dtype)
         if bool(((value <= 0) | (value >= 1)).any()):
             raise ValueError(
@@ -152,7 +151,7 @@ class BinConcrete(BinaryConcreteParams):
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,

@@ -69,7 +69,7 @@ class ExpConcrete(CategoricalConcreteParams):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -86,13 +86,12 @@ class ExpConcrete(CategoricalConcreteParams):
         self._validate_value(value)
         logits, temperature = self._compute()
         y = cached_log(value)
-        if y is None:
-            y = value.to(logits.dtype)
+        y = value.to(logits.dtype) if y is None else y.to(logits.dtype)
         return exp_concrete_log_density(y, logits, temperature)
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -127,12 +126,14 @@ class Concrete(CategoricalConcreteParams):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
     ) -> Tensor:
-        """X = softmax((logits + G) / lambda), computed as exp of the log-space sample; shape sample_shape + (batch..., K)."""
+        """X = softmax((logits + G) / lambda), computed as exp of the log-space sample.
+
+        Shape sample_shape + (batch..., K)."""
         y, _ = self._log_sample(sample_shape, generator, noise)
         x = y.exp().to(self.logits.dtype)
         remember_log(x, y)
@@ -141,7 +142,7 @@ class Concrete(CategoricalConcreteParams):
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         y = cached_log(value)
         if y is not None:
-            return y
+            return y.to(dtype)
         value = value.to(dtype)
         included = self.logits > float("-inf")
         if bool(((value <= 0) & included).any()):
@@ -153,7 +154,9 @@ class Concrete(CategoricalConcreteParams):
         return value.log()
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """log p(x) = log kappa(log x) - sum_k log x_k (Maddison et al. eq. 1 via eq. 8); shape (sample..., batch...)."""
+        """log p(x) = log kappa(log x) - sum_k log x_k (Maddison et al. eq. 1 via eq. 8).
+
+        Shape (sample..., batch...)."""
         self._validate_value(value)
         logits, temperature = self._compute()
         y = self._log_of(value, logits.dtype)
@@ -163,7 +166,7 @@ class Concrete(CategoricalConcreteParams):
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,

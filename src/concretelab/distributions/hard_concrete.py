@@ -59,7 +59,7 @@ class HardConcrete(BinaryConcreteParams):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,

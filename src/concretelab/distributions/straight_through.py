@@ -115,7 +115,7 @@ class StraightThroughConcrete(Concrete):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -137,7 +137,7 @@ class StraightThroughConcrete(Concrete):
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -160,7 +160,7 @@ class StraightThroughBinConcrete(BinConcrete):
 
     def rsample(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
@@ -181,7 +181,7 @@ class StraightThroughBinConcrete(BinConcrete):
 
     def sample_and_log_prob(
         self,
-        sample_shape: SampleShape = torch.Size(),
+        sample_shape: SampleShape = (),
         *,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
