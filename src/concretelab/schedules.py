@@ -61,6 +61,8 @@ def parse_temperature(text: str | float | int) -> float:
         try:
             if "/" in s:
                 num, den = s.split("/", 1)
+                if "/" in den:
+                    raise ValueError(s)
                 value = float(Fraction(num.strip()) / Fraction(den.strip()))
             else:
                 value = float(s)
