@@ -146,6 +146,12 @@ def test_minus_inf_logits_give_exact_zeros() -> None:
             x = F.gumbel_softmax(logits, t, hard=hard, generator=_gen(7))
             assert bool((x[:, [1, 3]] == 0).all()) and bool(torch.isfinite(x).all())
     assert bool((F.log_gumbel_softmax(logits, 0.5, generator=_gen(8))[:, [1, 3]] == -math.inf).all())
+    # A learnable temperature gets a finite gradient although (-inf) / t appears (was NaN: 0 * inf).
+    t = torch.tensor(0.5, requires_grad=True)
+    lg = logits.clone().requires_grad_()
+    soft = F.gumbel_softmax(lg, t, generator=_gen(11))
+    grads = torch.autograd.grad((soft * torch.arange(4.0)).sum(), (lg, t))
+    assert all(bool(torch.isfinite(g).all()) for g in grads) and bool((grads[0][:, [1, 3]] == 0).all())
     assert not bool(torch.isin(F.gumbel_max(logits, generator=_gen(9)), torch.tensor([1, 3])).any())
     assert not bool(torch.isin(F.gumbel_topk(logits, 2, generator=_gen(10)), torch.tensor([1, 3])).any())
 

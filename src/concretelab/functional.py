@@ -37,6 +37,7 @@ __all__ = [
     "logistic_from_uniform",
     "logit_binconcrete_log_density",
     "open_uniform",
+    "perturb_and_scale",
     "sample_gumbel",
     "sample_logistic",
     "sample_uniform_open",
@@ -178,6 +179,17 @@ def _temperature_for(temperature: float | Tensor, logits: Tensor, dim: int) -> f
     return t
 
 
+def perturb_and_scale(logits: Tensor, noise: Tensor, temperature: float | Tensor) -> Tensor:
+    """(logits + G) / temperature, the argument of the Concrete softmax (Maddison et al. Def. 1).
+
+    A -inf logit stays -inf, and it is masked before the division: otherwise the temperature's
+    gradient would be 0 * inf = NaN wherever a category is excluded.
+    """
+    excluded = logits == float("-inf")
+    finite = torch.where(excluded, 0.0, logits + noise)
+    return torch.where(excluded, float("-inf"), finite / temperature)
+
+
 def log_gumbel_softmax(
     logits: Tensor,
     temperature: float | Tensor = 1.0,
@@ -195,7 +207,7 @@ def log_gumbel_softmax(
     else:
         _check_noise(noise, logits)
     t = _temperature_for(temperature, logits, dim)
-    return torch.log_softmax((logits + noise) / t, dim=dim)
+    return torch.log_softmax(perturb_and_scale(logits, noise, t), dim=dim)
 
 
 def gumbel_softmax(
@@ -219,7 +231,7 @@ def gumbel_softmax(
     else:
         _check_noise(noise, logits)
     t = _temperature_for(temperature, logits, dim)
-    soft = torch.softmax((logits + noise) / t, dim=dim)
+    soft = torch.softmax(perturb_and_scale(logits, noise, t), dim=dim)
     if not hard:
         return soft
     index = soft.argmax(dim=dim, keepdim=True)

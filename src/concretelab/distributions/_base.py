@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
-from concretelab.functional import compute_dtype, sample_gumbel, sample_logistic
+from concretelab.functional import compute_dtype, perturb_and_scale, sample_gumbel, sample_logistic
 
 __all__ = [
     "BinaryConcreteParams",
@@ -370,7 +370,7 @@ class CategoricalConcreteParams(_ConcreteParams):
         else:
             check_noise(noise, shape, "Gumbel")
             noise = noise.to(logits.dtype)
-        y = torch.log_softmax((logits + noise) / temperature.unsqueeze(-1), dim=-1)
+        y = torch.log_softmax(perturb_and_scale(logits, noise, temperature.unsqueeze(-1)), dim=-1)
         return y, noise
 
     @property
