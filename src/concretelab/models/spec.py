@@ -83,7 +83,7 @@ def parse_spec(spec: str, categories: int = 2) -> NetworkSpec:
             f"(an SBN) or V, H layers, V (structured prediction); {SPEC_FORMS}"
         )
     if any(n < 1 for n, _ in tokens):
-        raise ValueError(f"every layer size in model spec {spec!r} must be >= 1")
+        raise ValueError(f"every layer size in model spec {spec!r} must be >= 1; expected {SPEC_FORMS}")
     for n in hidden:
         if n % bits:
             raise ValueError(
