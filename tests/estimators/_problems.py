@@ -40,8 +40,8 @@ def bernoulli_quadratic(b: Tensor) -> Tensor:
 
 
 def bernoulli_nonlinear(b: Tensor) -> Tensor:
-    """exp(2 c·b) + sin(3 b_0): far from quadratic, so straight-through-type estimators are biased."""
-    return torch.exp(2 * (b * _C4).sum(-1)) + torch.sin(3 * b[:, 0])
+    """exp(3 c·b) + sin(3 b_0): far from quadratic, so straight-through-type estimators are biased."""
+    return torch.exp(3 * (b * _C4).sum(-1)) + torch.sin(3 * b[:, 0])
 
 
 def categorical_quadratic(b: Tensor) -> Tensor:
