@@ -12,7 +12,7 @@ from concretelab.data import SPLITS, load_dataset
 from concretelab.data._files import sha256_of_array
 from concretelab.data.binarized_mnist import ARRAY_SHA256, NUM_IMAGES, read_amat
 
-from ._helpers import SHARED_DIR, write_amat
+from ._helpers import SHARED_ABSENT, SHARED_DIR, write_amat
 
 README_MEANS = {"train": 0.1306, "valid": 0.1311, "test": 0.1325}
 
@@ -51,7 +51,7 @@ def test_one_flipped_pixel_is_a_checksum_mismatch(shared_dataset, tmp_path):
 
 def test_truncated_copy_of_the_test_split_names_the_line(tmp_path):
     if not (SHARED_DIR / "test.amat.gz").is_file():
-        pytest.skip(f"the shared binarized MNIST is absent ({SHARED_DIR})")
+        pytest.skip(SHARED_ABSENT)
     text = gzip.decompress((SHARED_DIR / "test.amat.gz").read_bytes())
     path = tmp_path / "test.amat"
     path.write_bytes(text[: 99 * 1568 + 1000])  # the first 99 lines and part of the 100th
