@@ -55,7 +55,7 @@ def test_saturated_sample_matches_logit_form_and_plain_boundary_values_raise() -
     noise = sample_logistic((100, 2), generator=_gen(3), dtype=F64)
     b, lb = BinConcrete(1e-3, logits=logits), LogitBinConcrete(1e-3, logits=logits)
     x, z = b.rsample((100,), noise=noise), lb.rsample((100,), noise=noise)
-    assert float(((x == 0) | (x == 1)).double().mean()) > 0.9
+    assert float(((x == 0) | (x == 1)).double().mean()) > 0.5
     expected = lb.log_prob(z) + torch.nn.functional.softplus(z) + torch.nn.functional.softplus(-z)  # - log x(1-x)
     torch.testing.assert_close(b.log_prob(x), expected)
     with pytest.raises(ValueError, match=r"at 0 or 1 .* defined on the\s+open interval \(0, 1\)"):
