@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 # One module per subcommand (concretelab.cli.<name>); each defines register(subparsers).
-SUBCOMMANDS: tuple[str, ...] = ("demo", "lab", "data", "train", "evaluate", "plot")
+SUBCOMMANDS: tuple[str, ...] = ("demo", "lab", "data", "train", "evaluate", "plot", "reproduce")
 
 
 class CLIError(Exception):

@@ -1,0 +1,142 @@
+"""``concretelab reproduce table1``: train and evaluate the cells of Table 1 of Maddison, Mnih & Teh (2017)
+from configs/table1/*.toml, store one JSON result per cell and regenerate docs/RESULTS.md.
+
+Finished cells are skipped and interrupted ones resume from their checkpoints, so the command can be
+repeated with the same flags until every selected cell is done (or with a larger --steps to train further).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+__all__ = ["format_states", "register"]
+
+logger = logging.getLogger(__name__)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from error
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="reproduce the paper's Table 1 (train, evaluate, write results and docs/RESULTS.md)",
+        description=__doc__.split("\n\n")[0],
+    )
+    tables = parser.add_subparsers(dest="table", metavar="TABLE")
+    tables.required = True
+    table1 = tables.add_parser(
+        "table1",
+        help="the 30 binarized-MNIST cells of Table 1 (plus the rows beyond the paper, on request)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    table1.add_argument("--cells", nargs="+", metavar="PATTERN", default=None,
+                        help="cell names or shell globs (comma-separated lists allowed), e.g. '200H-784V-m1-*'; "
+                        "'all' adds the rows beyond the paper; default: the 30 cells of Table 1")
+    table1.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
+    table1.add_argument("--steps", type=_positive, default=None,
+                        help="training steps per cell (default: the config's, the paper's 10^7)")
+    table1.add_argument("--k", type=_positive, default=50_000, help="k of the test bound -L_k (default 50000)")
+    table1.add_argument("--num-images", type=_positive, default=None,
+                        help="test images for -L_k (default: all 10,000; fewer: a fixed random subset)")
+    table1.add_argument("--large-k", type=_positive, default=None,
+                        help="also evaluate -L_K with this larger K on a fixed random subset of the test set")
+    table1.add_argument("--large-k-images", type=_positive, default=1000,
+                        help="size of that subset (default 1000)")
+    table1.add_argument("--data", default=None,
+                        help="data override: binarized-mnist, embedded, or a folder of {train,valid,test}.amat[.gz]")
+    table1.add_argument("--eval-every", type=_positive, default=None,
+                        help="validation interval in steps (default: about 10 checks per run)")
+    table1.add_argument("--valid-images", type=_positive, default=None,
+                        help="validation images per check (default: the config's, all 10,000)")
+    table1.add_argument("--eval-seed", type=int, default=0, help="seed of the test samples and subsets")
+    table1.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
+    table1.add_argument("--configs", type=Path, default=Path("configs/table1"), help="folder of {cell}.toml")
+    table1.add_argument("--out", type=Path, default=None,
+                        help="folder of run folders (default: $XDG_CACHE_HOME/concretelab/table1)")
+    table1.add_argument("--results", type=Path, default=Path("results/table1"), help="folder of {cell}.json")
+    table1.add_argument("--markdown", type=Path, default=Path("docs/RESULTS.md"), help="the generated page")
+    table1.add_argument("--figures", type=Path, default=Path("docs/figures/table1"), help="its figures")
+    table1.set_defaults(func=run_table1)
+
+
+def format_states(states: dict) -> str:
+    """The cells and their state as a plain text table."""
+    width = max((len(name) for name in states), default=4)
+    lines = [f"{'cell':<{width}}  {'state':<11}  detail", f"{'-' * width}  {'-' * 11}  ------"]
+    lines += [f"{name:<{width}}  {s.state:<11}  {s.detail}" for name, s in states.items()]
+    return "\n".join(lines)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line equivalent to ``args`` (recorded in every result)."""
+    words = ["concretelab", "reproduce", "table1"]
+    if args.cells:
+        words += ["--cells", *args.cells]
+    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "threads"):
+        value = getattr(args, flag)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    if args.large_k is not None:
+        words += ["--large-k-images", str(args.large_k_images)]
+    if args.eval_seed:
+        words += ["--eval-seed", str(args.eval_seed)]
+    return shlex.join(words)
+
+
+def run_table1(args: argparse.Namespace) -> int:
+    import torch
+
+    from concretelab.cli import CLIError
+    from concretelab.reproduce.cells import CELLS, select_cells
+    from concretelab.reproduce.render import render_results
+    from concretelab.reproduce.runner import CellState, ReproduceOptions, default_out, run_cells
+
+    if not args.configs.is_dir():
+        raise CLIError(f"config folder {str(args.configs)!r} not found (run from the repository root, or --configs)")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    cells = select_cells(args.cells, CELLS)
+    options = ReproduceOptions(
+        configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
+        num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
+        eval_every=args.eval_every, valid_images=args.valid_images, eval_seed=args.eval_seed,
+    )
+    if args.list:
+        from concretelab.reproduce.results import load_result
+
+        states = {}
+        for cell in cells:
+            stored = load_result(options.results, cell)
+            if stored is None:
+                states[cell.name] = CellState("pending", "")
+            elif stored.get("status") == "done":
+                states[cell.name] = CellState("done", f"{stored['test_nll']:.2f} nats, {stored['steps']} steps")
+            else:
+                states[cell.name] = CellState(stored.get("status", "?"), stored.get("reason", ""))
+        print(format_states(states))
+        return 0
+
+    def show(states: dict) -> None:
+        print(format_states(states), file=sys.stderr, flush=True)
+
+    logger.info("run folders in %s, results in %s", options.out, options.results)
+    interrupted = False
+    try:
+        states = run_cells(cells, options, command=_command(args), on_update=show)
+        interrupted = any(state.state == "interrupted" for state in states.values())
+    finally:
+        render_results(options.results, args.markdown, args.figures)
+    return 130 if interrupted else 0

@@ -1,0 +1,215 @@
+"""docs/RESULTS.md and its learning-curve figures, generated from the JSON results of the Table 1 cells.
+
+Every cell of Table 1 gets a row: the paper's value, ours (with the steps, k, test images, wall time,
+commit) or an explicit "not run (reason)". Nothing in the page is typed by hand: it is rewritten by
+``concretelab reproduce table1`` after each run and by ``scripts/render_results.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from concretelab.reproduce.cells import CELLS, Cell
+from concretelab.reproduce.results import load_results
+from concretelab.train.io import atomic_write_text
+
+__all__ = ["DEFAULT_NOT_RUN", "plot_cell", "render_markdown", "render_results"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NOT_RUN = "no result yet: not selected, or not reached within the compute budget of the runs so far"
+_PAPER_STEPS = 10_000_000
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _steps(steps: int) -> str:
+    return f"{steps:,} ({steps / _PAPER_STEPS:.2%} of 10^7)"
+
+
+def _ours(result: dict[str, Any]) -> str:
+    text = f"**{result['test_nll']:.2f}**"
+    if result.get("test_nll_ci95") and result.get("test_images", 0) > 1:
+        low, high = result["test_nll_ci95"]
+        text += f" ± {(high - low) / 2:.2f}"
+    return text
+
+
+def _large_k(result: dict[str, Any]) -> str:
+    large = result.get("large_k")
+    if not large:
+        return "-"
+    low, high = large["ci95"]
+    return f"{large['nll']:.2f} [{low:.2f}, {high:.2f}] (L_{large['k']:,}, {large['images']:,} images)"
+
+
+def _row(cell: Cell, result: dict[str, Any] | None, figure_rel: str | None) -> str:
+    paper = "-" if cell.paper_nll is None else f"{cell.paper_nll:.1f}"
+    objective = cell.objective + (" (m = 1 column of VIMCO)" if cell.objective == "nvil" else "")
+    head = f"| `{cell.name}` | {cell.model} | {objective} | {cell.samples} | {paper} |"
+    if result is None or result.get("status") != "done":
+        reason = DEFAULT_NOT_RUN if result is None else result.get("reason", DEFAULT_NOT_RUN)
+        reason = reason.replace("|", "\\|").replace("\n", " ")
+        return head + f" not run ({reason}) | | | | | |"
+    delta = "" if cell.paper_nll is None else f" ({result['test_nll'] - cell.paper_nll:+.2f})"
+    images = f"{result['test_images']:,}"
+    curve = f"[curve]({figure_rel})" if figure_rel else "-"
+    commit = str(result.get("commit", "unknown"))
+    short = commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+    return (
+        head + f" {_ours(result)}{delta} | {_large_k(result)} | {_steps(result['steps'])} |"
+        f" L_{result['k']:,} on {images} | {_duration(result.get('seconds'))} | `{short}` {curve} |"
+    )
+
+
+_HEADER = (
+    "| cell | model | objective | m | paper -L_50000 | ours -L_k ± 95% CI (ours − paper) | ours, large k "
+    "[95% CI] | steps | test bound | wall time | commit, curve |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def plot_cell(result: dict[str, Any], path: Path) -> bool:
+    """Learning curves of one cell (training loss = negative training bound, validation -L_k) as a PNG.
+    Returns False when the result holds no curve."""
+    curves = result.get("curves") or {}
+    train_rows, valid_rows = curves.get("train_loss") or [], curves.get("valid_nll") or []
+    if not train_rows and not valid_rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6), dpi=100)
+    if train_rows:
+        axis.plot([r[0] for r in train_rows], [r[1] for r in train_rows], lw=1, label="training loss (−bound)")
+    if valid_rows:
+        valid_k = result.get("valid_k", "k")
+        axis.plot([r[0] for r in valid_rows], [r[1] for r in valid_rows], "o-", ms=3,
+                  label=f"validation −L_{valid_k}")
+    axis.axhline(result["test_nll"], color="k", ls=":", lw=1, label=f"test −L_{result['k']} (best checkpoint)")
+    if result.get("paper_nll") is not None:
+        axis.axhline(result["paper_nll"], color="r", ls="--", lw=1, label="paper (10^7 steps)")
+    values = [r[1] for r in train_rows[len(train_rows) // 10 :]] + [r[1] for r in valid_rows]
+    values += [result["test_nll"]] + ([result["paper_nll"]] if result.get("paper_nll") is not None else [])
+    if values:
+        low, high = min(values), max(values)
+        axis.set_ylim(low - 0.05 * (high - low) - 1, high + 0.15 * (high - low) + 1)
+    axis.set_xlabel("step")
+    axis.set_ylabel("nats")
+    axis.set_title(f"{result['cell']} ({result['steps']:,} steps)", fontsize=10)
+    axis.legend(fontsize=7)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    os.replace(tmp, path)
+    return True
+
+
+def render_markdown(
+    results: dict[str, dict[str, Any]], figures: dict[str, str], cells: Sequence[Cell] = CELLS
+) -> str:
+    """The text of RESULTS.md for ``results`` (by cell name) and figure links (relative to the page)."""
+    done = [r for r in results.values() if r.get("status") == "done"]
+    lines = [
+        "# Table 1 of Maddison, Mnih & Teh (2017), reproduced",
+        "",
+        "<!-- Generated by `concretelab reproduce table1` / `scripts/render_results.py` from results/table1/*.json."
+        " Do not edit by hand. -->",
+        "",
+        "Test negative log-likelihood (nats, lower is better) on binarized MNIST (fixed binarization, "
+        "50k/10k/10k). The paper reports -L_50000 after 10^7 Adam steps per cell; ours are the steps, k and "
+        "test images stated in each row, so a gap to the paper is mostly the training budget. "
+        "\"ours\" is -mean L_k of the best checkpoint by validation, with a 95% interval over test images; "
+        "the large-k column, when present, is -L_k with a larger k on a fixed random subset of the test set "
+        "(interval over that subset). -L_k over-estimates the NLL and tightens as k grows.",
+        "",
+        f"Cells measured: {len(done)} of {len(cells)} "
+        f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
+        f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",
+        "",
+        "Reproduce a row (runs resume and skip finished cells; run folders go to ~/.cache/concretelab/table1):",
+        "",
+        "```",
+        "concretelab reproduce table1 --cells '200H-784V-m1-relaxed' --steps 100000 --k 5000 "
+        "--data /work/shared/data/binarized_mnist",
+        "```",
+        "",
+    ]
+    sections = (
+        ("Density estimation, binarized MNIST", lambda c: c.table == "density" and not c.beyond_paper),
+        ("Structured prediction (lower half given upper half), 392V-240H-240H-392V",
+         lambda c: c.table == "structured" and not c.beyond_paper),
+        ("Beyond the paper: lab estimators on the linear models", lambda c: c.beyond_paper),
+    )
+    for title, keep in sections:
+        chosen = [cell for cell in cells if keep(cell)]
+        if not chosen:
+            continue
+        lines += [f"## {title}", "", _HEADER]
+        lines += [_row(cell, results.get(cell.name), figures.get(cell.name)) for cell in chosen]
+        lines.append("")
+    commands: dict[str, list[str]] = {}
+    for cell in cells:
+        result = results.get(cell.name)
+        if result and result.get("status") == "done":
+            commands.setdefault(result["command"], []).append(cell.name)
+    if commands:
+        lines += ["## Commands that produced the numbers", ""]
+        for command, names in commands.items():
+            lines += [f"- {', '.join(f'`{n}`' for n in names)}:", "", "  ```", f"  {command}", "  ```", ""]
+    details = [r for r in (results.get(c.name) for c in cells) if r and r.get("status") == "done"]
+    if details:
+        lines += ["## Run details", "",
+                  "| cell | device | train time | eval time | best checkpoint step | validation -L_k (images) |"
+                  " data |", "|---|---|---|---|---|---|---|"]
+        for r in details:
+            valid = "-" if r.get("best_valid_nll") is None else f"{r['best_valid_nll']:.2f}"
+            valid_images = r.get("valid_images") or "all"
+            lines.append(
+                f"| `{r['cell']}` | {r.get('device', '-')} | {_duration(r.get('train_seconds'))} |"
+                f" {_duration(r.get('eval_seconds'))} | {r.get('checkpoint_step', '-')} |"
+                f" {valid} (L_{r.get('valid_k', '?')}, {valid_images}) | `{r.get('data', '-')}` |"
+            )
+        lines.append("")
+    plotted = [(cell.name, figures[cell.name]) for cell in cells if cell.name in figures]
+    if plotted:
+        lines += ["## Learning curves", ""]
+        for name, rel in plotted:
+            lines += [f"### `{name}`", "", f"![{name}]({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_results(
+    results_dir: str | Path, markdown: str | Path, figures_dir: str | Path, cells: Sequence[Cell] = CELLS
+) -> Path:
+    """Read every result, draw the curves into ``figures_dir`` and write ``markdown``; returns its path."""
+    markdown, figures_dir = Path(markdown), Path(figures_dir)
+    results = load_results(results_dir, list(cells))
+    figures: dict[str, str] = {}
+    for name, result in results.items():
+        if result.get("status") != "done":
+            continue
+        path = figures_dir / f"{name}.png"
+        if plot_cell(result, path):
+            figures[name] = os.path.relpath(path, markdown.parent)
+    atomic_write_text(markdown, render_markdown(results, figures, cells))
+    logger.info("wrote %s (%d results, %d figures)", markdown, len(results), len(figures))
+    return markdown

@@ -1,0 +1,316 @@
+"""Run Table 1 cells: train each from its config file (resuming an interrupted run from its checkpoint),
+evaluate the best checkpoint on the test set, and store a small JSON result per cell.
+
+A cell is *done* when its result file records the same request (step budget, k, test images, large-k
+evaluation, data); done cells are skipped. Otherwise the trainer is called with ``resume=True`` on the
+cell's run folder (``{out}/{cell}``), so an interrupted run continues from ``checkpoints/last.safetensors``
+and a finished one only gets evaluated; evaluations already made are cached in the run folder
+(``reproduce-eval-*.json``) and not repeated.
+
+Run folders hold the checkpoints and live outside the repository by default
+(``$XDG_CACHE_HOME/concretelab/table1``, see :func:`default_out`); only the JSON results are committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from concretelab.data import load_dataset
+from concretelab.reproduce.cells import Cell
+from concretelab.reproduce.evaluation import (
+    Evaluation,
+    evaluate_images,
+    load_trained_model,
+    summarize,
+    test_subset,
+)
+from concretelab.reproduce.results import load_result, not_run_result, write_result
+from concretelab.train import TrainConfig, load_config, train
+from concretelab.train.config import config_from_dict, config_to_dict
+from concretelab.train.io import atomic_write_json
+from concretelab.train.loop import resolve_device
+from concretelab.train.metrics import read_metrics
+
+__all__ = [
+    "PAPER_STEPS",
+    "CellState",
+    "ReproduceOptions",
+    "cell_config",
+    "default_out",
+    "git_commit",
+    "run_cell",
+    "run_cells",
+]
+
+logger = logging.getLogger(__name__)
+
+PAPER_STEPS = 10_000_000  # training steps per cell in Maddison et al. (2017), Sec. 5
+_CURVE_POINTS = 300  # training-curve points kept in a result file
+
+
+def default_out() -> Path:
+    """Where run folders go: ``$XDG_CACHE_HOME/concretelab/table1`` (``~/.cache/concretelab/table1``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "concretelab" / "table1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceOptions:
+    """What ``concretelab reproduce table1`` was asked to do (the same for every selected cell)."""
+
+    configs: Path  # folder of {cell}.toml files
+    out: Path  # folder of run folders (checkpoints, metrics)
+    results: Path  # folder of {cell}.json results
+    steps: int | None = None  # step budget per cell (None: the config's, 10^7 in the paper)
+    k: int = 50_000  # k of the test bound L_k (the paper: 50,000)
+    num_images: int | None = None  # test images for L_k (None: all; else a fixed random subset)
+    large_k: int | None = None  # optional second, larger-k evaluation on a subset
+    large_k_images: int = 1000  # size of that subset
+    data: str | None = None  # data override (a name or a folder of .amat[.gz])
+    eval_every: int | None = None  # validation interval (None: about 10 checks per run)
+    valid_images: int | None = None  # validation images per check (None: the config's, all by default)
+    eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
+    eval_batch_size: int = 100  # test images per call of discrete_bound
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "num_images", "large_k", "eval_every", "valid_images"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or unset, got {value}")
+        for name in ("k", "large_k_images", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def request(self, config: TrainConfig) -> dict[str, Any]:
+        """What a stored result must match to count as done for these options."""
+        return {
+            "steps": config.steps, "k": self.k, "num_images": self.num_images, "large_k": self.large_k,
+            "large_k_images": self.large_k_images if self.large_k else None, "data": config.data,
+            "eval_seed": self.eval_seed,
+        }
+
+
+@dataclasses.dataclass
+class CellState:
+    """Progress of one cell: ``pending``, ``skipped`` (done earlier), ``training``, ``evaluating``, ``done``,
+    ``interrupted`` or ``not run``; ``detail`` says more (the step, the NLL, the reason)."""
+
+    state: str = "pending"
+    detail: str = ""
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The commit of the working tree (with ``+dirty`` when tracked files differ), or ``unknown``."""
+    where = str(cwd or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
+    """The cell's TOML config with the command's overrides (budget, data, run folder, validation)."""
+    path = options.configs / f"{cell.name}.toml"
+    config = load_config(path)
+    overrides: dict[str, Any] = {"out": str(options.out / cell.name), "progress": False}
+    if options.steps is not None:
+        overrides["steps"] = options.steps
+    if options.data is not None:
+        overrides["data"] = options.data
+    steps = overrides.get("steps", config.steps)
+    overrides["eval_every"] = options.eval_every or min(config.eval_every or steps, max(1, steps // 10))
+    overrides["checkpoint_every"] = min(config.checkpoint_every or steps, overrides["eval_every"])
+    if options.valid_images is not None:
+        overrides["eval_images"] = options.valid_images
+    return config_from_dict(overrides, config, source=f"reproduce options for {cell.name}")
+
+
+def _device_text(config: TrainConfig) -> str:
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads), torch {torch.__version__}"
+
+
+def _evaluate(
+    run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, size: int | None, options: ReproduceOptions,
+    label: str,
+) -> Evaluation:
+    """-L_k of the checkpoint on all test images or a fixed subset; cached in the run folder."""
+    model, step = load_trained_model(checkpoint)
+    subset = test_subset(images.shape[0], size, options.eval_seed)
+    n = images.shape[0] if subset is None else subset.shape[0]
+    subset_seed = None if subset is None else options.eval_seed
+    tag = f"test-k{k}-n{n}-seed{options.eval_seed}-{checkpoint.stem}-step{step}"
+    cache = run / f"reproduce-eval-{tag}.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        stored["ci95"] = tuple(stored["ci95"])
+        stored.pop("subset_rule", None)
+        logger.info("%s: reusing %s", label, cache.name)
+        return Evaluation(**stored)
+    chosen = images if subset is None else images[subset]
+    logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, checkpoint.name, step)
+    nll, seconds = evaluate_images(model, chosen, k=k, seed=options.eval_seed,
+                                   batch_size=options.eval_batch_size, label=label)
+    evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=checkpoint.stem,
+                           checkpoint_step=step, seed=options.eval_seed, seconds=seconds)
+    atomic_write_json(cache, evaluation.to_dict())
+    return evaluation
+
+
+def _curves(run: Path) -> dict[str, list[list[float]]]:
+    rows = read_metrics(run / "metrics.jsonl")
+    train_rows = [[row["step"], row["loss"]] for row in rows if "loss" in row]
+    stride = max(1, -(-len(train_rows) // _CURVE_POINTS))
+    thinned = train_rows[::stride]
+    if train_rows and thinned[-1] != train_rows[-1]:
+        thinned.append(train_rows[-1])
+    valid = [[row["step"], row["valid_nll"]] for row in rows if "valid_nll" in row]
+    return {"train_loss": thinned, "valid_nll": valid}
+
+
+def run_cell(
+    cell: Cell,
+    options: ReproduceOptions,
+    *,
+    test_images: torch.Tensor,
+    command: str,
+    commit: str,
+    update: Callable[[str, str], None] = lambda state, detail: None,
+) -> dict[str, Any] | None:
+    """Train (or resume) and evaluate one cell and write its result; None when training was interrupted
+    by a signal (the checkpoint is saved; the next call resumes it)."""
+    config = cell_config(cell, options)
+    run = Path(config.out)
+    last = run / "checkpoints" / "last.safetensors"
+    resumed_from = None
+    if last.is_file():
+        from concretelab.train import load_checkpoint
+
+        resumed_from = load_checkpoint(last).step
+    update("training", f"from step {resumed_from or 0} to {config.steps}")
+    started = time.perf_counter()
+    trained = train(config, resume=True)
+    if trained.stopped_by_signal is not None:
+        update("interrupted", f"at step {trained.step} (checkpoint saved)")
+        return None
+    best = run / "checkpoints" / "best.safetensors"
+    checkpoint = best if best.is_file() else last
+    update("evaluating", f"-L_{options.k}")
+    main = _evaluate(run, checkpoint, test_images, k=options.k, size=options.num_images, options=options,
+                     label=cell.name)
+    large = None
+    if options.large_k is not None:
+        update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
+        large = _evaluate(run, checkpoint, test_images, k=options.large_k, size=options.large_k_images,
+                          options=options, label=cell.name)
+    eval_seconds = main.seconds + (large.seconds if large else 0.0)
+    result: dict[str, Any] = {
+        "cell": cell.name,
+        "status": "done",
+        "model": cell.model,
+        "objective": cell.objective,
+        "samples": cell.samples,
+        "dataset": cell.dataset,
+        "data": config.data,
+        "table": cell.table,
+        "beyond_paper": cell.beyond_paper,
+        "steps": trained.step,
+        "paper_steps": PAPER_STEPS,
+        "k": main.k,
+        "test_images": main.images,
+        "test_nll": main.nll,
+        "test_nll_stderr": main.stderr,
+        "test_nll_ci95": list(main.ci95),
+        "test_subset_seed": main.subset_seed,
+        "large_k": None if large is None else large.to_dict(),
+        "paper_nll": cell.paper_nll,
+        "checkpoint": main.checkpoint,
+        "checkpoint_step": main.checkpoint_step,
+        "best_valid_nll": trained.best_valid_nll,
+        "valid_k": config.eval_k,
+        "valid_images": config.eval_images,
+        "train_seconds": trained.seconds,
+        "eval_seconds": eval_seconds,
+        "seconds": trained.seconds + eval_seconds,
+        "wall_seconds_this_call": time.perf_counter() - started,
+        "resumed_from": resumed_from,
+        "device": _device_text(config),
+        "commit": commit,
+        "command": command,
+        "request": options.request(config),
+        "config": {key: value for key, value in config_to_dict(config).items() if value is not None},
+        "curves": _curves(run),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_result(options.results, result)
+    update("done", f"{main.nll:.2f} nats (-L_{main.k}, {trained.step} steps)")
+    return result
+
+
+def run_cells(
+    cells: list[Cell],
+    options: ReproduceOptions,
+    *,
+    command: str,
+    commit: str | None = None,
+    on_update: Callable[[dict[str, CellState]], None] = lambda states: None,
+) -> dict[str, CellState]:
+    """Run ``cells`` in order (see the module docstring); returns the final state of each.
+
+    A cell that fails (an estimator the trainer does not support, a non-finite loss) is recorded as
+    ``not run`` with the reason, and the next cell starts; an interrupted training stops the whole run."""
+    commit = commit or git_commit()
+    states = {cell.name: CellState() for cell in cells}
+    configs = {}
+    for cell in cells:  # read every config first: a bad file stops the run before any training
+        configs[cell.name] = cell_config(cell, options)
+    datasets: dict[str, Any] = {}
+    for cell in cells:
+        request = options.request(configs[cell.name])
+        stored = load_result(options.results, cell)
+        if stored and stored.get("status") == "done" and stored.get("request") == request:
+            states[cell.name] = CellState("skipped", f"done earlier: {stored['test_nll']:.2f} nats")
+    on_update(states)
+    for cell in cells:
+        if states[cell.name].state == "skipped":
+            continue
+
+        def update(state: str, detail: str, name: str = cell.name) -> None:
+            states[name] = CellState(state, detail)
+            on_update(states)
+
+        data = configs[cell.name].data
+        if data not in datasets:
+            datasets[data] = load_dataset(data).test
+        try:
+            result = run_cell(cell, options, test_images=datasets[data], command=command, commit=commit,
+                              update=update)
+        except (ValueError, RuntimeError) as error:  # recorded, and the next cell runs
+            reason = f"{type(error).__name__}: {error}"
+            logger.warning("%s not run: %s", cell.name, reason)
+            stored = load_result(options.results, cell)
+            if not (stored and stored.get("status") == "done"):  # never replace a measured result
+                write_result(options.results, not_run_result(cell, reason, commit=commit, command=command))
+            update("not run", reason)
+            continue
+        if result is None:
+            break
+    return states
