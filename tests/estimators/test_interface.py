@@ -51,6 +51,7 @@ def test_registry_has_every_estimator_and_examples():
         assert cls.evaluations_per_sample in (1, 2, 3)
         assert set(cls.families) <= {"bernoulli", "categorical"}
         assert set(EXAMPLES[name]) <= set(estimator_options(name))
+        assert cls.objective == ("multisample" if name == "vimco" else "expectation")
 
 
 def test_categorical_support_is_as_documented():

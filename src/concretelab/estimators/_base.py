@@ -212,7 +212,9 @@ class GradientEstimator:
     Class attributes describe the estimator to the lab: ``name`` (the registry key), ``families`` it
     supports, ``unbiased`` (for ∂/∂θ E[f(b)], or for VIMCO the multi-sample objective), ``evaluations_per_sample``
     (f-evaluations per sample), ``differentiable_f`` (whether f is differentiated and called on relaxed
-    points), ``min_samples`` and ``stateful`` (adapts parameters as it is called; ``reset()`` restores them).
+    points), ``min_samples``, ``stateful`` (adapts parameters as it is called; ``reset()`` restores them) and
+    ``objective`` (``"expectation"``, or ``"multisample"`` for VIMCO, whose reference is
+    ``exact_multisample_gradient``).
     """
 
     name: ClassVar[str] = ""
@@ -223,6 +225,7 @@ class GradientEstimator:
     multi_sample: ClassVar[bool] = False
     min_samples: ClassVar[int] = 1
     stateful: ClassVar[bool] = False
+    objective: ClassVar[str] = "expectation"  # "multisample" for VIMCO: ∂/∂θ E[log mean_k exp f(b^k)]
 
     def __init__(self, family: str = "bernoulli") -> None:
         if family not in FAMILIES:

@@ -11,7 +11,7 @@ Requires
 
 State: φ = (η, log λ, ρ) adapts online: after each call one Adam step descends the mean squared norm of
 that call's estimates, an unbiased estimate of ∂E[ĝ²]/∂φ (Grathwohl et al. 2018, eq. 5, Algorithm 2).
-The MLP is created at the first call for the size of the logits it sees (``reset()`` before switching
+The MLP is created at the first call for the size and dtype of the logits it sees (``reset()`` before switching
 problem size); ``seed`` fixes its initialisation; ``adapt=False`` freezes φ.
 
 References
@@ -93,8 +93,8 @@ class RELAX(SingleSampleEstimator):
         size = logits.numel()
         if self.net is None:
             gen = torch.Generator().manual_seed(self.seed)
-            first = nn.Linear(size, self.hidden, dtype=torch.float64)
-            last = nn.Linear(self.hidden, 1, dtype=torch.float64)
+            first = nn.Linear(size, self.hidden, dtype=logits.dtype)
+            last = nn.Linear(self.hidden, 1, dtype=logits.dtype)
             with torch.no_grad():
                 first.weight.normal_(0.0, size**-0.5, generator=gen)
                 first.bias.zero_()
@@ -112,11 +112,12 @@ class RELAX(SingleSampleEstimator):
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         net = self._network(logits)
+        net_dtype = net[0].weight.dtype
         eta = self.eta_param.to(logits.dtype)
         temperature = self.log_temperature.exp().to(logits.dtype)
 
         def control(z: Tensor) -> Tensor:
-            residual = net(z.reshape(z.shape[0], -1).to(torch.float64)).squeeze(-1).to(z.dtype)
+            residual = net(z.reshape(z.shape[0], -1).to(net_dtype)).squeeze(-1).to(z.dtype)
             return eta * evaluate(f, relax_point(z, temperature, self.family)) + residual
 
         grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt)

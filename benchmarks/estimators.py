@@ -1,0 +1,107 @@
+"""Time per gradient estimate for every estimator on a 200-latent Bernoulli problem, CPU float32.
+
+Problem: logits of shape (64, 200) (a batch of 64 examples, 200 binary latents each) and f a small decoder
+likelihood, f(b) = Σ_n log p(x_n | b_n) with p(x | b) = Bernoulli(σ(b W + c)) over 784 fixed random binary
+pixels (W, c fixed random). One timed call is ``estimator.estimate(f, logits, num_samples)``: sampling,
+every f-evaluation, the backward passes the estimator needs and, for stateful estimators, their update.
+Single-sample estimators use ``--samples`` samples, multi-sample ones (reinforce_loo, vimco) at least 2.
+
+Every case runs once per round, rounds are interleaved, and the table shows the median time and the ratio
+to plain REINFORCE (no baseline) with the same number of samples, timed in the same rounds.
+
+    python benchmarks/estimators.py [--repeats 15] [--samples 1] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from concretelab.estimators import ESTIMATORS, get_estimator
+
+BATCH, LATENTS, PIXELS = 64, 200, 784
+
+
+def make_objective(generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    weight = torch.randn(LATENTS, PIXELS, generator=generator) / LATENTS**0.5
+    bias = torch.randn(PIXELS, generator=generator)
+    x = (torch.rand(BATCH, PIXELS, generator=generator) < 0.3).float()
+
+    def f(b: torch.Tensor) -> torch.Tensor:  # (S, 64, 200) -> (S,)
+        logits = b @ weight + bias  # (S, 64, 784)
+        log_lik = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+        return log_lik.sum(dim=(1, 2))
+
+    return f
+
+
+def make_cases(samples: int) -> dict[str, tuple[Callable[[], torch.Tensor], int]]:
+    gen = torch.Generator().manual_seed(0)
+    f = make_objective(gen)
+    logits = torch.randn(BATCH, LATENTS, generator=gen)
+    noise = torch.Generator().manual_seed(1)
+    cases: dict[str, tuple[Callable[[], torch.Tensor], int]] = {}
+
+    def add(label: str, name: str, **options: object) -> None:
+        est = get_estimator(name, "bernoulli", **options)
+        k = max(samples, est.min_samples)
+        cases[label] = (lambda: est.estimate(f, logits, k, generator=noise), k)
+
+    add("reinforce (no baseline)", "reinforce", use_baseline=False)
+    for name in ESTIMATORS:
+        add(name, name)
+    add("rebar (adapt=False)", "rebar", adapt=False)
+    add("relax (adapt=False)", "relax", adapt=False)
+    for samples_k in {max(samples, 2)} - {samples}:  # the baseline at the multi-sample count too
+        est = get_estimator("reinforce", use_baseline=False)
+        cases[f"reinforce (no baseline, {samples_k} samples)"] = (
+            lambda est=est, k=samples_k: est.estimate(f, logits, k, generator=noise),
+            samples_k,
+        )
+    return cases
+
+
+def time_interleaved(cases: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, float]:
+    for fn in cases.values():  # warm-up (also builds nvil's and relax's networks)
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (median reported)")
+    parser.add_argument("--samples", type=int, default=1, help="samples per estimate (multi-sample: at least 2)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.repeats < 1 or args.samples < 1:
+        parser.error("--repeats and --samples must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cases = make_cases(args.samples)
+    medians = time_interleaved({name: fn for name, (fn, _) in cases.items()}, args.repeats)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU float32; logits ({BATCH}, {LATENTS}), "
+        f"decoder likelihood over {PIXELS} pixels"
+    )
+    print(f"median of {args.repeats} interleaved rounds per estimate() call\n")
+    print(f"{'estimator':<34} {'samples':>7} {'f-evals':>7} {'ms':>9} {'x reinforce':>12}")
+    for name, seconds in medians.items():
+        k = cases[name][1]
+        base = "reinforce (no baseline)" if k == args.samples else f"reinforce (no baseline, {k} samples)"
+        key = name.split(" ")[0]
+        evals = ESTIMATORS[key].evaluations_per_sample * k
+        print(f"{name:<34} {k:>7} {evals:>7} {seconds * 1e3:9.2f} {seconds / medians[base]:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
