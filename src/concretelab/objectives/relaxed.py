@@ -13,9 +13,9 @@ log-weight, averages its m single-sample values instead).
 The relaxed protocol a model implements (``latent_categories``, ``proposal_logits``, ``prior_logits``,
 ``log_likelihood``, ``proposal_is_prior``) is described in :mod:`concretelab.objectives`.
 
-Sampling. Layer i of the proposal (in proposal order, layer 0 first) draws its noise with
-``sample_logistic((m, batch, units))`` (binary) or ``sample_gumbel((m, batch, units, K))`` (K-ary) from
-``generator``, and is relaxed in log space:
+Sampling. Layer i of the proposal (in proposal order, layer 0 first) draws its noise from ``generator``
+as ``sample_logistic((m, batch, units))`` would (binary: the same uniforms, the same transform) or with
+``sample_gumbel((m, batch, units, K))`` (K-ary), and is relaxed in log space:
 
     binary: z = (a_q + L) / lambda_q  (LogitBinConcrete, eq. 21),      value fed forward sigmoid(z)
     K-ary:  y = log_softmax((a_q + G) / lambda_q)  (ExpConcrete, eq. 8), value fed forward exp(y)
@@ -33,14 +33,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from concretelab.functional import (
     exp_concrete_log_density,
     exp_concrete_log_density_at_noise,
     logit_binconcrete_log_density,
     sample_gumbel,
-    sample_logistic,
+    sample_uniform_open,
 )
 from concretelab.objectives.terms import layer_kl, layer_log_prob, log_mean_exp
 
@@ -111,9 +110,12 @@ def sample_relaxed_latents(
         logits = model.proposal_logits(i, x, values)
         if categories == 2:
             shape = torch.broadcast_shapes((samples, batch, 1), logits.shape)
-            noise = sample_logistic(shape, generator=generator, dtype=logits.dtype, device=logits.device)
-            z = (logits + noise) / lam
-            log_q = log_q + (F.logsigmoid(noise) + F.logsigmoid(-noise)).sum(-1) + shape[-1] * lam.log()
+            # L = log U - log(1 - U) (sample_logistic's transform), and -softplus(-L) - softplus(L)
+            # = log sigmoid(L) + log sigmoid(-L) = log U + log(1 - U): the two logs serve both
+            u = sample_uniform_open(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+            log_u, log_1mu = u.log(), torch.log1p(-u)
+            z = (logits + (log_u - log_1mu)) / lam
+            log_q = log_q + (log_u + log_1mu).sum(-1) + shape[-1] * lam.log()
             value = torch.sigmoid(z)
         else:
             shape = torch.broadcast_shapes((samples, batch, 1, 1), logits.shape)
