@@ -17,7 +17,8 @@ def test_toy_gradient_is_closed_form(target: float) -> None:
     theta = problem.logits
     expected = torch.sigmoid(theta) * torch.sigmoid(-theta) * (1 - 2 * target)  # σ'(θ)((1 − t)² − t²)
     torch.testing.assert_close(exact_gradient(problem.f, theta), expected, rtol=1e-12, atol=0)
-    assert problem.key == f"toy-t{target:g}"
+    assert problem.key == f"toy-t{target:g}-theta0_1.5_-2"
+    assert toy_problem(target).key == f"toy-t{target:g}"
 
 
 def test_categorical_f_is_nonlinear_and_accepts_simplex_points(generator) -> None:

@@ -183,6 +183,7 @@ def gradient_metrics(
     point = {k: float(v[0]) for k, v in _summaries(g, ones, target).items()}
     resampled: dict[str, list[Tensor]] = {k: [] for k in point}
     done = 0
+    chunk = max(1, min(chunk, 10_000_000 // n))  # bound the (chunk, N) count matrix to ~80 MB
     while done < bootstrap:
         r = min(chunk, bootstrap - done)
         index = torch.randint(0, n, (r, n), generator=generator)

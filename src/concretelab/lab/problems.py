@@ -95,7 +95,7 @@ def toy_problem(target: float = 0.49, logits: tuple[float, ...] | list[float] = 
 
     theta = torch.tensor(values, dtype=torch.float64)
     return Problem(
-        key=f"toy-t{t:g}",
+        key=f"toy-t{t:g}" if values == [0.0] else f"toy-t{t:g}-theta{'_'.join(f'{v:g}' for v in values)}",
         name="toy",
         family="bernoulli",
         logits=theta,
