@@ -1,0 +1,134 @@
+"""`concretelab reproduce table1` end to end on a tiny budget (embedded data, a few steps, small k): the
+generated RESULTS.md lists all 30 cells, the JSON results carry the promised fields, finished cells are
+skipped and interrupted trainings resume from their checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import concretelab.reproduce.runner as runner
+from concretelab.cli import main
+from concretelab.reproduce.cells import TABLE1, cell_by_name
+from concretelab.reproduce.results import REQUIRED_FIELDS
+from concretelab.train import load_checkpoint
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table1"
+RUN = ["200H-784V-m1-relaxed", "392V-240H-240H-392V-m5-relaxed"]
+
+
+def _argv(tmp: Path, cells: list[str], steps: int, *extra: str) -> list[str]:
+    return [
+        "reproduce", "table1", "--cells", *cells, "--steps", str(steps), "--k", "4", "--num-images", "12",
+        "--data", "embedded", "--valid-images", "8", "--configs", str(CONFIGS), "--out", str(tmp / "runs"),
+        "--results", str(tmp / "results"), "--markdown", str(tmp / "RESULTS.md"),
+        "--figures", str(tmp / "figures"), "--threads", "1", *extra,
+    ]
+
+
+def _result(tmp: Path, name: str) -> dict:
+    return json.loads((tmp / "results" / f"{name}.json").read_text())
+
+
+def _rows(markdown: str) -> dict[str, str]:
+    rows = {}
+    for line in markdown.splitlines():
+        match = re.match(r"\| `([^`]+)` \| ", line)
+        if match and "|---" not in line and line.count("|") == 12:
+            rows.setdefault(match.group(1), line)
+    return rows
+
+
+def test_table1_end_to_end(tmp_path: Path) -> None:
+    status = main(_argv(tmp_path, [*RUN, "200H-784V-m5-vimco"], 3, "--large-k", "16", "--large-k-images", "6"))
+    assert status == 0
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    rows = _rows(markdown)
+    assert {cell.name for cell in TABLE1} <= set(rows)  # every cell of the paper's table has a row
+    for cell in TABLE1:
+        row = rows[cell.name]
+        assert f"| {cell.paper_nll:.1f} |" in row
+        stored = tmp_path / "results" / f"{cell.name}.json"
+        if cell.name in RUN:
+            result = _result(tmp_path, cell.name)
+            assert f"**{result['test_nll']:.2f}**" in row
+            assert (tmp_path / "figures" / f"{cell.name}.png").stat().st_size > 1000
+        elif stored.is_file() and _result(tmp_path, cell.name)["status"] == "done":  # once estimators land
+            assert f"**{_result(tmp_path, cell.name)['test_nll']:.2f}**" in row
+        else:
+            assert "not run (" in row and "**" not in row
+            if stored.is_file():  # tried, with the reason recorded
+                reason = _result(tmp_path, cell.name)["reason"]
+                assert reason and reason.split(":")[0] in row
+    for name in RUN:
+        result = _result(tmp_path, name)
+        assert set(REQUIRED_FIELDS) <= set(result)
+        cell = cell_by_name(name)
+        assert (result["status"], result["model"], result["objective"]) == ("done", cell.model, cell.objective)
+        assert (result["samples"], result["dataset"], result["paper_nll"]) == (cell.samples, "binarized-mnist",
+                                                                              cell.paper_nll)
+        assert (result["steps"], result["k"], result["test_images"]) == (3, 4, 12)
+        assert isinstance(result["test_nll"], float) and 0 < result["test_nll"] < 1000
+        low, high = result["test_nll_ci95"]
+        assert low < result["test_nll"] < high
+        large = result["large_k"]
+        assert (large["k"], large["images"], large["subset_seed"]) == (16, 6, 0)
+        assert large["ci95"][0] < large["nll"] < large["ci95"][1]
+        assert result["seconds"] >= result["train_seconds"] > 0
+        assert result["command"].startswith("concretelab reproduce table1 --cells")
+        assert "--steps 3" in result["command"] and "--k 4" in result["command"]
+        assert isinstance(result["commit"], str) and result["commit"]
+        assert result["device"].startswith("cpu")
+        assert [row[0] for row in result["curves"]["valid_nll"]][-1] == 3
+        assert result["config"]["model"] == cell.model
+
+
+def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, monkeypatch) -> None:
+    name = "200H-784V-m1-relaxed"
+    real_train = runner.train
+
+    def interrupted_after_two_steps(config, *, resume=False):
+        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
+        return dataclasses.replace(result, stopped_by_signal=2)  # as if SIGINT arrived at step 2
+
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    assert main(_argv(tmp_path, [name], 5)) == 130
+    assert not (tmp_path / "results" / f"{name}.json").exists()
+    assert load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.safetensors").step == 2
+
+    monkeypatch.setattr(runner, "train", real_train)
+    assert main(_argv(tmp_path, [name], 5)) == 0
+    resumed = _result(tmp_path, name)
+    assert (resumed["resumed_from"], resumed["steps"]) == (2, 5)
+
+    # The same budget without the interruption gives the same parameters (the trainer's resume is exact).
+    other = tmp_path / "uninterrupted"
+    assert main(_argv(other, [name], 5)) == 0
+    state = load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.safetensors").model_state
+    fresh = load_checkpoint(other / "runs" / name / "checkpoints" / "last.safetensors").model_state
+    assert all(torch.equal(state[key], fresh[key]) for key in fresh)
+    assert _result(other, name)["resumed_from"] is None
+
+    # Done: a second call with the same request trains and evaluates nothing and keeps the result.
+    def must_not_train(config, *, resume=False):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(runner, "train", must_not_train)
+    assert main(_argv(tmp_path, [name], 5)) == 0
+    assert _result(tmp_path, name) == resumed
+
+    # A larger budget re-opens the cell and continues from its last checkpoint.
+    monkeypatch.setattr(runner, "train", real_train)
+    assert main(_argv(tmp_path, [name], 7)) == 0
+    extended = _result(tmp_path, name)
+    assert (extended["resumed_from"], extended["steps"]) == (5, 7)
+
+
+def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_argv(tmp_path, ["999H-*"], 2)) == 2
+    assert "matches no cell" in capsys.readouterr().err
