@@ -7,7 +7,8 @@ every f-evaluation, the backward passes the estimator needs and, for stateful es
 Single-sample estimators use ``--samples`` samples, multi-sample ones (reinforce_loo, vimco) at least 2.
 
 Every case runs once per round, rounds are interleaved, and the table shows the median time and the ratio
-to plain REINFORCE (no baseline) with the same number of samples, timed in the same rounds.
+to plain REINFORCE (no baseline) with the same number of samples, timed in the same rounds; the minimum
+and its ratio are shown too, since on a shared machine the load moves the medians.
 
     python benchmarks/estimators.py [--repeats 15] [--samples 1] [--threads N]
 """
@@ -65,7 +66,7 @@ def make_cases(samples: int) -> dict[str, tuple[Callable[[], torch.Tensor], int]
     return cases
 
 
-def time_interleaved(cases: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, float]:
+def time_interleaved(cases: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, list[float]]:
     for fn in cases.values():  # warm-up (also builds nvil's and relax's networks)
         fn()
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -74,7 +75,7 @@ def time_interleaved(cases: dict[str, Callable[[], torch.Tensor]], repeats: int)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 def main() -> None:
@@ -88,19 +89,26 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = make_cases(args.samples)
-    medians = time_interleaved({name: fn for name, (fn, _) in cases.items()}, args.repeats)
+    times = time_interleaved({name: fn for name, (fn, _) in cases.items()}, args.repeats)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    minima = {name: min(values) for name, values in times.items()}
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU float32; logits ({BATCH}, {LATENTS}), "
         f"decoder likelihood over {PIXELS} pixels"
     )
     print(f"median of {args.repeats} interleaved rounds per estimate() call\n")
-    print(f"{'estimator':<34} {'samples':>7} {'f-evals':>7} {'ms':>9} {'x reinforce':>12}")
+    print(
+        f"{'estimator':<34} {'samples':>7} {'f-evals':>7} {'median ms':>9} {'x reinforce':>11} {'min ms':>8} {'x':>6}"
+    )
     for name, seconds in medians.items():
         k = cases[name][1]
         base = "reinforce (no baseline)" if k == args.samples else f"reinforce (no baseline, {k} samples)"
         key = name.split(" ")[0]
         evals = ESTIMATORS[key].evaluations_per_sample * k
-        print(f"{name:<34} {k:>7} {evals:>7} {seconds * 1e3:9.2f} {seconds / medians[base]:12.2f}")
+        print(
+            f"{name:<34} {k:>7} {evals:>7} {seconds * 1e3:9.2f} {seconds / medians[base]:11.2f} "
+            f"{minima[name] * 1e3:8.2f} {minima[name] / minima[base]:6.2f}"
+        )
 
 
 if __name__ == "__main__":
