@@ -121,12 +121,21 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, 
     monkeypatch.setattr(runner, "train", must_not_train)
     assert main(_argv(tmp_path, [name], 5)) == 0
     assert _result(tmp_path, name) == resumed
+    # nor does a smaller budget or another k: a finished result is never replaced by a weaker request
+    assert main(_argv(tmp_path, [name], 3, "--k", "6")) == 0
+    assert _result(tmp_path, name) == resumed
 
     # A larger budget re-opens the cell and continues from its last checkpoint.
     monkeypatch.setattr(runner, "train", real_train)
     assert main(_argv(tmp_path, [name], 7)) == 0
     extended = _result(tmp_path, name)
     assert (extended["resumed_from"], extended["steps"]) == (5, 7)
+
+    # --redo with another k re-evaluates the same checkpoint without training further.
+    assert main(_argv(tmp_path, [name], 7, "--k", "6", "--redo")) == 0
+    redone = _result(tmp_path, name)
+    assert (redone["resumed_from"], redone["steps"], redone["k"]) == (7, 7, 6)
+    assert redone["checkpoint_step"] == extended["checkpoint_step"]
 
 
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--valid-images", type=_positive, default=None,
                         help="validation images per check (default: the config's, all 10,000)")
     table1.add_argument("--eval-seed", type=int, default=0, help="seed of the test samples and subsets")
+    table1.add_argument("--redo", action="store_true",
+                        help="re-run done cells whose stored budget or evaluation differs from this request "
+                        "(default: a done cell trained for at least --steps is kept)")
     table1.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
     table1.add_argument("--configs", type=Path, default=Path("configs/table1"), help="folder of {cell}.toml")
     table1.add_argument("--out", type=Path, default=None,
@@ -113,6 +116,7 @@ def run_table1(args: argparse.Namespace) -> int:
         configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
         eval_every=args.eval_every, valid_images=args.valid_images, eval_seed=args.eval_seed,
+        redo=args.redo,
     )
     if args.list:
         from concretelab.reproduce.results import load_result

@@ -1,11 +1,13 @@
 """Run Table 1 cells: train each from its config file (resuming an interrupted run from its checkpoint),
 evaluate the best checkpoint on the test set, and store a small JSON result per cell.
 
-A cell is *done* when its result file records the same request (step budget, k, test images, large-k
-evaluation, data); done cells are skipped. Otherwise the trainer is called with ``resume=True`` on the
-cell's run folder (``{out}/{cell}``), so an interrupted run continues from ``checkpoints/last.safetensors``
-and a finished one only gets evaluated; evaluations already made are cached in the run folder
-(``reproduce-eval-*.json``) and not repeated.
+A cell is *done* when its result file holds a measured value trained for at least the requested steps
+(:func:`is_done`); done cells are skipped, so a finished long run is never replaced by a shorter one. With
+``--redo`` a done cell is re-run (resumed, then re-evaluated) unless its stored request (step budget, k,
+test images, large-k evaluation, data, seed) equals the new one. A cell that is not done is trained with
+``resume=True`` in its run folder (``{out}/{cell}``): an interrupted run continues from
+``checkpoints/last.safetensors`` and a finished one only gets evaluated; evaluations already made are
+cached in the run folder (``reproduce-eval-*.json``) and not repeated.
 
 Run folders hold the checkpoints and live outside the repository by default
 (``$XDG_CACHE_HOME/concretelab/table1``, see :func:`default_out`); only the JSON results are committed.
@@ -49,6 +51,7 @@ __all__ = [
     "cell_config",
     "default_out",
     "git_commit",
+    "is_done",
     "run_cell",
     "run_cells",
 ]
@@ -82,6 +85,7 @@ class ReproduceOptions:
     valid_images: int | None = None  # validation images per check (None: the config's, all by default)
     eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
     eval_batch_size: int = 100  # test images per call of discrete_bound
+    redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_images", "large_k", "eval_every", "valid_images"):
@@ -99,6 +103,17 @@ class ReproduceOptions:
             "large_k_images": self.large_k_images if self.large_k else None, "data": config.data,
             "eval_seed": self.eval_seed,
         }
+
+
+def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = False) -> bool:
+    """Whether a stored result finishes a request: it is ``done`` and trained at least the requested steps
+    (a result is never replaced by a shorter or differently evaluated run unless ``redo``, which still
+    requires the same request: same steps, k, test images, large-k evaluation, data and seed)."""
+    if stored.get("status") != "done":
+        return False
+    if redo:
+        return stored.get("request") == request
+    return int(stored.get("steps") or 0) >= request["steps"]
 
 
 @dataclasses.dataclass
@@ -284,9 +299,8 @@ def run_cells(
         configs[cell.name] = cell_config(cell, options)
     datasets: dict[str, Any] = {}
     for cell in cells:
-        request = options.request(configs[cell.name])
         stored = load_result(options.results, cell)
-        if stored and stored.get("status") == "done" and stored.get("request") == request:
+        if stored and is_done(stored, options.request(configs[cell.name]), redo=options.redo):
             states[cell.name] = CellState("skipped", f"done earlier: {stored['test_nll']:.2f} nats")
     on_update(states)
     for cell in cells:
