@@ -34,8 +34,8 @@ def _data(batch: int, dim: int, seed: int = 1) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("spec", "categories", "dim"),
-    [("2H-3H-5V", 2, 5), ("4H-6V", 4, 6), ("3V-3H-2H-3V", 2, 6), ("2H~3H~5V", 2, 5)],
-    ids=["binary two-layer linear", "4-ary one-layer", "structured", "binary two-layer nonlinear"],
+    [("2H-3H-5V", 2, 5), ("4H-6V", 4, 6), ("3V-3H-2H-3V", 2, 6), ("2H~3H~5V", 2, 5), ("4H~4H-6V", 4, 6)],
+    ids=["binary two-layer linear", "4-ary one-layer", "structured", "binary two-layer nonlinear", "4-ary two-layer"],
 )
 def test_large_k_approaches_exact_log_marginal(spec, categories, dim, generator):
     model = _tiny(spec, categories)

@@ -28,7 +28,9 @@ from concretelab.objectives import (
     relaxed,
     relaxed_analytic_kl,
     relaxed_logratio,
+    sample_relaxed_latents,
 )
+from concretelab.objectives.terms import layer_log_prob
 
 F64 = torch.float64
 LAM_P, LAM_Q = 0.5, 2 / 3
@@ -237,3 +239,20 @@ def test_registry_and_bad_arguments():
         relaxed(model, x[0], samples=1, **kw)
     with pytest.raises(ValueError, match=r"\(batch, 6\)"):
         relaxed(model, _x(2, 7).float(), samples=1, **kw)
+
+
+@pytest.mark.parametrize(("spec", "categories"), [("2H-3H-5V", 2), ("4H~4H-5V", 4), ("2V-3H-2H-3V", 2)])
+def test_zero_temperature_logratio_is_the_discrete_log_weight(spec, categories):
+    # as lambda_q -> 0 the relaxed sample becomes the discrete one (sigmoid(z) -> 1[a + L > 0], exp(y) -> the
+    # Gumbel-max one-hot), so relaxed-logratio -> log p(x, h) - log q(h | x) of the discrete model
+    model = _perturbed(build_model(spec, categories=categories))
+    x = _x(4, 5)
+    with torch.no_grad():
+        h = sample_relaxed_latents(model, x, 3, 1e-9, torch.Generator().manual_seed(8)).values
+        for value in h:
+            assert set(value.unique().tolist()) <= {0.0, 1.0}  # saturated: exactly discrete
+        log_q = sum(layer_log_prob(categories, model.proposal_logits(i, x, h[:i]), h[i]) for i in range(len(h)))
+        want = _lme(model.log_joint(x, h) - log_q)
+        ratio = relaxed_logratio(model, x, samples=3, prior_temperature=0.5, posterior_temperature=1e-9,
+                                 generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(ratio, want, rtol=1e-10, atol=1e-10)

@@ -48,9 +48,6 @@ class LatentModel(nn.Module):
     proposal_is_prior: bool = False
     conditional: bool = False
 
-    def _param_dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
     def proposal_logits(self, i: int, x: Tensor, values: Sequence[Tensor]) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 

@@ -110,8 +110,8 @@ class StructuredPredictionSBN(LatentModel):
                 f"condition must have shape (num, {self.upper + self.lower}) = "
                 f"{(num, self.upper + self.lower)}, got {tuple(condition.shape)}"
             )
-        dtype = self._param_dtype()
-        x = condition.to(dtype)
+        param = next(self.parameters())
+        x = condition.to(device=param.device, dtype=param.dtype)
         h: list[Tensor] = []
         for i, k in enumerate(self.latent_categories):
             logits = self.proposal_logits(i, x, h)

@@ -58,7 +58,7 @@ def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         if value.dim() != 0:
             raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
-        return value.to(like.dtype)
+        return value.to(device=like.device, dtype=like.dtype)
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
         math.isfinite(value) and value > 0
     ):
