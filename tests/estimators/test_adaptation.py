@@ -94,3 +94,20 @@ def test_nvil_learns_its_baseline():
     raw = est.learning_signal(values, logits, normalise=False)
     scaled = est.learning_signal(values, logits, normalise=True)
     torch.testing.assert_close(scaled, raw / est.moments.scale())
+
+
+def test_nvil_per_example_baseline_for_a_trainer():
+    # training-time use: signals (samples, batch), features (batch, F); the baseline must learn the part of
+    # the signal that depends on the input, leaving the centred signal small.
+    gen = torch.Generator().manual_seed(0)
+    est = get_estimator("nvil", hidden=16, lr=0.02)
+    w = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    for _ in range(400):
+        x = torch.randn(32, 3, dtype=torch.float64, generator=gen)
+        values = 5.0 + (x @ w) + 0.1 * torch.randn(4, 32, dtype=torch.float64, generator=gen)
+        est.update(values, x)
+    x = torch.randn(256, 3, dtype=torch.float64, generator=gen)
+    values = 5.0 + (x @ w) + 0.1 * torch.randn(4, 256, dtype=torch.float64, generator=gen)
+    centred = est.learning_signal(values, x, normalise=False)
+    assert centred.shape == (4, 256)
+    assert centred.pow(2).mean() < 0.05 * (values - values.mean()).pow(2).mean()

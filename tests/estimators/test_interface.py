@@ -138,3 +138,14 @@ def test_works_on_float32_and_leaves_the_input_alone():
         grad = get_estimator(name).estimate(f, logits, 2, generator=torch.Generator().manual_seed(0))
         assert grad.dtype == torch.float32 and not grad.requires_grad
     assert logits.grad is None
+
+
+@pytest.mark.parametrize(("name", "family"), CASES)
+def test_a_given_generator_leaves_the_global_rng_alone(name, family):
+    logits = _logits(family)
+    f = CountingObjective(logits.numel())
+    state = torch.random.get_rng_state()
+    est = get_estimator(name, family, **EXAMPLES[name])
+    est.per_draw(f, logits, est.min_samples, 3, generator=torch.Generator().manual_seed(0))
+    est.reset()
+    assert torch.equal(torch.random.get_rng_state(), state)

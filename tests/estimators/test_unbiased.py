@@ -104,3 +104,33 @@ def test_first_and_second_order_exactness(name, problem):
     draws = est.per_draw(f, p.logits, 1, NUM_DRAWS, generator=torch.Generator().manual_seed(3))
     exact = exact_gradient(f, p.logits, p.family)
     assert within_confidence(draws, exact), f"z-scores {z_scores(draws, exact)}"
+
+
+def _random_problem(seed: int, family: str):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (5,) if family == "bernoulli" else (2, 4)
+    logits = 2.0 * torch.randn(shape, dtype=torch.float64, generator=gen)
+    n = logits.numel()
+    w = torch.randn(n, n, dtype=torch.float64, generator=gen)
+    c = torch.randn(n, dtype=torch.float64, generator=gen)
+
+    def f(b: torch.Tensor) -> torch.Tensor:
+        x = b.reshape(b.shape[0], -1)
+        return torch.tanh(x @ w @ c / n) + (x @ w * x).sum(-1) / n
+
+    return logits, f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("name", UNBIASED)
+def test_unbiased_on_random_problems(name, seed):
+    for family in ESTIMATORS[name].families:
+        logits, f = _random_problem(seed, family)
+        est = get_estimator(name, family)
+        gen = torch.Generator().manual_seed(100 + seed)
+        for _ in range(20):
+            est.estimate(f, logits, max(4, est.min_samples), generator=gen)
+        draws = est.per_draw(f, logits, est.min_samples, 100_000, generator=gen)
+        exact = exact_gradient(f, logits, family)
+        assert within_confidence(draws, exact), f"{family} z-scores {z_scores(draws, exact)}"

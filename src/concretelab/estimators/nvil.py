@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from concretelab.estimators._base import (
     Objective,
@@ -90,14 +91,14 @@ class NVIL(SingleSampleEstimator):
         if self.net is None:
             gen = torch.Generator().manual_seed(self.seed)
             if self.hidden:
-                first = nn.Linear(size, self.hidden, dtype=features.dtype)
+                first = skip_init(nn.Linear, size, self.hidden, dtype=features.dtype)
                 with torch.no_grad():
                     first.weight.normal_(0.0, size**-0.5, generator=gen)
                     first.bias.zero_()
-                last = nn.Linear(self.hidden, 1, dtype=features.dtype)
+                last = skip_init(nn.Linear, self.hidden, 1, dtype=features.dtype)
                 net: nn.Module = nn.Sequential(first, nn.Tanh(), last)
             else:
-                last = nn.Linear(size, 1, dtype=features.dtype)
+                last = skip_init(nn.Linear, size, 1, dtype=features.dtype)
                 net = last
             with torch.no_grad():
                 last.weight.zero_()

@@ -25,6 +25,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from concretelab.estimators._base import (
     Objective,
@@ -93,8 +94,8 @@ class RELAX(SingleSampleEstimator):
         size = logits.numel()
         if self.net is None:
             gen = torch.Generator().manual_seed(self.seed)
-            first = nn.Linear(size, self.hidden, dtype=logits.dtype)
-            last = nn.Linear(self.hidden, 1, dtype=logits.dtype)
+            first = skip_init(nn.Linear, size, self.hidden, dtype=logits.dtype)
+            last = skip_init(nn.Linear, self.hidden, 1, dtype=logits.dtype)
             with torch.no_grad():
                 first.weight.normal_(0.0, size**-0.5, generator=gen)
                 first.bias.zero_()
