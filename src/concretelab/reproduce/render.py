@@ -36,6 +36,11 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _rate(result: dict[str, Any]) -> str:
+    seconds = result.get("train_seconds")
+    return f" ({result['steps'] / seconds:.0f})" if seconds else ""
+
+
 def _steps(steps: int) -> str:
     return f"{steps:,} ({steps / _PAPER_STEPS:.2%} of 10^7)"
 
@@ -178,13 +183,13 @@ def render_markdown(
     details = [r for r in (results.get(c.name) for c in cells) if r and r.get("status") == "done"]
     if details:
         lines += ["## Run details", "",
-                  "| cell | device | train time | eval time | best checkpoint step | validation -L_k (images) |"
-                  " data |", "|---|---|---|---|---|---|---|"]
+                  "| cell | device | training time incl. validation (steps/s) | eval time | best checkpoint step |"
+                  " validation -L_k (images) | data |", "|---|---|---|---|---|---|---|"]
         for r in details:
             valid = "-" if r.get("best_valid_nll") is None else f"{r['best_valid_nll']:.2f}"
             valid_images = r.get("valid_images") or "all"
             lines.append(
-                f"| `{r['cell']}` | {r.get('device', '-')} | {_duration(r.get('train_seconds'))} |"
+                f"| `{r['cell']}` | {r.get('device', '-')} | {_duration(r.get('train_seconds'))}{_rate(r)} |"
                 f" {_duration(r.get('eval_seconds'))} | {r.get('checkpoint_step', '-')} |"
                 f" {valid} (L_{r.get('valid_k', '?')}, {valid_images}) | `{r.get('data', '-')}` |"
             )
