@@ -141,3 +141,21 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, 
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_argv(tmp_path, ["999H-*"], 2)) == 2
     assert "matches no cell" in capsys.readouterr().err
+
+
+def test_a_cell_the_trainer_rejects_is_recorded_and_the_others_run(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for path in CONFIGS.glob("*.toml"):
+        (configs / path.name).write_text(path.read_text())
+    bad = configs / "200H-784V-m5-relaxed.toml"
+    bad.write_text(bad.read_text().replace("samples = 5", "samples = 0"))
+    argv = _argv(tmp_path, ["200H-784V-m5-relaxed", "200H-784V-m1-relaxed"], 2)
+    argv[argv.index("--configs") + 1] = str(configs)
+    assert main(argv) == 0
+    rejected = _result(tmp_path, "200H-784V-m5-relaxed")
+    assert rejected["status"] == "not run" and "samples must be >= 1" in rejected["reason"]
+    assert rejected["test_nll"] is None
+    assert _result(tmp_path, "200H-784V-m1-relaxed")["status"] == "done"
+    row = _rows((tmp_path / "RESULTS.md").read_text())["200H-784V-m5-relaxed"]
+    assert "not run (ValueError: samples must be >= 1" in row

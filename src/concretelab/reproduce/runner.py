@@ -294,17 +294,31 @@ def run_cells(
     ``not run`` with the reason, and the next cell starts; an interrupted training stops the whole run."""
     commit = commit or git_commit()
     states = {cell.name: CellState() for cell in cells}
-    configs = {}
-    for cell in cells:  # read every config first: a bad file stops the run before any training
-        configs[cell.name] = cell_config(cell, options)
-    datasets: dict[str, Any] = {}
-    for cell in cells:
+
+    def not_run(cell: Cell, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        logger.warning("%s not run: %s", cell.name, reason)
+        stored = load_result(options.results, cell)
+        if not (stored and stored.get("status") == "done"):  # never replace a measured result
+            write_result(options.results, not_run_result(cell, reason, commit=commit, command=command))
+        states[cell.name] = CellState("not run", reason)
+
+    configs: dict[str, TrainConfig] = {}
+    for cell in cells:  # every config is read before any training (a missing file stops the run here)
+        try:
+            configs[cell.name] = cell_config(cell, options)
+        except FileNotFoundError:
+            raise
+        except ValueError as error:  # a value this trainer rejects (e.g. an estimator it does not know)
+            not_run(cell, error)
+            continue
         stored = load_result(options.results, cell)
         if stored and is_done(stored, options.request(configs[cell.name]), redo=options.redo):
             states[cell.name] = CellState("skipped", f"done earlier: {stored['test_nll']:.2f} nats")
     on_update(states)
+    datasets: dict[str, Any] = {}
     for cell in cells:
-        if states[cell.name].state == "skipped":
+        if states[cell.name].state in ("skipped", "not run"):
             continue
 
         def update(state: str, detail: str, name: str = cell.name) -> None:
@@ -318,12 +332,8 @@ def run_cells(
             result = run_cell(cell, options, test_images=datasets[data], command=command, commit=commit,
                               update=update)
         except (ValueError, RuntimeError) as error:  # recorded, and the next cell runs
-            reason = f"{type(error).__name__}: {error}"
-            logger.warning("%s not run: %s", cell.name, reason)
-            stored = load_result(options.results, cell)
-            if not (stored and stored.get("status") == "done"):  # never replace a measured result
-                write_result(options.results, not_run_result(cell, reason, commit=commit, command=command))
-            update("not run", reason)
+            not_run(cell, error)
+            on_update(states)
             continue
         if result is None:
             break
