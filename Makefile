@@ -18,7 +18,7 @@ demo: venv
 	$(VENV)/bin/concretelab demo --out $(DEMO_OUT)
 
 test: venv
-	$(PY) -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q
 	$(VENV)/bin/ruff check src tests benchmarks
 
 lint: venv
