@@ -90,6 +90,14 @@ def logit_bin_concrete_log_prob(z: float, logit: float, temperature: float) -> f
         return float(_bin_log_p(x, one_minus_x, _f(logit), _f(temperature)) + mp.log(x) + mp.log(one_minus_x))
 
 
+def bin_concrete_log_prob_at_logit(z: float, logit: float, temperature: float) -> float:
+    """log p(x) of BinConcrete at x = sigmoid(z) exactly (a straight-through sample's soft point)."""
+    with mp.workdps(DPS):
+        zm = _f(z)
+        x, one_minus_x = 1 / (1 + mp.exp(-zm)), 1 / (1 + mp.exp(zm))
+        return float(_bin_log_p(x, one_minus_x, _f(logit), _f(temperature)))
+
+
 def hard_concrete_log_prob(z: float, logit: float, temperature: float, lower: float, upper: float) -> float:
     """log P(Z = 0) at 0, log P(Z = 1) at 1, log of the stretched density in (0, 1)."""
     with mp.workdps(DPS):

@@ -26,6 +26,7 @@ from concretelab.distributions import (
     ExpConcrete,
     HardConcrete,
     LogitBinConcrete,
+    StraightThroughBinConcrete,
     StraightThroughConcrete,
     StraightThroughSample,
 )
@@ -206,21 +207,23 @@ def _bin_grid(points: tuple[float, ...], dtype: torch.dtype) -> tuple[torch.Tens
 
 @functools.cache
 def bin_reference(kind: str, dtype: torch.dtype, bounds: tuple[float, float] | None = None) -> np.ndarray:
-    points = {"bin": BIN_X, "logit": BIN_Z, "hard": HARD_Z}[kind][dtype]
+    points = {"bin": BIN_X, "logit": BIN_Z, "st": BIN_Z, "hard": HARD_Z}[kind][dtype]
     temperature, logits, value = _bin_grid(points, dtype)
     rows = zip(value.tolist(), logits.tolist(), temperature.tolist(), strict=True)
     if kind == "bin":
         return np.array([ref.bin_concrete_log_prob(v, a, t) for v, a, t in rows])
     if kind == "logit":
         return np.array([ref.logit_bin_concrete_log_prob(v, a, t) for v, a, t in rows])
+    if kind == "st":
+        return np.array([ref.bin_concrete_log_prob_at_logit(v, a, t) for v, a, t in rows])
     assert bounds is not None
     return np.array([ref.hard_concrete_log_prob(v, a, t, *bounds) for v, a, t in rows])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("kind", ["bin", "logit", "hard"])
+@pytest.mark.parametrize("kind", ["bin", "logit", "st", "hard"])
 def test_binary_log_prob_matches_mpmath(kind: str, dtype: torch.dtype) -> None:
-    points = {"bin": BIN_X, "logit": BIN_Z, "hard": HARD_Z}[kind][dtype]
+    points = {"bin": BIN_X, "logit": BIN_Z, "st": BIN_Z, "hard": HARD_Z}[kind][dtype]
     temperature, logits, value = _bin_grid(points, dtype)
     labels = [
         f"T={t} logit={a} value={v!r}"
@@ -231,6 +234,10 @@ def test_binary_log_prob_matches_mpmath(kind: str, dtype: torch.dtype) -> None:
         cases.append((BinConcrete(temperature, logits=logits).log_prob(value), bin_reference(kind, dtype)))
     elif kind == "logit":
         cases.append((LogitBinConcrete(temperature, logits=logits).log_prob(value), bin_reference(kind, dtype)))
+    elif kind == "st":  # a straight-through sample whose soft point has logit ``value``
+        sample = StraightThroughSample.wrap((value > 0).to(dtype), value)
+        got = StraightThroughBinConcrete(temperature, logits=logits).log_prob(sample)
+        cases.append((got, bin_reference(kind, dtype)))
     else:
         for lower, upper in HARD_BOUNDS:
             got = HardConcrete(temperature, logits, lower=lower, upper=upper).log_prob(value)
