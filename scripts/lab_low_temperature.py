@@ -4,6 +4,7 @@ Run from the repository root (about 15-25 minutes on 2 busy CPU cores)::
 
     .venv/bin/python scripts/lab_low_temperature.py            # every step
     .venv/bin/python scripts/lab_low_temperature.py --only theory   # one step: toy, toy-theta2, models, theory
+    .venv/bin/python scripts/lab_low_temperature.py --only plots    # redraw figures from the saved tables
 
 Steps (each writes into docs/figures/low-temperature/<step>/):
 
@@ -185,9 +186,21 @@ def run_theory() -> None:
     print(f"wrote {OUT / 'toy-theory.png'}, theory.json, theory.csv")
 
 
+def replot() -> None:
+    """Redraw each step's figures from its gradients.json (same figures the run itself writes)."""
+    from concretelab.lab import plot_rows
+
+    for step in COMMANDS:
+        path = OUT / step / "gradients.json"
+        if path.is_file():
+            for written in plot_rows(json.loads(path.read_text())["rows"], OUT / step):
+                print(f"wrote {written}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=[*COMMANDS, "theory"], action="append", help="run only these steps")
+    parser.add_argument("--only", choices=[*COMMANDS, "theory", "plots"], action="append",
+                        help="run only these steps (plots: redraw the figures from the saved tables)")
     args = parser.parse_args()
     steps = args.only or [*COMMANDS, "theory"]
     from concretelab.cli import main as cli
@@ -195,6 +208,9 @@ def main() -> int:
     for step in steps:
         if step == "theory":
             run_theory()
+            continue
+        if step == "plots":
+            replot()
             continue
         argv = [*COMMANDS[step], "--out", str((OUT / step).relative_to(ROOT))]
         print("concretelab " + " ".join(argv), flush=True)

@@ -103,10 +103,14 @@ def _panel(
     temperatures = sorted({r["temperature"] for r in rows if r["temperature"] is not None})
     for i, name in enumerate(names):
         colour = colours[i % len(colours)]
-        mine = [r for r in rows if r["estimator"] == name and _finite(r.get(metric))]
-        if log_y:
-            mine = [r for r in mine if r[metric] > 0]
+        every = [r for r in rows if r["estimator"] == name]
+        mine = [r for r in every if _finite(r.get(metric)) and (r[metric] > 0 or not log_y)]
         if not mine:
+            if any(r.get(metric) is not None and not (isinstance(r[metric], float) and math.isnan(r[metric]))
+                   for r in every):  # e.g. variance 0 or SNR inf for a zero-variance estimator
+                values = sorted({f"{r[metric]:g}" for r in every if r.get(metric) is not None})
+                ax.plot([], [], ls="none", marker="x", color=colour,
+                        label=f"{name}: {metric} = {', '.join(values)} (off the axis)")
             continue
         tempered = [r for r in mine if r["temperature"] is not None]
         if tempered:
@@ -142,6 +146,12 @@ def _noise_floor(ax: Any, data: dict[str, Any], name: str, colour: Any) -> None:
         ax.plot(data["x"], floor, color=colour, ls=":", lw=1)
 
 
+def _mean_cosine(ax: Any, data: dict[str, Any], name: str, colour: Any) -> None:
+    values = [r["mean_cosine"] for r in data["rows"]]
+    if all(_finite(v) for v in values):
+        ax.plot(data["x"], values, color=colour, ls=":", lw=1.2)
+
+
 def plot_rows(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Two figures per problem (bias/variance and SNR/cosine) as PNG files in ``out_dir``; returns their paths."""
     import matplotlib
@@ -155,26 +165,36 @@ def plot_rows(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         mine = [r for r in rows if r["problem"] == problem]
         budget = sorted({r["evaluations_per_estimate"] for r in mine})
         cost = f"{budget[0]} f-evaluations per estimate" if len(budget) == 1 else "see the table for samples"
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(14, 4.6), layout="constrained")
         _panel(axes[0], mine, "bias_norm", log_y=True, ylabel="‖E ĝ − ∇‖ (band: CI; dotted: noise floor)",
                extra=_noise_floor)
         _panel(axes[1], mine, "variance", log_y=True, ylabel="variance tr Cov(ĝ)")
         axes[0].set_title(f"{problem}: bias against the exact gradient")
         axes[1].set_title(f"{problem}: variance ({cost})")
-        axes[1].legend(fontsize=7, loc="best")
+        _legend(fig, axes)
         paths.append(_save(fig, out_dir / f"{problem}-bias-variance.png"))
         plt.close(fig)
 
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(14, 4.6), layout="constrained")
         _panel(axes[0], mine, "snr_mean", log_y=True, ylabel="mean over coordinates of |E ĝ_i| / sd(ĝ_i)")
-        _panel(axes[1], mine, "cosine_of_mean", log_y=False, ylabel="cos(E ĝ, ∇)")
+        _panel(axes[1], mine, "cosine_of_mean", log_y=False, ylabel="cos(E ĝ, ∇) (dotted: mean of cos(ĝ, ∇))",
+               extra=_mean_cosine)
         axes[0].set_title(f"{problem}: signal-to-noise ratio")
         axes[1].set_title(f"{problem}: cosine of the mean estimate to the exact gradient")
         axes[1].set_ylim(-1.05, 1.05)
-        axes[1].legend(fontsize=7, loc="best")
+        _legend(fig, axes)
         paths.append(_save(fig, out_dir / f"{problem}-snr-cosine.png"))
         plt.close(fig)
     return paths
+
+
+def _legend(fig: Any, axes: Sequence[Any]) -> None:
+    """One legend for the figure, right of the panels, with each label once."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize=7)
 
 
 def _save(fig: Any, path: Path) -> Path:
