@@ -3,12 +3,12 @@
 Run from the repository root (about 15-25 minutes on 2 busy CPU cores)::
 
     .venv/bin/python scripts/lab_low_temperature.py            # every step
-    .venv/bin/python scripts/lab_low_temperature.py --only theory   # one step: toy, toy-theta2, models, theory
+    .venv/bin/python scripts/lab_low_temperature.py --only theory   # one step: toy, toy-theta2, models, models-concrete, theory
     .venv/bin/python scripts/lab_low_temperature.py --only plots    # redraw figures from the saved tables
 
 Steps (each writes into docs/figures/low-temperature/<step>/):
 
-* ``toy``, ``toy-theta2``, ``models``: ``concretelab lab gradients`` runs; the exact argument lists are
+* ``toy``, ``toy-theta2``, ``models``, ``models-concrete``: ``concretelab lab gradients`` runs; the exact argument lists are
   ``COMMANDS`` below and are printed before each run.
 * ``theory``: for the one-dimensional toy problem f(b) = (b − t)², b ~ Bernoulli(σ(θ)), the mean and
   variance of the one-sample Concrete and straight-through Gumbel (ST-Gumbel) estimators by 1-D quadrature
@@ -54,7 +54,11 @@ COMMANDS: dict[str, list[str]] = {
     "models": [
         "lab", "gradients", "--problem", "sbn,categorical",
         "--estimators", "concrete,st_gumbel,gumbel_rao,straight_through,rebar,reinforce_loo,arm,disarm",
-        "--temperatures", GRID, "--draws", "20000", "--bootstrap", "200", "--seed", "0",
+        "--temperatures", GRID, "--draws", "5000", "--bootstrap", "200", "--seed", "0",
+    ],
+    "models-concrete": [
+        "lab", "gradients", "--problem", "sbn,categorical", "--estimators", "concrete",
+        "--temperatures", GRID, "--draws", "50000", "--bootstrap", "200", "--seed", "1",
     ],
 }
 
