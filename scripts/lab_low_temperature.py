@@ -3,13 +3,13 @@
 Run from the repository root (about 15-25 minutes on 2 busy CPU cores)::
 
     .venv/bin/python scripts/lab_low_temperature.py            # every step
-    .venv/bin/python scripts/lab_low_temperature.py --only theory   # one step: toy, toy-theta2, models, models-concrete, theory
+    .venv/bin/python scripts/lab_low_temperature.py --only theory   # one step (see --help)
     .venv/bin/python scripts/lab_low_temperature.py --only plots    # redraw figures from the saved tables
 
 Steps (each writes into docs/figures/low-temperature/<step>/):
 
-* ``toy``, ``toy-theta2``, ``models``, ``models-concrete``: ``concretelab lab gradients`` runs; the exact argument lists are
-  ``COMMANDS`` below and are printed before each run.
+* ``toy``, ``toy-theta2``, ``models``, ``models-concrete``: ``concretelab lab gradients`` runs; the exact
+  argument lists are ``COMMANDS`` below and are printed before each run.
 * ``theory``: for the one-dimensional toy problem f(b) = (b − t)², b ~ Bernoulli(σ(θ)), the mean and
   variance of the one-sample Concrete and straight-through Gumbel (ST-Gumbel) estimators by 1-D quadrature
   (scipy.integrate.quad, in the variable v = (θ + L)/λ, L standard logistic), next to the lab's measurements
