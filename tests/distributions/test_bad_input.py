@@ -99,7 +99,8 @@ CASES = [
     (
         "zero temperature",
         lambda: Concrete(0.0, logits=_logits3()),
-        r"Expected parameter temperature \(Tensor of shape \(2,\)\) .* FinitePositive\(\)",
+        r"Expected parameter temperature \(Tensor of shape \(\)\) of distribution Concrete to satisfy the "
+        r"constraint FinitePositive\(\), but found invalid values:\n0\.0",
     ),
     (
         "negative temperature entry",

@@ -220,6 +220,11 @@ class _ConcreteParams(Distribution):
                     f"{tuple(param.shape)} (K = {param.shape[-1]} in the last dimension)"
                 )
         temp = _as_float_tensor("temperature", temperature, like=param)
+        if Distribution._validate_args if validate_args is None else validate_args:
+            # Checked as given, before broadcasting, so that the error shows the user's shapes and values.
+            self._check_param("temperature", temp, finite_positive)
+            if probs is None:
+                self._check_param("logits", param, self.arg_constraints["logits"])
         outer = param.shape[:-1] if self._categorical else param.shape
         if self._categorical and temp.dim() == param.dim() and temp.dim() > 0 and temp.shape[-1] == 1:
             temp = temp.squeeze(-1)  # (N, 1) with logits (N, K): batch shape (N,)
