@@ -39,6 +39,7 @@ _HELP = {
     "grad_accum": "shards per process per step (the batch is cut into world_size x grad_accum shards)",
     "seed": "seed of the initialisation, data order and sampling noise",
     "device": "cpu, cuda, cuda:N or auto",
+    "threads": "CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)",
     "eval_every": "validate every N steps and at the end (0: never)",
     "eval_k": "k of the validation bound L_k",
     "eval_images": "number of validation images (default: all)",

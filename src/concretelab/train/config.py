@@ -69,6 +69,7 @@ class TrainConfig:
     grad_accum: int = 1  # shards per process per step; world_size x grad_accum shards make one batch
     seed: int = 0  # seeds the initialisation, the data order and the sampling noise
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
+    threads: int | None = None  # torch.set_num_threads for the run (None: torch's default); 1 on a busy CPU
     # --- validation, logging, checkpoints ---
     eval_every: int = 1000  # validate every N steps and at the end (0: never)
     eval_k: int = 100  # k of the importance-weighted bound L_k used for validation (L_100 as the paper)
@@ -108,7 +109,7 @@ class TrainConfig:
         for name in ("steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("eval_images", "eval_chunk_size"):
+        for name in ("eval_images", "eval_chunk_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 or unset, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -124,8 +125,8 @@ class TrainConfig:
 # Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
 MUTABLE_ON_RESUME = frozenset(
-    {"steps", "device", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size", "log_every",
-     "checkpoint_every", "progress", "out"}
+    {"steps", "device", "threads", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size",
+     "log_every", "checkpoint_every", "progress", "out"}
 )
 
 

@@ -181,6 +181,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if config.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {config.objective!r}; expected one of {', '.join(sorted(OBJECTIVES))}")
     objective = OBJECTIVES[config.objective]
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
     out = Path(config.out)

@@ -1,0 +1,187 @@
+"""Trainer speed against a minimal plain-PyTorch loop, and L_k evaluation against the matmul floor.
+
+1. Training steps/s at batch 64 (relaxed objective, m = 1, binary units, temperatures 1/2 and 2/3) for
+   200H-784V and 200H~200H~784V: ``concretelab.train.train`` (measured from its own metrics rows, so
+   start-up and the final checkpoint are excluded) against the loop a practitioner would write by hand in
+   this file: the same architecture, the same relaxed bound in logit space, ``torch.optim.Adam`` with its
+   defaults, batches drawn by indexing a float tensor. Runs are interleaved (ours, plain, ours, plain, ...)
+   and the median of the per-pair ratios is reported (target: >= 1.0).
+2. Evaluation of L_k (``concretelab.objectives.discrete_bound``) on trained-size models: images/s, and the
+   ratio of its time to the matmul floor, i.e. the model's multiply-add FLOPs for L_k divided by the rate of
+   one large ``torch.mm`` measured in the same run (target: within 2x).
+
+Run: ``.venv/bin/python benchmarks/train.py`` (``--quick`` for a short run). Timings depend on the machine
+and its load; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from concretelab.data import load_dataset
+from concretelab.models import build_model
+from concretelab.objectives import discrete_bound
+from concretelab.train import TrainConfig, train
+from concretelab.train.metrics import read_metrics
+
+PRIOR_T, POSTERIOR_T = 0.5, 2 / 3
+
+
+# ----- the plain PyTorch baseline -------------------------------------------------------------------------
+
+
+def _map(n_in: int, n_out: int, hidden: int | None) -> nn.Module:
+    if hidden is None:
+        return nn.Linear(n_in, n_out)
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                         nn.Linear(hidden, n_out))
+
+
+class PlainSBN(nn.Module):
+    """Two-layer or one-layer SBN with 200 units per layer, written directly (no concretelab code)."""
+
+    def __init__(self, layers: int, nonlinear: bool, train_mean: Tensor) -> None:
+        super().__init__()
+        hidden = 200 if nonlinear else None
+        self.layers = layers
+        self.enc = nn.ModuleList([_map(784, 200, hidden)] + [_map(200, 200, hidden) for _ in range(layers - 1)])
+        self.dec = nn.ModuleList([_map(200, 784, hidden)] + [_map(200, 200, hidden) for _ in range(layers - 1)])
+        self.top = nn.Parameter(torch.zeros(200))
+        p = (train_mean + 1e-4) / (1 + 2e-4)
+        with torch.no_grad():
+            last = self.dec[0] if isinstance(self.dec[0], nn.Linear) else self.dec[0][-1]
+            last.bias.copy_(p.log() - (-p).log1p())
+
+    def bound(self, x: Tensor) -> Tensor:
+        """Relaxed ELBO, binary Concrete in logit space (Maddison et al. 2017, eq. 21 and App. C)."""
+        lam_q, lam_p = POSTERIOR_T, PRIOR_T
+        inp, zs, log_q = x, [], 0.0
+        for enc in self.enc:
+            a = enc(inp)
+            u = torch.rand_like(a)
+            noise = u.log() - (-u).log1p()
+            z = (a + noise) / lam_q
+            log_q = log_q + (math.log(lam_q) + a - lam_q * z - 2 * F.softplus(a - lam_q * z)).sum(-1)
+            zs.append(z)
+            inp = torch.sigmoid(z)
+        log_p = 0.0
+        for i, z in enumerate(zs):
+            a = self.top if i == self.layers - 1 else self.dec[i + 1](torch.sigmoid(zs[i + 1]))
+            log_p = log_p + (math.log(lam_p) + a - lam_p * z - 2 * F.softplus(a - lam_p * z)).sum(-1)
+        logits = self.dec[0](torch.sigmoid(zs[0]))
+        log_lik = (x * logits - F.softplus(logits)).sum(-1)
+        return log_lik + log_p - log_q
+
+
+def plain_steps_per_s(layers: int, nonlinear: bool, steps: int, warmup: int, data: Tensor, mean: Tensor) -> float:
+    torch.manual_seed(0)
+    model = PlainSBN(layers, nonlinear, mean)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        x = data[torch.randint(0, data.shape[0], (64,))]
+        loss = -model.bound(x).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps / (time.perf_counter() - start)
+
+
+def ours_steps_per_s(spec: str, steps: int, warmup: int, folder: Path) -> float:
+    config = TrainConfig(model=spec, steps=warmup + steps, batch_size=64, lr=1e-4, device="cpu", eval_every=0,
+                         threads=torch.get_num_threads(),
+                         checkpoint_every=0, log_every=warmup, progress=False, out=str(folder))
+    train(config)
+    rows = [r for r in read_metrics(folder / "metrics.jsonl") if "loss" in r]
+    first, last = rows[0], rows[-1]  # the first row closes the warm-up window
+    return (last["step"] - first["step"]) / (last["time"] - first["time"])
+
+
+# ----- evaluation against the matmul floor ----------------------------------------------------------------
+
+
+def matmul_rate(n: int = 2048) -> float:
+    """FLOP/s of a float32 (n x n) @ (n x n) product on this machine, best of 5."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def lk_flops_per_sample(model: nn.Module) -> int:
+    """Multiply-add FLOPs of one proposal sample and its log-joint: 2 x (weights of every nn.Linear)."""
+    return sum(2 * m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def eval_benchmark(spec: str, k: int, images: int, rate: float) -> dict[str, float]:
+    data = load_dataset("embedded")
+    torch.manual_seed(0)
+    model = build_model(spec, train_mean=data.train_mean).eval()
+    x = data.test[torch.linspace(0, data.test.shape[0] - 1, images).long()].float()
+    g = torch.Generator().manual_seed(0)
+    discrete_bound(model, x[:10], min(k, 100), generator=g)  # warm-up
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, images, 100):
+            discrete_bound(model, x[start : start + 100], k, generator=g)
+    seconds = time.perf_counter() - t0
+    floor = images * k * lk_flops_per_sample(model) / rate
+    return {"images_per_s": images / seconds, "seconds": seconds, "floor_s": floor, "ratio": seconds / floor}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    steps, warmup, repeats = (300, 50, 3) if args.quick else (1000, 100, 5)
+    repeats = args.repeats or repeats
+    data = load_dataset("embedded")
+    train_x, mean = data.train.float(), data.train_mean
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch 64, m = 1, {steps} timed steps, "
+          f"{repeats} interleaved repeats\n")
+    print("| model | ours steps/s (median) | plain steps/s (median) | median ratio ours/plain | ratios |")
+    print("|---|---|---|---|---|")
+    for spec, layers, nonlinear in (("200H-784V", 1, False), ("200H~200H~784V", 2, True)):
+        ours, plain, ratios = [], [], []
+        for r in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                o = ours_steps_per_s(spec, steps, warmup, Path(tmp) / f"run{r}")
+            p = plain_steps_per_s(layers, nonlinear, steps, warmup, train_x, mean)
+            ours.append(o)
+            plain.append(p)
+            ratios.append(o / p)
+        print(f"| {spec} | {statistics.median(ours):.0f} | {statistics.median(plain):.0f} | "
+              f"{statistics.median(ratios):.2f} | {', '.join(f'{x:.2f}' for x in ratios)} |")
+
+    rate = matmul_rate()
+    k, images = (1000, 100) if args.quick else (5000, 200)
+    print(f"\nL_k evaluation (discrete_bound), k = {k}, {images} test images; matmul rate {rate / 1e9:.1f} GFLOP/s\n")
+    print("| model | images/s | seconds | matmul floor (s) | ratio to floor |")
+    print("|---|---|---|---|---|")
+    for spec in ("200H-784V", "200H~784V", "200H~200H~784V"):
+        row = eval_benchmark(spec, k, images, rate)
+        print(f"| {spec} | {row['images_per_s']:.1f} | {row['seconds']:.2f} | {row['floor_s']:.2f} | "
+              f"{row['ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
