@@ -12,7 +12,7 @@ from concretelab.cli import main
 from concretelab.train import load_config
 
 FAST = ["--model", "8H-784V", "--batch-size", "16", "--lr", "3e-3", "--device", "cpu", "--log-every", "2",
-        "--eval-k", "4", "--eval-images", "20", "--no-progress"]
+        "--eval-k", "4", "--eval-images", "20", "--no-progress", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ def small_config(out: Path, **overrides: object) -> TrainConfig:
     """8 binary latents, linear, batch 16, no validation unless asked: a step takes about a millisecond."""
     values: dict[str, object] = {
         "model": "8H-784V", "steps": 8, "batch_size": 16, "lr": 3e-3, "device": "cpu", "eval_every": 0,
-        "eval_k": 4, "eval_images": 20, "log_every": 2, "checkpoint_every": 4, "progress": False, "out": str(out),
+        "eval_k": 4, "eval_images": 20, "log_every": 2, "checkpoint_every": 4, "progress": False, "threads": 1,
+        "out": str(out),
     }
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]

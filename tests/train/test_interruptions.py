@@ -36,7 +36,7 @@ sys.exit(main(sys.argv[2:]))
 def _cli_args(out, steps: int, checkpoint_every: int) -> list[str]:
     return ["train", "--model", "8H-784V", "--steps", str(steps), "--batch-size", "16", "--lr", "3e-3",
             "--device", "cpu", "--eval-every", "0", "--log-every", "2", "--checkpoint-every", str(checkpoint_every),
-            "--no-progress", "--out", str(out)]
+            "--no-progress", "--threads", "1", "--out", str(out)]
 
 
 def test_kill_9_then_resume_is_bit_identical(tmp_path) -> None:

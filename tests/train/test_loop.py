@@ -123,3 +123,23 @@ def test_config_toml_is_resolved_config(tmp_path) -> None:
 
     assert load_config(out / "config.toml") == config
     assert json.loads(json.dumps(dataclasses.asdict(config)))  # JSON-able
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"model": "8H~784V", "categories": 4},
+        {"objective": "relaxed-logratio"},
+        {"objective": "relaxed-analytic-kl", "samples": 3},
+        {"model": "392V-8H-8H-392V"},
+        {"model": "categorical-vae"},
+    ],
+    ids=["4-ary", "logratio", "analytic-kl-m3", "structured", "categorical-vae"],
+)
+def test_models_and_objectives_train(tmp_path, overrides) -> None:
+    from concretelab.train.evaluate import evaluate_run
+
+    out = tmp_path / "run"
+    result = train(small_config(out, steps=4, eval_every=4, **overrides))
+    assert math.isfinite(result.last_loss) and math.isfinite(result.best_valid_nll)
+    assert evaluate_run(out, k=2, num_images=4, progress=False)["nll"] > 0

@@ -15,7 +15,7 @@ from typing import Any
 from concretelab.train.config import TrainConfig
 from concretelab.train.evaluate import evaluate_run
 from concretelab.train.io import atomic_write_json, atomic_write_text
-from concretelab.train.loop import train
+from concretelab.train.loop import num_threads, train
 from concretelab.train.plots import plot_run
 
 __all__ = ["run_training_demo"]
@@ -66,10 +66,12 @@ def run_training_demo(
     started = time.perf_counter()
     result = train(config, resume=True)  # resumes an interrupted demo, starts fresh otherwise
     train_seconds = time.perf_counter() - started
-    test = evaluate_run(run, k=eval_k, split="test", checkpoint="best", seed=seed, device=device, progress=progress)
-    valid = evaluate_run(run, k=eval_k, split="valid", checkpoint="best", seed=seed, device=device,
-                         progress=progress)
-    plots = plot_run(run)
+    with num_threads(threads):
+        test = evaluate_run(run, k=eval_k, split="test", checkpoint="best", seed=seed, device=device,
+                            progress=progress)
+        valid = evaluate_run(run, k=eval_k, split="valid", checkpoint="best", seed=seed, device=device,
+                             progress=progress)
+        plots = plot_run(run)
     summary: dict[str, Any] = {
         "model": model,
         "objective": "relaxed",

@@ -54,7 +54,7 @@ from concretelab.train.distributed import all_reduce_gradients, setup_distribute
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.seeding import derive_seed
 
-__all__ = ["NonFiniteLossError", "TrainResult", "resolve_device", "train", "validate"]
+__all__ = ["NonFiniteLossError", "TrainResult", "num_threads", "resolve_device", "train", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,18 @@ class Temperatures(nn.Module):
         if self.learnable:
             return self.prior(), self.posterior()
         return self.prior_schedule(step), self.posterior_schedule(step)
+
+
+@contextmanager
+def num_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)`` (None: unchanged), then restore the count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager
@@ -171,7 +183,13 @@ def _check_resume(config: TrainConfig, saved: dict[str, Any]) -> None:
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     """Train ``config.model`` with ``config.objective``; returns when ``config.steps`` steps are done, or
     after saving a checkpoint when SIGINT/SIGTERM arrives. Raises :class:`NonFiniteLossError` on NaN/inf.
+    ``resume=True`` continues from ``config.out``'s last checkpoint (or starts fresh when there is none).
     """
+    with num_threads(config.threads):
+        return _train(config, resume)
+
+
+def _train(config: TrainConfig, resume: bool) -> TrainResult:
     # ----- process group, device, run folder -----------------------------------------------------------
     if config.estimator is not None:
         raise ValueError(
@@ -181,8 +199,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     if config.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {config.objective!r}; expected one of {', '.join(sorted(OBJECTIVES))}")
     objective = OBJECTIVES[config.objective]
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
     out = Path(config.out)
