@@ -179,3 +179,16 @@ def test_learnable_temperature_gets_gradients() -> None:
     x, lp = d.sample_and_log_prob((8,), generator=_gen(13))
     (g,) = torch.autograd.grad((x[..., 0] + lp).sum(), log_t)
     assert g.shape == (4,) and bool(torch.isfinite(g).all()) and bool((g != 0).all())
+
+
+def test_exp_concrete_at_minus_inf_in_an_included_category_is_minus_inf_not_nan() -> None:
+    """y_k = -inf (x_k = 0) with a finite logit lies at infinity in the log-ratios, where kappa -> 0."""
+    logits = torch.tensor([0.0, 1.0, -1.0], dtype=F64, requires_grad=True)
+    y = torch.tensor([[0.0, float("-inf"), -3.0], [-0.5, -1.0, -2.0]], dtype=F64)
+    y = y - torch.logsumexp(y, -1, keepdim=True)
+    lp = ExpConcrete(0.7, logits=logits).log_prob(y)
+    assert lp[0].item() == -math.inf and math.isfinite(lp[1].item())
+    (g,) = torch.autograd.grad(lp[1] + torch.where(torch.isinf(lp[0]), 0.0, lp[0]), logits)
+    assert bool(torch.isfinite(g).all())
+    far = torch.tensor([0.0, -1e4, -3.0], dtype=F64)  # the limit is approached: very negative log kappa
+    assert ExpConcrete(0.7, logits=logits).log_prob(far - torch.logsumexp(far, 0)).item() < -1e3
