@@ -31,7 +31,7 @@ def run_training_demo(
     out_dir: str | Path,
     *,
     model: str = "200H~784V",
-    steps: int = 15_000,
+    steps: int = 20_000,
     batch_size: int = 64,
     lr: float = 1e-3,
     eval_k: int = 500,
@@ -46,7 +46,7 @@ def run_training_demo(
     Args:
         out_dir: output folder; the run folder is ``out_dir/run`` (resumed if it already holds a run).
         model: SBN spec; the default is the paper's one-layer nonlinear model.
-        steps: optimizer steps (about 2-3 minutes on 2 CPU cores for the default model).
+        steps: optimizer steps (about 2 minutes of one CPU core for the default model).
         lr: Adam step size; larger than the paper's 1e-4, which is tuned for 1e7 steps.
         eval_k: k of the final L_k on the test and validation splits.
         valid_k: k of the periodic validation bound that selects the best checkpoint.

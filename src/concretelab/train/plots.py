@@ -23,6 +23,7 @@ from torch import Tensor
 
 from concretelab.data import load_dataset
 from concretelab.run import load_run
+from concretelab.train.config import load_config
 from concretelab.train.metrics import read_metrics
 
 __all__ = ["plot_run", "reconstruction_probs"]
@@ -82,7 +83,9 @@ def plot_learning_curves(run: str | Path, path: Path) -> None:
         ax.plot([v[0] for v in valid], [v[1] for v in valid], "o-", label=f"validation: −L_{k}", ms=3)
     ax.set_xlabel("step")
     ax.set_ylabel("nats per image")
-    ax.set_title(f"learning curves: {Path(run).name}")
+    config_file = Path(run) / "config.toml"
+    model = load_config(config_file).model if config_file.is_file() else "?"
+    ax.set_title(f"learning curves: {model} ({Path(run).resolve().name})")
     if train or valid:
         ax.legend()
     ax.grid(alpha=0.3)
