@@ -38,7 +38,7 @@ from concretelab.reproduce.evaluation import (
     test_subset,
 )
 from concretelab.reproduce.results import load_result, not_run_result, write_result
-from concretelab.train import TrainConfig, load_config, train
+from concretelab.train import TrainConfig, load_checkpoint, load_config, train
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.loop import resolve_device
@@ -217,8 +217,6 @@ def run_cell(
     last = run / "checkpoints" / "last.safetensors"
     resumed_from = None
     if last.is_file():
-        from concretelab.train import load_checkpoint
-
         resumed_from = load_checkpoint(last).step
     update("training", f"from step {resumed_from or 0} to {config.steps}")
     started = time.perf_counter()
