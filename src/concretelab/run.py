@@ -53,6 +53,9 @@ def load_run(
         probs = model.generate(16, generator=g)               # (16, 784) pixel probabilities
         h, log_q = model.sample_posterior(x, 1, generator=g)  # latent codes of binary images x (batch, 784)
         log_px = discrete_bound(model, x, 5000, generator=g)  # per-image L_5000 (nats), <= log p(x)
+
+        from concretelab.train.plots import reconstruction_probs
+        recon = reconstruction_probs(model, x, g)             # (batch, 784) p(x | h), h ~ q(h | x)
     """
     ckpt = load_checkpoint(checkpoint_path(path, checkpoint))
     model = build_model(**ckpt.model_args)

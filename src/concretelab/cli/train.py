@@ -4,6 +4,8 @@ Every key of :class:`concretelab.train.TrainConfig` is a flag (``prior_temperatu
 ``--prior-temperature``). Precedence: the defaults, then ``--config FILE`` (TOML), then the flags given.
 With ``--resume`` the run folder's ``config.toml`` replaces the defaults, so only the flags that change
 something (``--steps`` to train further, ``--device``, logging and evaluation intervals) need repeating.
+Under ``torchrun --nproc-per-node N $(which concretelab) train ...`` the global batch is split over N
+processes (gloo on CPU) and rank 0 writes the files.
 """
 
 from __future__ import annotations

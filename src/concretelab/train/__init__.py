@@ -5,7 +5,9 @@ safetensors checkpoints that resume bit for bit, metrics, evaluation and plots.
 
     result = train(TrainConfig(model="200H~784V", steps=10_000, out="runs/sbn"))
 
-The command line (``concretelab train``, ``evaluate``, ``plot``) drives the same functions.
+The command line (``concretelab train``, ``evaluate``, ``plot``) drives the same functions. Data-parallel
+training over processes: ``torchrun --nproc-per-node 2 $(which concretelab) train ...`` (gloo on CPU, NCCL
+on CUDA); the global ``--batch-size`` is split across the ranks and rank 0 writes the run folder.
 """
 
 from concretelab.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
