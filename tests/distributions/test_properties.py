@@ -126,8 +126,10 @@ def _product_quad(density, a: float, b: float, c: float, d: float, m: int) -> fl
     return integrate.fixed_quad(inner, a, b, n=m)[0]
 
 
-@pytest.mark.parametrize("t", [1.0, 2.0])
-def test_concrete_n3_integrates_to_one_over_the_simplex(t: float) -> None:
+@pytest.mark.parametrize(("t", "tol"), [(0.5, 1e-6), (1.0, 1e-8), (2.0, 1e-8)])
+def test_concrete_n3_integrates_to_one_over_the_simplex(t: float, tol: float) -> None:
+    """At t = 0.5 = 1/(n-1) the density is log-convex with integrable singularities at the vertices, which
+    limit the product rule to about 1e-7; t >= 1 is smooth after the substitution."""
     d = Concrete(t, logits=torch.tensor([0.5, -0.5, 0.0], dtype=F64))
 
     def smoothstep(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # s -> s^3 (10 - 15 s + 6 s^2), and d/ds
@@ -142,12 +144,12 @@ def test_concrete_n3_integrates_to_one_over_the_simplex(t: float) -> None:
         return d.log_prob(x).exp() * (1 - u) * du * dv
 
     totals = [_product_quad(density, 0, 1, 0, 1, m) for m in (150, 300)]
-    assert totals[1] == pytest.approx(totals[0], abs=1e-8)  # the rule has converged
-    assert totals[1] == pytest.approx(1.0, abs=1e-7)
+    assert totals[1] == pytest.approx(totals[0], abs=tol)  # the rule has converged
+    assert totals[1] == pytest.approx(1.0, abs=tol)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("t", [0.5, 1.0])
+@pytest.mark.parametrize("t", [1.0])
 def test_concrete_n3_integrates_to_one_adaptive_dblquad(t: float) -> None:
     d = Concrete(t, logits=torch.tensor([0.5, -0.5, 0.0], dtype=F64))
     total, _ = integrate.dblquad(
