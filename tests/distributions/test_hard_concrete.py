@@ -93,3 +93,22 @@ def test_own_samples_finite_across_temperatures() -> None:
         HardConcrete(0.5, logits.detach()).rsample(noise=noise),
         (torch.sigmoid((logits.detach() + noise) / 0.5) * 1.2 - 0.1).clamp(0, 1),
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_own_samples_scored_from_the_remembered_logit(dtype: torch.dtype) -> None:
+    """log_prob of a sample uses its pre-clip logit, not the returned value: in half precision the value
+    is rounded to ~3 digits, which at temperature 1e4 moved the density by nats and overflowed its
+    gradient to inf/NaN (before the cache was used here)."""
+    logits = (torch.randn(7, generator=_gen(3)) * 10).to(dtype).requires_grad_()
+    noise = sample_logistic((50, 7), generator=_gen(4))
+    for t in (1e-2, 2 / 3, 1e4):
+        z, lp = HardConcrete(t, logits).sample_and_log_prob((50,), noise=noise)
+        assert z.dtype == dtype and lp.dtype == torch.float32
+        (g,) = torch.autograd.grad(lp.sum(), logits)
+        assert bool(torch.isfinite(lp).all()) and bool(torch.isfinite(g).all()), t
+        ref = HardConcrete(torch.tensor(t, dtype=dtype).double(), logits.detach().double())  # same rounded inputs
+        expected = ref.log_prob(ref.rsample((50,), noise=noise.double()))
+        torch.testing.assert_close(lp.double(), expected, rtol=1e-4, atol=1e-3)
+        # a copy of the value is scored from the (rounded) value itself: still finite
+        assert bool(torch.isfinite(HardConcrete(t, logits).log_prob(z.detach().clone())).all())

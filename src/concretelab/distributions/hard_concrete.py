@@ -10,6 +10,8 @@ eq. 9-12: with S ~ BinConcrete(alpha, lambda) and an interval (l, u) that contai
 
 ``log_prob`` is with respect to the mixed reference measure (Lebesgue on (0, 1) plus unit atoms at 0
 and 1): log P(Z = 0) at 0, log P(Z = 1) at 1, and the stretched BinConcrete density in between.
+``rsample`` remembers the logit of S for each sample it returns, so ``log_prob`` of that tensor is computed
+from it (exact even where the returned value is rounded, e.g. in float16).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from concretelab.distributions._base import BinaryConcreteParams, SampleShape, _as_float_tensor
+from concretelab.distributions._base import (
+    BinaryConcreteParams,
+    SampleShape,
+    _as_float_tensor,
+    cached_log,
+    remember_log,
+)
 from concretelab.functional import binconcrete_log_density, softplus
 
 __all__ = ["HardConcrete"]
@@ -67,7 +75,9 @@ class HardConcrete(BinaryConcreteParams):
         """Z = clip(sigmoid((logits + L)/lambda) (u - l) + l, 0, 1); gradient 0 where clipped."""
         z, _ = self._logit_sample(sample_shape, generator, noise)
         stretched = torch.sigmoid(z) * (self.upper - self.lower) + self.lower
-        return stretched.clamp(0.0, 1.0).to(self.logits.dtype)  # the clip is the definition (eq. 10)
+        out = stretched.clamp(0.0, 1.0).to(self.logits.dtype)  # the clip is the definition (eq. 10)
+        remember_log(out, z)  # log_prob of this tensor uses z, not the rounded (possibly half-precision) value
+        return out
 
     def _log_mass_zero(self, logits: Tensor, temperature: Tensor) -> Tensor:
         # log sigmoid(w) = -softplus(-w), w = lambda log(-l/u) - log alpha
@@ -85,14 +95,25 @@ class HardConcrete(BinaryConcreteParams):
         """log P(Z=0) at 0, log P(Z=1) at 1, log p_S((z-l)/(u-l)) - log(u-l) on (0, 1); shape (sample..., batch...)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        value = value.to(logits.dtype)
-        interior = (value > 0) & (value < 1)
-        v = torch.where(interior, value, 0.5)  # keep the unused branch finite for the backward pass
-        logit_s = torch.log(v - self.lower) - torch.log(self.upper - v)
+        z = cached_log(value)
+        if z is not None:
+            # A sample of ours: S = sigmoid(z) is its pre-clip point; it was clipped to 0 iff
+            # z <= logit(-l/(u-l)) = log(-l/u), to 1 iff z >= logit((1-l)/(u-l)) = log((1-l)/(u-1)).
+            z = z.to(logits.dtype)
+            at_or_below = z <= math.log(-self.lower / self.upper)
+            at_or_above = z >= math.log((1 - self.lower) / (self.upper - 1))
+            interior = ~(at_or_below | at_or_above)
+            logit_s = torch.where(interior, z, 0.0)  # keep the unused branch finite for the backward pass
+        else:
+            value = value.to(logits.dtype)
+            interior = (value > 0) & (value < 1)
+            at_or_below = value <= 0
+            v = torch.where(interior, value, 0.5)  # keep the unused branch finite for the backward pass
+            logit_s = torch.log(v - self.lower) - torch.log(self.upper - v)
         density = binconcrete_log_density(logit_s, logits, temperature) - math.log(self.upper - self.lower)
         at_zero = self._log_mass_zero(logits, temperature).expand_as(density)
         at_one = self._log_mass_one(logits, temperature).expand_as(density)
-        return torch.where(interior, density, torch.where(value <= 0, at_zero, at_one))
+        return torch.where(interior, density, torch.where(at_or_below, at_zero, at_one))
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(Z <= z): 0 below 0, P(Z=0) at 0, the stretched BinConcrete CDF on (0, 1), 1 at and above 1."""
