@@ -126,3 +126,17 @@ def test_validate_args_false_accepts_the_same_parameters(example: Example) -> No
     d = example.make(validate_args=False)
     x = d.rsample((2,), generator=torch.Generator().manual_seed(9))
     torch.testing.assert_close(d.log_prob(x), example.make().log_prob(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cls", list(EXAMPLES), ids=lambda c: c.__name__)
+def test_own_samples_finite_at_extreme_temperatures(cls: type[Distribution], dtype: torch.dtype) -> None:
+    """log_prob of the distribution's own samples is finite for temperatures 1e-4 ... 1e4 in every dtype
+    (half precision computes in float32), through sample_and_log_prob and through log_prob(rsample)."""
+    example = EXAMPLES[cls][0]
+    params = {k: v.detach().to(dtype) if isinstance(v, torch.Tensor) else v for k, v in example.build().items()}
+    for t in (1e-4, 1e-2, 1.0, 1e2, 1e4):
+        d = cls(**{**params, "temperature": t})
+        x, lp = d.sample_and_log_prob((100,), generator=torch.Generator().manual_seed(10))
+        assert bool(torch.isfinite(lp).all()) and bool(torch.isfinite(d.log_prob(x)).all()), t
+        assert lp.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
