@@ -65,10 +65,14 @@ def test_soft_point_survives_copies_reshapes_expand_and_independent(binary: bool
     st, soft = st_cls(t, logits=logits), soft_cls(t, logits=logits)
     hard, x = st.rsample((64,), noise=noise), soft.rsample((64,), noise=noise)
     expected = soft.log_prob(x)
-    for copy_ in (hard.clone(), hard.detach(), hard.to(F64), hard.contiguous(), copy.deepcopy(hard.detach())):
+    copies = (hard.clone(), hard.detach(), hard.to(F64), hard.double(), hard.contiguous(), copy.deepcopy(hard.detach()))
+    for copy_ in copies:
         assert isinstance(copy_, StraightThroughSample)
         torch.testing.assert_close(st.log_prob(copy_), expected)
     torch.testing.assert_close(st.log_prob(pickle.loads(pickle.dumps(hard.detach()))), expected)
+    low = hard.float()  # a lower-precision copy keeps the float64 soft point
+    assert isinstance(low, StraightThroughSample) and low.dtype == torch.float32 and low.soft_log.dtype == F64
+    torch.testing.assert_close(st.log_prob(low), expected)
     event = () if binary else (4,)
     reshaped = hard.reshape(8, 8, 3, *event)
     torch.testing.assert_close(st.log_prob(reshaped), expected.reshape(8, 8, 3))

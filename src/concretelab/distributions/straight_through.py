@@ -26,7 +26,8 @@ __all__ = ["StraightThroughBinConcrete", "StraightThroughConcrete", "StraightThr
 class StraightThroughSample(Tensor):
     """A hard sample that remembers the log-space soft point it came from (``soft_log``).
 
-    Shape-preserving and shape-changing copies (clone, detach, to, contiguous, reshape, view, expand,
+    Shape-preserving and shape-changing copies (clone, detach, to, float/double/half/bfloat16, contiguous,
+    reshape, view, expand,
     squeeze/unsqueeze, flatten, permute/transpose, indexing) apply the same operation to ``soft_log``;
     every other operation returns a plain tensor.
     """
@@ -34,7 +35,8 @@ class StraightThroughSample(Tensor):
     soft_log: Tensor
     _PROPAGATE: ClassVar[frozenset[str]] = frozenset(
         {
-            "clone", "detach", "to", "cpu", "cuda", "contiguous", "reshape", "view", "expand", "expand_as",
+            "clone", "detach", "to", "cpu", "cuda", "float", "double", "half", "bfloat16", "contiguous",
+            "reshape", "view", "expand", "expand_as",
             "squeeze", "unsqueeze", "flatten", "unflatten", "permute", "transpose", "t", "__getitem__",
             "select", "narrow", "movedim", "requires_grad_", "detach_",
         }
@@ -60,7 +62,7 @@ class StraightThroughSample(Tensor):
             and not isinstance(result, StraightThroughSample)
         ):
             soft_args = (source.soft_log, *args[1:])
-            if name in ("to", "cpu", "cuda"):  # keep the soft point's own (higher) precision
+            if name in ("to", "cpu", "cuda", "float", "double", "half", "bfloat16"):  # keep the soft point's precision
                 soft = _apply_device_only(source.soft_log, result)
             elif name == "expand_as":
                 soft = source.soft_log.expand_as(_plain(args[1]))
