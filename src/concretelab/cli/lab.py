@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="samples per estimate for every estimator (default: derived from --budget)")
     p.add_argument("--budget", type=int, default=6,
                    help="f-evaluations per estimate when --samples is not given: equal cost (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every generator (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws and the bootstrap (default 0)")
+    p.add_argument("--problem-seed", type=int, default=0,
+                   help="seed of the problem instance: sbn decoder and logits, categorical f and logits (default 0)")
     p.add_argument("--confidence", type=float, default=0.95, help="two-sided interval level (default 0.95)")
     p.add_argument("--bootstrap", type=int, default=400, help="bootstrap resamples (default 400)")
     p.add_argument("--timing-repeats", type=int, default=20, help="estimate() calls timed per configuration")
@@ -123,10 +125,10 @@ def run_gradients(args: argparse.Namespace) -> int:
             toy_logits = _floats(args.toy_logits, "--toy-logits")
             built.extend(toy_problem(t, toy_logits) for t in _floats(args.target, "--target"))
         elif name == "sbn":
-            built.append(sbn_problem(args.latents, steps=args.sbn_steps, seed=args.seed,
+            built.append(sbn_problem(args.latents, steps=args.sbn_steps, seed=args.problem_seed,
                                      data_path=Path(args.data) if args.data else None))
         else:
-            built.append(categorical_problem(args.variables, args.categories, seed=args.seed))
+            built.append(categorical_problem(args.variables, args.categories, seed=args.problem_seed))
     out = Path(args.out)
     rows, metadata = run_sweep(built, config, show_progress=not args.no_progress)
     if not rows:
