@@ -58,6 +58,8 @@ def setup_distributed(device: torch.device) -> Distributed:
     if dist.is_initialized():
         return Distributed(dist.get_rank(), dist.get_world_size(), local_rank, initialized_here=False)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return Distributed(rank, world_size, local_rank, initialized_here=True)
 
