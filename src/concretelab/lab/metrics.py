@@ -15,6 +15,13 @@ flattening), with ḡ their mean and Σ̂ their sample covariance (divisor N −
     mean cosine          (1/N) Σ_n cos(g_n, g*)            (how well one estimate points the right way)
     MSE                  (1/N) Σ_n ‖g_n − g*‖²
 
+Test of zero bias. With the eigen-decomposition Σ̂ = Σ_k λ_k u_k u_kᵀ (keeping the k with
+λ_k > 1e-10 max λ), T = N Σ_k ⟨ḡ − g*, u_k⟩² / λ_k is Hotelling's T² statistic, approximately χ² with as
+many degrees of freedom as kept eigenvalues when N is large (Hotelling 1931); ``bias_pvalue`` is its upper
+tail. A component of ḡ − g* outside the span of the kept eigenvectors (where the estimator does not vary)
+is a deterministic bias: p = 0. Prefer this test to asking whether the interval of the (non-negative)
+bias norm contains 0: the percentile bootstrap is unreliable at that boundary.
+
 Intervals. Scalar summaries get percentile-bootstrap intervals: the N estimates are resampled with
 replacement ``bootstrap`` times with a seeded generator and every summary is recomputed on each resample
 (Efron & Tibshirani 1993, ch. 13). The per-coordinate bias gets the normal-theory interval
@@ -24,6 +31,7 @@ References
     [1] Rainforth, Kosiorek, Le, Maddison, Igl, Wood & Teh, "Tighter Variational Bounds are Not Necessarily
         Better", ICML 2018 (eq. 4: SNR = |E Δ| / σ[Δ] per parameter; Sec. 4: DSNR).
     [2] Efron & Tibshirani, "An Introduction to the Bootstrap", 1993 (percentile intervals, ch. 13).
+    [3] Hotelling, "The generalization of Student's ratio", Ann. Math. Statist. 1931 (the T² statistic).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["SCALAR_METRICS", "GradientMetrics", "Interval", "gradient_metrics", "normal_quantile"]
+__all__ = ["SCALAR_METRICS", "GradientMetrics", "Interval", "bias_test", "gradient_metrics", "normal_quantile"]
 
 # The scalar summaries, in table order; each gets a bootstrap interval.
 SCALAR_METRICS: tuple[str, ...] = (
@@ -84,6 +92,9 @@ class GradientMetrics:
     mean: list[float]  # ḡ per coordinate
     exact: list[float]  # g* per coordinate
     std: list[float] = field(default_factory=list)  # σ̂ per coordinate
+    bias_chi2: float = math.nan  # Hotelling's T² of ḡ − g* (see the module docstring)
+    bias_dof: int = 0  # its degrees of freedom (rank of Σ̂ kept)
+    bias_pvalue: float = math.nan  # P(χ²_dof >= T²): small values mean a detectable bias
 
     def __getitem__(self, name: str) -> Interval:
         return self.scalars[name]
@@ -141,6 +152,31 @@ def _summaries(g: Tensor, weights: Tensor, exact: Tensor) -> dict[str, Tensor]:
         for key in ("cosine_of_mean", "mean_cosine"):
             out[key] = torch.full_like(trace, math.nan)
     return out
+
+
+def bias_test(g: Tensor, exact: Tensor) -> tuple[float, int, float]:
+    """(T², degrees of freedom, p-value) of H0: E g = exact, for estimates g (N, D) and exact (D,)."""
+    n = g.shape[0]
+    diff = g.mean(dim=0) - exact  # (D,)
+    if not bool(torch.isfinite(diff).all()):
+        return math.nan, 0, math.nan
+    centred = g - g.mean(dim=0)
+    cov = centred.T @ centred / (n - 1)  # (D, D)
+    evals, evecs = torch.linalg.eigh(cov)
+    top = float(evals.max()) if evals.numel() else 0.0
+    keep = evals > max(top, 0.0) * 1e-10 if top > 0 else torch.zeros_like(evals, dtype=torch.bool)
+    proj = evecs[:, keep].T @ diff  # (k,)
+    residual = diff - evecs[:, keep] @ proj
+    scale = float(torch.linalg.vector_norm(exact)) + math.sqrt(max(float(evals.clamp_min(0).sum()), 0.0))
+    if float(torch.linalg.vector_norm(residual)) > 1e-9 * max(scale, torch.finfo(g.dtype).tiny):
+        return math.inf, int(keep.sum()), 0.0  # bias where the estimator does not vary at all
+    dof = int(keep.sum())
+    if dof == 0:
+        return 0.0, 0, 1.0
+    stat = float(n * (proj**2 / evals[keep]).sum())
+    pvalue = float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64),
+                                           torch.tensor(stat / 2.0, dtype=torch.float64)))
+    return stat, dof, pvalue
 
 
 def gradient_metrics(
@@ -211,7 +247,11 @@ def gradient_metrics(
         for m, t, h in zip(mean, target, half, strict=True)
     ]
     snr = [float(abs(m) / s) if s > 0 else (math.inf if m != 0 else math.nan) for m, s in zip(mean, std, strict=True)]
+    chi2, dof, pvalue = bias_test(g, target) if bool(torch.isfinite(g).all()) else (math.nan, 0, math.nan)
     return GradientMetrics(
+        bias_chi2=chi2,
+        bias_dof=dof,
+        bias_pvalue=pvalue,
         num_estimates=n,
         confidence=confidence,
         scalars=scalars,

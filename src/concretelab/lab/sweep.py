@@ -260,6 +260,7 @@ def _measure(
     else:
         row["time_ms"] = row["time_ms_low"] = row["time_ms_high"] = math.nan
     row["time_ms_batched"] = 1e3 * batched_seconds / config.draws
+    row["bias_chi2"], row["bias_dof"], row["bias_pvalue"] = metrics.bias_chi2, metrics.bias_dof, metrics.bias_pvalue
     row["bias_per_coordinate"] = [b.value for b in metrics.bias]
     row["bias_per_coordinate_low"] = [b.low for b in metrics.bias]
     row["bias_per_coordinate_high"] = [b.high for b in metrics.bias]
