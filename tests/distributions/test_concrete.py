@@ -77,7 +77,7 @@ def test_own_samples_have_finite_log_prob(n: int, dtype: torch.dtype) -> None:
     samples = 2 if n == 100_000 else 20
     logits = (torch.randn(n, generator=_gen(n), dtype=dtype) * 5).requires_grad_()
     underflowed = False
-    for t in OWN_TEMPERATURES:
+    for t in OWN_TEMPERATURES if n < 100_000 else (1e-4, 1.0, 1e4):
         for cls in (ExpConcrete, Concrete):
             d = cls(t, logits=logits)
             x = d.rsample((samples,), generator=_gen(7))
