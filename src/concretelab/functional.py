@@ -222,8 +222,9 @@ def gumbel_softmax(
 
     Same semantics as ``torch.nn.functional.gumbel_softmax`` (``hard=True`` returns the one-hot
     argmax in the forward pass with the gradient of the soft sample), plus a tensor temperature
-    (shape ``logits.shape`` without ``dim``, or with ``dim`` of size 1), a generator, given noise
-    (standard Gumbel, shaped like ``logits``), and exact zeros for -inf logits.
+    (a shape that broadcasts, right-aligned, against ``logits.shape`` without ``dim``, or that shape with
+    ``dim`` of size 1; it must be finite and positive, checked in eager mode), a generator, given noise
+    (standard Gumbel, shaped like ``logits``), and exact zeros for -inf logits (with finite gradients).
     """
     dim = _check_dim(logits, dim)
     if noise is None:
