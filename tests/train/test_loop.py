@@ -38,10 +38,10 @@ def test_run_folder_and_metrics(tmp_path) -> None:
 
 def test_resume_is_bit_identical(tmp_path) -> None:
     straight = tmp_path / "straight"
-    train(small_config(straight, steps=10))
+    train(small_config(straight, steps=10, eval_every=3))
     half = tmp_path / "half"
-    train(small_config(half, steps=5))  # stops (and checkpoints) at step 5
-    train(small_config(half, steps=10), resume=True)
+    train(small_config(half, steps=5, eval_every=3))  # stops (and checkpoints) at step 5
+    train(small_config(half, steps=10, eval_every=3), resume=True)
     a, b = model_tensors(straight), model_tensors(half)
     assert a.keys() == b.keys()
     for name in a:

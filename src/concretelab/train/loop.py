@@ -2,7 +2,7 @@
 
 Setup: process group and device, the run folder, data, model, temperatures, Adam, and the checkpoint to
 resume from. Then, per step: the temperatures of the schedule, the relaxed objective on the batch
-(Maddison, Mnih & Teh 2017, Sec. 4, eq. 20-21 for binary units), ``loss = -bound.mean()``, backward,
+(Maddison, Mnih & Teh 2017, Sec. 4 and Appendix C), ``loss = -bound.mean()``, backward,
 (data-parallel gradient averaging), the optimizer step, ``zero_grad(set_to_none=True)``; every
 ``log_every`` steps a metrics row; every ``eval_every`` steps the importance-weighted bound L_k on the
 validation images (the best kept in ``checkpoints/best.safetensors``); every ``checkpoint_every`` steps
