@@ -76,7 +76,7 @@ class TrainConfig:
     eval_images: int | None = None  # validate on the first N validation images (None: all of them)
     eval_batch_size: int = 100  # images per call of discrete_bound during validation
     eval_chunk_size: int | None = None  # samples per chunk inside discrete_bound (None: its default)
-    log_every: int = 50  # write a metrics row every N steps (the only per-step host sync)
+    log_every: int = 50  # write a metrics row every N steps (the hot loop reads the device only then)
     checkpoint_every: int = 1000  # write checkpoints/last.safetensors every N steps and at the end
     progress: bool = True  # show a tqdm progress bar (it hides itself when stderr is not a terminal)
     out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
