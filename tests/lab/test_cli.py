@@ -19,7 +19,7 @@ EXPECTED_COLUMNS = {
     "snr_mean_low", "snr_mean_high", "dsnr", "cosine_of_mean", "cosine_of_mean_low", "cosine_of_mean_high",
     "mean_cosine", "mse", "variance_x_evaluations", "time_ms", "time_ms_low", "time_ms_high", "time_ms_batched",
     "bias_per_coordinate", "bias_per_coordinate_low", "bias_per_coordinate_high", "snr_per_coordinate",
-    "exact_per_coordinate",
+    "exact_per_coordinate", "bias_chi2", "bias_dof", "bias_pvalue", "nonfinite_draws",
 }
 
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from concretelab.lab.metrics import SCALAR_METRICS, gradient_metrics, normal_quantile
+from concretelab.lab.metrics import SCALAR_METRICS, bias_test, gradient_metrics, normal_quantile
 
 D = 5
 EXACT = torch.tensor([0.5, -1.0, 0.2, 0.0, 2.0], dtype=torch.float64)
@@ -120,3 +120,20 @@ def test_one_dimension_has_no_direction() -> None:
 def test_bad_arguments(estimates: torch.Tensor, exact: torch.Tensor, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         gradient_metrics(estimates, exact, **kwargs)
+
+
+def test_bias_test_detects_offset_and_handles_degenerate_covariance() -> None:
+    zero = torch.zeros(D, dtype=torch.float64)
+    biased = gradient_metrics(synthetic(4000, seed=8), EXACT, generator=torch.Generator().manual_seed(9))
+    unbiased = gradient_metrics(synthetic(4000, seed=8, offset=zero), EXACT, generator=torch.Generator().manual_seed(9))
+    assert biased.bias_pvalue < 1e-10 and biased.bias_dof == D
+    assert unbiased.bias_pvalue > 0.001  # fails with probability 0.1% for a fresh seed
+    # Estimates that sum to zero along the last axis (like score-function estimates of softmax logits):
+    # the covariance is singular; the test uses its range and flags a bias outside it.
+    g = synthetic(2000, seed=10, offset=zero) - EXACT
+    g = g - g.mean(dim=1, keepdim=True)
+    _, dof, p = bias_test(g, zero)
+    assert dof == D - 1 and p > 0.001
+    assert bias_test(g, torch.full((D,), 0.1, dtype=torch.float64))[2] == 0.0
+    constant = torch.full((10, 1), 0.005, dtype=torch.float64)
+    assert bias_test(constant, torch.tensor([0.005], dtype=torch.float64)) == (0.0, 0, 1.0)
