@@ -283,6 +283,17 @@ def test_vmap_of_functional_forms() -> None:
     z = torch.randn(5, 4, generator=_gen(42), dtype=torch.float64)
     grads = torch.func.vmap(torch.func.grad(lambda zz, t: F.binconcrete_log_density(zz, zz * 0, t).sum()))(z, temps)
     assert grads.shape == (5, 4) and bool(torch.isfinite(grads).all())
+    # vmap(grad(...)) with a batched, learnable temperature (the eager value check must not run on it).
+    weights = torch.arange(3.0, dtype=torch.float64)
+
+    def loss(lg: torch.Tensor, g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (F.gumbel_softmax(lg, t, noise=g) * weights).sum()
+
+    d_temp = torch.func.vmap(torch.func.grad(loss, argnums=2))(logits[:, 0], noise[:, 0], temps)
+    for i in range(5):
+        t = temps[i].clone().requires_grad_()
+        (expected,) = torch.autograd.grad(loss(logits[i, 0], noise[i, 0], t), t)
+        torch.testing.assert_close(d_temp[i], expected)
 
 
 def test_torch_compile_fullgraph_given_noise() -> None:

@@ -139,8 +139,9 @@ def _check_noise(noise: Tensor, logits: Tensor) -> None:
 
 def _check_temperature_values(temperature: Tensor) -> None:
     """Eager check that a tensor temperature is finite and positive. It is skipped while tracing for
-    ``torch.compile`` and for a temperature batched by ``torch.func.vmap``, where values are symbolic."""
-    if torch.compiler.is_compiling() or torch._C._functorch.is_batchedtensor(temperature):
+    ``torch.compile`` and for a temperature inside a ``torch.func`` transform (vmap, grad), where its
+    values may be batched."""
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(temperature):
         return
     if not bool((torch.isfinite(temperature) & (temperature > 0)).all()):
         raise ValueError(
