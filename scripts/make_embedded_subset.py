@@ -1,6 +1,7 @@
 """Regenerate the embedded subset of binarized MNIST (src/concretelab/data/embedded/) from the full data.
 
-Takes the first N images of each split of a verified copy of binarized MNIST (any source
+Takes N evenly spaced images of each split (every (len/N)-th, starting with the first; the test file is
+grouped by digit, so its first images are not representative) of a verified copy of binarized MNIST (any source
 ``concretelab.data.load_dataset`` accepts; by default the shared copy ../shared/data/binarized_mnist),
 packs them with ``numpy.packbits`` along each image, and writes ``binarized_mnist_subset.npz`` (compressed)
 and ``manifest.json`` (counts, sha256 of each unpacked uint8 array) atomically.
@@ -29,9 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "binarized_mnist"))
     parser.add_argument("--out", default=str(REPO / "src" / "concretelab" / "data" / "embedded"))
-    parser.add_argument("--train", type=int, default=10_000, help="first images of the train split to keep")
-    parser.add_argument("--valid", type=int, default=1_000, help="first images of the valid split to keep")
-    parser.add_argument("--test", type=int, default=1_000, help="first images of the test split to keep")
+    parser.add_argument("--train", type=int, default=10_000, help="images of the train split to keep (evenly spaced)")
+    parser.add_argument("--valid", type=int, default=1_000, help="images of the valid split to keep (evenly spaced)")
+    parser.add_argument("--test", type=int, default=1_000, help="images of the test split to keep (evenly spaced)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -39,13 +40,16 @@ def main() -> None:
     if dataset.name != "binarized-mnist":
         raise SystemExit(f"{args.source} is not the full, checksum-verified binarized MNIST (got {dataset!r})")
     counts = {"train": args.train, "valid": args.valid, "test": args.test}
-    subset = {split: dataset.split(split)[:count].numpy() for split, count in counts.items()}
+    strides = {split: len(dataset.split(split)) // count for split, count in counts.items()}
+    subset = {split: dataset.split(split)[:: strides[split]][:count].numpy() for split, count in counts.items()}
     packed = {split: np.packbits(images, axis=1) for split, images in subset.items()}  # (N, 98) uint8
     manifest = {
-        "description": "first N images of each split of binarized MNIST (fixed binarization, Larochelle & "
+        "description": "N evenly spaced images (every stride-th, from the first) of each split of binarized MNIST "
+        "(fixed binarization, Larochelle & "
         "Murray 2011), bit-packed with numpy.packbits(axis=1) in a compressed .npz",
         "data_file": DATA_FILE,
         "counts": counts,
+        "strides": strides,
         "sha256": {split: sha256_of_array(images) for split, images in subset.items()},
         "train_mean_pixel": round(float(subset["train"].mean()), 6),
     }

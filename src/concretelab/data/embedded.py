@@ -1,7 +1,7 @@
-"""The embedded default dataset: the first images of each binarized MNIST split, shipped in the package.
+"""The embedded default dataset: evenly spaced images of each binarized MNIST split, shipped in the package.
 
-``embedded/binarized_mnist_subset.npz`` holds, for each split, the first ``N`` images of binarized
-MNIST (10,000 train, 1,000 valid, 1,000 test) packed eight pixels to a byte along each image
+``embedded/binarized_mnist_subset.npz`` holds, for each split, ``N`` evenly spaced images (every
+``stride``-th) of binarized MNIST (10,000 train, 1,000 valid, 1,000 test) packed eight pixels to a byte along each image
 (``numpy.packbits(images, axis=1)``, 98 bytes an image) in a compressed ``.npz``. ``manifest.json``
 beside it records the counts and the sha256 of each unpacked ``(N, 784)`` uint8 array, checked at
 every load. ``scripts/make_embedded_subset.py`` regenerates both from the full data set.

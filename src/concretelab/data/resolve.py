@@ -25,7 +25,7 @@ def load_dataset(spec: str | os.PathLike[str] = embedded.NAME) -> Dataset:
     """The dataset a ``--data`` value names.
 
     Args:
-        spec: ``"embedded"`` (default; the first 10,000/1,000/1,000 binarized MNIST images, shipped in
+        spec: ``"embedded"`` (default; 10,000/1,000/1,000 evenly spaced binarized MNIST images, shipped in
             the package), ``"binarized-mnist"`` (the full data set, after ``concretelab data fetch
             binarized-mnist``), or a path: a folder of ``{train,valid,test}.amat[.gz]``, a folder with
             one ``.npz`` or an ``.npz`` file (arrays ``train``, ``valid``, ``test``), or a folder of IDX files.
