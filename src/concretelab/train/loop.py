@@ -50,6 +50,7 @@ from concretelab.train.checkpoint import (
     save_checkpoint,
 )
 from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, write_config
+from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
 from concretelab.train.distributed import all_reduce_gradients, setup_distributed
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.seeding import derive_seed
@@ -191,14 +192,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
 def _train(config: TrainConfig, resume: bool) -> TrainResult:
     # ----- process group, device, run folder -----------------------------------------------------------
-    if config.estimator is not None:
-        raise ValueError(
-            f"estimator {config.estimator!r}: training the discrete objective with a gradient estimator is "
-            "not supported by the trainer yet; leave estimator unset to train a relaxed objective"
-        )
-    if config.objective not in OBJECTIVES:
+    # --- estimator training (concretelab.train.discrete): --estimator NAME trains the discrete objective ---
+    check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
+    if config.estimator is None and config.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {config.objective!r}; expected one of {', '.join(sorted(OBJECTIVES))}")
-    objective = OBJECTIVES[config.objective]
+    objective = OBJECTIVES.get(config.objective) if config.estimator is None else None
+    # --- end estimator training ---
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
     out = Path(config.out)
@@ -219,7 +218,13 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
         model = build_model(config.model, categories=config.categories, train_mean=dataset.train_mean)
     model.to(device).train()
     temperatures = Temperatures(config).to(device)
-    params = [p for p in [*model.parameters(), *temperatures.parameters()] if p.requires_grad]
+    # --- estimator training: its baseline networks train with the model; their state is checkpointed ---
+    estimator = None
+    if config.estimator is not None:
+        objective = estimator = build_estimator_objective(config.estimator, model, seed=config.seed).train()
+    params = [p for p in [*model.parameters(), *temperatures.parameters(),
+                          *(estimator.parameters() if estimator is not None else ())] if p.requires_grad]
+    # --- end estimator training ---
     fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     optimizer = torch.optim.Adam(params, lr=config.lr, **fast)
     batches = dataset.train_batches(config.batch_size, seed=config.seed)
@@ -239,6 +244,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     if checkpoint is not None:
         model.load_state_dict(checkpoint.model_state)
         temperatures.load_state_dict(checkpoint.extra["temperatures"])
+        if estimator is not None:  # estimator training: baselines and running moments
+            estimator.load_state_dict(checkpoint.extra["estimator"])
         optimizer.load_state_dict(checkpoint.optimizer_state)
         batches.load_state_dict(checkpoint.data_state)
         restore_global_rng(checkpoint.rng)
@@ -260,7 +267,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
             best_valid=best_valid,
             config=config_to_dict(config),
             model_args=model.model_args(),
-            extra={"temperatures": temperatures.state_dict(), "elapsed": elapsed + time.perf_counter() - t0},
+            extra={"temperatures": temperatures.state_dict(), "elapsed": elapsed + time.perf_counter() - t0,
+                   **({"estimator": estimator.state_dict()} if estimator is not None else {})},
         )
 
     # Per-step losses stay on the device until a row is written (the only per-step host sync).
@@ -303,7 +311,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     # ----- the loop ------------------------------------------------------------------------------------------
     logger.info(
         "training %s (%d parameters) with %s, m=%d, on %s%s: steps %d..%d",
-        config.model, sum(p.numel() for p in model.parameters()), config.objective, config.samples, device,
+        config.model, sum(p.numel() for p in model.parameters()),
+        config.objective if estimator is None else f"{DISCRETE_OBJECTIVE} ({config.estimator})", config.samples, device,
         f" x{context.world_size} processes" if context.enabled else "", step, config.steps,
     )
     bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True,
