@@ -24,8 +24,10 @@ _HELP = {
     "model": 'model: an SBN spec such as "200H~784V" ("~" nonlinear, "-" linear), "392V-240H-240H-392V", '
     "or categorical-vae",
     "categories": "categories per latent unit (2: binary; 4 or 8: n-ary, the spec then counts bits)",
-    "objective": "training objective: relaxed, relaxed-logratio or relaxed-analytic-kl",
-    "estimator": "discrete gradient estimator for the discrete objective (not supported by the trainer yet)",
+    "objective": "training objective: relaxed, relaxed-logratio or relaxed-analytic-kl (with --estimator: "
+    "the discrete bound; leave unset or pass discrete)",
+    "estimator": "train an SBN on the discrete objective with this gradient estimator: vimco (--samples >= 2), "
+    "nvil, reinforce_loo (--samples >= 2) or disarm (one binary layer); --objective is then ignored",
     "samples": "m, samples in the multi-sample training bound",
     "prior_temperature": "temperature of the relaxed prior: a number or a fraction such as 1/2",
     "posterior_temperature": "temperature of the relaxed posterior: a number or a fraction such as 2/3",

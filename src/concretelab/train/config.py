@@ -52,7 +52,8 @@ class TrainConfig:
     categories: int | None = None  # categories per latent unit (None: the model's default, 2 for SBNs);
     # with categories > 2 an SBN spec counts bits per layer (App. C: 240-bit layers)
     objective: str = "relaxed"  # name in concretelab.objectives.OBJECTIVES
-    estimator: str | None = None  # discrete gradient estimator for the discrete objective (not supported yet)
+    estimator: str | None = None  # vimco | nvil | reinforce_loo | disarm: train the discrete objective of an SBN
+    # with this estimator (objective then ignored; see concretelab.train.discrete)
     samples: int = 1  # m, samples in the (multi-sample) training bound: 1, 5 or 50 in Table 1
     prior_temperature: float = 0.5  # lambda of the relaxed prior; 1/2 for binary units in the paper
     posterior_temperature: float = 2 / 3  # lambda of the relaxed posterior; 2/3 for binary units
