@@ -287,3 +287,41 @@ def test_binary_gradients_finite_over_grid(dtype: torch.dtype) -> None:
     for lower, upper in HARD_BOUNDS:
         lp = HardConcrete(temperature, logits, lower=lower, upper=upper).log_prob(value)
         assert not _grads_finite(lp, temperature, logits, value)
+
+
+def _max_scaled_errors(full_n1000: bool = False) -> list[tuple[str, float]]:
+    """Per case, max |log_prob - ref| / (1 + |ref|) over the grid (for reports; the tests assert the bounds)."""
+    rows = []
+    for n in (2, 3, 10, 1000):
+        for dtype in DTYPES:
+            full = _cat_full(n) or full_n1000
+            grid = cat_grid(n, dtype, full)
+            temperature, logits, y = _cat_inputs(grid, dtype)
+            got = {
+                "exp": ExpConcrete(temperature, logits=logits).log_prob(y),
+                "simplex": Concrete(temperature, logits=logits).log_prob(y.exp()),
+            }
+            for kind, value in got.items():
+                want = cat_reference(kind, n, dtype, full)
+                err = np.abs(value.double().numpy() - want) / (1 + np.abs(want))
+                rows.append((f"{kind} n={n} {str(dtype)[6:]} ({len(want)} points)", float(err.max())))
+    for kind, cls in (("bin", BinConcrete), ("logit", LogitBinConcrete)):
+        for dtype in DTYPES:
+            points = {"bin": BIN_X, "logit": BIN_Z}[kind][dtype]
+            temperature, logits, value = _bin_grid(points, dtype)
+            want = bin_reference(kind, dtype)
+            err = np.abs(cls(temperature, logits=logits).log_prob(value).double().numpy() - want) / (1 + np.abs(want))
+            rows.append((f"{cls.__name__} {str(dtype)[6:]} ({len(want)} points)", float(err.max())))
+    for dtype in DTYPES:
+        temperature, logits, value = _bin_grid(HARD_Z[dtype], dtype)
+        for lower, upper in HARD_BOUNDS:
+            want = bin_reference("hard", dtype, (lower, upper))
+            got = HardConcrete(temperature, logits, lower=lower, upper=upper).log_prob(value).double().numpy()
+            err = np.abs(got - want) / (1 + np.abs(want))
+            rows.append((f"HardConcrete({lower}, {upper}) {str(dtype)[6:]} ({len(want)} points)", float(err.max())))
+    return rows
+
+
+if __name__ == "__main__":  # cd tests && ../.venv/bin/python -m distributions.test_reference_accuracy
+    for name, err in _max_scaled_errors():
+        print(f"{name:50s} max |err|/(1+|ref|) = {err:.2e}")
