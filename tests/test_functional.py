@@ -297,16 +297,25 @@ def test_vmap_of_functional_forms() -> None:
 
 
 def test_torch_compile_fullgraph_given_noise() -> None:
-    logits = torch.randn(3, 4, generator=_gen(43))
-    noise = F.sample_gumbel(logits.shape, generator=_gen(44))
-    temperature = torch.tensor([0.3, 1.0, 2.0])
+    """Dynamo traces the functional forms without a graph break (fullgraph=True) and AOT autograd traces
+    their backward; ``backend="aot_eager"`` keeps this fast (the inductor backend runs under -m slow)."""
+    logits = torch.randn(3, 4, generator=_gen(43), dtype=torch.float64)
+    noise = F.sample_gumbel(logits.shape, generator=_gen(44), dtype=torch.float64)
+    temperature = torch.tensor([0.3, 1.0, 2.0], dtype=torch.float64)
+    weights = torch.randn(3, 4, generator=_gen(48), dtype=torch.float64)
 
-    def step(lg: torch.Tensor, g: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(lg: torch.Tensor, g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         hard = F.gumbel_softmax(lg, t, hard=True, noise=g)
-        return hard, F.exp_concrete_log_density(F.log_gumbel_softmax(lg, t, noise=g), lg, t)
+        log_density = F.exp_concrete_log_density(F.log_gumbel_softmax(lg, t, noise=g), lg * 0.5, t)
+        return (weights * hard).sum() + log_density.sum()
 
-    compiled = torch.compile(step, fullgraph=True, backend="eager")
-    for got, want in zip(compiled(logits, noise, temperature), step(logits, noise, temperature), strict=True):
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    results = []
+    for fn in (compiled, step):
+        lg, t = logits.clone().requires_grad_(), temperature.clone().requires_grad_()
+        value = fn(lg, noise, t)
+        results.append((value, *torch.autograd.grad(value, (lg, t))))
+    for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want)
 
 
