@@ -20,10 +20,13 @@ whose *gradient* is the estimator's (the trainer's ``loss = −bound.mean()`` th
   keeps its direction). Each of the m samples is an independent single-sample estimate; they are averaged.
 - ``reinforce_loo`` (m >= 2, Kool et al. 2019): bound and generative gradient as ``nvil``; the local signal
   of each layer minus the mean of the other m − 1 samples' local signals (no learned state).
-- ``disarm`` (binary SBNs with one stochastic layer, Dong, Mnih & Tucker 2020, eq. 5): m antithetic pairs
-  b = 1[u < σ(a)], b̃ = 1[1 − u < σ(a)] per example, a = the encoder's logits; the proposal gradient
-  ½ (f(b) − f(b̃)) (−1)^{b̃} 1[b ≠ b̃] σ(|a|) with f = log w is backpropagated through a; the generative
-  gradient and the bound average over all 2m samples. Like ARM it costs 2 evaluations of log w per sample.
+- ``disarm`` (binary SBNs, Dong, Mnih & Tucker 2020, eq. 5, applied layer by layer): for proposal layer l,
+  given h_0..h_{l−1} of one sample, an antithetic pair b = 1[u < σ(a_l)], b̃ = 1[1 − u < σ(a_l)] (a_l the
+  layer's proposal logits), each completed by sampling the layers above from q; the proposal gradient
+  ½ (f(b) − f(b̃)) (−1)^{b̃} 1[b ≠ b̃] σ(|a_l|) with f = layer l's local signal is backpropagated through a_l.
+  Layer 0's pair gives the bound and the generative gradient (averaged over its 2m samples); the first
+  sample of each pair is the conditioning prefix of the next layer. Like ARM it evaluates log w twice per
+  sample (the decoder runs twice); each higher layer adds two evaluations of the terms above it (no decoder).
 
 The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for ``nvil``,
 ``reinforce_loo`` and ``disarm`` (as in Mnih & Gregor 2014, eq. 5); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose
@@ -127,10 +130,10 @@ def check_estimator_config(config: Any) -> None:
             f"--estimator {name} trains sigmoid belief nets only; --model {config.model!r} is a "
             "structured-prediction spec"
         )
-    if name == "disarm" and (len(spec.hidden_bits) != 1 or spec.categories != 2):
+    if name == "disarm" and spec.categories != 2:
         raise ValueError(
-            f"--estimator disarm needs a binary SBN with one stochastic layer (such as 200H-784V); --model "
-            f"{config.model!r} with categories={spec.categories} has {len(spec.hidden_bits)} stochastic layer(s)"
+            f"--estimator disarm needs a binary SBN (--categories 2); --model {config.model!r} has "
+            f"categories={spec.categories}"
         )
 
 
@@ -236,10 +239,9 @@ class EstimatorObjective(nn.Module):
                              f"{', '.join(TRAINING_ESTIMATORS)}")
         if not isinstance(model, SigmoidBeliefNet):
             raise ValueError(f"estimator {name!r} trains SigmoidBeliefNet models, got {type(model).__name__}")
-        if name == "disarm" and (len(model.latent_categories) != 1 or model.latent_categories[0] != 2):
+        if name == "disarm" and any(k != 2 for k in model.latent_categories):
             raise ValueError(
-                f"estimator 'disarm' needs a binary SBN with one stochastic layer, got latent_categories="
-                f"{model.latent_categories}"
+                f"estimator 'disarm' needs a binary SBN, got latent_categories={model.latent_categories}"
             )
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
@@ -338,18 +340,37 @@ class EstimatorObjective(nn.Module):
         self.moment_count.add_(1)
 
     def _disarm(self, model: SigmoidBeliefNet, x: Tensor, m: int, generator: torch.Generator | None) -> Tensor:
-        a = model.proposal_logits(0, x, [])  # (batch, units), the encoder's logits
-        noise = sample_logistic((m, *a.shape), generator=generator, dtype=a.dtype, device=a.device)
-        b = (a.detach() - noise > 0).to(a.dtype)  # 1[u < σ(a)], (m, batch, units)
-        b_anti = (a.detach() + noise > 0).to(a.dtype)  # 1[1 − u < σ(a)]
-        h = torch.cat([b, b_anti])  # (2m, batch, units)
-        log_p = model.log_joint(x, [h])  # (2m, batch)
-        log_q = layer_log_prob(2, a, h)
-        f = (log_p - log_q).detach()
-        half_diff = 0.5 * (f[:m] - f[m:]).unsqueeze(-1)  # (m, batch, 1)
-        grad_a = (half_diff * (1 - 2 * b_anti) * (b != b_anti).to(a.dtype) * torch.sigmoid(a.detach().abs()))
-        surrogate = log_p.mean(0) + (grad_a.mean(0) * a).sum(-1)  # (batch,)
-        return _magic(f.mean(0), surrogate)
+        batch = x.shape[0]
+        trunk: list[Tensor] = []  # h_0..h_{l−1} of the first sample of each pair, (m, batch, units)
+        surrogate = x.new_zeros(batch)
+        bound = x.new_zeros(batch)
+        for layer in range(len(model.latent_categories)):
+            a = model.proposal_logits(layer, x, trunk)  # (batch, units) for layer 0, else (m, batch, units)
+            shape = (m, batch, model.latent_units[layer])
+            noise = sample_logistic(shape, generator=generator, dtype=a.dtype, device=a.device)
+            b = (a.detach() - noise > 0).to(a.dtype)  # 1[u < σ(a)], (m, batch, units)
+            b_anti = (a.detach() + noise > 0).to(a.dtype)  # 1[1 − u < σ(a)]
+            h = [torch.cat([t, t]) for t in trunk] + [torch.cat([b, b_anti])]  # (2m, batch, ...) per layer
+            for i in range(layer + 1, len(model.latent_categories)):  # complete each branch from q
+                h.append(sample_discrete(2, model.proposal_logits(i, x, h), (2 * m, batch, model.latent_units[i]),
+                                         generator))
+            log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
+                                 for i in range(layer, len(h))]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1})
+            if layer == 0:
+                log_p = model.log_joint(x, h)  # (2m, batch); the generative gradient, both branches
+                f = (log_p - log_q).detach()  # the full log w
+                surrogate = surrogate + log_p.mean(0)
+                bound = f.mean(0)
+            else:  # local signal: the terms of log p that involve h_l, ..., h_top (no decoder)
+                prior = model.prior_logits(x, h)
+                log_p_upper = torch.stack([layer_log_prob(2, prior[i], h[i]).expand_as(log_q)
+                                           for i in range(layer - 1, len(h))]).sum(0)
+                f = (log_p_upper - log_q).detach()
+            half_diff = 0.5 * (f[:m] - f[m:]).unsqueeze(-1)  # (m, batch, 1)
+            grad_a = half_diff * (1 - 2 * b_anti) * (b != b_anti).to(a.dtype) * torch.sigmoid(a.detach().abs())
+            surrogate = surrogate + (grad_a * a).sum(-1).mean(0)  # (batch,)
+            trunk.append(b)
+        return _magic(bound, surrogate)
 
 
 def build_estimator_objective(name: str, model: nn.Module, *, seed: int = 0, **options: Any) -> EstimatorObjective:
