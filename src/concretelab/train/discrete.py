@@ -7,15 +7,15 @@ an :class:`EstimatorObjective` returns, per example, a tensor whose *value* is t
 whose *gradient* is the estimator's (the trainer's ``loss = −bound.mean()`` then backpropagates it):
 
 - ``vimco`` (m >= 2, Mnih & Rezende 2016, eq. 8-10): bound L_m = log (1/m) Σ_i w_i; gradient
-  Σ_i (L̂ − L̂_{−i}) ∇_φ log q(h_i | x) + Σ_i w̃_i ∇ log w_i, w̃ = softmax(log w) (eq. 6 with the
-  leave-one-out signals). One global signal per sample (VIMCO has no per-layer form).
+  Σ_i (L̂ − L̂_{−i}) ∇_φ log q(h_i | x) + Σ_i w̃_i ∇ log w_i, w̃ = softmax(log w) (their gradient of
+  L_m with the leave-one-out signals). One global signal per sample (VIMCO has no per-layer form).
 - ``nvil`` (any m; m = 1 is the paper's, Mnih & Gregor 2014, Sec. 3): bound (1/m) Σ_i log w_i (= L_1 at
   m = 1); generative gradient ∇_θ log p(x, h); the proposal layer l gets the *local* learning signal
-  (Sec. 3.4) l_l = Σ_{terms of log p that involve h_l, ..., h_top} − Σ_{j >= l} log q(h_j | h_{j−1}),
+  ("local learning signals") l_l = Σ_{terms of log p that involve h_l, ..., h_top} − Σ_{j >= l} log q(h_j | h_{j−1}),
   i.e. log p(h_{l−1}, h_l, ..., h_top) − log q(h_l, ..., h_top | h_{l−1}) with h_{−1} = x (the full
   log w for layer 0), centred by an input-dependent baseline c_{ψ_l}(h_{l−1}) (a 100-unit tanh MLP of x for
-  layer 0, of h_{l−1} above; trained by least squares on l_l − c̄_l, Sec. 3.1) and by the running mean c̄_l,
-  then divided by max(1, running std s_l) (variance normalisation, Sec. 3.3: on in training, as in the paper;
+  layer 0, of h_{l−1} above; trained by least squares on l_l − c̄_l) and by the running mean c̄_l,
+  then divided by max(1, running std s_l) (variance normalisation: on in training, as in the paper;
   it rescales layer l's proposal gradient by a positive factor from past batches, so each layer's gradient
   keeps its direction). Each of the m samples is an independent single-sample estimate; they are averaged.
 - ``reinforce_loo`` (m >= 2, Kool et al. 2019): bound and generative gradient as ``nvil``; the local signal
@@ -29,7 +29,7 @@ whose *gradient* is the estimator's (the trainer's ``loss = −bound.mean()`` th
   sample (the decoder runs twice); each higher layer adds two evaluations of the terms above it (no decoder).
 
 The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for ``nvil``,
-``reinforce_loo`` and ``disarm`` (as in Mnih & Gregor 2014, eq. 5); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose
+``reinforce_loo`` and ``disarm`` (as in Mnih & Gregor 2014); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose
 proposal part is not zero for m >= 2. The baseline networks and running moments (``nvil``) are this
 module's parameters and buffers: the trainer adds the parameters to its Adam optimizer (same step size) and
 stores :meth:`torch.nn.Module.state_dict` in the checkpoint, so a resumed run replays an uninterrupted one
@@ -84,8 +84,8 @@ DISCRETE_OBJECTIVE = "discrete"
 #: Estimators the trainer supports, with the smallest m each needs.
 TRAINING_ESTIMATORS: dict[str, int] = {"disarm": 1, "nvil": 1, "reinforce_loo": 2, "vimco": 2}
 
-BASELINE_HIDDEN = 100  # tanh units of each NVIL baseline network (Mnih & Gregor 2014, Sec. 5)
-MOMENT_DECAY = 0.8  # α of NVIL's running mean and variance (Mnih & Gregor 2014, Sec. 3.3)
+BASELINE_HIDDEN = 100  # tanh units of each NVIL baseline network (Mnih & Gregor 2014, experiments)
+MOMENT_DECAY = 0.8  # α of NVIL's running mean and variance (Mnih & Gregor 2014; as RunningMoments)
 
 
 def check_estimator_config(config: Any) -> None:
@@ -184,7 +184,7 @@ def _log_p_terms(model: SigmoidBeliefNet, x: Tensor, h: list[Tensor]) -> Tensor:
 
 
 def local_signals(draw: DiscreteDraw) -> Tensor:
-    """NVIL's local learning signals (Mnih & Gregor 2014, Sec. 3.4), (L, m, batch), detached.
+    """NVIL's local learning signals (Mnih & Gregor 2014, "local learning signals"), (L, m, batch), detached.
 
     In a chain SBN the terms of log w that involve only x, h_0, ..., h_{l−1} (log p(x | h_0), log p(h_j | h_{j+1})
     for j + 1 < l, log q(h_j | h_{j−1}) for j < l) are fixed given layer l's conditioning set, so they only add
@@ -258,7 +258,7 @@ class EstimatorObjective(nn.Module):
                 for u, k in zip(model.latent_units[:-1], model.latent_categories[:-1], strict=True)
             ]
             self.baselines.extend(_baseline_net(w, baseline_hidden) for w in widths)
-        # NVIL's running mean c̄_l and variance s_l² of l_l − c_ψ (Sec. 3.3), on the device: no host sync
+        # NVIL's running mean c̄_l and variance s_l² of l_l − c_ψ, on the device: no host sync
         self.register_buffer("moment_mean", torch.zeros(layers))
         self.register_buffer("moment_var", torch.ones(layers))
         self.register_buffer("moment_count", torch.zeros((), dtype=torch.long))
