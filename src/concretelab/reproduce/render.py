@@ -150,12 +150,9 @@ def render_markdown(
         f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
         f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",
         "",
-        "Reproduce a row (runs resume and skip finished cells; run folders go to ~/.cache/concretelab/table1):",
-        "",
-        "```",
-        "concretelab reproduce table1 --cells '200H-784V-m1-relaxed' --steps 100000 --k 5000 "
-        "--data /work/shared/data/binarized_mnist",
-        "```",
+        "Run cells with `concretelab reproduce table1 --cells PATTERN --steps N --k K --data PATH` (finished "
+        "cells are skipped, interrupted ones resume; run folders go to ~/.cache/concretelab/table1). The exact "
+        "command behind every number is listed under \"Commands\" below.",
         "",
     ]
     sections = (
