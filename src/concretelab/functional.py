@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,11 +35,13 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_topk",
     "log_gumbel_softmax",
+    "log_softmax_and_softmax",
     "logistic_from_uniform",
     "logit_binconcrete_log_density",
     "open_uniform",
     "perturb_and_scale",
     "sample_gumbel",
+    "sample_gumbel_and_exponential",
     "sample_logistic",
     "sample_uniform_open",
     "softplus",
@@ -71,7 +74,9 @@ def sample_uniform_open(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     u = torch.rand(_shape(shape), generator=generator, dtype=dtype, device=device)
-    return open_uniform(u)
+    # In place, the same map as open_uniform: every grid point but 0 is at least a whole step, so raising
+    # the floor to half a step moves 0 alone (one pass, no new tensor).
+    return u.clamp_(min=torch.finfo(dtype).eps / 4)
 
 
 def open_uniform(u: Tensor) -> Tensor:
@@ -103,7 +108,25 @@ def sample_gumbel(
     """Standard Gumbel noise G = -log(-log U), U ~ Uniform(0, 1) open; never +-inf."""
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
-    return gumbel_from_uniform(u).to(out_dtype)
+    return u.log_().neg_().log_().neg_().to(out_dtype)  # gumbel_from_uniform, in place
+
+
+def sample_gumbel_and_exponential(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Standard Gumbel noise G and E = exp(-G) = -log U, a standard exponential, from the same draw.
+
+    E is the intermediate of G = -log E that :func:`sample_gumbel` discards; the identity at a Concrete
+    distribution's own sample needs log sum_k exp(-G_k) = log sum_k E_k, which E gives in one pass.
+    Both are in the compute dtype (float32 for half-precision requests).
+    """
+    u = sample_uniform_open(shape, generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+    exponential = u.log_().neg_()
+    return exponential.log().neg_(), exponential
 
 
 def sample_logistic(
@@ -208,7 +231,8 @@ def log_gumbel_softmax(
     else:
         _check_noise(noise, logits)
     t = _temperature_for(temperature, logits, dim)
-    return torch.log_softmax(perturb_and_scale(logits, noise, t), dim=dim)
+    scores = perturb_and_scale(logits, noise, t)
+    return scores - torch.logsumexp(scores, dim=dim, keepdim=True)
 
 
 def gumbel_softmax(
@@ -233,7 +257,9 @@ def gumbel_softmax(
     else:
         _check_noise(noise, logits)
     t = _temperature_for(temperature, logits, dim)
-    soft = torch.softmax(perturb_and_scale(logits, noise, t), dim=dim)
+    scores = perturb_and_scale(logits, noise, t)
+    # exp(s - logsumexp(s)) rather than torch.softmax: the same value, and faster on CPU for short rows
+    soft = torch.exp(scores - torch.logsumexp(scores, dim=dim, keepdim=True))
     if not hard:
         return soft
     index = soft.argmax(dim=dim, keepdim=True)
@@ -284,6 +310,45 @@ def gumbel_topk(
     return torch.topk(logits + noise, k, dim=dim).indices
 
 
+class _LogSoftmaxAndSoftmax(torch.autograd.Function):
+    """(y, x) = (s - logsumexp(s), softmax(s)) along the last dim, in one pass of exp, with a fused backward:
+
+        ds = dy + x * dx - x * (sum(dy) + sum(x * dx)).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, scores: Tensor) -> tuple[Tensor, Tensor]:
+        # finite: every row has a finite logit (validated) and the noise is finite
+        shift = scores.amax(dim=-1, keepdim=True)
+        centred = scores - shift
+        e = centred.exp()
+        total = e.sum(dim=-1, keepdim=True)
+        y = centred - total.log()
+        x = e.div_(total)
+        ctx.save_for_backward(x)
+        return y, x
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor | None, grad_x: Tensor | None) -> Tensor:
+        (x,) = ctx.saved_tensors
+        grad = torch.zeros_like(x) if grad_y is None else grad_y
+        coefficient = torch.zeros_like(x[..., :1])
+        if grad_y is not None:
+            coefficient = coefficient + grad_y.sum(dim=-1, keepdim=True)
+        if grad_x is not None:
+            x_grad_x = x * grad_x
+            coefficient = coefficient + x_grad_x.sum(dim=-1, keepdim=True)
+            grad = grad + x_grad_x
+        return grad - x * coefficient
+
+
+def log_softmax_and_softmax(scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(scores - logsumexp(scores), softmax(scores))`` along the last dim, sharing one exp pass and a
+    fused backward: the Concrete sample in log space and on the simplex (Maddison et al. eq. 8 and Def. 1).
+    A -inf score gives y = -inf and x = 0 exactly."""
+    return _LogSoftmaxAndSoftmax.apply(scores)
+
+
 def exp_concrete_log_density(log_x: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
     """log kappa(y) of ExpConcrete at y = ``log_x`` (Maddison et al. 2017, eq. 8 / Appendix C.2):
 
@@ -320,13 +385,31 @@ def exp_concrete_log_density(log_x: Tensor, logits: Tensor, temperature: Tensor)
     return torch.where(at_infinity, neg_inf, log_kappa)
 
 
-def exp_concrete_log_density_at_noise(gumbel: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:
+def exp_concrete_log_density_at_noise(
+    gumbel: Tensor,
+    logits: Tensor,
+    temperature: Tensor,
+    *,
+    has_excluded: bool = True,
+    exp_neg_gumbel: Tensor | None = None,
+) -> Tensor:
     """log kappa at the distribution's own sample y = log_softmax((log alpha + G)/lambda), from the noise:
 
         log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k),
 
     which holds for every alpha (see docs/math.md), so its gradient with respect to the logits is 0.
+    ``has_excluded=False`` promises that no logit is -inf and skips the masking (three fewer passes);
+    ``exp_neg_gumbel``, exp(-G) when already known (see :func:`sample_gumbel_and_exponential`), turns
+    logsumexp_k(-G_k) into log sum_k exp(-G_k) with no exp pass and no max-shift (it is finite and positive).
     """
+    if not has_excluded:
+        n = gumbel.shape[-1]
+        total = gumbel.sum(dim=-1)
+        if exp_neg_gumbel is not None:
+            lse = exp_neg_gumbel.sum(dim=-1).log()
+        else:
+            lse = torch.logsumexp(-gumbel, dim=-1)
+        return (math.lgamma(n) - total - n * lse) + (n - 1) * temperature.log()
     included = logits > float("-inf")
     neg_g = torch.where(included, -gumbel, float("-inf"))
     n = included.sum(dim=-1).to(gumbel.dtype)

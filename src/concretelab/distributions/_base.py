@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Number
 from typing import Any, ClassVar
 
@@ -17,7 +18,13 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
-from concretelab.functional import compute_dtype, perturb_and_scale, sample_gumbel, sample_logistic
+from concretelab.functional import (
+    compute_dtype,
+    log_softmax_and_softmax,
+    perturb_and_scale,
+    sample_gumbel_and_exponential,
+    sample_logistic,
+)
 
 __all__ = [
     "BinaryConcreteParams",
@@ -120,7 +127,18 @@ log_simplex = _LogSimplex()
 
 # The entry also holds the tensor's version counter: an in-place change of the sample (x.mul_(2),
 # x[0] = ...) makes the remembered log-space value stale, and it is then ignored.
-_LOG_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor, int | None]] = {}
+@dataclass(frozen=True)
+class _Origin:
+    """Where a sample came from: the distribution that drew it, its noise, and the versions of that
+    distribution's parameters at the time (so a later in-place update of the parameters is noticed)."""
+
+    source: weakref.ref[Any]
+    noise: Tensor
+    versions: tuple[int | None, ...]
+    exp_neg_noise: Tensor | None
+
+
+_LOG_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor, int | None, _Origin | None]] = {}
 
 
 def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
@@ -136,11 +154,28 @@ def _version(tensor: Tensor) -> int | None:
         return None
 
 
-def remember_log(sample: Tensor, log_value: Tensor) -> None:
-    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates)."""
+def _param_versions(dist: Any) -> tuple[int | None, ...]:
+    return (_version(dist.logits), _version(dist.temperature))
+
+
+def remember_log(
+    sample: Tensor,
+    log_value: Tensor,
+    *,
+    source: Any = None,
+    noise: Tensor | None = None,
+    exp_neg_noise: Tensor | None = None,
+) -> None:
+    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates),
+    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample)."""
     key = id(sample)
     ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
-    _LOG_CACHE[key] = (ref, log_value, _version(sample))
+    origin = None
+    if source is not None and noise is not None:
+        origin = _Origin(weakref.ref(source), noise, _param_versions(source), exp_neg_noise)
+    # A sample that is its own log-space point (ExpConcrete, LogitBinConcrete) is stored as None: a strong
+    # reference to it here would keep it alive forever.
+    _LOG_CACHE[key] = (ref, None if log_value is sample else log_value, _version(sample), origin)
 
 
 def cached_log(value: Tensor) -> Tensor | None:
@@ -148,8 +183,46 @@ def cached_log(value: Tensor) -> Tensor | None:
     has not been modified in place since."""
     entry = _LOG_CACHE.get(id(value))
     if entry is not None and entry[0]() is value and entry[2] == _version(value):
-        return entry[1]
+        return value if entry[1] is None else entry[1]
     return None
+
+
+def cached_own_noise(value: Tensor, dist: Any) -> tuple[Tensor, Tensor, Tensor | None] | None:
+    """``(log_value, noise, exp(-noise) or None)`` if ``value`` is an unmodified sample that ``dist`` itself
+    drew and ``dist``'s parameters have not changed in place since; None otherwise."""
+    entry = _LOG_CACHE.get(id(value))
+    if entry is None or entry[0]() is not value or entry[2] != _version(value):
+        return None
+    origin = entry[3]
+    if origin is None or origin.source() is not dist or origin.versions != _param_versions(dist):
+        return None
+    return (value if entry[1] is None else entry[1]), origin.noise, origin.exp_neg_noise
+
+
+class _ZeroGradientLink(torch.autograd.Function):
+    """Identity on ``value`` that also takes ``params`` as an input whose gradient is exactly 0.
+
+    The log-density at a distribution's own sample, written from the noise, does not depend on the logits
+    at all (docs/math.md); linking it keeps ``autograd.grad(log_prob, logits)`` answering 0 rather than
+    raising that the logits were not used.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, value: Tensor, params: Tensor) -> Tensor:
+        ctx.params_shape, ctx.params_dtype, ctx.params_device = params.shape, params.dtype, params.device
+        return value.view_as(value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
+        zeros = torch.zeros((), dtype=ctx.params_dtype, device=ctx.params_device).expand(ctx.params_shape)
+        return grad, zeros
+
+
+def link_zero_gradient(value: Tensor, params: Tensor) -> Tensor:
+    """``value``, made to depend on ``params`` with gradient exactly 0 (when params require grad)."""
+    if params.requires_grad and torch.is_grad_enabled():
+        return _ZeroGradientLink.apply(value, params)
+    return value
 
 
 def check_noise(noise: Tensor, shape: torch.Size, kind: str) -> None:
@@ -364,19 +437,38 @@ class CategoricalConcreteParams(_ConcreteParams):
     def probs(self) -> Tensor:
         return torch.softmax(self.logits, dim=-1)
 
+    def _scores(
+        self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The Concrete scores s = (logits + G)/lambda, the Gumbel noise G, and exp(-G) when G was drawn
+        here (None for given noise)."""
+        shape = self._noise_shape(sample_shape)
+        logits, temperature = self._compute()
+        drawn = None
+        if noise is None:
+            noise, drawn = sample_gumbel_and_exponential(
+                shape, generator=generator, dtype=logits.dtype, device=logits.device
+            )
+        else:
+            check_noise(noise, shape, "Gumbel")
+            noise = noise.to(logits.dtype)
+        if self._has_excluded:
+            scores = perturb_and_scale(logits, noise, temperature.unsqueeze(-1))
+        else:  # no -inf logit to mask: two passes instead of five
+            scores = (logits + noise) / temperature.unsqueeze(-1)
+        return scores, noise, drawn
+
     def _log_sample(
         self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         """The ExpConcrete point y = log_softmax((logits + G)/lambda) and the Gumbel noise G it used."""
-        shape = self._noise_shape(sample_shape)
-        logits, temperature = self._compute()
-        if noise is None:
-            noise = sample_gumbel(shape, generator=generator, dtype=logits.dtype, device=logits.device)
-        else:
-            check_noise(noise, shape, "Gumbel")
-            noise = noise.to(logits.dtype)
-        y = torch.log_softmax(perturb_and_scale(logits, noise, temperature.unsqueeze(-1)), dim=-1)
-        return y, noise
+        scores, noise, _ = self._scores(sample_shape, generator, noise)
+        return log_softmax_and_softmax(scores)[0], noise
+
+    @lazy_property
+    def _has_excluded(self) -> bool:
+        """Whether some category has logit -inf (checked once per distribution)."""
+        return bool(self.logits.amin() == float("-inf")) if self.logits.numel() else False
 
     @property
     def num_categories(self) -> int:

@@ -31,6 +31,8 @@ from concretelab.distributions._base import (
     CategoricalConcreteParams,
     SampleShape,
     cached_log,
+    cached_own_noise,
+    link_zero_gradient,
     log_simplex,
     remember_log,
     simplex,
@@ -38,6 +40,7 @@ from concretelab.distributions._base import (
 from concretelab.functional import (
     exp_concrete_log_density,
     exp_concrete_log_density_at_noise,
+    log_softmax_and_softmax,
 )
 
 __all__ = ["Concrete", "ExpConcrete"]
@@ -75,16 +78,28 @@ class ExpConcrete(CategoricalConcreteParams):
         noise: Tensor | None = None,
     ) -> Tensor:
         """Y = log_softmax((logits + G) / lambda) (Maddison et al. eq. 8); shape sample_shape + (batch..., K)."""
-        y, _ = self._log_sample(sample_shape, generator, noise)
+        scores, noise, drawn = self._scores(sample_shape, generator, noise)
+        y = log_softmax_and_softmax(scores)[0]
         out = y.to(self.logits.dtype)
-        if out is not y:
-            remember_log(out, y)  # half precision: keep the float32 point for log_prob
+        # remembered: the float32 point of a half-precision sample, and the noise for the own-sample identity
+        remember_log(out, y, source=self, noise=noise, exp_neg_noise=drawn)
         return out
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """log kappa(value), the ExpConcrete log-density on the log-ratios (eq. 8); shape (sample..., batch...)."""
+        """log kappa(value), the ExpConcrete log-density on the log-ratios (eq. 8); shape (sample..., batch...).
+
+        For a sample this distribution drew itself (unchanged since), the value comes from the noise
+        identity log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k), which is
+        the same number and the same total (pathwise) gradient in fewer passes (docs/math.md).
+        """
         self._validate_value(value)
         logits, temperature = self._compute()
+        own = cached_own_noise(value, self)
+        if own is not None:
+            log_prob = exp_concrete_log_density_at_noise(
+                own[1], logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=own[2]
+            )
+            return link_zero_gradient(log_prob, logits)
         y = cached_log(value)
         y = value.to(logits.dtype) if y is None else y.to(logits.dtype)
         return exp_concrete_log_density(y, logits, temperature)
@@ -98,12 +113,15 @@ class ExpConcrete(CategoricalConcreteParams):
     ) -> tuple[Tensor, Tensor]:
         """A sample and its log-density from the noise identity
         log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
-        y, noise = self._log_sample(sample_shape, generator, noise)
+        scores, noise, drawn = self._scores(sample_shape, generator, noise)
+        y = log_softmax_and_softmax(scores)[0]
         logits, temperature = self._compute()
-        log_prob = exp_concrete_log_density_at_noise(noise, logits, temperature)
+        log_prob = exp_concrete_log_density_at_noise(
+            noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=drawn
+        )
+        log_prob = link_zero_gradient(log_prob, logits)
         out = y.to(self.logits.dtype)
-        if out is not y:
-            remember_log(out, y)
+        remember_log(out, y, source=self, noise=noise, exp_neg_noise=drawn)
         return out, log_prob
 
 
@@ -134,9 +152,10 @@ class Concrete(CategoricalConcreteParams):
         """X = softmax((logits + G) / lambda), computed as exp of the log-space sample.
 
         Shape sample_shape + (batch..., K)."""
-        y, _ = self._log_sample(sample_shape, generator, noise)
-        x = y.exp().to(self.logits.dtype)
-        remember_log(x, y)
+        scores, noise, drawn = self._scores(sample_shape, generator, noise)
+        y, x = log_softmax_and_softmax(scores)
+        x = x.to(self.logits.dtype)
+        remember_log(x, y, source=self, noise=noise, exp_neg_noise=drawn)
         return x
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
@@ -159,10 +178,22 @@ class Concrete(CategoricalConcreteParams):
         Shape (sample..., batch...)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        y = self._log_of(value, logits.dtype)
-        included = logits > float("-inf")
-        jacobian = torch.where(included, y, 0.0).sum(dim=-1)
-        return exp_concrete_log_density(y, logits, temperature) - jacobian
+        own = cached_own_noise(value, self)
+        if own is not None:  # a sample this distribution drew: log kappa from the noise identity
+            y = own[0].to(logits.dtype)
+            log_kappa = exp_concrete_log_density_at_noise(
+                own[1], logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=own[2]
+            )
+        else:
+            y = self._log_of(value, logits.dtype)
+            log_kappa = exp_concrete_log_density(y, logits, temperature)
+        return log_kappa - self._log_jacobian(y, logits)
+
+    def _log_jacobian(self, y: Tensor, logits: Tensor) -> Tensor:
+        """sum_k log x_k over the included categories: log p(x) = log kappa(log x) - this."""
+        if not self._has_excluded:
+            return y.sum(dim=-1)
+        return torch.where(logits > float("-inf"), y, 0.0).sum(dim=-1)
 
     def sample_and_log_prob(
         self,
@@ -172,10 +203,12 @@ class Concrete(CategoricalConcreteParams):
         noise: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """A sample and log p(x) = log kappa (from the noise identity) - sum_k y_k, in one pass."""
-        y, noise = self._log_sample(sample_shape, generator, noise)
+        scores, noise, drawn = self._scores(sample_shape, generator, noise)
+        y, x = log_softmax_and_softmax(scores)
         logits, temperature = self._compute()
-        included = logits > float("-inf")
-        log_kappa = exp_concrete_log_density_at_noise(noise, logits, temperature)
-        x = y.exp().to(self.logits.dtype)
-        remember_log(x, y)
-        return x, log_kappa - torch.where(included, y, 0.0).sum(dim=-1)
+        log_kappa = exp_concrete_log_density_at_noise(
+            noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=drawn
+        )
+        x = x.to(self.logits.dtype)
+        remember_log(x, y, source=self, noise=noise, exp_neg_noise=drawn)
+        return x, log_kappa - self._log_jacobian(y, logits)
