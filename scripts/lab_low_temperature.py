@@ -68,6 +68,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, path)
 
 
@@ -190,6 +193,55 @@ def run_theory() -> None:
     print(f"wrote {OUT / 'toy-theory.png'}, theory.json, theory.csv")
 
 
+def summary() -> None:
+    """concrete-summary.png: the Concrete estimator's relative bias and λ × variance on every problem."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = [("toy", "toy-t0.49"), ("toy-theta2", "toy-t0.49-theta2"), ("models-concrete", "sbn-12"),
+               ("models-concrete", "categorical-4x4")]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained")
+    for i, (step, problem) in enumerate(sources):
+        path = OUT / step / "gradients.json"
+        if not path.is_file():
+            continue
+        rows = [r for r in json.loads(path.read_text())["rows"]
+                if r["problem"] == problem and r["estimator"] == "concrete"]
+        rows.sort(key=lambda r: r["temperature"])
+        colour = f"C{i}"
+        lam = [r["temperature"] for r in rows]
+        norm = [r["exact_norm"] for r in rows]
+        resolved = [r["bias_norm_debiased_low"] > 0 for r in rows]
+        rel = [r["bias_norm_debiased"] / n for r, n in zip(rows, norm, strict=True)]
+        high = [r["bias_norm_debiased_high"] / n for r, n in zip(rows, norm, strict=True)]
+        low = [r["bias_norm_debiased_low"] / n for r, n in zip(rows, norm, strict=True)]
+        xs = [x for x, ok in zip(lam, resolved, strict=True) if ok]
+        ys = [y for y, ok in zip(rel, resolved, strict=True) if ok]
+        err = [[y - lo for y, lo, ok in zip(rel, low, resolved, strict=True) if ok],
+               [hi - y for y, hi, ok in zip(rel, high, resolved, strict=True) if ok]]
+        axes[0].errorbar(xs, ys, yerr=err, color=colour, marker="o", ms=4, capsize=2, label=problem)
+        axes[0].plot([x for x, ok in zip(lam, resolved, strict=True) if not ok],
+                     [h for h, ok in zip(high, resolved, strict=True) if not ok], "v", color=colour, mfc="none")
+        scaled = [r["variance"] * r["samples"] * r["temperature"] for r in rows]  # λ × one-sample variance
+        axes[1].plot(lam, [v / scaled[0] for v in scaled], color=colour, marker="o", ms=4, label=problem)
+    axes[0].set_ylabel("‖E ĝ − ∇‖ / ‖∇‖ (debiased; ▽: upper end of a CI containing 0)")
+    axes[1].set_ylabel("λ × variance, relative to its value at λ = 0.001")
+    axes[0].set_title("Concrete: relative bias against the discrete gradient", fontsize=10)
+    axes[1].set_title("Concrete: λ × variance (flat ⇔ variance ∝ 1/λ)", fontsize=10)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("temperature λ")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    _atomic_write(OUT / "concrete-summary.png", buffer.getvalue())
+    print(f"wrote {OUT / 'concrete-summary.png'}")
+
+
 def replot() -> None:
     """Redraw each step's figures from its gradients.json (same figures the run itself writes)."""
     from concretelab.lab import plot_rows
@@ -203,10 +255,10 @@ def replot() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=[*COMMANDS, "theory", "plots"], action="append",
-                        help="run only these steps (plots: redraw the figures from the saved tables)")
+    parser.add_argument("--only", choices=[*COMMANDS, "theory", "summary", "plots"], action="append",
+                        help="run only these steps (summary: concrete-summary.png; plots: redraw the lab's figures)")
     args = parser.parse_args()
-    steps = args.only or [*COMMANDS, "theory"]
+    steps = args.only or [*COMMANDS, "theory", "summary", "plots"]
     from concretelab.cli import main as cli
 
     for step in steps:
@@ -215,6 +267,9 @@ def main() -> int:
             continue
         if step == "plots":
             replot()
+            continue
+        if step == "summary":
+            summary()
             continue
         argv = [*COMMANDS[step], "--out", str((OUT / step).relative_to(ROOT))]
         print("concretelab " + " ".join(argv), flush=True)
