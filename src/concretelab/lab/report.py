@@ -186,8 +186,13 @@ def plot_rows(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         _panel(axes[0], mine, "snr_mean", log_y=True, ylabel="mean over coordinates of |E ĝ_i| / sd(ĝ_i)")
         _panel(axes[1], mine, "cosine_of_mean", log_y=False, ylabel="cos(E ĝ, ∇) (dotted: mean of cos(ĝ, ∇))",
                extra=_mean_cosine)
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, name in enumerate(dict.fromkeys(r["estimator"] for r in mine)):
+            flat = [r for r in mine if r["estimator"] == name and r["temperature"] is None]
+            if flat and _finite(flat[0].get("mean_cosine")):  # mean cosine of a temperature-free estimator
+                axes[1].axhline(flat[0]["mean_cosine"], color=colours[i % len(colours)], ls=":", lw=1.2)
         axes[0].set_title(f"{problem}: signal-to-noise ratio")
-        axes[1].set_title(f"{problem}: cosine of the mean estimate to the exact gradient")
+        axes[1].set_title(f"{problem}: cosine to the exact gradient")
         axes[1].set_ylim(-1.05, 1.05)
         _legend(fig, axes)
         paths.append(_save(fig, out_dir / f"{problem}-snr-cosine.png"))

@@ -11,6 +11,10 @@ samples = max(min_samples, budget // evaluations_per_sample). The table also rep
 variance tr Σ × evaluations per estimate (the variance one evaluation's worth of the estimator would have,
 for estimators whose variance falls like 1/samples), so estimators can be compared at any budget.
 
+Stateful estimators (REINFORCE's moving-average baseline, NVIL's baseline network, REBAR's η and λ,
+RELAX's control variate) are ``reset()`` before every batch of draws, so they are measured at their
+initial state, not after adaptation; REBAR's and RELAX's temperature is their initial one.
+
 Reference gradient: ∂/∂θ E[f(b)] by enumeration, except for VIMCO, whose estimand is the gradient of the
 multi-sample objective E[log (1/S) Σ_s exp f(b^s)]; that one is enumerated when states**S is small enough,
 otherwise its bias columns are left empty (NaN).
