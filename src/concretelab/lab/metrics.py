@@ -7,9 +7,9 @@ flattening), with ḡ their mean and Σ̂ their sample covariance (divisor N −
     bias norm            ‖ḡ − g*‖                        (noise floor: E‖ḡ − g*‖² = ‖b‖² + tr Σ / N)
     debiased bias norm   sqrt(max(0, ‖ḡ − g*‖² − tr Σ̂ / N))   (‖ḡ − g*‖² − tr Σ̂/N is unbiased for ‖b‖²)
     variance             tr Σ̂ = Σ_i Var̂(g_i)             (of one estimate, as the estimator returns it)
-    SNR_i                |ḡ_i| / σ̂_i                      (Rainforth et al. 2018, eq. 4, per coordinate)
+    SNR_i                |ḡ_i| / σ̂_i                      (Rainforth et al. 2018, per parameter)
     mean SNR             (1/D) Σ_i SNR_i                   (the per-parameter SNR averaged over parameters)
-    DSNR                 mean_n |⟨g_n, û⟩| / ‖g_n − ⟨g_n, û⟩ û‖,  û = ḡ/‖ḡ‖  (Rainforth et al. 2018, Sec. 4:
+    DSNR                 mean_n |⟨g_n, û⟩| / ‖g_n − ⟨g_n, û⟩ û‖,  û = ḡ/‖ḡ‖  (Rainforth et al. 2018:
                          the directional SNR; undefined, NaN, for D = 1)
     cosine of the mean   cos(ḡ, g*)
     mean cosine          (1/N) Σ_n cos(g_n, g*)            (how well one estimate points the right way)
@@ -29,7 +29,8 @@ b̂_i ± z σ̂_i / sqrt(N). Every interval is two-sided at level ``confidence``
 
 References
     [1] Rainforth, Kosiorek, Le, Maddison, Igl, Wood & Teh, "Tighter Variational Bounds are Not Necessarily
-        Better", ICML 2018 (eq. 4: SNR = |E Δ| / σ[Δ] per parameter; Sec. 4: DSNR).
+        Better", ICML 2018 (SNR = |E Δ| / σ[Δ] per parameter, and the directional SNR; equation numbers
+        not checked here).
     [2] Efron & Tibshirani, "An Introduction to the Bootstrap", 1993 (percentile intervals, ch. 13).
     [3] Hotelling, "The generalization of Student's ratio", Ann. Math. Statist. 1931 (the T² statistic).
 """
