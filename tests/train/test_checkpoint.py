@@ -79,7 +79,8 @@ def test_flipped_bytes_are_refused(tmp_path) -> None:
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, _checkpoint())
     data = bytearray(path.read_bytes())
-    for offset in (len(data) - 1, len(data) - 40, len(data) // 2 + 200):  # inside the tensor data
+    data_start = 8 + int.from_bytes(data[:8], "little")  # safetensors: u64 header length, header, tensor data
+    for offset in (len(data) - 1, len(data) - 40, (data_start + len(data)) // 2):  # inside the tensor data
         damaged = bytearray(data)
         damaged[offset] ^= 0x01
         path.write_bytes(bytes(damaged))
