@@ -282,6 +282,13 @@ def test_exp_concrete_log_prob_at_own_sample_does_not_depend_on_logits() -> None
     lp_path = d.log_prob(d.rsample((10,), noise=noise))
     (g,) = torch.autograd.grad(lp_path.sum(), logits)
     assert g.abs().max().item() < 1e-10
+    # d.log_prob of d's own sample uses the identity itself; an equal but distinct distribution scores the
+    # same points through the full formula, whose total gradient must vanish numerically too.
+    other = ExpConcrete(0.3, logits=logits)
+    lp_formula = other.log_prob(d.rsample((10,), noise=noise))
+    torch.testing.assert_close(lp_formula, lp_path, rtol=1e-12, atol=1e-10)
+    (g_formula,) = torch.autograd.grad(lp_formula.sum(), logits)
+    assert 0 < g_formula.abs().max().item() < 1e-10  # computed through y (rounding only), not structurally 0
     y, lp = d.sample_and_log_prob((10,), noise=noise)
     torch.testing.assert_close(lp, lp_path, rtol=1e-12, atol=1e-10)
     (g2,) = torch.autograd.grad(lp.sum() + 0 * y.sum(), logits, materialize_grads=True)
