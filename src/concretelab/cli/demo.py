@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default="demo-output", help="folder for figures and the summary")
-    parser.add_argument("--steps", type=int, default=15_000, help="training steps of the SBN (default 15000)")
+    parser.add_argument("--steps", type=int, default=30_000, help="training steps of the SBN (default 30000)")
     parser.add_argument("--eval-k", type=int, default=500, help="k of the final L_k evaluation (default 500)")
     parser.add_argument("--skip-training", action="store_true", help="only the distribution tour")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
