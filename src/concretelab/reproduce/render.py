@@ -87,6 +87,29 @@ _HEADER = (
 )
 
 
+def _comparisons(extra: Sequence[Cell], results: dict[str, dict[str, Any]]) -> list[str]:
+    """For each measured row beyond the paper, the relaxed (Concrete) row of the same model and m, when both
+    were trained for the same steps and evaluated with the same k on the same test images."""
+    lines = []
+    for cell in extra:
+        ours = results.get(cell.name)
+        base = results.get(f"{cell.model}-m{cell.samples}-relaxed")
+        if not (ours and base and ours.get("status") == base.get("status") == "done"):
+            continue
+        same = all(ours.get(key) == base.get(key) for key in ("steps", "k", "test_images", "test_subset_seed"))
+        if same:
+            lines.append(
+                f"- `{cell.name}` vs `{base['cell']}` (same {ours['steps']:,} steps, -L_{ours['k']:,} on the same "
+                f"{ours['test_images']:,} test images): {ours['test_nll']:.2f} vs {base['test_nll']:.2f} nats "
+                f"(difference {ours['test_nll'] - base['test_nll']:+.2f}; paper's Concrete {cell.model} m = "
+                f"{cell.samples}: {base['paper_nll']})."
+            )
+        else:
+            lines.append(f"- `{cell.name}` and `{base['cell']}` differ in budget or evaluation "
+                         f"({ours['steps']:,} vs {base['steps']:,} steps); not compared.")
+    return [*lines, ""] if lines else []
+
+
 def plot_cell(result: dict[str, Any], path: Path) -> bool:
     """Learning curves of one cell (training loss = negative training bound, validation -L_k) as a PNG.
     Returns False when the result holds no curve."""
@@ -168,6 +191,7 @@ def render_markdown(
         lines += [f"## {title}", "", _HEADER]
         lines += [_row(cell, results.get(cell.name), figures.get(cell.name)) for cell in chosen]
         lines.append("")
+        lines += _comparisons([cell for cell in chosen if cell.beyond_paper], results)
     commands: dict[str, list[str]] = {}
     for cell in cells:
         result = results.get(cell.name)
