@@ -96,6 +96,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--large-k-images", str(args.large_k_images)]
     if args.eval_seed:
         words += ["--eval-seed", str(args.eval_seed)]
+    if args.redo:
+        words.append("--redo")
     return shlex.join(words)
 
 
