@@ -1,6 +1,8 @@
 """Training SBNs with a discrete gradient estimator (``concretelab.train.discrete``, ``train --estimator``).
 
-Unbiasedness: on tiny SBNs (4 latents in two layers, or 3 in one) the surrogate's gradient for every model
+Unbiasedness: on tiny SBNs (4 latents in two layers, or 3 in one) and a tiny structured-prediction model
+(``2V-2H-2H-3V``: p(3 lower pixels | 2 upper pixels) through 4 latents; the conditional prior is the
+proposal, so the target is ∇ E_{p(h|u)}[log p(y | h)] or ∇ E[L_m]) the surrogate's gradient for every model
 parameter, averaged over G independent groups of R replicated examples with fixed seeds, must match the exact
 gradient of the discrete ELBO (or of E[L_m] for VIMCO) computed by enumerating all latent states in float64.
 Each coordinate must lie within Z standard errors (the spread of the G = 40 group means), Z = 4.5: with
@@ -24,7 +26,7 @@ from safetensors.torch import load_file
 from concretelab.cli import main
 from concretelab.models import build_model
 from concretelab.objectives import layer_log_prob
-from concretelab.train import train
+from concretelab.train import discrete, train
 from concretelab.train.discrete import (
     EstimatorObjective,
     build_estimator_objective,
@@ -112,7 +114,9 @@ def _z_scores(rows: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("name", "spec", "m"),
     [("vimco", "2H-2H-5V", 3), ("reinforce_loo", "2H-2H-5V", 3), ("nvil", "2H-2H-5V", 2),
-     ("disarm", "3H-5V", 1), ("disarm", "2H-2H-5V", 1), ("disarm", "2H-2H-5V", 2)],
+     ("disarm", "3H-5V", 1), ("disarm", "2H-2H-5V", 1), ("disarm", "2H-2H-5V", 2),
+     ("vimco", "2V-2H-2H-3V", 3), ("nvil", "2V-2H-2H-3V", 1), ("nvil", "2V-2H-2H-3V", 2),
+     ("reinforce_loo", "2V-2H-2H-3V", 3)],
 )
 def test_surrogate_gradient_is_unbiased_by_enumeration(name, spec, m) -> None:
     with torch.random.fork_rng(devices=[]):
@@ -168,6 +172,27 @@ def test_draw_matches_the_discrete_model_protocol_and_local_signals() -> None:
     torch.testing.assert_close(local[1], draw.log_p[1] + draw.log_p[2] - draw.log_q[1])
 
 
+def test_structured_local_signals_and_control(monkeypatch) -> None:
+    """Structured prediction: every layer's local signal is log w = log p(y | h); the SBN layout's signals
+    (which would give layer 1 log p(h_0 | u), free of y) make the NVIL gradient biased, and the test sees it."""
+    with torch.random.fork_rng(devices=[]):
+        model = _tiny("2V-2H-2H-3V", seed=3)
+        objective = build_estimator_objective("nvil", model, seed=5)
+    objective.eval()
+    x = _x()
+    draw = sample_draw(model, x, 4, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(draw.log_weight, model.log_likelihood(x, draw.h))
+    local = local_signals(draw, proposal_is_prior=True)
+    torch.testing.assert_close(local, draw.log_weight.detach().expand_as(local))
+    exact = _exact_gradient(model, x, None)
+    rows = _estimated_gradients(objective, model, x, 1, groups=20, repeats=200)
+    assert _z_scores(rows, exact).max() < Z
+    # the SBN layout applied to the structured draw: a biased estimator, rejected
+    monkeypatch.setattr(discrete, "local_signals", lambda d, **_: local_signals(d))
+    bad = _estimated_gradients(objective, model, x, 1, groups=20, repeats=200)
+    assert _z_scores(bad, exact).max() > 2 * Z
+
+
 def test_nvil_moments_advance_in_training_mode_only() -> None:
     model = build_model("4H-4H-16V")
     objective = build_estimator_objective("nvil", model, seed=0)
@@ -181,8 +206,10 @@ def test_nvil_moments_advance_in_training_mode_only() -> None:
 
 
 def test_objective_rejects_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="trains SigmoidBeliefNet models"):
+    with pytest.raises(ValueError, match="trains SigmoidBeliefNet or StructuredPredictionSBN models"):
         EstimatorObjective("vimco", build_model("categorical-vae"))
+    with pytest.raises(ValueError, match="'disarm' trains SigmoidBeliefNet models"):
+        EstimatorObjective("disarm", build_model("4V-2H-4V"))
     with pytest.raises(ValueError, match="needs a binary SBN"):
         EstimatorObjective("disarm", build_model("4H-16V", categories=4))
     with pytest.raises(ValueError, match="not supported for training"):
@@ -201,7 +228,8 @@ FAST = ["--batch-size", "16", "--lr", "3e-3", "--device", "cpu", "--log-every", 
 @pytest.mark.parametrize(
     ("estimator", "model", "samples"),
     [("vimco", "8H-784V", 3), ("nvil", "8H-784V", 1), ("nvil", "4H-4H-784V", 2),
-     ("reinforce_loo", "4H-4H-784V", 2), ("disarm", "8H-784V", 1), ("disarm", "4H-4H-784V", 1)],
+     ("reinforce_loo", "4H-4H-784V", 2), ("disarm", "8H-784V", 1), ("disarm", "4H-4H-784V", 1),
+     ("vimco", "392V-4H-4H-392V", 3), ("nvil", "392V-4H-4H-392V", 1)],
 )
 def test_every_estimator_trains_from_the_command_line(tmp_path, estimator, model, samples) -> None:
     out = tmp_path / "run"
@@ -244,7 +272,7 @@ def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
         (["--estimator", "reinforce_loo"], "--estimator reinforce_loo needs --samples >= 2"),
         (["--estimator", "rebar"], "--estimator 'rebar' is not supported for training"),
         (["--estimator", "nvil", "--model", "categorical-vae"], "sigmoid belief nets only"),
-        (["--estimator", "nvil", "--model", "392V-8H-392V"], "structured-prediction"),
+        (["--estimator", "disarm", "--model", "392V-8H-392V"], "structured-prediction"),
         (["--estimator", "disarm", "--model", "8H-8H-784V", "--categories", "4"],
          "--estimator disarm needs a binary SBN"),
         (["--estimator", "nvil", "--objective", "relaxed-logratio"], "--objective relaxed-logratio cannot"),

@@ -30,7 +30,18 @@ whose *gradient* is the estimator's (the trainer's ``loss = −bound.mean()`` th
 
 The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for ``nvil``,
 ``reinforce_loo`` and ``disarm`` (as in Mnih & Gregor 2014); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose
-proposal part is not zero for m >= 2. The baseline networks and running moments (``nvil``) are this
+proposal part is not zero for m >= 2.
+
+Structured prediction (``392V-240H-240H-392V``, ``vimco``, ``nvil`` and ``reinforce_loo``; not ``disarm``):
+the conditional prior p_θ(h | u) is the proposal, so log q(h | x) = log p(h | u), log w = log p(y | h) and
+one set of parameters is both generative and proposal. The target gradient is
+∇ E_{p_θ(h|u)}[log p_θ(y | h)] = E[log p(y | h) ∇ log p(h | u)] + E[∇ log p(y | h)] (m = 1), and for VIMCO
+Σ_i (L̂ − L̂_{−i}) ∇ log p(h_i | u) + Σ_i w̃_i ∇ log p(y | h_i). VIMCO's surrogate above gives exactly this:
+in ∇ log w_i the prior and proposal terms of h_i cancel, leaving ∇ log p(y | h_i). For ``nvil`` and
+``reinforce_loo`` the pathwise term is ∇ log w = ∇ log p(y | h) (not ∇ log p(y, h | u), which would add the
+zero-mean score Σ_l ∇ log p(h_l | h_{l−1}) a second time), and every layer's local signal is log p(y | h):
+the terms downstream of layer l are log p(y | h) and log p(h_j | h_{j−1}) − log q(h_j | h_{j−1}) = 0 for
+j >= l (see :func:`local_signals`). The baseline networks and running moments (``nvil``) are this
 module's parameters and buffers: the trainer adds the parameters to its Adam optimizer (same step size) and
 stores :meth:`torch.nn.Module.state_dict` in the checkpoint, so a resumed run replays an uninterrupted one
 bit for bit. The running moments advance on every call in training mode (once per gradient shard: with
@@ -61,7 +72,7 @@ from torch import Tensor, nn
 
 from concretelab.estimators.score import leave_one_out_baseline, surrogate_loss, vimco_signals
 from concretelab.functional import sample_logistic
-from concretelab.models import SigmoidBeliefNet, parse_spec
+from concretelab.models import SigmoidBeliefNet, StructuredPredictionSBN, parse_spec
 from concretelab.models.base import flat, sample_discrete
 from concretelab.objectives import layer_log_prob
 
@@ -94,7 +105,8 @@ def check_estimator_config(config: Any) -> None:
     Rules: ``--estimator`` must be one of :data:`TRAINING_ESTIMATORS`; ``--samples`` at least its minimum
     (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be its default
     ``relaxed`` (ignored) or ``discrete``; ``--model`` an SBN spec (DisARM: one binary stochastic layer).
-    ``--objective discrete`` without ``--estimator`` is an error too.
+    ``--objective discrete`` without ``--estimator`` is an error too. A structured-prediction spec is
+    accepted by every estimator but ``disarm``.
     """
     name = config.estimator
     if name is None:
@@ -125,10 +137,10 @@ def check_estimator_config(config: Any) -> None:
             f"--estimator {name} trains sigmoid belief nets only; --model {config.model!r} is not an SBN spec "
             f"such as 200H-784V ({error})"
         ) from error
-    if spec.structured:
+    if spec.structured and name == "disarm":
         raise ValueError(
-            f"--estimator {name} trains sigmoid belief nets only; --model {config.model!r} is a "
-            "structured-prediction spec"
+            f"--estimator disarm trains sigmoid belief nets only; --model {config.model!r} is a "
+            "structured-prediction spec (use --estimator vimco, nvil or reinforce_loo)"
         )
     if name == "disarm" and spec.categories != 2:
         raise ValueError(
@@ -157,7 +169,11 @@ class DiscreteDraw:
 
 
 def sample_draw(
-    model: SigmoidBeliefNet, x: Tensor, num_samples: int, *, generator: torch.Generator | None = None
+    model: SigmoidBeliefNet | StructuredPredictionSBN,
+    x: Tensor,
+    num_samples: int,
+    *,
+    generator: torch.Generator | None = None,
 ) -> DiscreteDraw:
     """h ~ q(h | x) layer by layer and every term of log p(x, h) and log q(h | x).
 
@@ -175,23 +191,32 @@ def sample_draw(
     return DiscreteDraw(h, torch.stack(log_q), _log_p_terms(model, x, h))
 
 
-def _log_p_terms(model: SigmoidBeliefNet, x: Tensor, h: list[Tensor]) -> Tensor:
-    """(L + 1, m, batch): log p(x | h_0), then log p(h_l | h_{l+1}) for l = 0..L−1 (top: the prior)."""
+def _log_p_terms(model: SigmoidBeliefNet | StructuredPredictionSBN, x: Tensor, h: list[Tensor]) -> Tensor:
+    """(L + 1, m, batch): log p(x | h_0), then log p(h_l | h_{l+1}) for l = 0..L−1 (top: the prior).
+
+    Structured prediction: log p(y | h_{L−1}), then log p(h_l | h_{l−1}) with h_{−1} = u (= log_q[l])."""
     terms = [model.log_likelihood(x, h)]
     for k, logits, value in zip(model.latent_categories, model.prior_logits(x, h), h, strict=True):
         terms.append(layer_log_prob(k, logits, value).expand_as(terms[0]))
     return torch.stack(terms)
 
 
-def local_signals(draw: DiscreteDraw) -> Tensor:
+def local_signals(draw: DiscreteDraw, *, proposal_is_prior: bool = False) -> Tensor:
     """NVIL's local learning signals (Mnih & Gregor 2014, "local learning signals"), (L, m, batch), detached.
 
     In a chain SBN the terms of log w that involve only x, h_0, ..., h_{l−1} (log p(x | h_0), log p(h_j | h_{j+1})
     for j + 1 < l, log q(h_j | h_{j−1}) for j < l) are fixed given layer l's conditioning set, so they only add
     variance to layer l's score term: l_l = Σ_{j >= l} log_p[j] − Σ_{j >= l} log_q[j]. l_0 is the full log w.
+
+    ``proposal_is_prior`` (structured prediction, chain u → h_0 → ... → h_{L−1} → y, with the draw's layout
+    of :func:`_log_p_terms`): the terms downstream of layer l are log p(y | h_{L−1}) and
+    log p(h_j | h_{j−1}) − log q(h_j | h_{j−1}) for j >= l, so l_l = log_p[0] + Σ_{j >= l} (log_p[j + 1] −
+    log_q[j]), which is log p(y | h) = log w for every layer (the prior and proposal terms are equal).
     """
     log_p, log_q = draw.log_p.detach(), draw.log_q.detach()
     layers = log_q.shape[0]
+    if proposal_is_prior:
+        return log_p[0] + (log_p[1:] - log_q).flip(0).cumsum(0).flip(0)
     p_tail = log_p.flip(0).cumsum(0).flip(0)[:layers]  # Σ_{j >= l} log_p[j], l = 0..L−1
     q_tail = log_q.flip(0).cumsum(0).flip(0)
     return p_tail - q_tail
@@ -218,7 +243,8 @@ class EstimatorObjective(nn.Module):
 
     Args:
         name: one of :data:`TRAINING_ESTIMATORS`.
-        model: the SigmoidBeliefNet it will train (sizes the baselines; checked for the estimator).
+        model: the SigmoidBeliefNet or StructuredPredictionSBN (not for ``disarm``) it will train (sizes the
+            baselines; checked for the estimator).
         normalise: ``nvil`` divides each layer's signal by max(1, running std) (default True, as in the paper).
         baseline_hidden: tanh units of each NVIL baseline network.
         decay: α of NVIL's running moments.
@@ -237,8 +263,11 @@ class EstimatorObjective(nn.Module):
         if name not in TRAINING_ESTIMATORS:
             raise ValueError(f"estimator {name!r} is not supported for training; expected one of "
                              f"{', '.join(TRAINING_ESTIMATORS)}")
-        if not isinstance(model, SigmoidBeliefNet):
-            raise ValueError(f"estimator {name!r} trains SigmoidBeliefNet models, got {type(model).__name__}")
+        if not isinstance(model, (SigmoidBeliefNet, StructuredPredictionSBN)) or (
+            name == "disarm" and not isinstance(model, SigmoidBeliefNet)
+        ):
+            allowed = "SigmoidBeliefNet" + ("" if name == "disarm" else " or StructuredPredictionSBN")
+            raise ValueError(f"estimator {name!r} trains {allowed} models, got {type(model).__name__}")
         if name == "disarm" and any(k != 2 for k in model.latent_categories):
             raise ValueError(
                 f"estimator 'disarm' needs a binary SBN, got latent_categories={model.latent_categories}"
@@ -253,7 +282,9 @@ class EstimatorObjective(nn.Module):
         layers = len(model.latent_categories)
         self.baselines = nn.ModuleList()
         if name == "nvil":
-            widths = [model.visible] + [
+            # layer 0's baseline sees the whole x (for structured prediction y too: fixed, not sampled)
+            x_width = model.visible if isinstance(model, SigmoidBeliefNet) else model.upper + model.lower
+            widths = [x_width] + [
                 u if k == 2 else u * k
                 for u, k in zip(model.latent_units[:-1], model.latent_categories[:-1], strict=True)
             ]
@@ -268,7 +299,7 @@ class EstimatorObjective(nn.Module):
 
     def forward(
         self,
-        model: SigmoidBeliefNet,
+        model: SigmoidBeliefNet | StructuredPredictionSBN,
         x: Tensor,
         *,
         samples: int,
@@ -290,14 +321,17 @@ class EstimatorObjective(nn.Module):
         if self.name == "vimco":
             return self._vimco(draw)
         log_w = draw.log_weight.detach()  # (m, batch)
-        local = local_signals(draw)  # (L, m, batch)
+        structured = isinstance(model, StructuredPredictionSBN)
+        local = local_signals(draw, proposal_is_prior=structured)  # (L, m, batch)
         if self.name == "reinforce_loo":
             signal = local - leave_one_out_baseline(local, dim=1)
             extra = torch.zeros_like(log_w[0])
         else:
             signal, extra = self._nvil_signal(model, draw, x, local)
-        # generative: ∇θ log p(x, h); proposal: Σ_l signal_l ∇φ log q(h_l | h_{l−1})  (mean over the m samples)
-        surrogate = (draw.log_p.sum(0) + surrogate_loss(draw.log_q, signal).sum(0)).mean(0)  # (batch,)
+        # generative: ∇θ log p(x, h); proposal: Σ_l signal_l ∇φ log q(h_l | h_{l−1})  (mean over the m samples).
+        # Structured prediction: ∇ log w = ∇ log p(y | h) (the prior's score is already the proposal's)
+        pathwise = draw.log_weight if structured else draw.log_p.sum(0)
+        surrogate = (pathwise + surrogate_loss(draw.log_q, signal).sum(0)).mean(0)  # (batch,)
         return _magic(log_w.mean(0), surrogate - extra)
 
     def _vimco(self, draw: DiscreteDraw) -> Tensor:
@@ -308,7 +342,7 @@ class EstimatorObjective(nn.Module):
         return _magic(bound, surrogate)
 
     def _nvil_signal(
-        self, model: SigmoidBeliefNet, draw: DiscreteDraw, x: Tensor, local: Tensor
+        self, model: SigmoidBeliefNet | StructuredPredictionSBN, draw: DiscreteDraw, x: Tensor, local: Tensor
     ) -> tuple[Tensor, Tensor]:
         """(l_l − c_ψl − c̄_l) / max(1, s_l), (L, m, batch); the baselines' least-squares loss per example
         (batch,); advances the running moments in training mode (after computing the signal)."""
