@@ -38,8 +38,11 @@ __all__ = [
     "log_softmax_and_softmax",
     "logistic_from_uniform",
     "logit_binconcrete_log_density",
+    "one_hot_argmax",
     "open_uniform",
     "perturb_and_scale",
+    "sample_bernoulli",
+    "sample_categorical",
     "sample_gumbel",
     "sample_gumbel_and_exponential",
     "sample_logistic",
@@ -140,6 +143,67 @@ def sample_logistic(
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
     return logistic_from_uniform(u).to(out_dtype)
+
+
+# Discrete draws decide in float64 whatever the dtype of the logits. torch.rand's float32 grid has 2**24 points,
+# so a float32 comparison gives any state a probability that is a multiple of 2**-24: `rand() < sigmoid(a)`
+# proposes h = 1 with probability 2**-24 (the grid point 0) even when sigmoid(a) is 1e-13, and an
+# importance weight p/q built with the true q is then wrong by a factor of 1e6 or more. In float64 every
+# state is proposed with a probability within 2**-53 of its own and never when that is below 2**-54.
+_DECISION_DTYPE = torch.float64
+
+
+def _decision_device(device: torch.device) -> torch.device:
+    """Where a float64 decision can run: the tensor's device, or the CPU on backends without float64 (MPS)."""
+    return torch.device("cpu") if device.type == "mps" else device
+
+
+def sample_bernoulli(
+    logits: Tensor,
+    shape: Sequence[int] | torch.Size | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """b ~ Bernoulli(sigmoid(logits)) as 0/1 in the dtype of ``logits``, of ``shape`` (logits broadcast to it).
+
+    b = 1[U < sigmoid(a)] with U open-uniform and the comparison in float64, so P(b = 1) lies within 2**-53
+    of sigmoid(a), is 0 when sigmoid(a) <= 2**-54, and likewise for b = 0 (see ``_DECISION_DTYPE``). Not
+    differentiable; the logits are detached.
+    """
+    shape = logits.shape if shape is None else torch.Size(shape)
+    device = _decision_device(logits.device)
+    u = sample_uniform_open(shape, generator=generator, dtype=_DECISION_DTYPE, device=device)
+    probs = torch.sigmoid(logits.detach().to(device=device, dtype=_DECISION_DTYPE))
+    return (u < probs).to(device=logits.device, dtype=logits.dtype)
+
+
+def sample_categorical(
+    logits: Tensor,
+    shape: Sequence[int] | torch.Size | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A one-hot draw of Categorical(softmax(logits)) along the last dim, in the dtype of ``logits``, of
+    ``shape`` (logits broadcast to it): argmax_k (a_k + G_k) (the Gumbel-max trick, Maddison et al. eq. 3)
+    with the Gumbels and the sums in float64, so a category is drawn with a probability within a few 2**-53
+    of its own (see ``_DECISION_DTYPE``). A -inf logit is never drawn. Not differentiable.
+    """
+    shape = logits.shape if shape is None else torch.Size(shape)
+    return one_hot_argmax(_float64_gumbel_scores(logits, shape, generator)).to(
+        device=logits.device, dtype=logits.dtype
+    )
+
+
+def _float64_gumbel_scores(logits: Tensor, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+    device = _decision_device(logits.device)
+    g = sample_gumbel(shape, generator=generator, dtype=_DECISION_DTYPE, device=device)
+    return g.add_(logits.detach().to(device=device, dtype=_DECISION_DTYPE))
+
+
+def one_hot_argmax(scores: Tensor, dim: int = -1) -> Tensor:
+    """The one-hot of argmax along ``dim``, in the dtype and shape of ``scores`` (ties: the first index)."""
+    index = scores.argmax(dim=dim, keepdim=True)
+    return torch.zeros_like(scores).scatter_(dim, index, 1.0)
 
 
 def _check_dim(logits: Tensor, dim: int) -> int:
@@ -273,13 +337,13 @@ def gumbel_max(
     """Index argmax_k (logits_k + G_k): an exact Categorical(softmax(logits)) draw (the Gumbel-max trick).
 
     Given ``noise`` (standard Gumbel, shaped like ``logits``) it is the argmax of the Concrete sample
-    built from the same noise, at every temperature.
+    built from the same noise, at every temperature. Without it, the draw is decided in float64 (as in
+    :func:`sample_categorical`), so no category is drawn more often than its probability by float rounding.
     """
     dim = _check_dim(logits, dim)
-    if noise is None:
-        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-    else:
-        _check_noise(noise, logits)
+    if noise is None:  # an exact draw: decided in float64 (see sample_categorical)
+        return _float64_gumbel_scores(logits, logits.shape, generator).argmax(dim=dim).to(logits.device)
+    _check_noise(noise, logits)
     return (logits + noise).argmax(dim=dim)
 
 
@@ -303,10 +367,11 @@ def gumbel_topk(
         raise ValueError(
             f"k={k} exceeds the number of categories with finite logits along dim {dim} (as few as {available})"
         )
-    if noise is None:
-        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-    else:
-        _check_noise(noise, logits)
+    if noise is None:  # an exact draw: decided in float64 (see sample_categorical)
+        return torch.topk(_float64_gumbel_scores(logits, logits.shape, generator), k, dim=dim).indices.to(
+            logits.device
+        )
+    _check_noise(noise, logits)
     return torch.topk(logits + noise, k, dim=dim).indices
 
 

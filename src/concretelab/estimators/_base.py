@@ -28,7 +28,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from concretelab.functional import sample_gumbel, sample_logistic, softplus
+from concretelab.functional import (
+    one_hot_argmax,
+    sample_bernoulli,
+    sample_categorical,
+    sample_gumbel,
+    sample_logistic,
+    softplus,
+)
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -46,7 +53,9 @@ __all__ = [
     "conditional_noise",
     "conditional_perturbation",
     "evaluate",
+    "logistic_pair",
     "one_hot_argmax",
+    "perturb_and_sample",
     "relax_point",
     "softmax_jacobian_surrogate",
 ]
@@ -106,26 +115,50 @@ def evaluate(f: Objective, points: Tensor) -> Tensor:
     return values
 
 
-def one_hot_argmax(z: Tensor) -> Tensor:
-    """One-hot of argmax along the last axis, same dtype and shape as ``z``."""
-    index = z.argmax(dim=-1, keepdim=True)
-    return torch.zeros_like(z).scatter_(-1, index, 1.0)
-
-
 def hard_sample(z: Tensor, family: str) -> Tensor:
     """The exact sample a perturbed logit determines: 1[z > 0] (Bernoulli) or one-hot argmax (categorical)."""
     return (z > 0).to(z.dtype) if family == "bernoulli" else one_hot_argmax(z)
 
 
 def perturb(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
-    """z = θ + L (logistic, Bernoulli) or θ + G (Gumbel, categorical), shape (num, *logits.shape).
-
-    1[z > 0] ~ Bernoulli(σ(θ)) and argmax z ~ Categorical(softmax θ) (Maddison et al. 2017, eq. 2 and 9).
+    """z = θ + L (logistic, Bernoulli) or θ + G (Gumbel, categorical), shape (num, *logits.shape), for relaxed
+    points only; where the exact sample of z is needed too, use :func:`perturb_and_sample`.
     """
     shape = (num, *logits.shape)
     sampler = sample_logistic if family == "bernoulli" else sample_gumbel
     noise = sampler(shape, generator=generator, dtype=logits.dtype, device=logits.device)
     return logits + noise
+
+
+def perturb_and_sample(
+    logits: Tensor, num: int, family: str, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """(noise, b): standard noise (logistic or Gumbel), shape (num, *logits.shape), in the dtype of the logits,
+    and the exact sample b = H(θ + noise) it determines: 1[z > 0] ~ Bernoulli(σ(θ)) or one-hot argmax z ~
+    Categorical(softmax θ) (Maddison et al. 2017, eq. 2 and 9).
+
+    The noise is drawn in float64 and b is decided there, before the noise is rounded to the logits' dtype,
+    so no state is drawn more often than its probability by float rounding (``functional._DECISION_DTYPE``).
+    """
+    shape = (num, *logits.shape)
+    sampler = sample_logistic if family == "bernoulli" else sample_gumbel
+    noise = sampler(shape, generator=generator, dtype=torch.float64, device=logits.device)
+    b = hard_sample(noise + logits.detach().to(torch.float64), family).to(logits.dtype)
+    return noise.to(logits.dtype), b
+
+
+def logistic_pair(
+    logits: Tensor, num: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(noise, b, b̃) for ARM and DisARM: a standard logistic L (num, *logits.shape) in the logits' dtype,
+    b = 1[θ − L > 0] = 1[u < σ(θ)] and its antithetic b̃ = 1[θ + L > 0] = 1[1 − u < σ(θ)], decided in float64
+    (see :func:`perturb_and_sample`).
+    """
+    noise = sample_logistic((num, *logits.shape), generator=generator, dtype=torch.float64, device=logits.device)
+    theta = logits.detach().to(torch.float64)
+    b = (theta - noise > 0).to(logits.dtype)
+    b_anti = (theta + noise > 0).to(logits.dtype)
+    return noise.to(logits.dtype), b, b_anti
 
 
 def relax_point(z: Tensor, temperature: Tensor | float, family: str) -> Tensor:
@@ -202,8 +235,12 @@ def mean_param(logits: Tensor, family: str) -> Tensor:
 
 
 def exact_sample(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
-    """``num`` exact samples of p_θ, shape (num, *logits.shape), in the dtype of the logits."""
-    return hard_sample(perturb(logits.detach(), num, family, generator), family)
+    """``num`` exact samples of p_θ, shape (num, *logits.shape), in the dtype of the logits (decided in float64:
+    :func:`concretelab.functional.sample_bernoulli` and ``sample_categorical``)."""
+    shape = (num, *logits.shape)
+    if family == "bernoulli":
+        return sample_bernoulli(logits, shape, generator=generator)
+    return sample_categorical(logits, shape, generator=generator)
 
 
 class GradientEstimator:

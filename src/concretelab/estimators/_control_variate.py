@@ -23,9 +23,8 @@ from concretelab.estimators._base import (
     conditional_noise,
     conditional_perturbation,
     evaluate,
-    hard_sample,
     mean_param,
-    perturb,
+    perturb_and_sample,
 )
 
 __all__ = ["control_variate_estimates", "variance_step"]
@@ -45,9 +44,7 @@ def control_variate_estimates(
 
     ``control`` maps perturbed logits (M, *shape) to c_φ values (M,); it is called once on z and z̃ stacked.
     """
-    z_hard = perturb(logits, num, family, generator)  # (num, *shape)
-    noise = z_hard - logits
-    b = hard_sample(z_hard, family)
+    noise, b = perturb_and_sample(logits, num, family, generator)  # (num, *shape) each
     cond = conditional_noise(b, family, generator)
     with torch.no_grad():
         fb = evaluate(f, b).detach().to(logits.dtype)  # (num,)

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate
-from concretelab.functional import sample_logistic
+from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, logistic_pair
 
 __all__ = ["ARM"]
 
@@ -35,9 +34,7 @@ class ARM(SingleSampleEstimator):
     evaluations_per_sample = 2
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        noise = sample_logistic((num, *logits.shape), generator=generator, dtype=logits.dtype, device=logits.device)
-        b_plus = (logits + noise > 0).to(logits.dtype)  # 1[u > σ(−θ)]
-        b_minus = (logits - noise > 0).to(logits.dtype)  # 1[u < σ(θ)]
+        noise, b_minus, b_plus = logistic_pair(logits, num, generator)  # b₋ = 1[u < σ(θ)], b₊ = 1[u > σ(−θ)]
         with torch.no_grad():
             values = evaluate(f, torch.cat([b_plus, b_minus])).detach().to(logits.dtype)
         diff = (values[:num] - values[num:]).reshape(num, *([1] * logits.dim()))

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate
-from concretelab.functional import sample_logistic
+from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, logistic_pair
 
 __all__ = ["DisARM"]
 
@@ -35,9 +34,7 @@ class DisARM(SingleSampleEstimator):
     evaluations_per_sample = 2
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        noise = sample_logistic((num, *logits.shape), generator=generator, dtype=logits.dtype, device=logits.device)
-        b = (logits - noise > 0).to(logits.dtype)  # 1[u < σ(θ)]
-        b_anti = (logits + noise > 0).to(logits.dtype)  # 1[1 − u < σ(θ)]
+        _, b, b_anti = logistic_pair(logits, num, generator)  # 1[u < σ(θ)], 1[1 − u < σ(θ)]
         with torch.no_grad():
             values = evaluate(f, torch.cat([b, b_anti])).detach().to(logits.dtype)
         half_diff = 0.5 * (values[:num] - values[num:]).reshape(num, *([1] * logits.dim()))

@@ -25,9 +25,8 @@ from concretelab.estimators._base import (
     SingleSampleEstimator,
     check_positive,
     evaluate,
-    hard_sample,
     pathwise_per_sample,
-    perturb,
+    perturb_and_sample,
     relax_point,
 )
 
@@ -47,8 +46,7 @@ class STGumbel(SingleSampleEstimator):
         self.temperature = check_positive("temperature", temperature)
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        noise = perturb(logits, num, self.family, generator) - logits  # (num, *shape)
-        b = hard_sample(logits + noise, self.family)
+        noise, b = perturb_and_sample(logits, num, self.family, generator)  # (num, *shape) each
 
         def surrogate(theta: Tensor) -> Tensor:
             soft = relax_point(theta + noise, self.temperature, self.family)

@@ -381,9 +381,11 @@ class EstimatorObjective(nn.Module):
         for layer in range(len(model.latent_categories)):
             a = model.proposal_logits(layer, x, trunk)  # (batch, units) for layer 0, else (m, batch, units)
             shape = (m, batch, model.latent_units[layer])
-            noise = sample_logistic(shape, generator=generator, dtype=a.dtype, device=a.device)
-            b = (a.detach() - noise > 0).to(a.dtype)  # 1[u < σ(a)], (m, batch, units)
-            b_anti = (a.detach() + noise > 0).to(a.dtype)  # 1[1 − u < σ(a)]
+            # decided in float64, so no state is drawn more often than its probability (functional.sample_bernoulli)
+            noise = sample_logistic(shape, generator=generator, dtype=torch.float64, device=a.device)
+            a64 = a.detach().to(torch.float64)
+            b = (a64 - noise > 0).to(a.dtype)  # 1[u < σ(a)], (m, batch, units)
+            b_anti = (a64 + noise > 0).to(a.dtype)  # 1[1 − u < σ(a)]
             h = [torch.cat([t, t]) for t in trunk] + [torch.cat([b, b_anti])]  # (2m, batch, ...) per layer
             for i in range(layer + 1, len(model.latent_categories)):  # complete each branch from q
                 h.append(sample_discrete(2, model.proposal_logits(i, x, h), (2 * m, batch, model.latent_units[i]),
