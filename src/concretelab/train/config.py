@@ -28,6 +28,7 @@ else:  # pragma: no cover
 import tomli_w
 
 from concretelab.schedules import parse_schedule
+from concretelab.train.lr_schedule import LR_SCHEDULES
 
 __all__ = [
     "MUTABLE_ON_RESUME",
@@ -67,6 +68,9 @@ class TrainConfig:
     steps: int = 1000  # optimizer steps (the paper: 1e7); can be raised when resuming
     batch_size: int = 64  # global batch size (split over data-parallel ranks and grad_accum shards)
     lr: float = 1e-4  # Adam step size; the paper uses 1e-4 for nonlinear and 3e-4 for linear SBNs
+    lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0 at lr_decay_steps); see train.lr_schedule
+    warmup_steps: int = 0  # linear warmup from lr/warmup_steps to lr over the first N steps
+    lr_decay_steps: int | None = None  # the step at which a decaying lr reaches 0 (None: steps)
     grad_accum: int = 1  # shards per process per step; world_size x grad_accum shards make one batch
     seed: int = 0  # seeds the initialisation, the data order and the sampling noise
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
@@ -81,6 +85,11 @@ class TrainConfig:
     checkpoint_every: int = 1000  # write checkpoints/last.safetensors every N steps and at the end
     progress: bool = True  # show a tqdm progress bar (it hides itself when stderr is not a terminal)
     out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
+
+    @property
+    def lr_horizon(self) -> int:
+        """The step at which a decaying learning rate reaches 0: ``lr_decay_steps``, or ``steps`` when unset."""
+        return self.steps if self.lr_decay_steps is None else self.lr_decay_steps
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -115,6 +124,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1 or unset, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.lr_decay_steps is not None and self.lr_decay_steps <= self.warmup_steps:
+            raise ValueError(
+                f"lr_decay_steps ({self.lr_decay_steps}) must exceed warmup_steps ({self.warmup_steps}) or be unset"
+            )
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})"

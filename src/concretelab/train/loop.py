@@ -52,6 +52,7 @@ from concretelab.train.checkpoint import (
 from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, write_config
 from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
 from concretelab.train.distributed import all_reduce_gradients, setup_distributed
+from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.seeding import derive_seed
 
@@ -169,6 +170,12 @@ def validate(
 
 def _check_resume(config: TrainConfig, saved: dict[str, Any]) -> None:
     current = config_to_dict(config)
+    decays = saved.get("lr_schedule", "constant") != "constant" and saved.get("lr_decay_steps") is None
+    if decays and saved.get("steps") != current["steps"]:
+        raise ValueError(
+            f"cannot resume with steps={current['steps']}: the run's {saved['lr_schedule']} learning rate decays to 0 "
+            f"at its steps={saved['steps']}; changing it would move the schedule mid-run"
+        )
     changed = sorted(
         key for key, value in saved.items()
         if key in current and key not in MUTABLE_ON_RESUME and current[key] != value
@@ -322,6 +329,10 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
         with _stop_on_signals() as stop:
             while step < config.steps:
                 prior_t, posterior_t = temperatures(step)
+                lr = learning_rate(config.lr, step, schedule=config.lr_schedule, warmup_steps=config.warmup_steps,
+                                   horizon=config.lr_horizon)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 x = next(batches).to(device, non_blocking=True)  # (batch_size, D), the global batch
                 for a in range(config.grad_accum):
                     shard = context.rank * config.grad_accum + a
