@@ -10,6 +10,7 @@ produced cannot be scored, and ``log_prob`` raises ``ValueError`` saying so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -97,7 +98,10 @@ def _apply_device_only(soft: Tensor, like: Tensor) -> Tensor:
     return soft.to(device=like.device)
 
 
-def _soft_log_or_raise(value: Tensor, what: str) -> Tensor:
+def _soft_log_or_raise(value: Tensor, what: str, hard_of: Callable[[Tensor], Tensor]) -> Tensor:
+    """The soft point ``value`` carries, checked against the value: ``value`` must still equal the hard value
+    of that point (``hard_of``), so a sample changed in place (``fill_``, ``.data``, ...) is never scored with
+    the soft point of the sample it was before."""
     soft = getattr(value, "soft_log", None)
     if soft is None:
         raise ValueError(
@@ -105,7 +109,23 @@ def _soft_log_or_raise(value: Tensor, what: str) -> Tensor:
             "density. Pass the tensor returned by rsample/sample of a straight-through distribution (or a clone, "
             "detach, reshape or index of it); a plain tensor carries no soft point."
         )
+    with torch.no_grad():
+        plain = value.detach().as_subclass(Tensor)
+        consistent = soft.shape == plain.shape and bool(((plain.float() - hard_of(soft).float()).abs() <= 1e-3).all())
+    if not consistent:
+        raise ValueError(
+            f"log_prob of a {what}: the value no longer equals the hard value of the soft point it carries (it "
+            "was changed after sampling), so that soft point cannot be scored; score the unchanged sample"
+        )
     return soft
+
+
+def _one_hot_of_log_point(y: Tensor) -> Tensor:
+    return torch.zeros_like(y).scatter_(-1, y.argmax(dim=-1, keepdim=True), 1.0)
+
+
+def _bit_of_logit(z: Tensor) -> Tensor:
+    return (z > 0).to(z.dtype)
 
 
 class StraightThroughConcrete(Concrete):
@@ -133,7 +153,7 @@ class StraightThroughConcrete(Concrete):
         """Concrete log-density of the soft point the sample came from (eq. 1 via eq. 8)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        y = _soft_log_or_raise(value, "straight-through Concrete sample").to(logits.dtype)
+        y = _soft_log_or_raise(value, "straight-through Concrete sample", _one_hot_of_log_point).to(logits.dtype)
         included = logits > float("-inf")
         return exp_concrete_log_density(y, logits, temperature) - torch.where(included, y, 0.0).sum(dim=-1)
 
@@ -178,7 +198,7 @@ class StraightThroughBinConcrete(BinConcrete):
         """BinConcrete log-density of the soft point the sample came from (eq. 20)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        z = _soft_log_or_raise(value, "straight-through BinConcrete sample").to(logits.dtype)
+        z = _soft_log_or_raise(value, "straight-through BinConcrete sample", _bit_of_logit).to(logits.dtype)
         return binconcrete_log_density(z, logits, temperature)
 
     def sample_and_log_prob(

@@ -1,0 +1,124 @@
+"""A remembered log-space point is never used for a tensor whose values changed after sampling (issue 10.1).
+
+Every route of an in-place change is tried: the tensor itself, ``.data`` (which has its own version counter),
+an inference-mode tensor (which has none), a change under ``no_grad``, a view, and a NumPy alias. After the
+change, ``log_prob`` must equal the density of the new values computed from scratch (a clone, which no
+cache knows); that path is checked against 50-digit mpmath in test_reference_accuracy.py. Each case failed
+before the fix (the issue's numbers: BinConcrete -0.6930, 0.1520 instead of -0.6931, -0.6931).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from concretelab.distributions import (
+    BinConcrete,
+    Concrete,
+    ExpConcrete,
+    HardConcrete,
+    LogitBinConcrete,
+    StraightThroughBinConcrete,
+    StraightThroughConcrete,
+)
+
+FAMILIES: dict[str, tuple[Callable[[torch.Tensor], object], float]] = {
+    # name: (constructor from logits, a valid value to write into the sample)
+    "Concrete": (lambda a: Concrete(0.5, logits=a), 1 / 3),
+    "ExpConcrete": (lambda a: ExpConcrete(0.5, logits=a), -math.log(3)),
+    "BinConcrete": (lambda a: BinConcrete(0.5, logits=a), 0.5),
+    "LogitBinConcrete": (lambda a: LogitBinConcrete(0.5, logits=a), 0.0),
+    "HardConcrete": (lambda a: HardConcrete(0.5, logits=a), 0.5),
+}
+
+
+def _logits(name: str) -> torch.Tensor:
+    return torch.tensor([[0.3, -1.2, 2.0]]) if "Bin" not in name and "Hard" not in name else torch.tensor([0.3, -1.2])
+
+
+def _change(route: str, x: torch.Tensor, value: float) -> torch.Tensor:
+    """Overwrite every element of x with ``value`` through ``route``; returns the tensor to score."""
+    if route == "in place":
+        x.fill_(value)
+    elif route == ".data":
+        x.data.copy_(torch.full_like(x, value))
+    elif route == "no_grad":
+        with torch.no_grad():
+            x.copy_(torch.full_like(x, value))
+    elif route == "view":
+        x.view(-1)[:] = value
+    elif route == "numpy":
+        x.detach().numpy()[...] = value
+    return x
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("route", ["in place", ".data", "no_grad", "view", "numpy"])
+def test_changed_sample_is_scored_from_its_values(family: str, route: str) -> None:
+    make, value = FAMILIES[family]
+    dist = make(_logits(family))
+    x = dist.rsample((2,), generator=torch.Generator().manual_seed(0))
+    assert not x.requires_grad  # constant logits: the sample can be written in place
+    scored = dist.log_prob(_change(route, x, value))
+    fresh = dist.log_prob(x.detach().clone())
+    torch.testing.assert_close(scored, fresh, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_inference_mode_sample_changed_in_place(family: str) -> None:
+    make, value = FAMILIES[family]
+    with torch.inference_mode():
+        dist = make(_logits(family))
+        x = dist.rsample((2,), generator=torch.Generator().manual_seed(1))
+        x.fill_(value)
+        torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.clone()), rtol=1e-6, atol=1e-6)
+
+
+def test_the_issue_numbers() -> None:
+    with torch.inference_mode():
+        b = BinConcrete(0.5, logits=torch.zeros(2))
+        x = b.rsample()
+        x.fill_(0.5)
+        torch.testing.assert_close(b.log_prob(x), torch.full((2,), -math.log(2)), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["Concrete", "ExpConcrete"])
+def test_parameters_changed_through_data_are_noticed(family: str) -> None:
+    """The own-sample identity ignores the logits' values; a change of them after sampling must switch it off."""
+    make, _ = FAMILIES[family]
+    logits = torch.tensor([[0.3, -1.2, 2.0]], requires_grad=True)
+    dist = make(logits)
+    x = dist.rsample(generator=torch.Generator().manual_seed(2))
+    logits.data.add_(torch.tensor([[1.0, 0.0, -3.0]]))
+    torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.detach().clone()), rtol=1e-6, atol=1e-6)
+
+
+def test_unchanged_samples_still_use_the_remembered_point() -> None:
+    """At temperature 1e-3 X underflows; only the remembered point gives the finite density (the cache works)."""
+    dist = Concrete(1e-3, logits=torch.tensor([[0.0, -5.0, -9.0]]))
+    x = dist.rsample((4,), generator=torch.Generator().manual_seed(3))
+    assert (x == 0).any()
+    assert dist.log_prob(x).isfinite().all()
+
+
+@pytest.mark.parametrize(
+    ("make", "logits", "changed"),
+    [
+        (lambda a: StraightThroughConcrete(0.5, logits=a), torch.tensor([[0.3, -1.2, 2.0]]), torch.tensor([1.0, 0, 0])),
+        (lambda a: StraightThroughBinConcrete(0.5, logits=a), torch.tensor([0.3, -1.2]), None),
+    ],
+)
+def test_straight_through_sample_changed_in_place_is_refused(make, logits, changed) -> None:
+    dist = make(logits)
+    x = dist.rsample((64,), generator=torch.Generator().manual_seed(4)).detach()
+    assert dist.log_prob(x).isfinite().all()  # unchanged: scored from its soft point
+    with torch.no_grad():
+        if changed is None:
+            x.data.copy_(1 - x.data)  # flip every bit
+        else:
+            x.data.copy_(changed.expand_as(x))  # every row to category 0 (most rows were another one)
+    with pytest.raises(ValueError, match="changed after sampling"):
+        dist.log_prob(x)
