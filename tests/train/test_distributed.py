@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from concretelab.train import train
+from concretelab.train import load_checkpoint, train
 
 from ._helpers import REPO, model_tensors, small_config
 
@@ -23,17 +24,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_two_processes_match_one(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("steps", "batch_size", "atol"),
+    [
+        (5, 16, 1e-5),
+        # 10,000 embedded images = 208 x 48 + 16: the partial batch is dropped (two shards of 24, never 32 + 0,
+        # which used to stop the run with a NaN loss at step 209); 450 steps cross two epoch boundaries.
+        (450, 48, 1e-4),
+    ],
+)
+def test_two_processes_match_one(tmp_path, steps: int, batch_size: int, atol: float) -> None:
     one = tmp_path / "one"
-    train(small_config(one, steps=5, grad_accum=2, checkpoint_every=0))
+    train(small_config(one, steps=steps, batch_size=batch_size, grad_accum=2, checkpoint_every=0, log_every=50))
     two = tmp_path / "two"
     script = tmp_path / "concretelab_main.py"
     script.write_text("import sys\nfrom concretelab.cli import main\nsys.exit(main())\n")
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-        str(script), "train", "--model", "8H-784V", "--steps", "5", "--batch-size", "16",
-        "--lr", "3e-3", "--device", "cpu", "--eval-every", "0", "--log-every", "2", "--checkpoint-every", "0",
+        str(script), "train", "--model", "8H-784V", "--steps", str(steps), "--batch-size", str(batch_size),
+        "--lr", "3e-3", "--device", "cpu", "--eval-every", "0", "--log-every", "50", "--checkpoint-every", "0",
         "--no-progress", "--out", str(two),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}

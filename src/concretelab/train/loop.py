@@ -234,7 +234,7 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     # --- end estimator training ---
     fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     optimizer = torch.optim.Adam(params, lr=config.lr, **fast)
-    batches = dataset.train_batches(config.batch_size, seed=config.seed)
+    batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches only
     valid_images = dataset.valid[: config.eval_images] if config.eval_images else dataset.valid
 
     context = setup_distributed(device)
