@@ -12,13 +12,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from concretelab.distributions import BinConcrete, Concrete, ExpConcrete, LogitBinConcrete
+from concretelab.files import atomic_write_bytes, save_figure
 
 __all__ = ["run_tour"]
 
@@ -157,13 +157,6 @@ def check_sample_identity(generator: torch.Generator) -> dict[str, float]:
     return {"max_abs_gradient_wrt_logits": float(grad.abs().max())}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 def _to_plane(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Barycentric coordinates to the plane of an equilateral triangle."""
     corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]], dtype=x.dtype)
@@ -200,8 +193,7 @@ def plot_simplex_density(path: Path) -> None:
         ax.axis("off")
     fig.suptitle("Concrete(alpha = (2, 0.5, 1), temperature) on the 2-simplex (cf. Maddison et al. 2017, Fig. 1)")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -224,8 +216,7 @@ def plot_simplex_samples(path: Path, generator: torch.Generator) -> None:
         ax.axis("off")
     fig.suptitle("2,000 Concrete samples per temperature, coloured by argmax (alpha = (2, 0.5, 1))")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=110)
-    os.replace(path.with_suffix(".tmp.png"), path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -284,6 +275,6 @@ def run_tour(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     plot_simplex_density(out / "simplex-density.png")
     plot_simplex_samples(out / "simplex-samples.png", generator)
-    _atomic_write(out / "tour.json", json.dumps(results, indent=2).encode())
+    atomic_write_bytes(out / "tour.json", json.dumps(results, indent=2).encode())
     log.info("Wrote %s, %s and %s", out / "simplex-density.png", out / "simplex-samples.png", out / "tour.json")
     return results

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from concretelab.files import save_figure
 from concretelab.reproduce.cells import CELLS, Cell
 from concretelab.reproduce.results import load_results
 from concretelab.train.io import atomic_write_text
@@ -143,11 +144,8 @@ def plot_cell(result: dict[str, Any], path: Path) -> bool:
     axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp)
+    save_figure(figure, path)
     plt.close(figure)
-    os.replace(tmp, path)
     return True
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from concretelab.data import load_dataset
+from concretelab.files import save_figure
 from concretelab.run import load_run
 from concretelab.train.config import load_config
 from concretelab.train.metrics import read_metrics
@@ -64,7 +65,7 @@ def _save_image(array: Tensor, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -90,7 +91,7 @@ def plot_learning_curves(run: str | Path, path: Path) -> None:
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
