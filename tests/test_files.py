@@ -11,7 +11,6 @@ import pytest
 
 from concretelab.files import atomic_write, atomic_write_json, atomic_write_text, save_figure
 from concretelab.train import train
-
 from train._helpers import small_config
 
 
