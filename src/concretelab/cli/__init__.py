@@ -37,11 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from concretelab.train.run_lock import RunFolderBusyError
+
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError) as error:
         print(f"concretelab: error: {error}", file=sys.stderr)
         return 2
+    except RunFolderBusyError as error:
+        print(f"concretelab: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,7 @@ from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.loop import resolve_device
 from concretelab.train.metrics import read_metrics
+from concretelab.train.run_lock import RunFolderBusyError, run_lock
 
 __all__ = [
     "PAPER_STEPS",
@@ -119,7 +120,8 @@ def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = Fal
 @dataclasses.dataclass
 class CellState:
     """Progress of one cell: ``pending``, ``skipped`` (done earlier), ``training``, ``evaluating``, ``done``,
-    ``interrupted`` or ``not run``; ``detail`` says more (the step, the NLL, the reason)."""
+    ``interrupted``, ``busy`` (another process holds its run folder) or ``not run``; ``detail`` says more
+    (the step, the NLL, the reason)."""
 
     state: str = "pending"
     detail: str = ""
@@ -213,6 +215,21 @@ def run_cell(
     """Train (or resume) and evaluate one cell and write its result; None when training was interrupted
     by a signal (the checkpoint is saved; the next call resumes it)."""
     config = cell_config(cell, options)
+    with run_lock(config.out):  # one writer per run folder, across training and evaluation
+        return _run_cell_locked(cell, options, config, test_images=test_images, command=command, commit=commit,
+                                update=update)
+
+
+def _run_cell_locked(
+    cell: Cell,
+    options: ReproduceOptions,
+    config: TrainConfig,
+    *,
+    test_images: torch.Tensor,
+    command: str,
+    commit: str,
+    update: Callable[[str, str], None],
+) -> dict[str, Any] | None:
     run = Path(config.out)
     last = run / "checkpoints" / "last.safetensors"
     resumed_from = None
@@ -329,6 +346,10 @@ def run_cells(
         try:
             result = run_cell(cell, options, test_images=datasets[data], command=command, commit=commit,
                               update=update)
+        except RunFolderBusyError as error:  # another process runs this cell: leave it (and its result) alone
+            logger.warning("%s skipped: %s", cell.name, error)
+            update("busy", str(error))
+            continue
         except (ValueError, RuntimeError) as error:  # recorded, and the next cell runs
             not_run(cell, error)
             on_update(states)

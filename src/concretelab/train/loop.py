@@ -22,6 +22,7 @@ exact step and never reaches a checkpoint file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -54,6 +55,7 @@ from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objec
 from concretelab.train.distributed import all_reduce_gradients, setup_distributed
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
+from concretelab.train.run_lock import run_lock
 from concretelab.train.seeding import derive_seed
 
 __all__ = ["NonFiniteLossError", "TrainResult", "num_threads", "resolve_device", "train", "validate"]
@@ -192,8 +194,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     """Train ``config.model`` with ``config.objective``; returns when ``config.steps`` steps are done, or
     after saving a checkpoint when SIGINT/SIGTERM arrives. Raises :class:`NonFiniteLossError` on NaN/inf.
     ``resume=True`` continues from ``config.out``'s last checkpoint (or starts fresh when there is none).
+    Holds the run folder's lock throughout (:func:`concretelab.train.run_lock.run_lock`): a second writer
+    fails at once with :class:`~concretelab.train.run_lock.RunFolderBusyError` naming this process.
     """
-    with num_threads(config.threads):
+    writer = int(os.environ.get("RANK", "0")) == 0  # data-parallel: rank 0 writes the folder and holds its lock
+    with num_threads(config.threads), run_lock(config.out) if writer else contextlib.nullcontext():
         return _train(config, resume)
 
 

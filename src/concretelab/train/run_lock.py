@@ -1,0 +1,88 @@
+"""One writer per run folder: an exclusive ``fcntl.flock`` on ``RUN/.lock`` held for as long as a process writes
+the folder (``train``, ``train --resume``, ``reproduce``).
+
+The lock belongs to the open file, so the kernel releases it when its process ends in any way, ``kill -9``
+included: a lock left by a dead process is taken over by the next one with no stale-file guesswork. The
+holder writes its process id (and host name) into the file, so the refusal names it. Re-entrant within a
+process (``reproduce`` holds it across training and evaluation; the trainer takes it again inside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["LOCK_NAME", "RunFolderBusyError", "run_lock"]
+
+LOCK_NAME = ".lock"
+
+try:  # POSIX; elsewhere the lock is a no-op (documented)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+_HELD: dict[Path, tuple[int, int]] = {}  # resolved run folder -> (fd, depth) held by this process
+
+
+class RunFolderBusyError(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    return text or "an unknown process"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the exclusive lock of run folder ``folder`` (created if needed) for the block.
+
+    Raises :class:`RunFolderBusyError` at once, naming the holder's process id, when another process holds it.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
+    if key in _HELD:  # re-entered by the process that holds it
+        fd, depth = _HELD[key]
+        _HELD[key] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            fd, depth = _HELD[key]
+            _HELD[key] = (fd, depth - 1)
+        return
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunFolderBusyError(
+                    f"run folder {str(folder)!r} is in use by {_holder(path)}; wait for it to finish (or stop it), "
+                    "or choose another --out"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+        _HELD[key] = (fd, 1)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # releases the flock
+        if created and {p.name for p in folder.iterdir()} == {LOCK_NAME}:  # nothing else was written: leave no folder
+            with contextlib.suppress(OSError):
+                path.unlink()
+                folder.rmdir()
