@@ -1,5 +1,6 @@
 """``concretelab evaluate RUN --k K``: the test NLL of a trained run, -L_k in nats, written to
-``RUN/eval-{split}-k{K}-{checkpoint}.json``."""
+``RUN/eval-{split}-k{K}-{checkpoint}[-n{N}][-seed{S}].json`` (a setting other than the full split with seed 0
+is part of the name, so no evaluation replaces another one's result)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from concretelab.train.evaluate import evaluate_run, result_path
+    from concretelab.train.evaluate import evaluate_run
 
     result = evaluate_run(
         args.run, k=args.k, split=args.split, checkpoint=args.checkpoint, seed=args.seed,
         num_images=args.num_images, chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device,
     )
-    stderr = f" ± {result['nll_stderr']:.3f}" if result["nll_stderr"] is not None else ""
+    if result["nll_stderr"] is not None:
+        spread = f" ± {result['nll_stderr']:.3f} (standard error)"
+    else:
+        spread = " (one image: no standard error)"
     print(
-        f"{args.split} NLL (-L_{args.k}, {args.checkpoint} checkpoint, {result['n_images']} images): "
-        f"{result['nll']:.3f}{stderr} nats  [{result['seconds']:.1f} s] -> "
-        f"{result_path(args.run, args.split, args.k, args.checkpoint)}"
+        f"{args.split} NLL (-L_{args.k}, {args.checkpoint} checkpoint of step {result['checkpoint_step']}, "
+        f"{result['n_images']} images): {result['nll']:.3f}{spread} nats  [{result['seconds']:.1f} s] -> "
+        f"{result['path']}"
     )
     return 0

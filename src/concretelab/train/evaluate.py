@@ -4,13 +4,16 @@
 
 (Burda et al. 2016, eq. 8), the measure of Maddison et al. (2017, Sec. 5) with k = 50,000. The standard
 error is the sample standard deviation of -L_k(x_n) over the images divided by sqrt(N): it covers the
-spread over images and over the k-sample draws (not the bias of L_k below log p(x)).
+spread over images and over the k-sample draws (not the bias of L_k below log p(x)); with one image it is
+undefined (None).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,8 @@ from tqdm.auto import tqdm
 
 from concretelab.data import load_dataset
 from concretelab.objectives import discrete_bound
-from concretelab.run import load_run
+from concretelab.run import checkpoint_path, load_run
+from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.io import atomic_write_json
 from concretelab.train.loop import resolve_device
 
@@ -29,9 +33,33 @@ __all__ = ["evaluate_run", "result_path"]
 logger = logging.getLogger(__name__)
 
 
-def result_path(run: str | Path, split: str, k: int, checkpoint: str) -> Path:
-    """``RUN/eval-{split}-k{K}-{checkpoint}.json``."""
-    return Path(run) / f"eval-{split}-k{k}-{checkpoint}.json"
+def result_path(
+    run: str | Path, split: str, k: int, checkpoint: str, *, num_images: int | None = None, seed: int = 0
+) -> Path:
+    """``RUN/eval-{split}-k{K}-{checkpoint}[-n{N}][-seed{S}].json``: every setting that defines the number is in
+    the name (the full split with seed 0 keeps the short name), so a 3-image check never replaces a full one."""
+    name = f"eval-{split}-k{k}-{checkpoint}"
+    if num_images is not None:
+        name += f"-n{num_images}"
+    if seed != 0:
+        name += f"-seed{seed}"
+    return Path(run) / f"{name}.json"
+
+
+def _keep_previous(path: Path, checkpoint_step: int) -> None:
+    """An existing result of the same setting but another checkpoint step (the run trained on since) is kept
+    under ``...-step{S}.json`` before the new one takes the name."""
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    old_step = previous.get("checkpoint_step")
+    if old_step is not None and old_step != checkpoint_step:
+        kept = path.with_name(f"{path.stem}-step{old_step}.json")
+        os.replace(path, kept)
+        logger.info("kept the result of step %s as %s", old_step, kept.name)
 
 
 @torch.no_grad()
@@ -67,12 +95,15 @@ def evaluate_run(
     for name, value in (("k", k), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if num_images is not None and num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    if num_images is not None and (isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1):
+        raise ValueError(f"num_images must be an integer >= 1 or None, got {num_images!r}")
     torch_device = resolve_device(device)
     model, config = load_run(run, checkpoint=checkpoint, device=torch_device)
+    checkpoint_step = load_checkpoint(checkpoint_path(run, checkpoint)).step
     images = load_dataset(config.data).split(split)
     if num_images is not None:
+        if num_images > images.shape[0]:
+            raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
         images = images[:num_images]
     generator = torch.Generator(device=torch_device).manual_seed(seed)
     bounds = []
@@ -92,7 +123,10 @@ def evaluate_run(
         "split": split,
         "k": k,
         "checkpoint": checkpoint,
+        "checkpoint_step": checkpoint_step,
         "seed": seed,
+        "num_images_requested": num_images,
+        "chunk_size": chunk_size,
         "nll": float(nll.mean()),
         "nll_stderr": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None,
         "n_images": n,
@@ -100,8 +134,8 @@ def evaluate_run(
         "images_per_s": n / seconds if seconds > 0 else None,
         "device": str(torch_device),
     }
-    path = result_path(run, split, k, checkpoint)
+    path = result_path(run, split, k, checkpoint, num_images=num_images, seed=seed)
+    _keep_previous(path, checkpoint_step)
     atomic_write_json(path, result)
-    logger.info("%s: -L_%d on %d %s images = %.3f ± %.3f nats (%.1f s) -> %s",
-                run, k, n, split, result["nll"], result["nll_stderr"] or 0.0, seconds, path)
+    result["path"] = str(path)
     return result
