@@ -28,11 +28,11 @@ def trained_run(tmp_path_factory) -> str:
     ("argv", "message"),
     [
         (["--model", "12Q-784V"], "model spec"),
-        (["--prior-temperature", "-1"], "prior_temperature must be a positive"),
-        (["--posterior-temperature", "0/1"], "posterior_temperature must be a positive"),
+        (["--prior-temperature", "-1"], "--prior-temperature must be a positive"),
+        (["--posterior-temperature", "0/1"], "--posterior-temperature must be a positive"),
         (["--data", "/no/such/folder"], "/no/such/folder"),
-        (["--steps", "ten"], "'steps' must be an integer"),
-        (["--objective", "elbo"], "unknown objective 'elbo'"),
+        (["--steps", "ten"], "--steps must be an integer"),
+        (["--objective", "elbo"], "--objective elbo: unknown objective"),
         (["--estimator", "vimco"], "not supported"),
     ],
 )

@@ -154,8 +154,8 @@ def test_a_cell_the_trainer_rejects_is_recorded_and_the_others_run(tmp_path: Pat
     argv[argv.index("--configs") + 1] = str(configs)
     assert main(argv) == 0
     rejected = _result(tmp_path, "200H-784V-m5-relaxed")
-    assert rejected["status"] == "not run" and "samples must be >= 1" in rejected["reason"]
+    assert rejected["status"] == "not run" and "--samples must be >= 1" in rejected["reason"]
     assert rejected["test_nll"] is None
     assert _result(tmp_path, "200H-784V-m1-relaxed")["status"] == "done"
     row = _rows((tmp_path / "RESULTS.md").read_text())["200H-784V-m5-relaxed"]
-    assert "not run (ValueError: samples must be >= 1" in row
+    assert "not run (ValueError: --samples must be >= 1" in row

@@ -41,17 +41,17 @@ def test_unknown_key_is_named(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("steps", 1.5, "'steps' must be an integer"),
-        ("steps", "many", "'steps' must be an integer"),
-        ("batch_size", True, "'batch_size' must be int"),
-        ("model", 3, "'model' must be str"),
-        ("prior_temperature", -0.5, "prior_temperature must be a positive"),
-        ("posterior_temperature", "0", "posterior_temperature must be a positive"),
-        ("lr", 0, "lr must be a positive"),
-        ("progress", "maybe", "'progress' must be true or false"),
+        ("steps", 1.5, "--steps must be an integer"),
+        ("steps", "many", "--steps must be an integer"),
+        ("batch_size", True, "--batch-size must be int"),
+        ("model", 3, "--model must be str"),
+        ("prior_temperature", -0.5, "--prior-temperature must be a positive"),
+        ("posterior_temperature", "0", "--posterior-temperature must be a positive"),
+        ("lr", 0, "--lr must be a positive"),
+        ("progress", "maybe", "--progress must be true or false"),
         ("prior_schedule", "cosine:1", "bad temperature schedule"),
         ("device", "tpu", "device must be"),
-        ("batch_size", 0, "batch_size must be >= 1"),
+        ("batch_size", 0, "--batch-size must be >= 1"),
     ],
 )
 def test_bad_values_are_named(key: str, value: object, message: str) -> None:
@@ -60,7 +60,7 @@ def test_bad_values_are_named(key: str, value: object, message: str) -> None:
 
 
 def test_batch_must_split_into_shards() -> None:
-    with pytest.raises(ValueError, match="divisible by grad_accum"):
+    with pytest.raises(ValueError, match="divisible by --grad-accum"):
         TrainConfig(batch_size=10, grad_accum=3)
 
 

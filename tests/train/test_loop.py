@@ -60,7 +60,7 @@ def test_resume_is_bit_identical(tmp_path) -> None:
 def test_resume_refuses_changed_settings(tmp_path) -> None:
     out = tmp_path / "run"
     train(small_config(out, steps=2))
-    with pytest.raises(ValueError, match="cannot resume with lr="):
+    with pytest.raises(ValueError, match=r"cannot resume with --lr 0\.01"):
         train(small_config(out, steps=4, lr=1e-2), resume=True)
     with pytest.raises(ValueError, match="already holds a run"):
         train(small_config(out, steps=4))

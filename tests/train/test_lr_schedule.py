@@ -40,9 +40,9 @@ def test_values_at_hand_computed_points(schedule: str, warmup: int, step: int, e
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, linear"),
-        ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
-        ({"warmup_steps": 10, "lr_decay_steps": 10}, "lr_decay_steps .10. must exceed warmup_steps"),
+        ({"lr_schedule": "step"}, "--lr-schedule must be one of constant, cosine, linear"),
+        ({"warmup_steps": -1}, "--warmup-steps must be >= 0"),
+        ({"warmup_steps": 10, "lr_decay_steps": 10}, "--lr-decay-steps .10. must exceed --warmup-steps"),
     ],
 )
 def test_bad_schedule_settings_are_named(overrides: dict, message: str) -> None:

@@ -44,6 +44,11 @@ __all__ = [
 _TEMPERATURE_FIELDS = ("prior_temperature", "posterior_temperature", "temperature_floor")
 
 
+def _flag(name: str) -> str:
+    """The command-line flag of a config key (``prior_temperature`` is ``--prior-temperature``)."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run (Maddison, Mnih & Teh 2017, Sec. 5 and App. C for the defaults)."""
@@ -52,9 +57,10 @@ class TrainConfig:
     model: str = "200H~784V"  # SBN spec string (or another name build_model knows); "~" = nonlinear
     categories: int | None = None  # categories per latent unit (None: the model's default, 2 for SBNs);
     # with categories > 2 an SBN spec counts bits per layer (App. C: 240-bit layers)
-    objective: str = "relaxed"  # name in concretelab.objectives.OBJECTIVES
+    objective: str | None = None  # name in concretelab.objectives.OBJECTIVES; unset: relaxed, or with an
+    # estimator the discrete objective ("discrete", the only value allowed beside one)
     estimator: str | None = None  # vimco | nvil | reinforce_loo | disarm: train the discrete objective of an SBN
-    # with this estimator (objective then ignored; see concretelab.train.discrete)
+    # with this estimator (see concretelab.train.discrete)
     samples: int = 1  # m, samples in the (multi-sample) training bound: 1, 5 or 50 in Table 1
     prior_temperature: float = 0.5  # lambda of the relaxed prior; 1/2 for binary units in the paper
     posterior_temperature: float = 2 / 3  # lambda of the relaxed posterior; 2/3 for binary units
@@ -96,48 +102,49 @@ class TrainConfig:
         for name in ("prior_temperature", "posterior_temperature"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive finite number, got {value}")
+                raise ValueError(f"{_flag(name)} must be a positive finite number, got {value}")
         if not self.temperature_floor > 0:
-            raise ValueError(f"temperature_floor must be positive, got {self.temperature_floor}")
+            raise ValueError(f"--temperature-floor must be positive, got {self.temperature_floor}")
         for name in ("prior_schedule", "posterior_schedule"):
             if getattr(self, name) is not None:
                 if self.learnable_temperature:
-                    raise ValueError(f"{name} cannot be combined with learnable_temperature")
+                    raise ValueError(f"{_flag(name)} cannot be combined with --learnable-temperature")
                 parse_schedule(getattr(self, name))  # raises ValueError naming the problem
         if self.learnable_temperature:
             for name in ("prior_temperature", "posterior_temperature"):
                 if getattr(self, name) <= self.temperature_floor:
                     raise ValueError(
-                        f"{name} ({getattr(self, name)}) must exceed temperature_floor ({self.temperature_floor})"
+                        f"{_flag(name)} ({getattr(self, name)}) must exceed --temperature-floor "
+                        f"({self.temperature_floor})"
                     )
         if self.categories is not None and self.categories < 2:
-            raise ValueError(f"categories must be >= 2 or unset, got {self.categories}")
+            raise ValueError(f"--categories must be >= 2 or unset, got {self.categories}")
         positive = ("samples", "batch_size", "grad_accum", "eval_k", "eval_batch_size", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
         for name in ("steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(self, name)}")
         for name in ("eval_images", "eval_chunk_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 or unset, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be >= 1 or unset, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+            raise ValueError(f"--lr must be a positive finite number, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+            raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise ValueError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         if self.lr_decay_steps is not None and self.lr_decay_steps <= self.warmup_steps:
             raise ValueError(
-                f"lr_decay_steps ({self.lr_decay_steps}) must exceed warmup_steps ({self.warmup_steps}) or be unset"
+                f"--lr-decay-steps ({self.lr_decay_steps}) must exceed --warmup-steps ({self.warmup_steps}) or be unset"
             )
         if self.batch_size % self.grad_accum:
             raise ValueError(
-                f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})"
+                f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})"
             )
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+            raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
 
 
 # Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
@@ -190,7 +197,7 @@ def _check_types(config: TrainConfig) -> None:
             ok = isinstance(value, tuple(t for t in allowed if t is not type(None)))
         if not ok:
             expected = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
-            raise ValueError(f"config key {name!r} must be {expected}, got {value!r} ({type(value).__name__})")
+            raise ValueError(f"{_flag(name)} must be {expected}, got {value!r} ({type(value).__name__})")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -207,16 +214,16 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return int(value)
         except ValueError as error:
-            raise ValueError(f"config key {name!r} must be an integer, got {value!r}") from error
+            raise ValueError(f"{_flag(name)} must be an integer, got {value!r}") from error
     if bool in allowed and isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes"):
             return True
         if lowered in ("false", "0", "no"):
             return False
-        raise ValueError(f"config key {name!r} must be true or false, got {value!r}")
+        raise ValueError(f"{_flag(name)} must be true or false, got {value!r}")
     if int in allowed and isinstance(value, float) and not isinstance(value, bool):
-        raise ValueError(f"config key {name!r} must be an integer, got {value!r}")
+        raise ValueError(f"{_flag(name)} must be an integer, got {value!r}")
     return value
 
 

@@ -103,8 +103,9 @@ def check_estimator_config(config: Any) -> None:
     """ValueError naming the flag when ``config`` (a TrainConfig) asks for an estimator run it cannot do.
 
     Rules: ``--estimator`` must be one of :data:`TRAINING_ESTIMATORS`; ``--samples`` at least its minimum
-    (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be its default
-    ``relaxed`` (ignored) or ``discrete``; ``--model`` an SBN spec (DisARM: one binary stochastic layer).
+    (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be unset or
+    ``discrete`` (an explicit ``relaxed`` is refused, not reinterpreted); ``--model`` an SBN spec (DisARM:
+    one binary stochastic layer).
     ``--objective discrete`` without ``--estimator`` is an error too. A structured-prediction spec is
     accepted by every estimator but ``disarm``.
     """
@@ -125,7 +126,7 @@ def check_estimator_config(config: Any) -> None:
             f"--samples >= {TRAINING_ESTIMATORS[name]} (its leave-one-out signals are undefined at m = 1; "
             "at m = 1 use --estimator nvil)"
         )
-    if config.objective not in ("relaxed", DISCRETE_OBJECTIVE):
+    if config.objective not in (None, DISCRETE_OBJECTIVE):
         raise ValueError(
             f"--objective {config.objective} cannot be combined with --estimator {name}: an estimator trains the "
             f"discrete objective; leave --objective unset or pass --objective {DISCRETE_OBJECTIVE}"

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Distributed", "all_reduce_gradients", "setup_distributed"]
+__all__ = ["Distributed", "all_reduce_gradients", "any_rank", "setup_distributed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,3 +82,12 @@ def all_reduce_gradients(params: list[Tensor], stop: bool, context: Distributed)
         p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
         offset += n
     return bool(flat[-1].item() > 0)
+
+
+def any_rank(flag: bool, context: Distributed, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (one small all-reduce; every rank must call it at the same point)."""
+    if not context.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return bool(value.item() > 0)
