@@ -66,11 +66,14 @@ def test_same_seed_same_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--estimators", "concrete,nope"], "unknown estimator"),
+        (["--estimators", "concrete,nope"], "--estimators: unknown 'nope'"),
+        (["--estimators", "concrete,concrete"], "--estimators lists 'concrete' more than once"),  # issue 10.11
+        (["--temperatures", "1,,"], "--temperatures must be a comma-separated list without empty items"),
+        (["--temperatures", "1,1"], "more than once"),
         (["--temperatures", "1,0"], "temperatures"),
         (["--temperatures", "-0.5"], "temperatures"),
         (["--temperatures", "1,abc"], "temperatures"),
-        (["--problem", "ising"], "unknown problem"),
+        (["--problem", "ising"], "--problem: unknown 'ising'"),
         (["--draws", "1"], "draws"),
     ],
 )

@@ -49,3 +49,6 @@ def test_select_cells_globs_lists_and_errors() -> None:
     assert len(select_cells(["all"])) == len(CELLS)
     with pytest.raises(ValueError, match="matches no cell"):
         select_cells(["300H-*"])
+    for malformed in ([","], ["200H-784V-m1-relaxed,"], [""]):  # issue 10.11: used to select nothing, exit 0
+        with pytest.raises(ValueError, match="without empty items"):
+            select_cells(malformed)

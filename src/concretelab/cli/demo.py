@@ -13,6 +13,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from concretelab.cli._args import positive_int
+
 log = logging.getLogger(__name__)
 
 
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default="demo-output", help="folder for figures and the summary")
-    parser.add_argument("--steps", type=int, default=30_000, help="training steps of the SBN (default 30000)")
-    parser.add_argument("--eval-k", type=int, default=500, help="k of the final L_k evaluation (default 500)")
+    parser.add_argument("--steps", type=positive_int, default=30_000, help="training steps of the SBN (default 30000)")
+    parser.add_argument("--eval-k", type=positive_int, default=500, help="k of the final L_k evaluation (default 500)")
     parser.add_argument("--skip-training", action="store_true", help="only the distribution tour")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)

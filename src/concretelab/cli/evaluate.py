@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from concretelab.cli._args import non_negative_int, positive_int
+
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,16 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument("run", metavar="RUN", help="run folder written by concretelab train")
-    parser.add_argument("--k", type=_positive_int, required=True, help="samples of the bound L_k (paper: 50000)")
+    parser.add_argument("--k", type=positive_int, required=True, help="samples of the bound L_k (paper: 50000)")
     parser.add_argument("--split", choices=("test", "valid"), default="test", help="split to score (default: test)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best validation bound or last step (default: best)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the proposal samples (default: 0)")
-    parser.add_argument("--num-images", type=_positive_int, default=None,
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the proposal samples (default: 0)")
+    parser.add_argument("--num-images", type=positive_int, default=None,
                         help="score only the first N images of the split (default: all)")
-    parser.add_argument("--chunk-size", type=_positive_int, default=None,
+    parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="samples per chunk inside the bound (default: about 2**23 elements per chunk)")
-    parser.add_argument("--batch-size", type=_positive_int, default=100, help="images per batch (default: 100)")
+    parser.add_argument("--batch-size", type=positive_int, default=100, help="images per batch (default: 100)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.set_defaults(func=run)
 

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from concretelab.cli import CLIError
+from concretelab.cli._args import comma_list, int_at_least, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -38,45 +39,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--problem", default="all", help="toy, sbn, categorical, a comma list of them, or all (default)")
     p.add_argument("--target", default="0.49,0.499", help="toy problem target(s) t, comma-separated (0.49,0.499)")
     p.add_argument("--toy-logits", default="0", help="toy problem logits θ, one per dimension (default 0)")
-    p.add_argument("--latents", type=int, default=12, help="sbn: binary latent units, <= 16 (default 12)")
-    p.add_argument("--sbn-steps", type=int, default=150, help="sbn: Adam steps fitting the decoder (default 150)")
+    p.add_argument("--latents", type=positive_int, default=12, help="sbn: binary latent units, <= 16 (default 12)")
+    p.add_argument("--sbn-steps", type=positive_int, default=150,
+                   help="sbn: Adam steps fitting the decoder (default 150)")
     p.add_argument("--data", default=None, help="sbn: binarized MNIST .amat[.gz] file (default: embedded/shared)")
-    p.add_argument("--variables", type=int, default=4, help="categorical: number of variables (default 4)")
-    p.add_argument("--categories", type=int, default=4, help="categorical: categories K per variable (default 4)")
+    p.add_argument("--variables", type=positive_int, default=4, help="categorical: number of variables (default 4)")
+    p.add_argument("--categories", type=int_at_least(2), default=4,
+                   help="categorical: categories K per variable (default 4)")
     p.add_argument("--estimators", default="all", help="comma list of estimator names, or all (default)")
     p.add_argument("--temperatures", default=DEFAULT_TEMPERATURES, help=f"comma list (default {DEFAULT_TEMPERATURES})")
-    p.add_argument("--draws", type=int, default=1000, help="independent estimates per configuration (default 1000)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--draws", type=positive_int, default=1000,
+                   help="independent estimates per configuration (default 1000)")
+    p.add_argument("--samples", type=positive_int, default=None,
                    help="samples per estimate for every estimator (default: derived from --budget)")
-    p.add_argument("--budget", type=int, default=6,
+    p.add_argument("--budget", type=positive_int, default=6,
                    help="f-evaluations per estimate when --samples is not given: equal cost (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws and the bootstrap (default 0)")
-    p.add_argument("--problem-seed", type=int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the Monte Carlo draws and the bootstrap (default 0)")
+    p.add_argument("--problem-seed", type=non_negative_int, default=0,
                    help="seed of the problem instance: sbn decoder and logits, categorical f and logits (default 0)")
     p.add_argument("--confidence", type=float, default=0.95, help="two-sided interval level (default 0.95)")
-    p.add_argument("--bootstrap", type=int, default=400, help="bootstrap resamples (default 400)")
-    p.add_argument("--timing-repeats", type=int, default=20, help="estimate() calls timed per configuration")
+    p.add_argument("--bootstrap", type=positive_int, default=400, help="bootstrap resamples (default 400)")
+    p.add_argument("--timing-repeats", type=positive_int, default=20, help="estimate() calls timed per configuration")
     p.add_argument("--no-plots", action="store_true", help="write the tables only")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", default="lab-gradients", help="output folder (default lab-gradients)")
     p.set_defaults(func=run_gradients)
 
 
-def _split(text: str, what: str) -> list[str]:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise CLIError(f"{what} must be a non-empty comma-separated list, got {text!r}")
-    return items
+def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
+    """``all`` or a strict comma-separated list of ``allowed`` names (no empty or repeated item)."""
+    if text.strip() == "all":
+        return list(allowed)
+    try:
+        return comma_list(text, flag, allowed=allowed)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
 
 
-def _floats(text: str, what: str) -> list[float]:
-    values = []
-    for item in _split(text, what):
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise CLIError(f"{what} must be comma-separated numbers, got {item!r} in {text!r}") from None
-    return values
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return comma_list(text, flag, convert=float)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
 
 
 def run_gradients(args: argparse.Namespace) -> int:
@@ -93,11 +98,8 @@ def run_gradients(args: argparse.Namespace) -> int:
         write_tables,
     )
 
-    problems = list(PROBLEMS) if args.problem.strip() == "all" else _split(args.problem, "--problem")
-    unknown = [p for p in problems if p not in PROBLEMS]
-    if unknown:
-        raise CLIError(f"unknown problem(s) {', '.join(map(repr, unknown))}; choose from {', '.join(PROBLEMS)} or all")
-    names = list(ESTIMATORS) if args.estimators.strip() == "all" else _split(args.estimators, "--estimators")
+    problems = _names(args.problem, "--problem", tuple(PROBLEMS))
+    names = _names(args.estimators, "--estimators", tuple(ESTIMATORS))
     try:
         temperatures = check_temperatures(_floats(args.temperatures, "--temperatures"))
     except ValueError as error:

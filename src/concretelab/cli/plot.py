@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from concretelab.cli._args import non_negative_int, positive_int
+
 __all__ = ["register"]
 
 
@@ -13,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", metavar="RUN", help="run folder written by concretelab train")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
                         help="checkpoint for samples and reconstructions (default: best, else last)")
-    parser.add_argument("--num-images", type=int, default=64, help="images per figure (default: 64)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the samples (default: 0)")
+    parser.add_argument("--num-images", type=positive_int, default=64, help="images per figure (default: 64)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the samples (default: 0)")
     parser.set_defaults(func=run)
 
 

@@ -13,19 +13,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from concretelab.cli._args import non_negative_int, positive_int
+
 __all__ = ["format_states", "register"]
 
 logger = logging.getLogger(__name__)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from error
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,26 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="cell names or shell globs (comma-separated lists allowed), e.g. '200H-784V-m1-*'; "
                         "'all' adds the rows beyond the paper; default: the 30 cells of Table 1")
     table1.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
-    table1.add_argument("--steps", type=_positive, default=None,
+    table1.add_argument("--steps", type=positive_int, default=None,
                         help="training steps per cell (default: the config's, the paper's 10^7)")
-    table1.add_argument("--k", type=_positive, default=50_000, help="k of the test bound -L_k (default 50000)")
-    table1.add_argument("--num-images", type=_positive, default=None,
+    table1.add_argument("--k", type=positive_int, default=50_000, help="k of the test bound -L_k (default 50000)")
+    table1.add_argument("--num-images", type=positive_int, default=None,
                         help="test images for -L_k (default: all 10,000; fewer: a fixed random subset)")
-    table1.add_argument("--large-k", type=_positive, default=None,
+    table1.add_argument("--large-k", type=positive_int, default=None,
                         help="also evaluate -L_K with this larger K on a fixed random subset of the test set")
-    table1.add_argument("--large-k-images", type=_positive, default=1000,
+    table1.add_argument("--large-k-images", type=positive_int, default=1000,
                         help="size of that subset (default 1000)")
     table1.add_argument("--data", default=None,
                         help="data override: binarized-mnist, embedded, or a folder of {train,valid,test}.amat[.gz]")
-    table1.add_argument("--eval-every", type=_positive, default=None,
+    table1.add_argument("--eval-every", type=positive_int, default=None,
                         help="validation interval in steps (default: about 10 checks per run)")
-    table1.add_argument("--valid-images", type=_positive, default=None,
+    table1.add_argument("--valid-images", type=positive_int, default=None,
                         help="validation images per check (default: the config's, all 10,000)")
-    table1.add_argument("--eval-seed", type=int, default=0, help="seed of the test samples and subsets")
+    table1.add_argument("--eval-seed", type=non_negative_int, default=0, help="seed of the test samples and subsets")
     table1.add_argument("--redo", action="store_true",
                         help="re-run done cells whose stored budget or evaluation differs from this request "
                         "(default: a done cell trained for at least --steps is kept)")
-    table1.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: torch's)")
+    table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     table1.add_argument("--configs", type=Path, default=Path("configs/table1"), help="folder of {cell}.toml")
     table1.add_argument("--out", type=Path, default=None,
                         help="folder of run folders (default: $XDG_CACHE_HOME/concretelab/table1)")

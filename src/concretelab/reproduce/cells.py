@@ -118,7 +118,9 @@ def select_cells(patterns: Sequence[str] | None, cells: Iterable[Cell] = CELLS) 
     cells = list(cells)
     if not patterns:
         return [cell for cell in cells if not cell.beyond_paper]
-    wanted = [p.strip() for pattern in patterns for p in pattern.split(",") if p.strip()]
+    wanted = [p.strip() for pattern in patterns for p in pattern.split(",")]
+    if any(not p for p in wanted):
+        raise ValueError(f"--cells must be cell names or globs, comma-separated without empty items, got {patterns!r}")
     chosen: set[str] = set()
     for pattern in wanted:
         if pattern == "all":
