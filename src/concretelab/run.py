@@ -16,15 +16,17 @@ __all__ = ["checkpoint_path", "load_run"]
 def checkpoint_path(run: str | Path, checkpoint: str | None = None) -> Path:
     """The checkpoint file of a run: ``best`` or ``last``; None picks best when it exists, else last."""
     folder = Path(run) / "checkpoints"
+    if not Path(run).exists():
+        raise FileNotFoundError(f"run folder {str(run)!r} is missing (no such folder)")
     if not Path(run).is_dir():
-        raise FileNotFoundError(f"run folder {str(run)!r} does not exist")
+        raise FileNotFoundError(f"run folder {str(run)!r} is a file, not a run folder")
     if checkpoint is None:
         checkpoint = "best" if (folder / "best.safetensors").is_file() else "last"
     if checkpoint not in ("best", "last"):
-        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+        raise ValueError(f"--checkpoint must be best or last, got {checkpoint!r}")
     path = folder / f"{checkpoint}.safetensors"
     if not path.is_file():
-        hint = " (the run never validated; use checkpoint='last')" if checkpoint == "best" else ""
+        hint = " (the run never validated; use --checkpoint last)" if checkpoint == "best" else ""
         raise FileNotFoundError(f"run {str(run)!r} has no {checkpoint} checkpoint at {path}{hint}")
     return path
 

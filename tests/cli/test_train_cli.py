@@ -115,7 +115,9 @@ def test_evaluate_bad_arguments(trained_run, tmp_path, capsys) -> None:
         main(["evaluate", trained_run, "--k", "0"])
     assert error.value.code == 2
     assert main(["evaluate", str(tmp_path / "nothing"), "--k", "3"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "run folder" in (err := capsys.readouterr().err) and "is missing" in err
+    assert main(["plot", str(tmp_path / "nothing")]) == 2  # used to create nothing/plots first
+    assert "is missing" in capsys.readouterr().err and not (tmp_path / "nothing").exists()
 
 
 def test_plot_writes_pngs(trained_run) -> None:

@@ -145,5 +145,14 @@ def test_malformed_npz_gives_a_clear_error(tmp_path, train, drop, message):
 def test_file_that_is_not_an_npz_is_rejected(tmp_path):
     path = tmp_path / "broken.npz"
     path.write_bytes(b"PK\x03\x04 this is not a zip archive")
-    with pytest.raises(ValueError, match=r"not a readable \.npz with arrays train, valid, test"):
+    with pytest.raises(ValueError, match=r"is not a data file \(an \.npz is a zip archive\)"):
         load_dataset(path)
+
+
+def test_text_file_is_called_not_a_data_file(tmp_path):
+    """Issue 10.9: a text file used to get numpy's message about pickled data."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(ValueError, match=r"notes\.txt is not a data file") as error:
+        read_npz(path)
+    assert "pickle" not in str(error.value)

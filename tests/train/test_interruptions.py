@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from concretelab.train import load_checkpoint, train
@@ -76,3 +77,139 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path) -> None:
     # and it resumes from there
     result = train(small_config(out, steps=ckpt.step + 2, checkpoint_every=1_000_000, log_every=2), resume=True)
     assert result.step == ckpt.step + 2
+
+
+# ----- issue 10.6 and 10.7: no step after a signal, every phase stops fast, resume replays everything ---------
+
+_WALL_CLOCK = ("time", "steps_per_s")
+
+
+def _rows(run) -> list[dict]:
+    from concretelab.train.metrics import read_metrics
+
+    return [{k: v for k, v in row.items() if k not in _WALL_CLOCK} for row in read_metrics(run / "metrics.jsonl")]
+
+
+def _assert_same_checkpoints(a, b) -> None:
+    """Every tensor of both checkpoint files, the RNG states, the data position and the extra state (bar the
+    elapsed wall-clock time) are equal."""
+    from safetensors.torch import load_file
+
+    for name in ("last", "best"):
+        fa, fb = a / "checkpoints" / f"{name}.safetensors", b / "checkpoints" / f"{name}.safetensors"
+        if not fa.exists():
+            assert not fb.exists()
+            continue
+        ta, tb = load_file(str(fa)), load_file(str(fb))
+        assert ta.keys() == tb.keys(), name
+        for key in ta:
+            assert torch.equal(ta[key], tb[key]), f"{name}: {key}"
+        ca, cb = load_checkpoint(fa), load_checkpoint(fb)
+        assert ca.step == cb.step and ca.data_state == cb.data_state and ca.best_valid == cb.best_valid
+        for key in ("torch_cpu", "numpy", "python"):
+            assert str(ca.rng[key]) == str(cb.rng[key]) if key != "torch_cpu" else torch.equal(ca.rng[key],
+                                                                                                cb.rng[key]), key
+        ea = {k: v for k, v in ca.extra.items() if k != "elapsed"}
+        eb = {k: v for k, v in cb.extra.items() if k != "elapsed"}
+        assert str(ea) == str(eb), name
+
+
+_REPLAY = {"steps": 14, "log_every": 3, "checkpoint_every": 4, "eval_every": 5}
+
+
+def _replay_args(out) -> list[str]:
+    return ["train", "--model", "8H-784V", "--steps", "14", "--batch-size", "16", "--lr", "3e-3", "--device", "cpu",
+            "--eval-every", "5", "--eval-k", "4", "--eval-images", "20", "--log-every", "3",
+            "--checkpoint-every", "4", "--no-progress", "--threads", "1", "--out", str(out)]
+
+
+def test_kill_9_at_any_step_then_resume_replays_every_tensor_and_row(tmp_path) -> None:
+    straight = tmp_path / "straight"
+    train(small_config(straight, **_REPLAY))
+    for kill_at in (7, 11):  # mid-row and mid-checkpoint-interval: checkpoints at 4 and 8, rows at 3, 6, 9, 12
+        killed = tmp_path / f"killed{kill_at}"
+        proc = run_python(_KILL_SCRIPT, str(kill_at), *_replay_args(killed))
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        with open(killed / "metrics.jsonl", "a") as handle:  # and a torn last line, as a kill mid-write leaves
+            handle.write('{"step": 99, "lo')
+        train(small_config(killed, **_REPLAY), resume=True)
+        assert _rows(killed) == _rows(straight), kill_at
+        _assert_same_checkpoints(straight, killed)
+
+
+def test_a_signal_during_a_step_takes_no_optimizer_step(tmp_path) -> None:
+    """SIGTERM arrives in the forward pass of step 6 (call 6): the run stops at step 5, the step is abandoned
+    and its batch put back, and a resumed run equals the uninterrupted one (rows and tensors)."""
+    from concretelab import objectives
+
+    straight = tmp_path / "straight"
+    train(small_config(straight, **_REPLAY))
+    real = objectives.OBJECTIVES["relaxed"]
+    calls = {"n": 0}
+
+    def signalling(model, x, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model, x, **kwargs)
+
+    interrupted = tmp_path / "interrupted"
+    objectives.OBJECTIVES["relaxed"] = signalling
+    try:
+        result = train(small_config(interrupted, **_REPLAY))
+    finally:
+        objectives.OBJECTIVES["relaxed"] = real
+    assert result.stopped_by_signal == signal.SIGTERM and result.step == 5
+    assert load_checkpoint(interrupted / "checkpoints/last.safetensors").step == 5
+    assert max(r["step"] for r in _rows(interrupted)) == 5  # the validation row at 5, no row beyond
+    train(small_config(interrupted, **_REPLAY), resume=True)
+    assert _rows(interrupted) == _rows(straight)
+    _assert_same_checkpoints(straight, interrupted)
+
+
+def test_sigterm_during_validation_stops_within_a_second(tmp_path) -> None:
+    """Validation of L_20000 on 1,000 images takes many seconds; SIGTERM must end the process within about a
+    second, with a checkpoint that owes the validation to the resumed run."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "8H-784V", "--steps", "3", "--batch-size", "16", "--eval-every", "2",
+            "--eval-k", "20000", "--log-every", "1", "--no-progress", "--threads", "1", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from concretelab.cli import main; sys.exit(main())",
+                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while '"step": 2' not in ((out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        time.sleep(0.5)  # well inside the validation of step 2
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert took < 3.0, f"took {took:.1f} s to stop"  # a second to react, plus interpreter shutdown
+    assert "validation at step 2 abandoned by SIGTERM" in stderr
+    ckpt = load_checkpoint(out / "checkpoints" / "last.safetensors")
+    assert ckpt.step == 2 and ckpt.extra["validation_due"] is True
+    train(small_config(out, steps=3, lr=1e-4, eval_every=2, eval_k=4, log_every=1, checkpoint_every=1000), resume=True)
+    valid_steps = [r["step"] for r in _rows(out) if "valid_nll" in r]
+    assert valid_steps == [2, 3]  # the owed validation, then the final one
+
+
+def test_a_second_signal_stops_at_once() -> None:
+    from concretelab.train.loop import ForcedStop, _StopSignals
+
+    stop = _StopSignals()
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between bytecodes
+            if stop.requested:
+                break
+        assert stop.signal == signal.SIGINT
+        with pytest.raises(ForcedStop, match="second SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass

@@ -23,8 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from concretelab.train.plots import plot_run
 
-    if args.num_images < 1:
-        raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
     for path in plot_run(args.run, checkpoint=args.checkpoint, num_images=args.num_images, seed=args.seed):
         print(path)
     return 0

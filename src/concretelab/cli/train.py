@@ -29,8 +29,10 @@ _HELP = {
     "estimator": "train an SBN on the discrete objective with this gradient estimator: vimco (--samples >= 2), "
     "nvil, reinforce_loo (--samples >= 2) or disarm (one binary layer); --objective is then ignored",
     "samples": "m, samples in the multi-sample training bound",
-    "prior_temperature": "temperature of the relaxed prior: a number or a fraction such as 1/2",
-    "posterior_temperature": "temperature of the relaxed posterior: a number or a fraction such as 2/3",
+    "prior_temperature": "temperature of the relaxed prior: a number or a fraction such as 1/2 (default: the "
+    "paper's for the units: 1/2 binary, 2/3 4-ary, 2/5 8-ary)",
+    "posterior_temperature": "temperature of the relaxed posterior: a number or a fraction such as 2/3 (default: the "
+    "paper's for the units: 2/3 binary, 1 4-ary, 2/3 8-ary)",
     "prior_schedule": "prior temperature schedule: 'exp:RATE:FLOOR[:START[:INTERVAL]]' or "
     "'linear:START:END:STEPS' (overrides --prior-temperature)",
     "posterior_schedule": "posterior temperature schedule, as --prior-schedule",
@@ -72,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = field.default
-        help_text = f"{_HELP.get(field.name, field.name)} (default: {default})"
+        help_text = _HELP.get(field.name, field.name)
+        if default is not None and "(default" not in help_text:  # each default shown once, None left to the text
+            help_text += f" (default: {default})"
         if field.type in ("bool", bool):
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)

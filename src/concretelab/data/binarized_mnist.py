@@ -120,6 +120,12 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     Arrays with the full splits' shapes are checksum-verified (:func:`verify_split`).
     """
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would guess a pickle and say so
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+        kind = "a single .npy array" if head == b"\x93NUMPY" else "not a data file (an .npz is a zip archive)"
+        raise ValueError(f"{path} is {kind}; expected an .npz with arrays train, valid, test, or a folder of "
+                         "{train,valid,test}.amat[.gz] files")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -58,6 +58,11 @@ def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         if value.dim() != 0:
             raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
+        if not value.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        # checked like a float (one host read; skipped while tracing for torch.compile)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(value) & (value > 0)):
+            raise ValueError(f"{name} must be finite and positive, got {float(value.detach())}")
         return value.to(device=like.device, dtype=like.dtype)
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
         math.isfinite(value) and value > 0

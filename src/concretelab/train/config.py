@@ -27,7 +27,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from concretelab.schedules import parse_schedule
+from concretelab.schedules import paper_temperatures, parse_schedule
 from concretelab.train.lr_schedule import LR_SCHEDULES
 
 __all__ = [
@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 _TEMPERATURE_FIELDS = ("prior_temperature", "posterior_temperature", "temperature_floor")
+
+
+def default_temperatures(model: str, categories: int | None) -> tuple[float, float]:
+    """(prior, posterior) temperatures for a model's units: the paper's for K = 2, 4, 8 (Maddison et al. 2017,
+    App. C), the binary ones otherwise. K is ``categories``, or the model's default (10 for categorical-vae)."""
+    k = categories if categories is not None else (10 if model == "categorical-vae" else 2)
+    return paper_temperatures(k) if k in (2, 4, 8) else paper_temperatures(2)
 
 
 def _flag(name: str) -> str:
@@ -62,8 +69,10 @@ class TrainConfig:
     estimator: str | None = None  # vimco | nvil | reinforce_loo | disarm: train the discrete objective of an SBN
     # with this estimator (see concretelab.train.discrete)
     samples: int = 1  # m, samples in the (multi-sample) training bound: 1, 5 or 50 in Table 1
-    prior_temperature: float = 0.5  # lambda of the relaxed prior; 1/2 for binary units in the paper
-    posterior_temperature: float = 2 / 3  # lambda of the relaxed posterior; 2/3 for binary units
+    prior_temperature: float | None = None  # lambda of the relaxed prior; unset: the paper's for the units,
+    # 1/2 binary, 2/3 4-ary, 2/5 8-ary (App. C; 1/2 for other K)
+    posterior_temperature: float | None = None  # lambda of the relaxed posterior; unset: 2/3 binary, 1 4-ary,
+    # 2/3 8-ary (and 2/3 for other K)
     prior_schedule: str | None = None  # e.g. "exp:RATE:FLOOR[:START[:INTERVAL]]", "linear:START:END:STEPS"
     posterior_schedule: str | None = None  # as prior_schedule; unset: the constant temperature above
     learnable_temperature: bool = False  # learn both temperatures, starting from the values above
@@ -99,6 +108,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.prior_temperature is None or self.posterior_temperature is None:  # the paper's, by the units
+            prior, posterior = default_temperatures(self.model, self.categories)
+            if self.prior_temperature is None:
+                object.__setattr__(self, "prior_temperature", prior)
+            if self.posterior_temperature is None:
+                object.__setattr__(self, "posterior_temperature", posterior)
         for name in ("prior_temperature", "posterior_temperature"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -143,6 +158,9 @@ class TrainConfig:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})"
             )
+        for name in ("model", "data", "out"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{_flag(name)} must not be empty")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
 
@@ -247,8 +265,10 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     """Read a TOML file of overrides (flat ``key = value`` lines) on top of ``base``."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--config {str(path)!r} is a directory; expected a TOML file of key = value lines")
     if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"--config {str(path)!r}: no such file")
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

@@ -27,6 +27,7 @@ from concretelab.run import checkpoint_path, load_run
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.io import atomic_write_json
 from concretelab.train.loop import resolve_device
+from concretelab.train.resources import check_bound_memory
 
 __all__ = ["evaluate_run", "result_path"]
 
@@ -99,6 +100,8 @@ def evaluate_run(
         raise ValueError(f"num_images must be an integer >= 1 or None, got {num_images!r}")
     torch_device = resolve_device(device)
     model, config = load_run(run, checkpoint=checkpoint, device=torch_device)
+    check_bound_memory(config.model, config.categories, batch=batch_size, chunk_size=chunk_size,
+                       device=torch_device, flag="--chunk-size")
     checkpoint_step = load_checkpoint(checkpoint_path(run, checkpoint)).step
     images = load_dataset(config.data).split(split)
     if num_images is not None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from concretelab.train.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MetricsWriter", "export_csv", "read_metrics", "truncate_metrics"]
 
@@ -77,7 +80,13 @@ def truncate_metrics(path: str | Path, last_step: int) -> None:
     path = Path(path)
     if not path.is_file():
         return
-    rows = [row for row in read_metrics(path) if int(row.get("step", 0)) <= last_step]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = read_metrics(path)
+    torn = len([line for line in lines if line.strip()]) - len(rows)
+    if torn:
+        logger.warning("%s: dropped %d incomplete line(s) (a row being written when the run was killed); the rows "
+                       "of steps after %d are written again as the run resumes", path, torn, last_step)
+    rows = [row for row in rows if int(row.get("step", 0)) <= last_step]
     atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 

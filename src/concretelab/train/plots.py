@@ -100,12 +100,12 @@ def plot_run(
 ) -> list[Path]:
     """Write ``RUN/plots/{learning_curves,samples,reconstructions}.png``; return their paths."""
     run = Path(run)
+    model, config = load_run(run, checkpoint=checkpoint)  # a missing run folder or checkpoint is named first
     out = run / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "learning_curves.png", out / "samples.png", out / "reconstructions.png"]
     plot_learning_curves(run, paths[0])
 
-    model, config = load_run(run, checkpoint=checkpoint)
     dataset = load_dataset(config.data)
     shape = dataset.image_shape
     columns = math.ceil(math.sqrt(num_images))
