@@ -72,12 +72,12 @@ CASES = [
     (
         "negative probs",
         lambda: Concrete(1.0, probs=t3([0.5, 0.7, -0.2])),
-        r"Expected parameter probs \(Tensor of shape \(3,\)\) .* Simplex\(nonnegative, summing to 1\)",
+        r"Expected parameter probs \(Tensor of shape \(3,\)\) .* UnnormalisedSimplex\(finite, nonnegative, positive",
     ),
     (
-        "probs not summing to 1",
-        lambda: ExpConcrete(1.0, probs=t3([0.5, 0.6])),
-        r"Expected parameter probs .* Simplex\(nonnegative, summing to 1\)",
+        "probs summing to 0",
+        lambda: ExpConcrete(1.0, probs=t3([0.0, 0.0])),
+        r"Expected parameter probs .* UnnormalisedSimplex\(finite, nonnegative, positive sum\)",
     ),
     (
         "binary probs at 1",

@@ -192,3 +192,13 @@ def test_exp_concrete_at_minus_inf_in_an_included_category_is_minus_inf_not_nan(
     assert bool(torch.isfinite(g).all())
     far = torch.tensor([0.0, -1e4, -3.0], dtype=F64)  # the limit is approached: very negative log kappa
     assert ExpConcrete(0.7, logits=logits).log_prob(far - torch.logsumexp(far, 0)).item() < -1e3
+
+
+def test_unnormalised_probs_are_normalised_as_torch_does() -> None:
+    """Issue 10.13: torch's RelaxedOneHotCategorical accepts probs of any positive sum; so does Concrete."""
+    weights = torch.tensor([[1.0, 2.0, 5.0], [3.0, 3.0, 0.5]], dtype=torch.float64)
+    ours = Concrete(0.7, probs=weights)
+    theirs = torch.distributions.RelaxedOneHotCategorical(torch.tensor(0.7, dtype=torch.float64), probs=weights)
+    torch.testing.assert_close(ours.probs, theirs.probs, rtol=0, atol=1e-15)
+    x = theirs.sample((5,), )
+    torch.testing.assert_close(ours.log_prob(x), theirs.log_prob(x), rtol=1e-10, atol=1e-10)

@@ -88,6 +88,20 @@ class _Simplex(constraints.Constraint):
         return "Simplex(nonnegative, summing to 1)"
 
 
+class _UnnormalisedSimplex(constraints.Constraint):
+    """Category weights as torch's ``probs`` accepts them: finite, non-negative, with a positive sum (they are
+    normalised, as ``torch.distributions.Categorical`` does)."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        finite = torch.isfinite(value).all(dim=-1)
+        return finite & (value >= 0).all(dim=-1) & (value.sum(dim=-1) > 0)
+
+    def __repr__(self) -> str:
+        return "UnnormalisedSimplex(finite, nonnegative, positive sum)"
+
+
 class _LogSimplex(constraints.Constraint):
     """Log-space points of the simplex: no NaN, at most 0, logsumexp equal to 0 (dtype-aware tolerance)."""
 
@@ -118,6 +132,7 @@ open_unit_interval = _OpenUnitInterval()
 finite_real = _FiniteReal()
 categorical_logits = _CategoricalLogits()
 simplex = _Simplex()
+unnormalised_simplex = _UnnormalisedSimplex()
 log_simplex = _LogSimplex()
 
 
@@ -301,10 +316,12 @@ class _ConcreteParams(Distribution):
             probs_t = _as_float_tensor("probs", probs)
             if probs_t.dim() == 0 and self._categorical:
                 raise ValueError("probs must have a category dimension (shape (batch..., K)), got a scalar")
-            self.probs = probs_t
             validate = Distribution._validate_args if validate_args is None else validate_args
             if validate:  # before the conversion, so the error names probs rather than the derived logits
-                self._check_param("probs", probs_t, simplex if self._categorical else open_unit_interval)
+                self._check_param("probs", probs_t, unnormalised_simplex if self._categorical else open_unit_interval)
+            if self._categorical:  # normalised, as torch's Categorical does
+                probs_t = probs_t / probs_t.sum(dim=-1, keepdim=True)
+            self.probs = probs_t
             param = probs_to_logits(probs_t)
         else:
             param = _as_float_tensor("logits", logits)
@@ -443,7 +460,7 @@ class CategoricalConcreteParams(_ConcreteParams):
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "temperature": finite_positive,
         "logits": categorical_logits,
-        "probs": simplex,
+        "probs": unnormalised_simplex,
     }
     _categorical = True
 
