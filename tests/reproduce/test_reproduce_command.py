@@ -27,7 +27,8 @@ def _argv(tmp: Path, cells: list[str], steps: int, *extra: str) -> list[str]:
         "reproduce", "table1", "--cells", *cells, "--steps", str(steps), "--k", "4", "--num-images", "12",
         "--data", "embedded", "--valid-images", "8", "--configs", str(CONFIGS), "--out", str(tmp / "runs"),
         "--results", str(tmp / "results"), "--markdown", str(tmp / "RESULTS.md"),
-        "--figures", str(tmp / "figures"), "--threads", "1", *extra,
+        "--figures", str(tmp / "figures"), "--threads", "1", *(extra if "--recipe" in extra else
+                                                                  (*extra, "--recipe", "paper")),
     ]
 
 
@@ -88,7 +89,33 @@ def test_table1_end_to_end(tmp_path: Path) -> None:
         assert result["config"]["model"] == cell.model
 
 
+def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeypatch) -> None:
+    """A decaying learning rate is tied to its budget: an interrupted run resumes in its folder, a larger
+    budget is a new run (the old one stays), and the result records the recipe."""
+    name = "200H-784V-m1-relaxed"
+    real_train = runner.train
+
+    def interrupted_after_two_steps(config, *, resume=False):
+        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
+        return dataclasses.replace(result, stopped_by_signal=2)
+
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    assert main(_argv(tmp_path, [name], 5, "--recipe", "tuned")) == 130
+    monkeypatch.setattr(runner, "train", real_train)
+    assert main(_argv(tmp_path, [name], 5, "--recipe", "tuned")) == 0
+    result = _result(tmp_path, name)
+    assert (result["resumed_from"], result["steps"], result["recipe"]) == (2, 5, "tuned")
+    assert result["config"]["lr_schedule"] == "cosine" and result["config"]["lr_decay_steps"] == 5
+    assert main(_argv(tmp_path, [name], 7, "--recipe", "tuned")) == 0
+    assert _result(tmp_path, name)["resumed_from"] is None  # a new run for the new budget
+    assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == {f"{name}-tuned-5", f"{name}-tuned-7"}
+    # a result of the paper's recipe is not a result of the tuned one, and the other way round
+    assert main(_argv(tmp_path, [name], 3, "--recipe", "paper")) == 0
+    assert _result(tmp_path, name)["recipe"] == "paper"
+
+
 def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, monkeypatch) -> None:
+    """With the paper's constant rate, a run is extended in place by a larger --steps."""
     name = "200H-784V-m1-relaxed"
     real_train = runner.train
 
@@ -159,3 +186,26 @@ def test_a_cell_the_trainer_rejects_is_recorded_and_the_others_run(tmp_path: Pat
     assert _result(tmp_path, "200H-784V-m1-relaxed")["status"] == "done"
     row = _rows((tmp_path / "RESULTS.md").read_text())["200H-784V-m5-relaxed"]
     assert "not run (ValueError: --samples must be >= 1" in row
+
+
+def test_jobs_run_cells_side_by_side(tmp_path: Path) -> None:
+    cells = ["200H-784V-m1-relaxed", "200H~784V-m1-relaxed"]
+    assert main(_argv(tmp_path, cells, 3, "--jobs", "2")) == 0
+    for name in cells:
+        result = _result(tmp_path, name)
+        assert result["status"] == "done" and result["steps"] == 3
+        assert "--threads 1" in result["command"]  # each worker runs one thread
+        assert (tmp_path / "runs" / f"{name}.log").read_text().startswith("$ ")
+    assert "200H~784V-m1-relaxed" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_results_are_recorded_only_from_a_clean_tree(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue 9.3: the repository's results folder takes results only from a tree whose src/ and configs/ are
+    committed; a scratch folder outside the repository is allowed."""
+    monkeypatch.setattr(runner, "repository_root", lambda: tmp_path.resolve())
+    monkeypatch.setattr(runner, "uncommitted_changes", lambda: ["src/concretelab/train/loop.py"])
+    assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 2)) == 2
+    assert "uncommitted changes to src/ or configs/ (src/concretelab/train/loop.py)" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    monkeypatch.setattr(runner, "repository_root", lambda: (tmp_path / "elsewhere").resolve())
+    assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 2)) == 0

@@ -213,3 +213,25 @@ def test_a_second_signal_stops_at_once() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(1000):
                 pass
+
+
+def test_sigint_during_evaluate_stops_within_a_second_without_a_traceback(tmp_path) -> None:
+    out = tmp_path / "run"
+    train(small_config(out, steps=2))
+    args = ["evaluate", str(out), "--k", "200000", "--checkpoint", "last", "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from concretelab.cli import main; sys.exit(main())",
+                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    try:
+        time.sleep(3.0)  # loaded and inside the bound (1,000 images at k = 200,000 take minutes)
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr, stderr
+    assert took < 3.0, f"took {took:.1f} s"
+    assert not list(out.glob("eval-*.json")) and not list(out.glob(".eval-*"))

@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFolderBusyError as error:
         print(f"concretelab: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as error:  # Ctrl-C outside the trainer (evaluate, lab, reproduce's evaluation)
+        print(f"concretelab: interrupted{f' ({error})' if str(error) else ''}; nothing half-written was kept",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

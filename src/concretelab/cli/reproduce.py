@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="re-run done cells whose stored budget or evaluation differs from this request "
                         "(default: a done cell trained for at least --steps is kept)")
     table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    table1.add_argument("--recipe", choices=("tuned", "paper"), default="tuned",
+                        help="optimiser schedule: tuned (per model family, docs/recipe.md; default) or paper "
+                        "(the paper's constant Adam step)")
+    table1.add_argument("--jobs", type=positive_int, default=1,
+                        help="cells run side by side, one process and one thread each, with a progress bar per "
+                        "cell (default 1); logs in OUT/{cell}.log")
+    table1.add_argument("--no-render", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
     table1.add_argument("--configs", type=Path, default=Path("configs/table1"), help="folder of {cell}.toml")
     table1.add_argument("--out", type=Path, default=None,
                         help="folder of run folders (default: $XDG_CACHE_HOME/concretelab/table1)")
@@ -90,6 +97,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--eval-seed", str(args.eval_seed)]
     if args.redo:
         words.append("--redo")
+    if args.recipe != "tuned":
+        words += ["--recipe", args.recipe]
     return shlex.join(words)
 
 
@@ -99,7 +108,13 @@ def run_table1(args: argparse.Namespace) -> int:
     from concretelab.cli import CLIError
     from concretelab.reproduce.cells import CELLS, select_cells
     from concretelab.reproduce.render import render_results
-    from concretelab.reproduce.runner import CellState, ReproduceOptions, default_out, run_cells
+    from concretelab.reproduce.runner import (
+        CellState,
+        ReproduceOptions,
+        check_clean_for_results,
+        default_out,
+        run_cells,
+    )
 
     if not args.configs.is_dir():
         raise CLIError(f"config folder {str(args.configs)!r} not found (run from the repository root, or --configs)")
@@ -110,7 +125,7 @@ def run_table1(args: argparse.Namespace) -> int:
         configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
         eval_every=args.eval_every, valid_images=args.valid_images, eval_seed=args.eval_seed,
-        redo=args.redo,
+        redo=args.redo, recipe=args.recipe,
     )
     if args.list:
         from concretelab.reproduce.results import load_result
@@ -127,6 +142,15 @@ def run_table1(args: argparse.Namespace) -> int:
         print(format_states(states))
         return 0
 
+    check_clean_for_results(options.results)  # a recorded result names a clean commit
+    if args.jobs > 1 and len(cells) > 1:
+        from concretelab.reproduce.parallel import run_parallel
+
+        try:
+            return run_parallel(cells, options, worker_argv=_worker_argv(args), jobs=args.jobs)
+        finally:
+            render_results(options.results, args.markdown, args.figures)
+
     def show(states: dict) -> None:
         print(format_states(states), file=sys.stderr, flush=True)
 
@@ -136,5 +160,23 @@ def run_table1(args: argparse.Namespace) -> int:
         states = run_cells(cells, options, command=_command(args), on_update=show)
         interrupted = any(state.state == "interrupted" for state in states.values())
     finally:
-        render_results(options.results, args.markdown, args.figures)
+        if not args.no_render:
+            render_results(options.results, args.markdown, args.figures)
     return 130 if interrupted else 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The flags of this command that every --jobs worker repeats (each adds --cells NAME)."""
+    words: list[str] = []
+    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images"):
+        value = getattr(args, flag)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    words += ["--large-k-images", str(args.large_k_images), "--eval-seed", str(args.eval_seed),
+              "--recipe", args.recipe, "--threads", "1", "--no-render", "--configs", str(args.configs),
+              "--results", str(args.results)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
+    if args.redo:
+        words.append("--redo")
+    return words

@@ -37,6 +37,7 @@ from concretelab.reproduce.evaluation import (
     summarize,
     test_subset,
 )
+from concretelab.reproduce.recipes import recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
 from concretelab.train import TrainConfig, load_checkpoint, load_config, train
 from concretelab.train.config import config_from_dict, config_to_dict
@@ -50,6 +51,7 @@ __all__ = [
     "CellState",
     "ReproduceOptions",
     "cell_config",
+    "check_clean_for_results",
     "default_out",
     "git_commit",
     "is_done",
@@ -87,6 +89,7 @@ class ReproduceOptions:
     eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
     eval_batch_size: int = 100  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
+    recipe: str = "tuned"  # optimiser schedule: "tuned" (docs/recipe.md) or "paper" (concretelab.reproduce.recipes)
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_images", "large_k", "eval_every", "valid_images"):
@@ -102,7 +105,7 @@ class ReproduceOptions:
         return {
             "steps": config.steps, "k": self.k, "num_images": self.num_images, "large_k": self.large_k,
             "large_k_images": self.large_k_images if self.large_k else None, "data": config.data,
-            "eval_seed": self.eval_seed,
+            "eval_seed": self.eval_seed, "recipe": self.recipe,
         }
 
 
@@ -114,7 +117,8 @@ def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = Fal
         return False
     if redo:
         return stored.get("request") == request
-    return int(stored.get("steps") or 0) >= request["steps"]
+    stored_recipe = (stored.get("request") or {}).get("recipe", "paper")
+    return int(stored.get("steps") or 0) >= request["steps"] and stored_recipe == request.get("recipe", "paper")
 
 
 @dataclasses.dataclass
@@ -125,6 +129,52 @@ class CellState:
 
     state: str = "pending"
     detail: str = ""
+
+
+def uncommitted_changes(cwd: str | Path | None = None, paths: tuple[str, ...] = ("src", "configs")) -> list[str]:
+    """Files under ``paths`` of the package's git checkout with uncommitted changes (tracked or not); empty
+    outside a git checkout."""
+    where = str(cwd or Path(__file__).resolve().parent)
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=top, capture_output=True,
+                                text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def repository_root(cwd: str | Path | None = None) -> Path | None:
+    """The top of the git checkout the package runs from, or None."""
+    where = str(cwd or Path(__file__).resolve().parent)
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(top).resolve()
+
+
+def check_clean_for_results(results: Path) -> None:
+    """Refuse to record results into the repository's own results folder from a tree whose src/ or configs/
+    have uncommitted changes (a result must name the commit that made it). Results written elsewhere (a
+    scratch folder, the tests' temporary folders) are not recorded results and are allowed."""
+    top = repository_root()
+    if top is None:
+        return
+    try:
+        Path(results).resolve().relative_to(top)
+    except ValueError:
+        return
+    dirty = uncommitted_changes()
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise ValueError(
+            f"refusing to record results in {results} from a tree with uncommitted changes to src/ or configs/ "
+            f"({shown}); commit them, or run long cells from a clean worktree of one commit "
+            "(git worktree add ../table1-run HEAD), or pass --results to a folder outside the repository"
+        )
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -144,9 +194,18 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     """The cell's TOML config with the command's overrides (budget, data, run folder, validation)."""
     path = options.configs / f"{cell.name}.toml"
     config = load_config(path)
-    overrides: dict[str, Any] = {"out": str(options.out / cell.name), "progress": False}
+    overrides: dict[str, Any] = {**recipe_overrides(options.recipe, cell.linear), "progress": False}
     if options.steps is not None:
         overrides["steps"] = options.steps
+    budget = overrides.get("steps", config.steps)
+    decays = overrides.get("lr_schedule", config.lr_schedule) != "constant"
+    # a decaying schedule is tied to its budget, so each budget is its own run folder (an interrupted run
+    # still resumes in it); a constant-rate run can be extended in place with a larger --steps
+    overrides["out"] = str(options.out / (f"{cell.name}-{options.recipe}-{budget}" if decays else cell.name))
+    if decays:
+        overrides["lr_decay_steps"] = budget
+        if overrides.get("warmup_steps", config.warmup_steps) >= budget:  # a tiny budget (a smoke test)
+            overrides["warmup_steps"] = budget // 10
     if options.data is not None:
         overrides["data"] = options.data
     steps = overrides.get("steps", config.steps)
@@ -286,6 +345,7 @@ def _run_cell_locked(
         "commit": commit,
         "command": command,
         "request": options.request(config),
+        "recipe": options.recipe,
         "config": {key: value for key, value in config_to_dict(config).items() if value is not None},
         "curves": _curves(run),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,0 +1,33 @@
+"""Training recipes for the Table 1 cells: the optimiser schedule, the only thing a recipe changes.
+
+Everything that defines a cell (architecture, objective, m, temperatures, batch 64, data, the best
+checkpoint chosen by validation, the test bound) comes from ``configs/table1/{cell}.toml``. A recipe
+overrides only ``lr``, ``lr_schedule`` and ``warmup_steps``:
+
+* ``paper``: the configs as written, the paper's constant Adam step (3e-4 linear, 1e-4 nonlinear models;
+  Maddison et al. 2017, Sec. 5);
+* ``tuned``: the best setting per model family of the sweep in docs/recipe.md
+  (``scripts/recipe_sweep.py``, 10^5 steps, selection by validation -L_100).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RECIPES", "recipe_overrides"]
+
+# family -> overrides; "linear" cells have "-" connections only, "nonlinear" ones "~" (two tanh layers).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"linear": {}, "nonlinear": {}},
+    "tuned": {
+        "linear": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 1000},
+        "nonlinear": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 1000},
+    },
+}
+
+
+def recipe_overrides(recipe: str, linear: bool) -> dict[str, Any]:
+    """The config overrides of ``recipe`` for a linear or nonlinear cell."""
+    if recipe not in RECIPES:
+        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    return dict(RECIPES[recipe]["linear" if linear else "nonlinear"])
