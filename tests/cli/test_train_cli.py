@@ -142,3 +142,14 @@ def test_load_run_gives_a_usable_model(trained_run) -> None:
     assert bound.shape == (4,) and torch.isfinite(bound).all() and (bound < 0).all()
     last, _ = concretelab.load_run(trained_run, checkpoint="last")
     assert set(last.state_dict()) == set(model.state_dict())
+
+
+def test_dry_run_prints_the_config_and_size_and_writes_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--dry-run", "--model", "200H~784V", "--categories", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert 'model = "200H~784V"' in printed and "temperatures used: prior 0.666667, posterior 1" in printed
+    # 784*200 + 200 + 3 * (200*200 + 200) in the encoder; the decoder mirrors it from 400 one-hot inputs
+    model = concretelab.models.build_model("200H~784V", categories=4)
+    assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in printed
+    assert not out.exists()

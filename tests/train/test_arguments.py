@@ -74,9 +74,15 @@ def test_help_shows_each_default_once(capsys) -> None:
 def test_nary_models_get_the_papers_temperatures(categories: int) -> None:
     config = TrainConfig(model="240H~784V", categories=categories)
     expected = {4: (2 / 3, 1.0), 8: (2 / 5, 2 / 3)}[categories]  # Maddison et al. (2017), App. C
-    assert (config.prior_temperature, config.posterior_temperature) == pytest.approx(expected)
-    binary = TrainConfig(model="200H~784V")
-    assert (binary.prior_temperature, binary.posterior_temperature) == pytest.approx((1 / 2, 2 / 3))
+    assert config.temperatures == pytest.approx(expected)
+    assert TrainConfig(model="200H~784V").temperatures == pytest.approx((1 / 2, 2 / 3))
+    # through flags too (the defaults are resolved when read, so --categories given later still counts)
+    from concretelab.train import resolve_config
+
+    assert resolve_config(overrides={"model": "240H~784V", "categories": categories}).temperatures == (
+        pytest.approx(expected))
+    assert resolve_config(overrides={"categories": 8, "prior_temperature": "1/3"}).temperatures == (
+        pytest.approx((1 / 3, 2 / 3)))
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))

@@ -75,13 +75,14 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path) -> None:
 def test_reproduce_leaves_a_busy_cell_alone(tmp_path) -> None:
     cell = cell_by_name("200H-784V-m1-relaxed")
     options = ReproduceOptions(configs=REPO / "configs" / "table1", out=tmp_path / "runs",
-                               results=tmp_path / "results", steps=2, k=2, num_images=2, data="embedded")
+                               results=tmp_path / "results", steps=2, k=2, num_images=2, data="embedded",
+                               recipe="paper")  # a constant rate: the run folder is named after the cell
     with run_lock(options.out / cell.name):  # this process holds it; a child process plays the second writer
         code = (
             "import sys\nfrom pathlib import Path\nfrom concretelab.reproduce.cells import cell_by_name\n"
             "from concretelab.reproduce.runner import ReproduceOptions, run_cells\n"
             f"o = ReproduceOptions(configs=Path({str(options.configs)!r}), out=Path({str(options.out)!r}), "
-            f"results=Path({str(options.results)!r}), steps=2, k=2, num_images=2, data='embedded')\n"
+            f"results=Path({str(options.results)!r}), steps=2, k=2, num_images=2, data='embedded', recipe='paper')\n"
             "s = run_cells([cell_by_name('200H-784V-m1-relaxed')], o, command='test', commit='test')\n"
             "print(s['200H-784V-m1-relaxed'].state, s['200H-784V-m1-relaxed'].detail)\n"
         )

@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", dest="config_file", metavar="FILE", help="TOML file of configuration overrides")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved configuration and the model's parameter count, train nothing, "
+                        "write nothing")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = field.default
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     saved = Path(config.out) / "config.toml"
     if args.resume and saved.is_file():
         config = resolve_config(config_file=args.config_file, overrides=overrides, base=load_config(saved))
+    if args.dry_run:
+        return _dry_run(config)
     try:
         result = train(config, resume=args.resume)
     except NonFiniteLossError as error:
@@ -104,4 +109,26 @@ def run(args: argparse.Namespace) -> int:
         return 128 + int(result.stopped_by_signal)
     best = "" if result.best_valid_nll is None else f", best validation -L_{config.eval_k} {result.best_valid_nll:.3f}"
     logger.info("done: %d steps in %.1f s%s; run folder %s", result.step, result.seconds, best, result.out)
+    return 0
+
+
+def _dry_run(config: object) -> int:
+    """The resolved configuration as TOML, then the model's size (built on the meta device: no memory)."""
+    import tomli_w
+    import torch
+
+    from concretelab.models import build_model
+    from concretelab.train.config import config_to_dict
+    from concretelab.train.resources import check_resources
+
+    values = {k: v for k, v in config_to_dict(config).items() if v is not None}
+    prior, posterior = config.temperatures
+    print("# resolved configuration (concretelab train --dry-run)")
+    print(f"# temperatures used: prior {prior:.6g}, posterior {posterior:.6g}")
+    print(tomli_w.dumps(values), end="")
+    with torch.device("meta"):
+        model = build_model(config.model, categories=config.categories)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"# model {config.model}: {parameters:,} parameters ({parameters * 4 / 2**20:.1f} MiB in float32)")
+    check_resources(config, torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device))
     return 0

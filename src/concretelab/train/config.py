@@ -102,21 +102,26 @@ class TrainConfig:
     out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
 
     @property
+    def temperatures(self) -> tuple[float, float]:
+        """(prior, posterior) temperatures: the values given, or where unset the paper's for the model's units
+        (:func:`default_temperatures`), resolved from ``model`` and ``categories`` whenever they are read."""
+        prior, posterior = default_temperatures(self.model, self.categories)
+        return (
+            prior if self.prior_temperature is None else self.prior_temperature,
+            posterior if self.posterior_temperature is None else self.posterior_temperature,
+        )
+
+    @property
     def lr_horizon(self) -> int:
         """The step at which a decaying learning rate reaches 0: ``lr_decay_steps``, or ``steps`` when unset."""
         return self.steps if self.lr_decay_steps is None else self.lr_decay_steps
 
     def __post_init__(self) -> None:
         _check_types(self)
-        if self.prior_temperature is None or self.posterior_temperature is None:  # the paper's, by the units
-            prior, posterior = default_temperatures(self.model, self.categories)
-            if self.prior_temperature is None:
-                object.__setattr__(self, "prior_temperature", prior)
-            if self.posterior_temperature is None:
-                object.__setattr__(self, "posterior_temperature", posterior)
+
         for name in ("prior_temperature", "posterior_temperature"):
             value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{_flag(name)} must be a positive finite number, got {value}")
         if not self.temperature_floor > 0:
             raise ValueError(f"--temperature-floor must be positive, got {self.temperature_floor}")
@@ -126,10 +131,10 @@ class TrainConfig:
                     raise ValueError(f"{_flag(name)} cannot be combined with --learnable-temperature")
                 parse_schedule(getattr(self, name))  # raises ValueError naming the problem
         if self.learnable_temperature:
-            for name in ("prior_temperature", "posterior_temperature"):
-                if getattr(self, name) <= self.temperature_floor:
+            for name, value in zip(("prior_temperature", "posterior_temperature"), self.temperatures, strict=True):
+                if value <= self.temperature_floor:
                     raise ValueError(
-                        f"{_flag(name)} ({getattr(self, name)}) must exceed --temperature-floor "
+                        f"{_flag(name)} ({value}) must exceed --temperature-floor "
                         f"({self.temperature_floor})"
                     )
         if self.categories is not None and self.categories < 2:
@@ -284,7 +289,13 @@ def write_config(config: TrainConfig, path: str | Path) -> None:
     from concretelab.train.io import atomic_write_bytes
 
     values = {k: v for k, v in config_to_dict(config).items() if v is not None}
-    header = "# Resolved configuration of this run (written by concretelab train).\n"
+    prior, posterior = config.temperatures
+    header = (
+        "# Resolved configuration of this run (written by concretelab train).\n"
+        f"# Temperatures used: prior {prior:.6g}, posterior {posterior:.6g}"
+        + (" (unset keys: the paper's for the units)\n" if config.prior_temperature is None
+           or config.posterior_temperature is None else "\n")
+    )
     atomic_write_bytes(Path(path), (header + tomli_w.dumps(values)).encode("utf-8"))
 
 

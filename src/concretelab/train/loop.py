@@ -124,19 +124,20 @@ class Temperatures(nn.Module):
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
         self.learnable = config.learnable_temperature
+        prior, posterior = config.temperatures  # as given, or the paper's for the model's units
         if self.learnable:
-            self.prior = LearnableTemperature(config.prior_temperature, config.temperature_floor)
-            self.posterior = LearnableTemperature(config.posterior_temperature, config.temperature_floor)
+            self.prior = LearnableTemperature(prior, config.temperature_floor)
+            self.posterior = LearnableTemperature(posterior, config.temperature_floor)
         else:
             self.prior_schedule = (
                 parse_schedule(config.prior_schedule)
                 if config.prior_schedule
-                else ConstantTemperature(config.prior_temperature)
+                else ConstantTemperature(prior)
             )
             self.posterior_schedule = (
                 parse_schedule(config.posterior_schedule)
                 if config.posterior_schedule
-                else ConstantTemperature(config.posterior_temperature)
+                else ConstantTemperature(posterior)
             )
 
     def forward(self, step: int) -> tuple[float | Tensor, float | Tensor]:
