@@ -57,6 +57,8 @@ _HELP = {
     "log_every": "write a metrics row every N steps",
     "checkpoint_every": "write checkpoints/last.safetensors every N steps (0: only at the end)",
     "progress": "show a progress bar",
+    "tensorboard": "also write the metrics and sample images as TensorBoard events in OUT/tensorboard "
+    "(needs the optional extra: pip install 'concretelab[tensorboard]')",
     "out": "run folder (config.toml, metrics.jsonl, checkpoints/)",
 }
 

@@ -99,6 +99,7 @@ class TrainConfig:
     log_every: int = 50  # write a metrics row every N steps (the hot loop reads the device only then)
     checkpoint_every: int = 1000  # write checkpoints/last.safetensors every N steps and at the end
     progress: bool = True  # show a tqdm progress bar (it hides itself when stderr is not a terminal)
+    tensorboard: bool = False  # also write the scalars and sample images as TensorBoard events in out/tensorboard
     out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
 
     @property
@@ -174,7 +175,7 @@ class TrainConfig:
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
 MUTABLE_ON_RESUME = frozenset(
     {"steps", "device", "threads", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size",
-     "log_every", "checkpoint_every", "progress", "out"}
+     "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
 )
 
 

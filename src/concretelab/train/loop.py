@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,6 +66,7 @@ from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, t
 from concretelab.train.resources import check_resources, model_input_size
 from concretelab.train.run_lock import run_lock
 from concretelab.train.seeding import derive_seed
+from concretelab.train.tensorboard import TensorBoardLog, require_tensorboard
 
 __all__ = [
     "ForcedStop",
@@ -344,6 +346,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     elif last_path.exists():
         raise ValueError(f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out")
     check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
+    if config.tensorboard:
+        require_tensorboard()  # ValueError naming --tensorboard and the install command
 
     # ----- data and model -------------------------------------------------------------------------------------
     dataset = load_dataset(config.data)
@@ -398,6 +402,12 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
         write_config(config, out / "config.toml")
         truncate_metrics(out / "metrics.jsonl", step)
     metrics = MetricsWriter(out / "metrics.jsonl", enabled=context.is_main)
+    board = TensorBoardLog(out / "tensorboard", first_step=step + 1) if config.tensorboard and context.is_main else None
+
+    def log_row(row: dict[str, Any]) -> None:
+        metrics.write(row)
+        if board is not None:
+            board.row(row)
 
     t0 = time.perf_counter()
     row_t0 = t0
@@ -428,7 +438,7 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
         now = time.perf_counter()
         prior_t, posterior_t = temperatures(step)
         loss = sum(values) / len(values)
-        metrics.write({
+        log_row({
             "step": step,
             "loss": loss,
             "prior_temperature": float(torch.as_tensor(prior_t).detach()),
@@ -456,8 +466,11 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
                         signal.Signals(stop.signal or signal.SIGTERM).name)
             return False
         valid_nll = -float(bound.mean())
-        metrics.write({"step": step, "valid_nll": valid_nll, "valid_k": config.eval_k,
-                       "valid_images": int(bound.shape[0]), "time": elapsed + time.perf_counter() - t0})
+        log_row({"step": step, "valid_nll": valid_nll, "valid_k": config.eval_k,
+                 "valid_images": int(bound.shape[0]), "time": elapsed + time.perf_counter() - t0})
+        if board is not None:
+            board.samples(step, model, dataset.image_shape, valid_images[:16].to(device, torch.float32),
+                          torch.Generator(device=device).manual_seed(derive_seed(config.seed, "samples")))
         logger.info("step %d: validation -L_%d = %.3f nats", step, config.eval_k, valid_nll)
         if best_bound is None or -valid_nll > best_bound:
             best_bound = -valid_nll
@@ -533,6 +546,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     finally:
         bar.close()
         metrics.close()
+        if board is not None:
+            board.close()
         context.close()
     seconds = elapsed + time.perf_counter() - t0
     if context.is_main:
