@@ -76,14 +76,15 @@ def _row(cell: Cell, result: dict[str, Any] | None, figure_rel: str | None) -> s
     commit = str(result.get("commit", "unknown"))
     short = commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
     return (
-        head + f" {_ours(result)}{delta} | {_large_k(result)} | {_steps(result['steps'])} |"
+        head + f" {_ours(result)}{delta} | {_large_k(result)} | {_steps(result['steps'])}, "
+        f"{result.get('recipe', 'paper')} recipe |"
         f" L_{result['k']:,} on {images} | {_duration(result.get('seconds'))} | `{short}` {curve} |"
     )
 
 
 _HEADER = (
     "| cell | model | objective | m | paper -L_50000 | ours -L_k ± 95% CI (ours − paper) | ours, large k "
-    "[95% CI] | steps | test bound | wall time | commit, curve |\n"
+    "[95% CI] | steps, recipe | test bound | wall time | commit, curve |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
