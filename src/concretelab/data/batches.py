@@ -16,9 +16,24 @@ import torch
 from torch import Tensor
 
 from concretelab.data._files import derive_seed
-from concretelab.data.dataset import binarize
 
-__all__ = ["BatchIterator"]
+__all__ = ["BatchIterator", "binarize"]
+
+
+def binarize(grey: Tensor, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """One Bernoulli draw per pixel: ``x = 1`` iff ``U < grey / 255`` with ``U ~ Uniform[0, 1)``.
+
+    Args:
+        grey: ``torch.uint8`` grey levels 0..255, any shape (usually ``(batch, H*W)``).
+        generator: source of ``U`` (``torch.rand``); the caller controls it, so draws are reproducible.
+        dtype: dtype of the returned 0/1 tensor.
+
+    Grey level 0 always gives 0 and 255 always gives 1.
+    """
+    if grey.dtype != torch.uint8:
+        raise ValueError(f"binarize: grey must be a torch.uint8 tensor of levels 0..255, got dtype {grey.dtype}")
+    uniform = torch.rand(grey.shape, generator=generator, device=grey.device)
+    return (uniform < grey.to(torch.float32) / 255.0).to(dtype)
 
 
 class BatchIterator:

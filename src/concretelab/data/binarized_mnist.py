@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 NAME = "binarized-mnist"
 NUM_PIXELS = 784
 NUM_IMAGES: dict[str, int] = {"train": 50_000, "valid": 10_000, "test": 10_000}
-# sha256 of each split as a uint8 array (C order, N x 784), from /work/shared/data/binarized_mnist/README.md.
+# sha256 of each split as a uint8 array (C order, N x 784), from ../shared/data/binarized_mnist/README.md.
 ARRAY_SHA256: dict[str, str] = {
     "train": "43490d4d6ac9002727af4426d8748609fdb7e4094fa65ad8d681ea60082a7a5a",
     "valid": "069b4f0beb389b776478c3e872b4df71c95ac4be64d7cbe6d32e24ebac8e6d5e",

@@ -1,4 +1,4 @@
-"""The dataset object every loader returns, and the Bernoulli binarization of grey levels.
+"""The dataset object every loader returns (the Bernoulli binarization of grey levels lives in batches.py).
 
 A :class:`Dataset` holds three splits as ``torch.uint8`` tensors of shape ``(N, H*W)``. Validation and
 test images are always binary (0/1). The training images are binary too, unless the dataset is
@@ -16,34 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from concretelab.data.batches import BatchIterator
+from concretelab.data.batches import BatchIterator, binarize
 
 __all__ = ["SPLITS", "Dataset", "binarize"]
 
 SPLITS: tuple[str, str, str] = ("train", "valid", "test")
-
-
-def binarize(grey: Tensor, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """One Bernoulli draw per pixel: ``x = 1`` iff ``U < grey / 255`` with ``U ~ Uniform[0, 1)``.
-
-    Args:
-        grey: ``torch.uint8`` grey levels 0..255, any shape (usually ``(batch, H*W)``).
-        generator: source of ``U`` (``torch.rand``); the caller controls it, so draws are reproducible.
-        dtype: dtype of the returned 0/1 tensor.
-
-    Grey level 0 always gives 0 and 255 always gives 1.
-    """
-    if grey.dtype != torch.uint8:
-        raise ValueError(f"binarize: grey must be a torch.uint8 tensor of levels 0..255, got dtype {grey.dtype}")
-    uniform = torch.rand(grey.shape, generator=generator, device=grey.device)
-    return (uniform < grey.to(torch.float32) / 255.0).to(dtype)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -109,8 +91,6 @@ class Dataset:
         self, batch_size: int, *, seed: int, drop_last: bool = False, dtype: torch.dtype = torch.float32
     ) -> BatchIterator:
         """A resumable, shuffled stream of training batches (binarized per batch when required)."""
-        from concretelab.data.batches import BatchIterator
-
         return BatchIterator(
             self.train,
             batch_size,

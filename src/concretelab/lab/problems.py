@@ -25,8 +25,6 @@ References
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -34,13 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
     "PROBLEMS",
-    "SHARED_MNIST_TEST",
     "Problem",
     "categorical_problem",
     "load_binarized_mnist_rows",
@@ -52,10 +48,6 @@ log = logging.getLogger(__name__)
 
 PROBLEMS: tuple[str, ...] = ("toy", "sbn", "categorical")
 
-# Fallback only when concretelab.data has no embedded images: the shared read-only copy of the fixed
-# binarization (test split), of which the first rows are read; never downloaded.
-SHARED_MNIST_TEST = Path("/work/shared/data/binarized_mnist/test.amat.gz")
-_MNIST_TEST_SHA256 = "ca0294c3b8d984c7a1dc891015a8eea6f37bae59a34e35ea0fc8c47110a8dd86"  # uint8 (10000, 784)
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -144,60 +136,25 @@ def categorical_problem(
 
 
 def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tensor, str]:
-    """The first ``rows`` binarized MNIST images as float64 (rows, 784), and a note on their source.
+    """The first ``rows`` test images of binarized MNIST as float64 (rows, 784), and a note on their source.
 
-    Uses ``concretelab.data`` (the package's embedded images) when it provides them; otherwise reads the
-    shared read-only file ``path`` (default :data:`SHARED_MNIST_TEST`) with numpy and checks its
-    published checksum. Nothing is downloaded.
+    ``path`` None: the package's embedded subset (always present); otherwise any ``--data`` value
+    :func:`concretelab.data.load_dataset` accepts (a folder of .amat files, an .npz, ...) or a single
+    ``.amat[.gz]`` file, read and checksum-verified by ``concretelab.data``. Nothing is downloaded.
     """
     _check_positive_int("rows", rows)
+    from concretelab.data import load_dataset
+    from concretelab.data.binarized_mnist import read_amat
+
     if path is None:
-        embedded = _embedded_images()
-        if embedded is not None and embedded.shape[0] >= rows:
-            return embedded[:rows].to(torch.float64), "concretelab.data.load_dataset('embedded')"
-        path = SHARED_MNIST_TEST
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"binarized MNIST not found: concretelab.data has no embedded images and {path} does not exist; "
-            "pass the path to a binarized_mnist .amat or .amat.gz file"
-        )
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    chars = np.frombuffer(raw, dtype=np.uint8)
-    digits = chars[(chars == ord("0")) | (chars == ord("1"))] - ord("0")
-    if digits.size % 784:
-        raise ValueError(f"{path}: expected lines of 784 binary values, got {digits.size} values in total")
-    array = np.ascontiguousarray(digits.reshape(-1, 784), dtype=np.uint8)
-    if array.shape == (10000, 784) and path.name.startswith("test"):
-        digest = hashlib.sha256(array.tobytes()).hexdigest()
-        if digest != _MNIST_TEST_SHA256:
-            raise ValueError(f"{path}: sha256 of the array is {digest}, expected {_MNIST_TEST_SHA256}")
-    if array.shape[0] < rows:
-        raise ValueError(f"{path} holds {array.shape[0]} images, fewer than the {rows} requested")
-    return torch.from_numpy(array[:rows].astype(np.float64)), str(path)
-
-
-def _embedded_images() -> Tensor | None:
-    """Images from ``concretelab.data.load_dataset("embedded")`` as a (N, 784) tensor, or None if absent."""
-    try:
-        from concretelab.data import load_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        data = load_dataset("embedded")
-    except (ValueError, FileNotFoundError, OSError) as error:
-        log.info("embedded data unavailable (%s); using the shared file", error)
-        return None
-    for candidate in (getattr(data, "test", None), getattr(data, "train", None), data):
-        if isinstance(candidate, (tuple, list)) and candidate:
-            candidate = candidate[0]
-        if isinstance(candidate, np.ndarray):
-            candidate = torch.from_numpy(candidate)
-        if isinstance(candidate, Tensor) and candidate.dim() == 2 and candidate.shape[1] == 784:
-            return candidate
-    return None
+        images, source = load_dataset("embedded").test, "concretelab.data.load_dataset('embedded')"
+    elif Path(path).is_file() and ".amat" in Path(path).name:
+        images, source = torch.from_numpy(read_amat(path)), str(path)
+    else:
+        images, source = load_dataset(path).test, f"concretelab.data.load_dataset({str(path)!r})"
+    if images.shape[0] < rows:
+        raise ValueError(f"{source} holds {images.shape[0]} test images, fewer than the {rows} requested")
+    return images[:rows].to(torch.float64), source
 
 
 def _bernoulli_log_lik(x: Tensor, logits: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ discrete bound; VIMCO's leave-one-out baseline needs m >= 2, so the m = 1 column
 ``nvil``). Cells marked ``beyond_paper`` are rows this project adds (a lab estimator on the linear models,
 where the paper's Concrete numbers trail VIMCO); they have no published value.
 
-Published values: test -L_50000 in nats (Maddison et al. 2017, Table 1; /work/shared/reference).
+Published values: test -L_50000 in nats (Maddison et al. 2017, Table 1; ../shared/reference/).
 """
 
 from __future__ import annotations
