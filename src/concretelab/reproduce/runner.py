@@ -62,6 +62,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PAPER_STEPS = 10_000_000  # training steps per cell in Maddison et al. (2017), Sec. 5
+# Marks results whose bounds came from the exact (float64-decided) discrete sampler of commit 7b4621d; results
+# without it were measured with the float32 `rand() < sigmoid(a)` sampler, which can overstate L_k.
+EXACT_SAMPLER = "float64-decided (7b4621d)"
 _CURVE_POINTS = 300  # training-curve points kept in a result file
 
 
@@ -346,6 +349,7 @@ def _run_cell_locked(
         "command": command,
         "request": options.request(config),
         "recipe": options.recipe,
+        "sampler": EXACT_SAMPLER,
         "config": {key: value for key, value in config_to_dict(config).items() if value is not None},
         "curves": _curves(run),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
