@@ -95,7 +95,7 @@ def report(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     runs = {}
-    for model, lr, schedule, seed in itertools.product(MODELS, LRS, SCHEDULES, args.seeds):
+    for model, lr, schedule, seed in itertools.product(args.models, LRS, SCHEDULES, args.seeds):
         info = read_run(args.out / run_name(model, lr, schedule, seed))
         if info is not None:
             runs[run_name(model, lr, schedule, seed)] = {"model": model, "lr": lr, "schedule": schedule,
@@ -125,8 +125,8 @@ def report(args: argparse.Namespace) -> None:
 
     figures = REPO / "docs" / "figures" / "recipe"
     figures.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(MODELS), figsize=(5 * len(MODELS), 4), squeeze=False)
-    for ax, model in zip(axes[0], MODELS, strict=True):
+    fig, axes = plt.subplots(1, len(args.models), figsize=(5 * len(args.models), 4), squeeze=False)
+    for ax, model in zip(axes[0], args.models, strict=True):
         for r in runs.values():
             if r["model"] != model:
                 continue

@@ -19,8 +19,11 @@ __all__ = ["RECIPES", "recipe_overrides"]
 # family -> overrides; "linear" cells have "-" connections only, "nonlinear" ones "~" (two tanh layers).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"linear": {}, "nonlinear": {}},
+    # docs/recipe.md, 10^5 steps, one seed, best validation -L_100 on 2,000 images: 200H~200H~784V 96.70 with
+    # lr 1e-3 and a cosine decay (98.46 constant 1e-3; 107.89 the paper's constant 1e-4); 200H-784V 116.09 with
+    # a constant 1e-3 (116.78 cosine 1e-3; 116.99 the paper's constant 3e-4)
     "tuned": {
-        "linear": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 1000},
+        "linear": {"lr": 1e-3, "lr_schedule": "constant", "warmup_steps": 0},
         "nonlinear": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 1000},
     },
 }
