@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint docs clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(DEMO_OUT) site
