@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("sklearn")  # the classification examples' --smoke data (scikit-learn's bundled digits)
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.parametrize(("script", "expected"), [
     ("own_model_vimco.py", "test -L_50 on 100 images"),
     ("categorical_vae.py", "| straight-through |"),
+    ("hard_concrete_l0.py", "| lam | test error | weights kept |"),
+    ("subset_selection.py", "| pixels kept (k) | test accuracy |"),
 ])
 def test_smoke(tmp_path: Path, script: str, expected: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
