@@ -332,3 +332,37 @@ def test_torch_compile_inductor_fullgraph_given_noise() -> None:
 
     compiled = torch.compile(step, fullgraph=True)
     torch.testing.assert_close(compiled(logits, noise, z), step(logits, noise, z))
+
+
+# ----- the Bernoulli and categorical log-probability kernels, against 50-digit mpmath ------------------------
+
+
+def test_bernoulli_log_prob_against_mpmath() -> None:
+    import mpmath
+
+    from concretelab.functional import bernoulli_log_prob
+
+    mpmath.mp.dps = 50
+    logits = torch.tensor([-800.0, -60.0, -30.0, -1.5, 0.0, 2.0, 30.0, 60.0, 800.0], dtype=torch.float64)
+    for b in (0.0, 1.0):
+        got = bernoulli_log_prob(logits, torch.full_like(logits, b))
+        for a, value in zip(logits.tolist(), got.tolist(), strict=True):
+            p1 = 1 / (1 + mpmath.exp(-mpmath.mpf(a)))  # sigmoid(a), exact
+            want = mpmath.log(p1) if b else mpmath.log(1 - p1)
+            assert abs(value - float(want)) <= 1e-12 * (1 + abs(float(want))), (a, b, value, want)
+
+
+def test_categorical_log_prob_against_mpmath_with_an_excluded_category() -> None:
+    import mpmath
+
+    from concretelab.functional import categorical_log_prob
+
+    mpmath.mp.dps = 50
+    logits = torch.tensor([3.0, -40.0, 0.5, -math.inf], dtype=torch.float64)
+    total = mpmath.fsum(mpmath.exp(mpmath.mpf(a)) for a in logits.tolist()[:3])
+    for k in range(3):
+        value = torch.zeros(4, dtype=torch.float64)
+        value[k] = 1.0
+        want = float(mpmath.mpf(logits[k].item()) - mpmath.log(total))
+        assert categorical_log_prob(logits, value).item() == pytest.approx(want, rel=1e-13)
+    assert torch.isfinite(categorical_log_prob(logits, torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)))

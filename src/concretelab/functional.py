@@ -26,7 +26,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "bernoulli_log_prob",
     "binconcrete_log_density",
+    "categorical_log_prob",
     "compute_dtype",
     "exp_concrete_log_density",
     "exp_concrete_log_density_at_noise",
@@ -486,6 +488,19 @@ def softplus(x: Tensor) -> Tensor:
     """log(1 + exp(x)), exact to rounding in float32 and float64 (torch's default threshold of 20
     replaces it by x with an absolute error of 2e-9; 40 keeps that error below 5e-18)."""
     return torch.nn.functional.softplus(x, beta=1.0, threshold=40.0)
+
+
+def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
+    """Elementwise log Bernoulli(value; sigmoid(logits)) = value * logits - softplus(logits) (no log of a sigmoid;
+    = value log sigmoid(a) + (1 - value) log sigmoid(-a)); logits and value broadcast."""
+    return value * logits - softplus(logits)
+
+
+def categorical_log_prob(logits: Tensor, value: Tensor, dim: int = -1) -> Tensor:
+    """log Categorical(value; softmax(logits)) = sum_k value_k log_softmax(logits)_k along ``dim`` (value one-hot,
+    or any weights); a -inf logit with a zero weight contributes 0."""
+    log_p = torch.log_softmax(logits, dim=dim)
+    return torch.where(value == 0, 0.0, value * log_p).sum(dim=dim)
 
 
 def logit_binconcrete_log_density(z: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:

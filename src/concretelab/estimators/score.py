@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from concretelab.functional import softplus
+from concretelab import functional
 
 __all__ = [
     "RunningMoments",
@@ -37,13 +37,15 @@ __all__ = [
 
 
 def bernoulli_log_prob(b: Tensor, logits: Tensor) -> Tensor:
-    """Elementwise log p(b) = −b softplus(−θ) − (1 − b) softplus(θ) (no log of σ(θ)); b ∈ {0, 1}."""
-    return -b * softplus(-logits) - (1 - b) * softplus(logits)
+    """Elementwise log p(b) = b θ − softplus(θ) (no log of σ(θ)); b ∈ {0, 1}
+    (:func:`concretelab.functional.bernoulli_log_prob`, arguments in the estimators' order)."""
+    return functional.bernoulli_log_prob(logits, b)
 
 
 def categorical_log_prob(b: Tensor, logits: Tensor) -> Tensor:
-    """log p(b) = Σ_k b_k log_softmax(θ)_k for one-hot b of shape (..., K); returns shape (...)."""
-    return (b * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
+    """log p(b) = Σ_k b_k log_softmax(θ)_k for one-hot b of shape (..., K); returns shape (...)
+    (:func:`concretelab.functional.categorical_log_prob`)."""
+    return functional.categorical_log_prob(logits, b)
 
 
 def bernoulli_score(b: Tensor, logits: Tensor) -> Tensor:

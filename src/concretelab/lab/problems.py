@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from concretelab.functional import bernoulli_log_prob, softplus
+
 __all__ = [
     "PROBLEMS",
     "Problem",
@@ -159,7 +161,7 @@ def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tens
 
 def _bernoulli_log_lik(x: Tensor, logits: Tensor) -> Tensor:
     """Σ_d log Bernoulli(x_d; σ(logits_d)) = Σ_d x_d l_d − softplus(l_d), over the last axis."""
-    return (x * logits - torch.nn.functional.softplus(logits)).sum(dim=-1)
+    return bernoulli_log_prob(logits, x).sum(dim=-1)
 
 
 def _fit_decoder(
@@ -181,7 +183,7 @@ def _fit_decoder(
         optimiser.zero_grad(set_to_none=True)
         log_prior = _bernoulli_log_lik(states, a)  # (S,)
         pixel_logits = states @ w.T + c  # (S, 784)
-        log_lik = x @ pixel_logits.T - torch.nn.functional.softplus(pixel_logits).sum(dim=1)  # (N, S)
+        log_lik = x @ pixel_logits.T - softplus(pixel_logits).sum(dim=1)  # (N, S): sum_d x_d a_d - softplus(a_d)
         loss = -torch.logsumexp(log_lik + log_prior, dim=1).mean()
         loss.backward()
         optimiser.step()

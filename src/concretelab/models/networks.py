@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
+
+from concretelab.functional import bernoulli_log_prob
 
 __all__ = [
     "OUTPUT_BIAS_SMOOTHING",
@@ -64,4 +65,4 @@ def mean_logits(train_mean: Tensor, size: int) -> Tensor:
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     """sum_d x_d a_d - softplus(a_d) = sum_d log Bernoulli(x_d; sigmoid(a_d)); a (..., batch, D), x (batch, D)."""
-    return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
+    return bernoulli_log_prob(logits, x).sum(-1)

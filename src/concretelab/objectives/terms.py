@@ -17,7 +17,8 @@ import math
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
+
+from concretelab import functional
 
 __all__ = [
     "bernoulli_kl",
@@ -31,20 +32,22 @@ __all__ = [
 
 
 def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)); logits broadcast to value."""
-    return (value * logits).sum(-1) - F.softplus(logits).sum(-1)
+    """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)); logits broadcast to value
+    (the kernel :func:`concretelab.functional.bernoulli_log_prob`, summed over the units)."""
+    return functional.bernoulli_log_prob(logits, value).sum(-1)
 
 
 def categorical_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """sum_units sum_k b_k log_softmax(a)_k; logits (..., units, K) broadcast to value."""
-    return (value * torch.log_softmax(logits, dim=-1)).sum((-2, -1))
+    """sum_units sum_k b_k log_softmax(a)_k; logits (..., units, K) broadcast to value
+    (the kernel :func:`concretelab.functional.categorical_log_prob`, summed over the units)."""
+    return functional.categorical_log_prob(logits, value).sum(-1)
 
 
 def bernoulli_kl(q_logits: Tensor, p_logits: Tensor) -> Tensor:
     """sum_units KL(Bernoulli(sigmoid a_q) || Bernoulli(sigmoid a_p))
     = sum_units q1 (log q1 - log p1) + q0 (log q0 - log p0), with log sigmoid(a) = -softplus(-a)."""
-    lq1, lq0 = -F.softplus(-q_logits), -F.softplus(q_logits)
-    lp1, lp0 = -F.softplus(-p_logits), -F.softplus(p_logits)
+    lq1, lq0 = -functional.softplus(-q_logits), -functional.softplus(q_logits)
+    lp1, lp0 = -functional.softplus(-p_logits), -functional.softplus(p_logits)
     return (lq1.exp() * (lq1 - lp1) + lq0.exp() * (lq0 - lp0)).sum(-1)
 
 
