@@ -16,6 +16,7 @@ import concretelab.reproduce.runner as runner
 from concretelab.cli import main
 from concretelab.reproduce.cells import TABLE1, cell_by_name
 from concretelab.reproduce.results import REQUIRED_FIELDS
+from concretelab.reproduce.runner import cell_config
 from concretelab.train import load_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table1"
@@ -92,7 +93,7 @@ def test_table1_end_to_end(tmp_path: Path) -> None:
 def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeypatch) -> None:
     """A decaying learning rate is tied to its budget: an interrupted run resumes in its folder, a larger
     budget is a new run (the old one stays), and the result records the recipe."""
-    name = "200H-784V-m1-relaxed"
+    name = "200H~784V-m1-relaxed"  # nonlinear: the tuned recipe decays (cosine)
     real_train = runner.train
 
     def interrupted_after_two_steps(config, *, resume=False):
@@ -109,7 +110,10 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     assert main(_argv(tmp_path, [name], 7, "--recipe", "tuned")) == 0
     assert _result(tmp_path, name)["resumed_from"] is None  # a new run for the new budget
     assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == {f"{name}-tuned-5", f"{name}-tuned-7"}
-    # a result of the paper's recipe is not a result of the tuned one, and the other way round
+    # a result of the paper's recipe is not a result of the tuned one, and the other way round; the tuned recipe
+    # of a linear cell is a constant rate, extended in place
+    assert cell_config(cell_by_name("200H-784V-m1-relaxed"), runner.ReproduceOptions(
+        configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5)).lr_schedule == "constant"
     assert main(_argv(tmp_path, [name], 3, "--recipe", "paper")) == 0
     assert _result(tmp_path, name)["recipe"] == "paper"
 
