@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from concretelab.models import LatentModel, build_model
-from concretelab.train.checkpoint import load_checkpoint
+from concretelab.train.checkpoint import Checkpoint, load_checkpoint
 from concretelab.train.config import TrainConfig, config_from_dict
 
-__all__ = ["checkpoint_path", "load_run"]
+__all__ = ["checkpoint_path", "load_run", "model_from_checkpoint"]
 
 
 def checkpoint_path(run: str | Path, checkpoint: str | None = None) -> Path:
@@ -60,8 +60,13 @@ def load_run(
         recon = reconstruction_probs(model, x, g)             # (batch, 784) p(x | h), h ~ q(h | x)
     """
     ckpt = load_checkpoint(checkpoint_path(path, checkpoint))
-    model = build_model(**ckpt.model_args)
-    model.load_state_dict(ckpt.model_state)
-    model.to(device).eval()
+    model = model_from_checkpoint(ckpt, device=device)
     config = config_from_dict({k: v for k, v in ckpt.config.items()}, source=f"checkpoint of {path}")
     return model, config
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, *, device: str | torch.device = "cpu") -> LatentModel:
+    """The model a checkpoint holds, rebuilt from its ``model_args`` with its weights, in eval mode on ``device``."""
+    model = build_model(**checkpoint.model_args)
+    model.load_state_dict(checkpoint.model_state)
+    return model.to(device).eval()

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from concretelab.files import atomic_write
+from concretelab.seeding import derive_seed
 
 __all__ = ["atomic_write", "cache_dir", "derive_seed", "read_maybe_gzip", "sha256_of_array", "write_npz"]
 
@@ -52,12 +53,6 @@ def gunzip_if_needed(raw: bytes, *, source: str) -> bytes:
 def sha256_of_array(array: np.ndarray) -> str:
     """Hex sha256 of the array's bytes in C order (the checksums of the binarized MNIST README)."""
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-
-
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed that is a fixed function of ``parts`` (sha256 of their text), stable across platforms."""
-    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def write_npz(file: BinaryIO, arrays: dict[str, np.ndarray], *, compresslevel: int = 1) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from concretelab.models import build_model
 from concretelab.objectives import discrete_bound
+from concretelab.run import model_from_checkpoint
 from concretelab.train import load_checkpoint
 
 __all__ = ["Evaluation", "evaluate_images", "load_trained_model", "test_subset"]
@@ -77,9 +77,7 @@ def test_subset(total: int, size: int | None, seed: int = 0) -> Tensor | None:
 def load_trained_model(path: str | Path) -> tuple[nn.Module, int]:
     """The model of a checkpoint file (rebuilt from its ``model_args``) in eval mode, and its step."""
     checkpoint = load_checkpoint(path)
-    model = build_model(**checkpoint.model_args)
-    model.load_state_dict(checkpoint.model_state)
-    return model.eval(), checkpoint.step
+    return model_from_checkpoint(checkpoint), checkpoint.step
 
 
 @torch.no_grad()
