@@ -1,4 +1,5 @@
-"""Shared machinery of the Concrete families: constraints, parameter handling, the log-space cache.
+"""Parameter handling of the Concrete families and their two bases (categorical, binary); the constraints live in
+``constraints.py`` and the sample's log-space record in ``_record.py``.
 
 Every family stores ``temperature`` (broadcast to the batch shape) and ``logits`` (the user's values,
 kept exactly; ``probs`` is derived lazily, or kept exactly when it was the argument given).
@@ -6,10 +7,7 @@ kept exactly; ``probs`` is derived lazily, or kept exactly when it was the argum
 
 from __future__ import annotations
 
-import math
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from numbers import Number
 from typing import Any, ClassVar
 
@@ -18,6 +16,14 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
+from concretelab.distributions._record import cached_log, remember_log
+from concretelab.distributions.constraints import (
+    categorical_logits,
+    finite_positive,
+    finite_real,
+    open_unit_interval,
+    unnormalised_simplex,
+)
 from concretelab.functional import (
     compute_dtype,
     log_softmax_and_softmax,
@@ -37,205 +43,6 @@ __all__ = [
 SampleShape = torch.Size | Sequence[int]
 
 
-# ----------------------------------------------------------------------------------------------
-# Constraints (torch's own miss these: temperature must be finite, logits may be -inf but never NaN/+inf)
-
-
-class _FinitePositive(constraints.Constraint):
-    """Finite and strictly positive (a temperature)."""
-
-    def check(self, value: Tensor) -> Tensor:
-        return torch.isfinite(value) & (value > 0)
-
-    def __repr__(self) -> str:
-        return "FinitePositive()"
-
-
-class _FiniteReal(constraints.Constraint):
-    """Finite real numbers (binary logits)."""
-
-    def check(self, value: Tensor) -> Tensor:
-        return torch.isfinite(value)
-
-    def __repr__(self) -> str:
-        return "FiniteReal()"
-
-
-class _CategoricalLogits(constraints.Constraint):
-    """Logit vectors: no NaN, no +inf, -inf allowed (an excluded category), at least one finite entry."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        no_bad = (~torch.isnan(value) & (value < math.inf)).all(dim=-1)
-        return no_bad & (value > -math.inf).any(dim=-1)
-
-    def __repr__(self) -> str:
-        return "CategoricalLogits(no NaN or +inf; -inf excludes a category; at least one finite)"
-
-
-class _Simplex(constraints.Constraint):
-    """The closed probability simplex, with a dtype-aware tolerance on the sum (sqrt of machine eps)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        tol = math.sqrt(torch.finfo(value.dtype).eps) if value.dtype.is_floating_point else 0.0
-        nonneg = (value >= 0).all(dim=-1)
-        return nonneg & ((value.sum(dim=-1) - 1).abs() <= tol)
-
-    def __repr__(self) -> str:
-        return "Simplex(nonnegative, summing to 1)"
-
-
-class _UnnormalisedSimplex(constraints.Constraint):
-    """Category weights as torch's ``probs`` accepts them: finite, non-negative, with a positive sum (they are
-    normalised, as ``torch.distributions.Categorical`` does)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        finite = torch.isfinite(value).all(dim=-1)
-        return finite & (value >= 0).all(dim=-1) & (value.sum(dim=-1) > 0)
-
-    def __repr__(self) -> str:
-        return "UnnormalisedSimplex(finite, nonnegative, positive sum)"
-
-
-class _LogSimplex(constraints.Constraint):
-    """Log-space points of the simplex: no NaN, at most 0, logsumexp equal to 0 (dtype-aware tolerance)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        tol = math.sqrt(torch.finfo(value.dtype).eps)
-        v = value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
-        ok = (~torch.isnan(v) & (v <= 0)).all(dim=-1)
-        return ok & (torch.logsumexp(v, dim=-1).abs() <= tol)
-
-    def __repr__(self) -> str:
-        return "LogSimplex(log of a point in the simplex)"
-
-
-class _OpenUnitInterval(constraints.Constraint):
-    """The open interval (0, 1) (Bernoulli probabilities of a non-degenerate relaxation)."""
-
-    def check(self, value: Tensor) -> Tensor:
-        return (value > 0) & (value < 1)
-
-    def __repr__(self) -> str:
-        return "OpenInterval(0, 1)"
-
-
-finite_positive = _FinitePositive()
-open_unit_interval = _OpenUnitInterval()
-finite_real = _FiniteReal()
-categorical_logits = _CategoricalLogits()
-simplex = _Simplex()
-unnormalised_simplex = _UnnormalisedSimplex()
-log_simplex = _LogSimplex()
-
-
-# ----------------------------------------------------------------------------------------------
-# The log-space cache: rsample remembers, for the tensor it returns, the log-space value it came from.
-# Keyed by identity (as torch's Transform cache with cache_size=1), held weakly, for every sample.
-
-# A remembered point is used only for a tensor whose values are provably those it was drawn with: the entry
-# keeps a snapshot of the sample's values and compares it (torch.equal) before every use. The version counter
-# alone is not enough: a change through ``x.data`` (its own counter), an inference tensor (no counter) or
-# a NumPy view leaves it untouched. When the values differ the point is ignored and the density is
-# recomputed from the value (never the reverse).
-@dataclass(frozen=True)
-class _Origin:
-    """Where a sample came from: the distribution that drew it, its noise, and snapshots of that
-    distribution's parameters at the time (so a later change of the parameters, by any route, is noticed)."""
-
-    source: weakref.ref[Any]
-    noise: Tensor
-    params: tuple[Tensor, Tensor]
-    exp_neg_noise: Tensor | None
-
-
-@dataclass(frozen=True)
-class _Remembered:
-    """The record kept for one sample: a weak reference to it, the snapshot of its values, the log-space
-    point it came from (None when the sample is its own log-space point) and, for the own-sample identity,
-    its origin."""
-
-    sample: weakref.ref[Tensor]
-    snapshot: Tensor
-    log_value: Tensor | None
-    origin: _Origin | None
-
-    def log_point_of(self, value: Tensor) -> Tensor | None:
-        """The log-space point, if ``value`` is the remembered sample and still holds the values it was drawn
-        with; None otherwise."""
-        if self.sample() is not value or not _same_values(value, self.snapshot):
-            return None
-        return value if self.log_value is None else self.log_value
-
-
-_LOG_CACHE: dict[int, _Remembered] = {}
-
-
-def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
-    entry = _LOG_CACHE.get(key)
-    if entry is not None and entry.sample is ref:
-        del _LOG_CACHE[key]
-
-
-def _same_values(value: Tensor, snapshot: Tensor) -> bool:
-    with torch.no_grad():
-        return value.shape == snapshot.shape and bool(torch.equal(value.detach(), snapshot))
-
-
-def _param_snapshot(dist: Any) -> tuple[Tensor, Tensor]:
-    with torch.no_grad():
-        return dist.logits.detach().clone(), dist.temperature.detach().clone()
-
-
-def remember_log(
-    sample: Tensor,
-    log_value: Tensor,
-    *,
-    source: Any = None,
-    noise: Tensor | None = None,
-    exp_neg_noise: Tensor | None = None,
-) -> None:
-    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates),
-    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample)."""
-    key = id(sample)
-    ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
-    origin = None
-    if source is not None and noise is not None:
-        origin = _Origin(weakref.ref(source), noise, _param_snapshot(source), exp_neg_noise)
-    with torch.no_grad():
-        snapshot = sample.detach().clone()
-    # A sample that is its own log-space point (ExpConcrete, LogitBinConcrete) is stored as None: a strong
-    # reference to it here would keep it alive forever.
-    _LOG_CACHE[key] = _Remembered(ref, snapshot, None if log_value is sample else log_value, origin)
-
-
-def cached_log(value: Tensor) -> Tensor | None:
-    """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced and its
-    values are unchanged since (compared with a snapshot)."""
-    entry = _LOG_CACHE.get(id(value))
-    return None if entry is None else entry.log_point_of(value)
-
-
-def cached_own_noise(value: Tensor, dist: Any) -> tuple[Tensor, Tensor, Tensor | None] | None:
-    """``(log_value, noise, exp(-noise) or None)`` if ``value`` is an unmodified sample that ``dist`` itself
-    drew and ``dist``'s parameters have not changed since; None otherwise."""
-    entry = _LOG_CACHE.get(id(value))
-    if entry is None or entry.origin is None:
-        return None
-    origin = entry.origin
-    if origin.source() is not dist or not (
-        _same_values(dist.logits, origin.params[0]) and _same_values(dist.temperature, origin.params[1])
-    ):
-        return None
-    log_value = entry.log_point_of(value)
-    return None if log_value is None else (log_value, origin.noise, origin.exp_neg_noise)
 
 
 class _ZeroGradientLink(torch.autograd.Function):

@@ -26,9 +26,8 @@ from torch.distributions import constraints
 from concretelab.distributions._base import (
     BinaryConcreteParams,
     SampleShape,
-    cached_log,
-    remember_log,
 )
+from concretelab.distributions._record import cached_log, remember_log
 from concretelab.functional import (
     binconcrete_log_density,
     logit_binconcrete_log_density,

@@ -30,13 +30,10 @@ from torch import Tensor
 from concretelab.distributions._base import (
     CategoricalConcreteParams,
     SampleShape,
-    cached_log,
-    cached_own_noise,
     link_zero_gradient,
-    log_simplex,
-    remember_log,
-    simplex,
 )
+from concretelab.distributions._record import cached_log, cached_own_noise, remember_log
+from concretelab.distributions.constraints import log_simplex, simplex
 from concretelab.functional import (
     exp_concrete_log_density,
     exp_concrete_log_density_at_noise,

@@ -26,9 +26,8 @@ from concretelab.distributions._base import (
     BinaryConcreteParams,
     SampleShape,
     _as_float_tensor,
-    cached_log,
-    remember_log,
 )
+from concretelab.distributions._record import cached_log, remember_log
 from concretelab.functional import binconcrete_log_density, softplus
 
 __all__ = ["HardConcrete"]
