@@ -219,16 +219,22 @@ def test_sigint_during_evaluate_stops_within_a_second_without_a_traceback(tmp_pa
     out = tmp_path / "run"
     train(small_config(out, steps=2))
     args = ["evaluate", str(out), "--k", "200000", "--checkpoint", "last", "--device", "cpu"]
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from concretelab.cli import main; sys.exit(main())",
-                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; from concretelab.cli import main; "
+                                 "sys.exit(main())", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
     try:
-        time.sleep(3.0)  # loaded and inside the bound (1,000 images at k = 200,000 take minutes)
-        assert proc.poll() is None
+        deadline = time.monotonic() + 120
+        while "evaluating -L_200000" not in log.read_text():  # inside the bound (it takes minutes)
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
         took = time.monotonic() - sent
+        stderr = log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

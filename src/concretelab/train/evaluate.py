@@ -109,6 +109,8 @@ def evaluate_run(
             raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
         images = images[:num_images]
     generator = torch.Generator(device=torch_device).manual_seed(seed)
+    logger.info("evaluating -L_%d on %d %s images (%s checkpoint, step %d)", k, images.shape[0], split, checkpoint,
+                checkpoint_step)
     bounds = []
     start_time = time.perf_counter()
     with tqdm(total=images.shape[0], unit="img", desc=f"L_{k} on {split}", disable=None if progress else True) as bar:
