@@ -113,8 +113,12 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
         trend = "" if gain is None else (
             f"; validation still fell {gain:.2f} nats over its last fifth" if gain > 0.05 else
             "; validation had levelled off")
-        parts.append(f"`{cell.name}` is {r['test_nll'] - cell.paper_nll:+.2f} nats from the paper after "
-                     f"{r['steps'] / _PAPER_STEPS:.1%} of its steps{trend}")
+        large = r.get("large_k")
+        same_k = "" if not large else (
+            f" (with the paper's k, -L_{large['k']:,} on {large['images']:,} test images: {large['nll']:.2f} "
+            f"[{large['ci95'][0]:.2f}, {large['ci95'][1]:.2f}], {large['nll'] - cell.paper_nll:+.2f})")
+        parts.append(f"`{cell.name}` is {r['test_nll'] - cell.paper_nll:+.2f} nats from the paper with "
+                     f"-L_{r['k']:,}{same_k} after {r['steps'] / _PAPER_STEPS:.1%} of its steps{trend}")
     if not parts:
         return []
     return [
