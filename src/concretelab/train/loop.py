@@ -351,16 +351,15 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
 
     # ----- data and model -------------------------------------------------------------------------------------
     dataset = load_dataset(config.data)
-    with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, categories=config.categories)
+    with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
+        probe = build_model(config.model, categories=config.categories)
     pixels = int(dataset.train.shape[1])
-    if model_input_size(model) != pixels:
+    if model_input_size(probe) != pixels:
         raise ValueError(
-            f"--model {config.model} has {model_input_size(model)} visible units, but --data {config.data} has "
+            f"--model {config.model} has {model_input_size(probe)} visible units, but --data {config.data} has "
             f"{pixels} pixels per image"
         )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
         torch.manual_seed(config.seed)
         model = build_model(config.model, categories=config.categories, train_mean=dataset.train_mean)
     model.to(device).train()
