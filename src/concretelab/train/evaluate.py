@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from concretelab.data import load_dataset
 from concretelab.objectives import discrete_bound
-from concretelab.run import checkpoint_path, load_run
+from concretelab.run import checkpoint_path, model_from_checkpoint
 from concretelab.train.checkpoint import load_checkpoint
+from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
@@ -99,10 +100,12 @@ def evaluate_run(
     if num_images is not None and (isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1):
         raise ValueError(f"num_images must be an integer >= 1 or None, got {num_images!r}")
     torch_device = resolve_device(device)
-    model, config = load_run(run, checkpoint=checkpoint, device=torch_device)
+    saved = load_checkpoint(checkpoint_path(run, checkpoint))  # read and verified once
+    model = model_from_checkpoint(saved, device=torch_device)
+    config = config_from_dict(saved.config, source=f"checkpoint of {run}")
     check_bound_memory(config.model, config.categories, batch=batch_size, chunk_size=chunk_size,
                        device=torch_device, flag="--chunk-size")
-    checkpoint_step = load_checkpoint(checkpoint_path(run, checkpoint)).step
+    checkpoint_step = saved.step
     images = load_dataset(config.data).split(split)
     if num_images is not None:
         if num_images > images.shape[0]:
