@@ -207,9 +207,34 @@ def test_results_are_recorded_only_from_a_clean_tree(tmp_path: Path, monkeypatch
     """Issue 9.3: the repository's results folder takes results only from a tree whose src/ and configs/ are
     committed; a scratch folder outside the repository is allowed."""
     monkeypatch.setattr(runner, "repository_root", lambda: tmp_path.resolve())
-    monkeypatch.setattr(runner, "uncommitted_changes", lambda: ["src/concretelab/train/loop.py"])
+    monkeypatch.setattr(runner, "uncommitted_changes", lambda *_: ["src/concretelab/train/loop.py"])
     assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 2)) == 2
     assert "uncommitted changes to src/ or configs/ (src/concretelab/train/loop.py)" in capsys.readouterr().err
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
     monkeypatch.setattr(runner, "repository_root", lambda: (tmp_path / "elsewhere").resolve())
     assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 2)) == 0
+
+
+def test_the_recorded_commit_is_dirty_only_for_changes_to_code_or_configs(tmp_path: Path) -> None:
+    """A result written by an earlier cell into results/ of the same checkout must not mark the next cell's
+    commit ``+dirty``; a change to src/ or configs/ must."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for folder in ("src", "configs", "results"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.txt").write_text("0\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    head = runner.git_commit(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", head)
+    (tmp_path / "results" / "a.txt").write_text("1\n")
+    assert runner.git_commit(tmp_path) == head
+    (tmp_path / "configs" / "a.txt").write_text("1\n")
+    assert runner.git_commit(tmp_path) == head + "+dirty"
+    (tmp_path / "configs" / "a.txt").write_text("0\n")
+    (tmp_path / "src" / "b.py").write_text("new\n")  # an untracked file in src/ changes what runs
+    assert runner.git_commit(tmp_path) == head + "+dirty"

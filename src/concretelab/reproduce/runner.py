@@ -181,16 +181,16 @@ def check_clean_for_results(results: Path) -> None:
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The commit of the working tree (with ``+dirty`` when tracked files differ), or ``unknown``."""
+    """The commit of the working tree, with ``+dirty`` when src/ or configs/ have uncommitted changes (results
+    and docs written by earlier cells in the same checkout do not change what the code computes), or
+    ``unknown``."""
     where = str(cwd or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return commit + ("+dirty" if dirty else "")
+    return commit + ("+dirty" if uncommitted_changes(cwd) else "")
 
 
 def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
