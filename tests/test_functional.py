@@ -366,3 +366,54 @@ def test_categorical_log_prob_against_mpmath_with_an_excluded_category() -> None
         want = float(mpmath.mpf(logits[k].item()) - mpmath.log(total))
         assert categorical_log_prob(logits, value).item() == pytest.approx(want, rel=1e-13)
     assert torch.isfinite(categorical_log_prob(logits, torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)))
+
+
+# ----- broadcasting and the binary density at the own noise ---------------------------------------------------
+
+
+def test_broadcast_shapes_agrees_with_torch_and_raises_where_torch_does() -> None:
+    rng = np.random.default_rng(0)
+    sizes = (0, 1, 2, 3)
+    for _ in range(2000):
+        shapes = [tuple(int(s) for s in rng.choice(sizes, size=rng.integers(0, 4))) for _ in range(rng.integers(1, 4))]
+        try:
+            want = torch.broadcast_shapes(*shapes)
+        except RuntimeError:
+            with pytest.raises(RuntimeError, match="cannot be broadcast"):
+                F.broadcast_shapes(*shapes)
+            continue
+        assert F.broadcast_shapes(*shapes) == want, shapes
+    assert F.broadcast_shapes() == torch.Size([]) == torch.broadcast_shapes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_logistic_and_log_pdf_is_sample_logistic_with_its_density(dtype: torch.dtype) -> None:
+    noise, log_pdf = F.sample_logistic_and_log_pdf((4000,), generator=_gen(3), dtype=dtype)
+    assert torch.equal(noise, F.sample_logistic((4000,), generator=_gen(3), dtype=dtype))  # the same stream
+    want = stats.logistic.logpdf(noise.double().numpy())  # scipy: an independent reference
+    np.testing.assert_allclose(log_pdf.double().numpy(), want, rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                               atol=1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_logit_binconcrete_density_at_noise_against_mpmath_at_the_own_sample() -> None:
+    """log q(z) at z = (log alpha + L)/lambda equals the kernel at L alone, for any alpha (50-digit reference of
+    eq. 21 evaluated at z), including the logistic tails and temperatures from 1e-4 to 10."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    noise = torch.tensor([-37.0, -17.3, -2.0, 0.0, 0.7, 16.6, 36.7], dtype=torch.float64)
+    for lam in (1e-4, 0.5, 2.0 / 3.0, 10.0):
+        for log_alpha in (-30.0, 0.0, 12.0):
+            got = F.logit_binconcrete_log_density_at_noise(noise, torch.tensor(lam, dtype=torch.float64))
+            for n, value in zip(noise.tolist(), got.tolist(), strict=True):
+                z = (mpmath.mpf(log_alpha) + mpmath.mpf(n)) / lam
+                t = lam * z - log_alpha
+                want = mpmath.log(lam) - mpmath.log1p(mpmath.exp(-t)) - mpmath.log1p(mpmath.exp(t))
+                assert abs(value - float(want)) <= 1e-12 * (1 + abs(float(want))), (lam, log_alpha, n)
+    _, log_pdf = F.sample_logistic_and_log_pdf((1000,), generator=_gen(5), dtype=torch.float64)
+    noise = F.sample_logistic((1000,), generator=_gen(5), dtype=torch.float64)
+    lam = torch.tensor(0.3, dtype=torch.float64)
+    torch.testing.assert_close(
+        F.logit_binconcrete_log_density_at_noise(noise, lam, log_pdf=log_pdf),
+        F.logit_binconcrete_log_density_at_noise(noise, lam), rtol=0, atol=1e-12,
+    )

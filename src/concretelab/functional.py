@@ -28,6 +28,7 @@ from torch import Tensor
 __all__ = [
     "bernoulli_log_prob",
     "binconcrete_log_density",
+    "broadcast_shapes",
     "categorical_log_prob",
     "compute_dtype",
     "exp_concrete_log_density",
@@ -40,6 +41,7 @@ __all__ = [
     "log_softmax_and_softmax",
     "logistic_from_uniform",
     "logit_binconcrete_log_density",
+    "logit_binconcrete_log_density_at_noise",
     "one_hot_argmax",
     "open_uniform",
     "perturb_and_scale",
@@ -48,6 +50,7 @@ __all__ = [
     "sample_gumbel",
     "sample_gumbel_and_exponential",
     "sample_logistic",
+    "sample_logistic_and_log_pdf",
     "sample_uniform_open",
     "softplus",
 ]
@@ -62,6 +65,24 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _shape(shape: int | Sequence[int] | torch.Size) -> torch.Size:
     return torch.Size([shape]) if isinstance(shape, int) else torch.Size(shape)
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
+    """The shape ``shapes`` broadcast to, as ``torch.broadcast_shapes`` (and the same ``RuntimeError`` when they
+    do not broadcast), in plain Python: torch's version goes through its reference implementation and costs
+    about 60 microseconds a call, which the distributions pay once or twice per object."""
+    ndim = max((len(shape) for shape in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, size in enumerate(shape, start=ndim - len(shape)):
+            if size == 1 or size == out[i]:
+                continue
+            if out[i] != 1:
+                raise RuntimeError(
+                    f"shape mismatch: objects cannot be broadcast to a single shape, got {[tuple(s) for s in shapes]}"
+                )
+            out[i] = size
+    return torch.Size(out)
 
 
 def sample_uniform_open(
@@ -145,6 +166,25 @@ def sample_logistic(
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
     return logistic_from_uniform(u).to(out_dtype)
+
+
+def sample_logistic_and_log_pdf(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Standard logistic noise L = log U - log(1 - U) and its log-density at L, from the same draw as
+    :func:`sample_logistic`:
+
+        log f(L) = -softplus(-L) - softplus(L) = log U + log(1 - U),
+
+    so the density costs one addition of the two logs the noise needs anyway. Both are in the compute dtype.
+    """
+    u = sample_uniform_open(shape, generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+    log_u, log_1mu = u.log(), torch.log1p(-u)
+    return log_u - log_1mu, log_u + log_1mu
 
 
 # Discrete draws decide in float64 whatever the dtype of the logits. torch.rand's float32 grid has 2**24 points,
@@ -510,6 +550,22 @@ def logit_binconcrete_log_density(z: Tensor, logits: Tensor, temperature: Tensor
     """
     t = temperature * z - logits
     return temperature.log() - softplus(-t) - softplus(t)
+
+
+def logit_binconcrete_log_density_at_noise(
+    logistic: Tensor, temperature: Tensor, *, log_pdf: Tensor | None = None
+) -> Tensor:
+    """log q at the distribution's own sample z = (log alpha + L)/lambda, from its noise L (eq. 21 with
+    lambda z - log alpha = L):
+
+        log lambda - softplus(-L) - softplus(L),
+
+    which does not depend on alpha. ``log_pdf``, the standard logistic log-density at L when already known
+    (see :func:`sample_logistic_and_log_pdf`), replaces the two softplus passes.
+    """
+    if log_pdf is None:
+        log_pdf = -softplus(-logistic) - softplus(logistic)
+    return log_pdf + temperature.log()
 
 
 def binconcrete_log_density(z: Tensor, logits: Tensor, temperature: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ kept exactly; ``probs`` is derived lazily, or kept exactly when it was the argum
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Number
 from typing import Any, ClassVar
 
@@ -25,22 +26,44 @@ from concretelab.distributions.constraints import (
     unnormalised_simplex,
 )
 from concretelab.functional import (
+    broadcast_shapes,
     compute_dtype,
-    log_softmax_and_softmax,
     perturb_and_scale,
     sample_gumbel_and_exponential,
-    sample_logistic,
+    sample_logistic_and_log_pdf,
 )
 
 __all__ = [
     "BinaryConcreteParams",
     "CategoricalConcreteParams",
+    "GumbelDraw",
+    "LogisticDraw",
     "cached_log",
     "check_noise",
     "remember_log",
 ]
 
 SampleShape = torch.Size | Sequence[int]
+
+
+@dataclass(frozen=True)
+class GumbelDraw:
+    """A categorical family's draw: the Concrete scores (logits + G)/lambda, the Gumbel noise G, and exp(-G)
+    when G was drawn here (None for noise the caller gave)."""
+
+    scores: Tensor
+    noise: Tensor
+    exp_neg_noise: Tensor | None
+
+
+@dataclass(frozen=True)
+class LogisticDraw:
+    """A binary family's draw: the logit-space point z = (logits + L)/lambda, the logistic noise L, and the
+    standard logistic log-density at L when L was drawn here (None for noise the caller gave)."""
+
+    logit: Tensor
+    noise: Tensor
+    log_pdf: Tensor | None
 
 
 
@@ -150,7 +173,7 @@ class _ConcreteParams(Distribution):
         if self._categorical and temp.dim() == param.dim() and temp.dim() > 0 and temp.shape[-1] == 1:
             temp = temp.squeeze(-1)  # (N, 1) with logits (N, K): batch shape (N,)
         try:
-            batch_shape = torch.broadcast_shapes(temp.shape, outer)
+            batch_shape = broadcast_shapes(temp.shape, outer)
         except RuntimeError:
             raise _broadcast_error(
                 "temperature against the batch shape of the logits",
@@ -187,7 +210,7 @@ class _ConcreteParams(Distribution):
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
         try:
-            expandable = torch.broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
+            expandable = broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
         except RuntimeError:
             expandable = False
         if not expandable:  # the current batch shape must broadcast *to* the new one
@@ -244,7 +267,7 @@ class _ConcreteParams(Distribution):
                 f"value must end in the event shape {tuple(self.event_shape)}, got shape {tuple(value.shape)}"
             )
         try:
-            torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+            broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
         except RuntimeError:
             raise _broadcast_error(
                 "value against the distribution",
@@ -285,11 +308,8 @@ class CategoricalConcreteParams(_ConcreteParams):
     def probs(self) -> Tensor:
         return torch.softmax(self.logits, dim=-1)
 
-    def _scores(
-        self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """The Concrete scores s = (logits + G)/lambda, the Gumbel noise G, and exp(-G) when G was drawn
-        here (None for given noise)."""
+    def _scores(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None) -> GumbelDraw:
+        """The Concrete scores s = (logits + G)/lambda with the Gumbel noise G they used."""
         shape = self._noise_shape(sample_shape)
         logits, temperature = self._compute()
         drawn = None
@@ -304,14 +324,7 @@ class CategoricalConcreteParams(_ConcreteParams):
             scores = perturb_and_scale(logits, noise, temperature.unsqueeze(-1))
         else:  # no -inf logit to mask: two passes instead of five
             scores = (logits + noise) / temperature.unsqueeze(-1)
-        return scores, noise, drawn
-
-    def _log_sample(
-        self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """The ExpConcrete point y = log_softmax((logits + G)/lambda) and the Gumbel noise G it used."""
-        scores, noise, _ = self._scores(sample_shape, generator, noise)
-        return log_softmax_and_softmax(scores)[0], noise
+        return GumbelDraw(scores, noise, drawn)
 
     @lazy_property
     def _has_excluded(self) -> bool:
@@ -358,16 +371,19 @@ class BinaryConcreteParams(_ConcreteParams):
 
     def _logit_sample(
         self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """The logit-space point z = (logits + L)/lambda and the logistic noise L it used."""
+    ) -> LogisticDraw:
+        """The logit-space point z = (logits + L)/lambda with the logistic noise L it used."""
         shape = self._noise_shape(sample_shape)
         logits, temperature = self._compute()
+        log_pdf = None
         if noise is None:
-            noise = sample_logistic(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+            noise, log_pdf = sample_logistic_and_log_pdf(
+                shape, generator=generator, dtype=logits.dtype, device=logits.device
+            )
         else:
             check_noise(noise, shape, "logistic")
             noise = noise.to(logits.dtype)
-        return (logits + noise) / temperature, noise
+        return LogisticDraw((logits + noise) / temperature, noise, log_pdf)
 
     @property
     def param_shape(self) -> torch.Size:

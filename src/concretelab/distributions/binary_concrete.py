@@ -29,15 +29,68 @@ from concretelab.distributions._base import (
 )
 from concretelab.distributions._record import cached_log, remember_log
 from concretelab.functional import (
-    binconcrete_log_density,
     logit_binconcrete_log_density,
+    logit_binconcrete_log_density_at_noise,
     softplus,
 )
 
 __all__ = ["BinConcrete", "LogitBinConcrete"]
 
 
-class LogitBinConcrete(BinaryConcreteParams):
+class _LogitSpaceBinary(BinaryConcreteParams):
+    """A binary family computed in logit space: a sample is a function of z = (logits + L)/lambda, and its
+    log-density is log q(z) (eq. 21) minus the log-Jacobian of that function."""
+
+    def _value_of(self, z: Tensor) -> Tensor:
+        """The sample returned for the logit-space point z (remembering z when the two differ)."""
+        raise NotImplementedError  # pragma: no cover - every family overrides it
+
+    def _log_jacobian(self, z: Tensor) -> Tensor | None:
+        """log |d value / d z| at z (None when the value is z itself); the density of the value is log q(z)
+        minus this."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _minus_log_jacobian(self, log_q: Tensor, z: Tensor) -> Tensor:
+        log_jacobian = self._log_jacobian(z)
+        return log_q if log_jacobian is None else log_q - log_jacobian
+
+    def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        """The logit-space point of ``value``: remembered for a sample of ours, else computed."""
+        raise NotImplementedError  # pragma: no cover
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = (),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """A sample of shape sample_shape + batch_shape, from z = (logits + L) / lambda."""
+        return self._value_of(self._logit_sample(sample_shape, generator, noise).logit)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log q(z) (eq. 21) minus the log-Jacobian of the value at z; shape (sample..., batch...)."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        z = self._logit_of(value, logits.dtype)
+        return self._minus_log_jacobian(logit_binconcrete_log_density(z, logits, temperature), z)
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = (),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and its log-density from its own noise, log q(z) = log lambda - softplus(-L) - softplus(L)
+        (computed as log lambda + log U + log(1 - U) when the noise is drawn here), minus the log-Jacobian."""
+        draw = self._logit_sample(sample_shape, generator, noise)
+        _, temperature = self._compute()
+        log_q = logit_binconcrete_log_density_at_noise(draw.noise, temperature, log_pdf=draw.log_pdf)
+        return self._value_of(draw.logit), self._minus_log_jacobian(log_q, draw.logit)
+
+
+class LogitBinConcrete(_LogitSpaceBinary):
     r"""The real-valued logit form Z = (log alpha + L) / lambda of BinConcrete (Maddison et al. eq. 21):
 
         log q(z) = log lambda - softplus(-(lambda z - log alpha)) - softplus(lambda z - log alpha).
@@ -53,43 +106,18 @@ class LogitBinConcrete(BinaryConcreteParams):
 
     support = constraints.real
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """Z = (logits + L) / lambda; shape sample_shape + batch_shape."""
-        z, _ = self._logit_sample(sample_shape, generator, noise)
+    def _value_of(self, z: Tensor) -> Tensor:
         out = z.to(self.logits.dtype)
-        if out is not z:
+        if out is not z:  # a half-precision sample: its float32 point is kept for log_prob
             remember_log(out, z)
         return out
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """log q(z) (eq. 21); shape (sample..., batch...)."""
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        z = cached_log(value)
-        z = value.to(logits.dtype) if z is None else z.to(logits.dtype)
-        return logit_binconcrete_log_density(z, logits, temperature)
+    def _log_jacobian(self, z: Tensor) -> None:
+        return None
 
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and log q(z) = log lambda - softplus(-L) - softplus(L) at its own noise L."""
-        z, noise = self._logit_sample(sample_shape, generator, noise)
-        _, temperature = self._compute()
-        log_prob = temperature.log() - softplus(-noise) - softplus(noise)
-        out = z.to(self.logits.dtype)
-        if out is not z:
-            remember_log(out, z)
-        return out, log_prob
+    def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        z = cached_log(value)
+        return value.to(dtype) if z is None else z.to(dtype)
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(Z <= z) = sigmoid(lambda z - log alpha)."""
@@ -102,7 +130,7 @@ class LogitBinConcrete(BinaryConcreteParams):
         return (torch.logit(value) + logits) / temperature
 
 
-class BinConcrete(BinaryConcreteParams):
+class BinConcrete(_LogitSpaceBinary):
     r"""BinConcrete(alpha, lambda) on (0, 1) (Maddison et al. 2017, Prop. 1(d), eq. 20):
 
         X = sigmoid((log alpha + L)/lambda),   P(X <= x) = sigmoid(lambda logit(x) - log alpha),
@@ -116,18 +144,14 @@ class BinConcrete(BinaryConcreteParams):
 
     support = constraints.unit_interval
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """X = sigmoid((logits + L) / lambda); shape sample_shape + batch_shape."""
-        z, _ = self._logit_sample(sample_shape, generator, noise)
+    def _value_of(self, z: Tensor) -> Tensor:
         x = torch.sigmoid(z).to(self.logits.dtype)
         remember_log(x, z)
         return x
+
+    def _log_jacobian(self, z: Tensor) -> Tensor:
+        # log sigmoid'(z) = log x + log(1 - x) = -softplus(-z) - softplus(z)
+        return -softplus(-z) - softplus(z)
 
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         z = cached_log(value)
@@ -141,27 +165,6 @@ class BinConcrete(BinaryConcreteParams):
                 "LogitBinConcrete in logit space."
             )
         return value.log() - torch.log1p(-value)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        """log p(x) (eq. 20), computed from the logit of x; shape (sample..., batch...)."""
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        return binconcrete_log_density(self._logit_of(value, logits.dtype), logits, temperature)
-
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and log p(x) = log lambda - softplus(-L) - softplus(L) + softplus(-z) + softplus(z)."""
-        z, noise = self._logit_sample(sample_shape, generator, noise)
-        _, temperature = self._compute()
-        log_prob = temperature.log() - softplus(-noise) - softplus(noise) + softplus(-z) + softplus(z)
-        x = torch.sigmoid(z).to(self.logits.dtype)
-        remember_log(x, z)
-        return x, log_prob
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(X <= x) = sigmoid(lambda logit(x) - log alpha) (closed form); 0 at x <= 0 and 1 at x >= 1."""

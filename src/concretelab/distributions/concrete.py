@@ -29,6 +29,7 @@ from torch import Tensor
 
 from concretelab.distributions._base import (
     CategoricalConcreteParams,
+    GumbelDraw,
     SampleShape,
     link_zero_gradient,
 )
@@ -43,7 +44,78 @@ from concretelab.functional import (
 __all__ = ["Concrete", "ExpConcrete"]
 
 
-class ExpConcrete(CategoricalConcreteParams):
+class _LogSpaceCategorical(CategoricalConcreteParams):
+    """A categorical family computed on the log-simplex: a sample is a function of
+    y = log_softmax((logits + G)/lambda), and its log-density is log kappa(y) (eq. 8) minus the log-Jacobian
+    of that function. At a sample the distribution drew itself, log kappa comes from the noise identity
+    log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
+
+    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
+        """The sample returned for the log-space point y (x = exp(y)), with its record for log_prob."""
+        raise NotImplementedError  # pragma: no cover - every family overrides it
+
+    def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        """The log-space point of ``value``: remembered for a sample of ours, else computed."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _log_jacobian(self, y: Tensor, logits: Tensor) -> Tensor | None:
+        """log |d value / d (log-ratios)| at y (None when the value is y itself); the density of the value is
+        log kappa(y) minus this."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _minus_log_jacobian(self, log_kappa: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        log_jacobian = self._log_jacobian(y, logits)
+        return log_kappa if log_jacobian is None else log_kappa - log_jacobian
+
+    def _log_kappa_at_noise(self, noise: Tensor, exp_neg_noise: Tensor | None) -> Tensor:
+        logits, temperature = self._compute()
+        log_kappa = exp_concrete_log_density_at_noise(
+            noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=exp_neg_noise
+        )
+        return link_zero_gradient(log_kappa, logits)  # it does not depend on the logits: gradient exactly 0
+
+    def rsample(
+        self,
+        sample_shape: SampleShape = (),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """A sample of shape sample_shape + (batch..., K), from y = log_softmax((logits + G) / lambda)."""
+        draw = self._scores(sample_shape, generator, noise)
+        y, x = log_softmax_and_softmax(draw.scores)
+        return self._value_of(y, x, draw)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log kappa(y) (eq. 8) minus the log-Jacobian, y the log-space point of ``value``; shape
+        (sample..., batch...). A sample this distribution drew itself (unchanged since, as its parameters) is
+        scored from its noise: the same number and the same pathwise gradient in fewer passes."""
+        self._validate_value(value)
+        logits, temperature = self._compute()
+        own = cached_own_noise(value, self)
+        if own is not None:
+            y = own[0].to(logits.dtype)
+            log_kappa = self._log_kappa_at_noise(own[1], own[2])
+        else:
+            y = self._log_of(value, logits.dtype)
+            log_kappa = exp_concrete_log_density(y, logits, temperature)
+        return self._minus_log_jacobian(log_kappa, y, logits)
+
+    def sample_and_log_prob(
+        self,
+        sample_shape: SampleShape = (),
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """A sample and its log-density in one pass: log kappa from the noise identity, minus the log-Jacobian."""
+        draw = self._scores(sample_shape, generator, noise)
+        y, x = log_softmax_and_softmax(draw.scores)
+        log_kappa = self._log_kappa_at_noise(draw.noise, draw.exp_neg_noise)
+        return self._value_of(y, x, draw), self._minus_log_jacobian(log_kappa, y, self.logits)
+
+
+class ExpConcrete(_LogSpaceCategorical):
     r"""The law of Y = log X for X ~ Concrete(alpha, lambda): a point of the log-simplex.
 
     Its density (Maddison et al. 2017, eq. 8 / Appendix C.2) is with respect to Lebesgue measure on
@@ -67,62 +139,21 @@ class ExpConcrete(CategoricalConcreteParams):
 
     support = log_simplex
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """Y = log_softmax((logits + G) / lambda) (Maddison et al. eq. 8); shape sample_shape + (batch..., K)."""
-        scores, noise, drawn = self._scores(sample_shape, generator, noise)
-        y = log_softmax_and_softmax(scores)[0]
+    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         out = y.to(self.logits.dtype)
         # remembered: the float32 point of a half-precision sample, and the noise for the own-sample identity
-        remember_log(out, y, source=self, noise=noise, exp_neg_noise=drawn)
+        remember_log(out, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
         return out
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """log kappa(value), the ExpConcrete log-density on the log-ratios (eq. 8); shape (sample..., batch...).
-
-        For a sample this distribution drew itself (unchanged since), the value comes from the noise
-        identity log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k), which is
-        the same number and the same total (pathwise) gradient in fewer passes (docs/math.md).
-        """
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        own = cached_own_noise(value, self)
-        if own is not None:
-            log_prob = exp_concrete_log_density_at_noise(
-                own[1], logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=own[2]
-            )
-            return link_zero_gradient(log_prob, logits)
+    def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         y = cached_log(value)
-        y = value.to(logits.dtype) if y is None else y.to(logits.dtype)
-        return exp_concrete_log_density(y, logits, temperature)
+        return value.to(dtype) if y is None else y.to(dtype)
 
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and its log-density from the noise identity
-        log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
-        scores, noise, drawn = self._scores(sample_shape, generator, noise)
-        y = log_softmax_and_softmax(scores)[0]
-        logits, temperature = self._compute()
-        log_prob = exp_concrete_log_density_at_noise(
-            noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=drawn
-        )
-        log_prob = link_zero_gradient(log_prob, logits)
-        out = y.to(self.logits.dtype)
-        remember_log(out, y, source=self, noise=noise, exp_neg_noise=drawn)
-        return out, log_prob
+    def _log_jacobian(self, y: Tensor, logits: Tensor) -> None:
+        return None
 
 
-class Concrete(CategoricalConcreteParams):
+class Concrete(_LogSpaceCategorical):
     r"""Concrete(alpha, lambda) on the probability simplex (Maddison et al. 2017, Def. 1, eq. 1):
 
         X_k = softmax_k((log alpha_k + G_k)/lambda),
@@ -139,20 +170,9 @@ class Concrete(CategoricalConcreteParams):
 
     support = simplex
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """X = softmax((logits + G) / lambda), computed as exp of the log-space sample.
-
-        Shape sample_shape + (batch..., K)."""
-        scores, noise, drawn = self._scores(sample_shape, generator, noise)
-        y, x = log_softmax_and_softmax(scores)
+    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         x = x.to(self.logits.dtype)
-        remember_log(x, y, source=self, noise=noise, exp_neg_noise=drawn)
+        remember_log(x, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
         return x
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
@@ -169,43 +189,8 @@ class Concrete(CategoricalConcreteParams):
             )
         return value.log()
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """log p(x) = log kappa(log x) - sum_k log x_k (Maddison et al. eq. 1 via eq. 8).
-
-        Shape (sample..., batch...)."""
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        own = cached_own_noise(value, self)
-        if own is not None:  # a sample this distribution drew: log kappa from the noise identity
-            y = own[0].to(logits.dtype)
-            log_kappa = exp_concrete_log_density_at_noise(
-                own[1], logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=own[2]
-            )
-        else:
-            y = self._log_of(value, logits.dtype)
-            log_kappa = exp_concrete_log_density(y, logits, temperature)
-        return log_kappa - self._log_jacobian(y, logits)
-
     def _log_jacobian(self, y: Tensor, logits: Tensor) -> Tensor:
         """sum_k log x_k over the included categories: log p(x) = log kappa(log x) - this."""
         if not self._has_excluded:
             return y.sum(dim=-1)
         return torch.where(logits > float("-inf"), y, 0.0).sum(dim=-1)
-
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and log p(x) = log kappa (from the noise identity) - sum_k y_k, in one pass."""
-        scores, noise, drawn = self._scores(sample_shape, generator, noise)
-        y, x = log_softmax_and_softmax(scores)
-        logits, temperature = self._compute()
-        log_kappa = exp_concrete_log_density_at_noise(
-            noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=drawn
-        )
-        x = x.to(self.logits.dtype)
-        remember_log(x, y, source=self, noise=noise, exp_neg_noise=drawn)
-        return x, log_kappa - self._log_jacobian(y, logits)

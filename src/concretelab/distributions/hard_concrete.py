@@ -72,7 +72,7 @@ class HardConcrete(BinaryConcreteParams):
         noise: Tensor | None = None,
     ) -> Tensor:
         """Z = clip(sigmoid((logits + L)/lambda) (u - l) + l, 0, 1); gradient 0 where clipped."""
-        z, _ = self._logit_sample(sample_shape, generator, noise)
+        z = self._logit_sample(sample_shape, generator, noise).logit
         stretched = torch.sigmoid(z) * (self.upper - self.lower) + self.lower
         out = stretched.clamp(0.0, 1.0).to(self.logits.dtype)  # the clip is the definition (eq. 10)
         remember_log(out, z)  # log_prob of this tensor uses z, not the rounded (possibly half-precision) value

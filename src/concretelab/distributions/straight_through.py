@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from concretelab.distributions._base import SampleShape
+from concretelab.distributions._base import GumbelDraw
 from concretelab.distributions.binary_concrete import BinConcrete
 from concretelab.distributions.concrete import Concrete, ExpConcrete
-from concretelab.functional import binconcrete_log_density, exp_concrete_log_density
+from concretelab.functional import one_hot_argmax
 
 __all__ = ["StraightThroughBinConcrete", "StraightThroughConcrete", "StraightThroughSample"]
 
@@ -121,7 +121,7 @@ def _soft_log_or_raise(value: Tensor, what: str, hard_of: Callable[[Tensor], Ten
 
 
 def _one_hot_of_log_point(y: Tensor) -> Tensor:
-    return torch.zeros_like(y).scatter_(-1, y.argmax(dim=-1, keepdim=True), 1.0)
+    return one_hot_argmax(y)
 
 
 def _bit_of_logit(z: Tensor) -> Tensor:
@@ -135,37 +135,13 @@ class StraightThroughConcrete(Concrete):
     Args: as :class:`~concretelab.distributions.Concrete`.
     """
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """One-hot argmax of X = softmax((logits + G)/lambda), with X's gradient; shape sample_shape + (batch..., K)."""
-        y, _ = self._log_sample(sample_shape, generator, noise)
-        soft = y.exp()
-        hard = torch.zeros_like(soft).scatter_(-1, y.argmax(dim=-1, keepdim=True), 1.0)
-        value = (hard - soft.detach() + soft).to(self.logits.dtype)
+    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
+        """One-hot argmax of X = exp(y), with X's gradient."""
+        value = (_one_hot_of_log_point(y) - x.detach() + x).to(self.logits.dtype)
         return StraightThroughSample.wrap(value, y)
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """Concrete log-density of the soft point the sample came from (eq. 1 via eq. 8)."""
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        y = _soft_log_or_raise(value, "straight-through Concrete sample", _one_hot_of_log_point).to(logits.dtype)
-        included = logits > float("-inf")
-        return exp_concrete_log_density(y, logits, temperature) - torch.where(included, y, 0.0).sum(dim=-1)
-
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        x = self.rsample(sample_shape, generator=generator, noise=noise)
-        return x, self.log_prob(x)
+    def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        return _soft_log_or_raise(value, "straight-through Concrete sample", _one_hot_of_log_point).to(dtype)
 
     @property
     def soft(self) -> ExpConcrete:
@@ -180,33 +156,11 @@ class StraightThroughBinConcrete(BinConcrete):
     Args: as :class:`~concretelab.distributions.BinConcrete`.
     """
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """1[Z > 0] with the gradient of sigmoid(Z), Z = (logits + L)/lambda; shape sample_shape + batch_shape."""
-        z, _ = self._logit_sample(sample_shape, generator, noise)
+    def _value_of(self, z: Tensor) -> Tensor:
+        """1[z > 0] with the gradient of sigmoid(z)."""
         soft = torch.sigmoid(z)
-        hard = (z > 0).to(soft.dtype)
-        value = (hard - soft.detach() + soft).to(self.logits.dtype)
+        value = (_bit_of_logit(z) - soft.detach() + soft).to(self.logits.dtype)
         return StraightThroughSample.wrap(value, z)
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """BinConcrete log-density of the soft point the sample came from (eq. 20)."""
-        self._validate_value(value)
-        logits, temperature = self._compute()
-        z = _soft_log_or_raise(value, "straight-through BinConcrete sample", _bit_of_logit).to(logits.dtype)
-        return binconcrete_log_density(z, logits, temperature)
-
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        x = self.rsample(sample_shape, generator=generator, noise=noise)
-        return x, self.log_prob(x)
+    def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
+        return _soft_log_or_raise(value, "straight-through BinConcrete sample", _bit_of_logit).to(dtype)
