@@ -11,8 +11,9 @@ Training objectives, registered in :data:`OBJECTIVES` under their CLI names and 
 
 Evaluation: :func:`discrete_bound` (L_k of the discrete model, streamed; k up to 50,000).
 
-The relaxed protocol. Objectives never import models; a model offers, with layers numbered in proposal
-order (the order the proposal samples them; 0 first):
+The relaxed protocol (:class:`RelaxedModel`; :class:`DiscreteModel` for :func:`discrete_bound`,
+:class:`TrainableModel` for the trainer). Objectives never import models; a model offers, with layers
+numbered in proposal order (the order the proposal samples them; 0 first):
 
 - ``latent_categories: tuple[int, ...]``: categories per stochastic layer; 2 means binary units whose logits
   and values have shape (..., batch, units); K > 2 means K-ary units with shape (..., batch, units, K);
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from torch import Tensor
 
 from concretelab.objectives.bound import StreamingLogMeanExp, default_chunk_size, discrete_bound
+from concretelab.objectives.protocols import DiscreteModel, RelaxedModel, TrainableModel
 from concretelab.objectives.relaxed import (
     RelaxedSample,
     relaxed,
@@ -55,8 +57,11 @@ from concretelab.objectives.terms import (
 
 __all__ = [
     "OBJECTIVES",
+    "DiscreteModel",
+    "RelaxedModel",
     "RelaxedSample",
     "StreamingLogMeanExp",
+    "TrainableModel",
     "bernoulli_kl",
     "bernoulli_log_prob",
     "categorical_kl",

@@ -13,10 +13,11 @@ References
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
+
+from concretelab.objectives.protocols import DiscreteModel
 
 __all__ = ["StreamingLogMeanExp", "default_chunk_size", "discrete_bound"]
 
@@ -65,7 +66,7 @@ class StreamingLogMeanExp:
 
 
 def discrete_bound(
-    model: Any,
+    model: DiscreteModel,
     x: Tensor,
     k: int,
     *,
