@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from concretelab.data import load_dataset
 from concretelab.models import build_model
-from concretelab.objectives import OBJECTIVES, discrete_bound
+from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
 from concretelab.train.checkpoint import (
     Checkpoint,
@@ -246,7 +246,7 @@ class _LossWindow:
 
 @torch.no_grad()
 def validate(
-    model: nn.Module,
+    model: TrainableModel,
     images: Tensor,
     *,
     k: int,
@@ -298,7 +298,7 @@ def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
         )
 
 
-def _build_objective(config: TrainConfig, model: nn.Module) -> tuple[Callable[..., Tensor], nn.Module | None]:
+def _build_objective(config: TrainConfig, model: TrainableModel) -> tuple[Callable[..., Tensor], nn.Module | None]:
     """The training objective ``f(model, x, samples=, prior_temperature=, posterior_temperature=, generator=)``
     returning a per-example bound, and the module holding its own trainable state (estimator baselines), if any."""
     if config.estimator is not None:
@@ -361,7 +361,7 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
         )
     with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
         torch.manual_seed(config.seed)
-        model = build_model(config.model, categories=config.categories, train_mean=dataset.train_mean)
+        model: TrainableModel = build_model(config.model, categories=config.categories, train_mean=dataset.train_mean)
     model.to(device).train()
     temperatures = Temperatures(config).to(device)
     objective, objective_state = _build_objective(config, model)
