@@ -89,11 +89,30 @@ def test_nvil_learns_its_baseline():
         est.estimate(f, logits, 32, generator=gen)
     v_after = est.per_draw(f, logits, 1, 5_000, generator=torch.Generator().manual_seed(2)).var(0).sum()
     assert v_after < 0.1 * v_before, (v_before, v_after)
-    # the training-time signal: centred by c_ψ(x) + c̄, divided by max(1, running std)
+    # the training-time signal: centred by c_ψ(x) + c̄, divided by max(1, running std) (Mnih & Gregor 2014,
+    # Sec. 3.3), checked on hand-set moments: std 4 divides by 4, std 0.5 divides by 1 (not by 0.5)
     values = torch.tensor([20.0, 22.0], dtype=torch.float64)
-    raw = est.learning_signal(values, logits, normalise=False)
-    scaled = est.learning_signal(values, logits, normalise=True)
-    torch.testing.assert_close(scaled, raw / est.moments.scale())
+    baseline = est.baseline(logits)
+    for var, divisor in ((16.0, 4.0), (0.25, 1.0)):
+        est.moments.mean, est.moments.var = 3.0, var
+        want = (values - baseline - 3.0) / divisor
+        torch.testing.assert_close(est.learning_signal(values, logits, normalise=True), want)
+        torch.testing.assert_close(est.learning_signal(values, logits, normalise=False), values - baseline - 3.0)
+
+
+def test_running_moments_track_a_stream_of_known_mean_and_spread():
+    """After many batches of N(5, 3^2) the moments are about (5, 9) and the divisor about 3; a stream with
+    standard deviation 0.5 leaves the divisor at exactly 1."""
+    from concretelab.estimators.score import RunningMoments
+
+    gen = torch.Generator().manual_seed(0)
+    wide, narrow = RunningMoments(0.8), RunningMoments(0.8)
+    for _ in range(60):
+        wide.update(5.0 + 3.0 * torch.randn(20_000, dtype=torch.float64, generator=gen))
+        narrow.update(-2.0 + 0.5 * torch.randn(20_000, dtype=torch.float64, generator=gen))
+    # the batch mean of 20,000 draws has sd 3/141 = 0.02 and the moving average mixes ~9 batches: 0.1 is > 10 sd
+    assert abs(wide.mean - 5.0) < 0.1 and abs(wide.scale() - 3.0) < 0.1
+    assert abs(narrow.mean + 2.0) < 0.1 and narrow.scale() == 1.0
 
 
 def test_nvil_per_example_baseline_for_a_trainer():

