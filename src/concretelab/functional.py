@@ -47,6 +47,7 @@ __all__ = [
     "perturb_and_scale",
     "sample_bernoulli",
     "sample_categorical",
+    "sample_discrete",
     "sample_gumbel",
     "sample_gumbel_and_exponential",
     "sample_logistic",
@@ -234,6 +235,18 @@ def sample_categorical(
     return one_hot_argmax(_float64_gumbel_scores(logits, shape, generator)).to(
         device=logits.device, dtype=logits.dtype
     )
+
+
+def sample_discrete(
+    categories: int, logits: Tensor, shape: Sequence[int], generator: torch.Generator | None = None
+) -> Tensor:
+    """A discrete draw of ``shape`` (logits broadcast to it) for a layer of ``categories``: Bernoulli(sigmoid(a))
+    as 0/1 when it is 2 (:func:`sample_bernoulli`), else a one-hot Categorical(softmax(a)) by the Gumbel-max trick
+    (:func:`sample_categorical`; Maddison et al. 2017, eq. 3). Both decide in float64, so no state is proposed
+    more often than its probability by float rounding."""
+    if categories == 2:
+        return sample_bernoulli(logits, shape, generator=generator)
+    return sample_categorical(logits, shape, generator=generator)
 
 
 def _float64_gumbel_scores(logits: Tensor, shape: torch.Size, generator: torch.Generator | None) -> Tensor:

@@ -92,10 +92,21 @@ def test_vimco_signals_match_a_loop_and_survive_large_values(dim):
 def test_running_moments():
     m = RunningMoments(decay=0.5)
     m.update(torch.tensor([1.0, 3.0]))
-    assert m.mean == 2.0 and m.var == 1.0
+    assert float(m.mean) == 2.0 and float(m.var) == 1.0
     m.update(torch.tensor([5.0, 5.0]))
-    assert m.mean == 3.5 and m.var == 0.5
-    assert m.scale() == 1.0
+    assert float(m.mean) == 3.5 and float(m.var) == 0.5
+    assert float(m.scale()) == 1.0
     torch.testing.assert_close(m.normalise(torch.tensor([4.5])), torch.tensor([1.0]))
     with pytest.raises(ValueError, match="decay"):
         RunningMoments(decay=1.0)
+    with pytest.raises(ValueError, match="groups"):
+        RunningMoments(groups=0)
+    # one pair per group (layer): rows are folded separately, and the state travels with state_dict
+    layered = RunningMoments(decay=0.5, groups=2)
+    layered.update(torch.tensor([[1.0, 3.0, 1.0, 3.0], [10.0, 10.0, 10.0, 10.0]]))
+    layered.update(torch.tensor([[5.0, 5.0, 5.0, 5.0], [0.0, 20.0, 0.0, 20.0]]))
+    assert layered.mean.tolist() == [3.5, 10.0] and layered.var.tolist() == [0.5, 50.0]
+    assert layered.scale().tolist() == pytest.approx([1.0, 50.0**0.5], rel=1e-7)
+    copy = RunningMoments(decay=0.5, groups=2)
+    copy.load_state_dict(layered.state_dict())
+    assert torch.equal(copy.var, layered.var) and int(copy.count) == 2

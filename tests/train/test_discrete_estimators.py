@@ -24,9 +24,10 @@ import torch
 from safetensors.torch import load_file
 
 from concretelab.cli import main
+from concretelab.estimators import layered
 from concretelab.models import build_model
 from concretelab.objectives import layer_log_prob
-from concretelab.train import discrete, train
+from concretelab.train import train
 from concretelab.train.discrete import (
     EstimatorObjective,
     build_estimator_objective,
@@ -141,9 +142,9 @@ def test_nvil_normalised_layerwise_signals_with_nonzero_baselines() -> None:
         with torch.no_grad():
             for p in objective.baselines.parameters():
                 p.add_(0.3 * torch.randn(p.shape, dtype=p.dtype))
-    objective.moment_mean.copy_(torch.tensor([-4.0, -1.0]))
-    objective.moment_var.copy_(torch.tensor([9.0, 0.25]))  # scales 3 and 1
-    objective.moment_count.fill_(10)
+    objective.moments.mean.copy_(torch.tensor([-4.0, -1.0]))
+    objective.moments.var.copy_(torch.tensor([9.0, 0.25]))  # scales 3 and 1
+    objective.moments.count.fill_(10)
     objective.eval()
     x = _x()
     exact = _exact_gradient(model, x, None)
@@ -154,7 +155,7 @@ def test_nvil_normalised_layerwise_signals_with_nonzero_baselines() -> None:
     rows = _estimated_gradients(objective, model, x, 1)
     assert _z_scores(rows, exact / scale).max() < Z
     assert _z_scores(rows, exact).max() > 3 * Z  # the test has power: the unnormalised target is rejected
-    assert torch.equal(objective.moment_mean, torch.tensor([-4.0, -1.0], dtype=torch.float64))  # frozen
+    assert torch.equal(objective.moments.mean, torch.tensor([-4.0, -1.0], dtype=torch.float64))  # frozen
 
 
 def test_draw_matches_the_discrete_model_protocol_and_local_signals() -> None:
@@ -188,7 +189,7 @@ def test_structured_local_signals_and_control(monkeypatch) -> None:
     rows = _estimated_gradients(objective, model, x, 1, groups=20, repeats=200)
     assert _z_scores(rows, exact).max() < Z
     # the SBN layout applied to the structured draw: a biased estimator, rejected
-    monkeypatch.setattr(discrete, "local_signals", lambda d, **_: local_signals(d))
+    monkeypatch.setattr(layered, "local_signals", lambda d, **_: local_signals(d))
     bad = _estimated_gradients(objective, model, x, 1, groups=20, repeats=200)
     assert _z_scores(bad, exact).max() > 2 * Z
 
@@ -198,25 +199,49 @@ def test_nvil_moments_advance_in_training_mode_only() -> None:
     objective = build_estimator_objective("nvil", model, seed=0)
     x = (torch.rand(8, 16, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     objective(model, x, samples=1, generator=torch.Generator().manual_seed(1))
-    first = objective.moment_mean.clone()
-    assert objective.moment_count.item() == 1 and bool((first < 0).all())
+    first = objective.moments.mean.clone()
+    assert objective.moments.count.item() == 1 and bool((first < 0).all())
     objective.eval()
     objective(model, x, samples=1, generator=torch.Generator().manual_seed(2))
-    assert torch.equal(objective.moment_mean, first)
+    assert torch.equal(objective.moments.mean, first)
+
+
+def test_every_training_estimator_is_the_layered_form_of_a_lab_estimator() -> None:
+    """One estimator stack: the trainer's objectives are the lab estimators' ``layered`` classes."""
+    from concretelab.estimators import ESTIMATORS
+    from concretelab.train.discrete import TRAINING_ESTIMATORS
+
+    assert set(TRAINING_ESTIMATORS) == {"disarm", "nvil", "reinforce_loo", "vimco"}
+    for name in TRAINING_ESTIMATORS:
+        objective = build_estimator_objective(name, build_model("4H-4H-16V"))
+        assert isinstance(objective, EstimatorObjective) and type(objective) is ESTIMATORS[name].layered
+
+
+def test_nvil_loads_a_checkpoint_written_before_the_moments_module() -> None:
+    """Checkpoints before issue 11 kept NVIL's moments as moment_mean/moment_var/moment_count."""
+    objective = build_estimator_objective("nvil", build_model("4H-4H-16V"), seed=0)
+    state = {k: v.clone() for k, v in objective.state_dict().items() if not k.startswith("moments.")}
+    state |= {"moment_mean": torch.tensor([1.0, 2.0]), "moment_var": torch.tensor([4.0, 9.0]),
+              "moment_count": torch.tensor(3)}
+    objective.load_state_dict(state)
+    assert objective.moments.mean.tolist() == [1.0, 2.0] and objective.moments.scale().tolist() == [2.0, 3.0]
+    assert int(objective.moments.count) == 3
 
 
 def test_objective_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="trains SigmoidBeliefNet or StructuredPredictionSBN models"):
-        EstimatorObjective("vimco", build_model("categorical-vae"))
+        build_estimator_objective("vimco", build_model("categorical-vae"))
     with pytest.raises(ValueError, match="'disarm' trains SigmoidBeliefNet models"):
-        EstimatorObjective("disarm", build_model("4V-2H-4V"))
+        build_estimator_objective("disarm", build_model("4V-2H-4V"))
     with pytest.raises(ValueError, match="needs a binary SBN"):
-        EstimatorObjective("disarm", build_model("4H-16V", categories=4))
+        build_estimator_objective("disarm", build_model("4H-16V", categories=4))
     with pytest.raises(ValueError, match="not supported for training"):
-        EstimatorObjective("rebar", build_model("4H-16V"))
+        build_estimator_objective("rebar", build_model("4H-16V"))
     model = build_model("4H-16V")
     with pytest.raises(ValueError, match="samples must be an integer >= 2"):
-        EstimatorObjective("vimco", model)(model, torch.zeros(2, 16), samples=1)
+        build_estimator_objective("vimco", model)(model, torch.zeros(2, 16), samples=1)
+    with pytest.raises(ValueError, match="not supported for training"):
+        build_estimator_objective("no-such-estimator", model)
 
 
 # --- the trainer and the command line --------------------------------------------------------------------
@@ -259,10 +284,10 @@ def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
     b = load_file(str(half / "checkpoints" / "last.safetensors"))
     assert a.keys() == b.keys()
     assert any(k.startswith("extra/estimator/baselines") for k in a)
-    assert any(k.startswith("extra/estimator/moment_mean") for k in a)
+    assert any(k.startswith("extra/estimator/moments.mean") for k in a)
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    assert int(a["extra/estimator/moment_count"]) == 10
+    assert int(a["extra/estimator/moments.count"]) == 10
 
 
 @pytest.mark.parametrize(

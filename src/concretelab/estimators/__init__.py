@@ -65,6 +65,13 @@ from concretelab.estimators.exact import (
     exact_multisample_gradient,
 )
 from concretelab.estimators.gumbel_rao import GumbelRao
+from concretelab.estimators.layered import (
+    LayeredDisARM,
+    LayeredEstimator,
+    LayeredNVIL,
+    LayeredReinforceLOO,
+    LayeredVIMCO,
+)
 from concretelab.estimators.nvil import NVIL
 from concretelab.estimators.rebar import REBAR
 from concretelab.estimators.reinforce import Reinforce
@@ -88,6 +95,11 @@ __all__ = [
     "DisARM",
     "GradientEstimator",
     "GumbelRao",
+    "LayeredDisARM",
+    "LayeredEstimator",
+    "LayeredNVIL",
+    "LayeredReinforceLOO",
+    "LayeredVIMCO",
     "MultiSampleEstimator",
     "ReinMax",
     "Reinforce",

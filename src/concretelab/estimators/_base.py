@@ -52,6 +52,7 @@ __all__ = [
     "check_positive",
     "conditional_noise",
     "conditional_perturbation",
+    "disarm_weight",
     "evaluate",
     "logistic_pair",
     "one_hot_argmax",
@@ -145,6 +146,13 @@ def perturb_and_sample(
     noise = sampler(shape, generator=generator, dtype=torch.float64, device=logits.device)
     b = hard_sample(noise + logits.detach().to(torch.float64), family).to(logits.dtype)
     return noise.to(logits.dtype), b
+
+
+def disarm_weight(b: Tensor, b_anti: Tensor, logits: Tensor) -> Tensor:
+    """(−1)^{b̃_i} 1[b_i ≠ b̃_i] σ(|θ_i|): what multiplies ½ (f(b) − f(b̃)) in DisARM's gradient (Dong et al.
+    2020, eq. 5), elementwise; ``logits`` are treated as constants."""
+    logits = logits.detach()
+    return (1.0 - 2.0 * b_anti) * (b != b_anti).to(logits.dtype) * torch.sigmoid(logits.abs())
 
 
 def logistic_pair(
@@ -263,6 +271,9 @@ class GradientEstimator:
     min_samples: ClassVar[int] = 1
     stateful: ClassVar[bool] = False
     objective: ClassVar[str] = "expectation"  # "multisample" for VIMCO: ∂/∂θ E[log mean_k exp f(b^k)]
+    #: The same estimator applied layer by layer to a model's latents (a ``LayeredEstimator`` class from
+    #: :mod:`concretelab.estimators.layered`), for ``concretelab train --estimator``; None: not for training.
+    layered: ClassVar[type | None] = None
 
     def __init__(self, family: str = "bernoulli") -> None:
         if family not in FAMILIES:

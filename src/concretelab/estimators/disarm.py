@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, logistic_pair
+from concretelab.estimators._base import Objective, SingleSampleEstimator, disarm_weight, evaluate, logistic_pair
+from concretelab.estimators.layered import LayeredDisARM
 
 __all__ = ["DisARM"]
 
@@ -30,6 +31,7 @@ class DisARM(SingleSampleEstimator):
 
     name = "disarm"
     families = ("bernoulli",)
+    layered = LayeredDisARM
     unbiased = True
     evaluations_per_sample = 2
 
@@ -38,5 +40,4 @@ class DisARM(SingleSampleEstimator):
         with torch.no_grad():
             values = evaluate(f, torch.cat([b, b_anti])).detach().to(logits.dtype)
         half_diff = 0.5 * (values[:num] - values[num:]).reshape(num, *([1] * logits.dim()))
-        sign = 1.0 - 2.0 * b_anti  # (−1)^{b̃_i}
-        return half_diff * sign * (b != b_anti).to(logits.dtype) * torch.sigmoid(logits.abs())
+        return half_diff * disarm_weight(b, b_anti, logits)

@@ -38,6 +38,7 @@ from concretelab.estimators._base import (
     exact_sample,
     mean_param,
 )
+from concretelab.estimators.layered import LayeredNVIL
 from concretelab.estimators.score import RunningMoments
 
 __all__ = ["NVIL"]
@@ -56,6 +57,7 @@ class NVIL(SingleSampleEstimator):
     """
 
     name = "nvil"
+    layered = LayeredNVIL  # the same estimator applied layer by layer to a model (concretelab train)
     unbiased = True
     evaluations_per_sample = 1
     stateful = True
@@ -78,7 +80,7 @@ class NVIL(SingleSampleEstimator):
         self.lr = check_positive("lr", lr)
         self.decay = check_fraction("decay", decay)
         self.seed = int(seed)
-        self.moments = RunningMoments(self.decay)
+        self.moments = RunningMoments(self.decay).double()  # the lab's problems are float64
         self.reset()
 
     def reset(self) -> None:
@@ -122,16 +124,18 @@ class NVIL(SingleSampleEstimator):
     def learning_signal(self, values: Tensor, features: Tensor, *, normalise: bool = True) -> Tensor:
         """(f − c_ψ(x) − c̄) / max(1, s) (or without the division), detached; values broadcast with (...)."""
         with torch.no_grad():
-            centred = values - self.baseline(features) - self.moments.mean
+            moments = self.moments.to(values.device)
+            centred = values - self.baseline(features) - moments.mean.to(values.dtype)
             if normalise:
-                centred = centred / self.moments.scale()
+                centred = centred / moments.scale().to(values.dtype)
         return centred
 
     def update(self, values: Tensor, features: Tensor) -> None:
         """One Adam step of ψ on mean (f − c̄ − c_ψ(x))², then fold f − c_ψ(x) into the running moments."""
         values = values.detach()
+        moments = self.moments.to(values.device)
         with torch.enable_grad():
-            residual = values - self.moments.mean - self.baseline(features.detach())
+            residual = values - moments.mean.to(values.dtype) - self.baseline(features.detach())
             loss = residual.pow(2).mean()
             if self.optimizer is None:  # created by baseline() above
                 raise RuntimeError("nvil: the baseline optimizer was not created")
@@ -139,7 +143,7 @@ class NVIL(SingleSampleEstimator):
             loss.backward()
             self.optimizer.step()
         with torch.no_grad():
-            self.moments.update(values - self.baseline(features.detach()))
+            moments.update(values - self.baseline(features.detach()))
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         b = exact_sample(logits, num, self.family, generator)

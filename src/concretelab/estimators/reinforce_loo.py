@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from concretelab.estimators._base import MultiSampleEstimator, Objective, evaluate, exact_sample, mean_param
+from concretelab.estimators.layered import LayeredReinforceLOO
 from concretelab.estimators.score import leave_one_out_baseline
 
 __all__ = ["ReinforceLOO"]
@@ -31,6 +32,7 @@ class ReinforceLOO(MultiSampleEstimator):
     """Leave-one-out baseline over num_samples >= 2 samples (unbiased; both families; no options)."""
 
     name = "reinforce_loo"
+    layered = LayeredReinforceLOO  # the same estimator applied layer by layer to a model (concretelab train)
     unbiased = True
     evaluations_per_sample = 1
 

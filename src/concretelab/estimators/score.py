@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from concretelab import functional
 
@@ -103,40 +103,54 @@ def vimco_signals(log_weights: Tensor, dim: int = 0) -> tuple[Tensor, Tensor]:
     return (bound.unsqueeze(0) - loo_bound).movedim(0, dim), bound
 
 
-class RunningMoments:
-    """Exponential moving mean and variance of a learning signal, updated from past batches only.
+class RunningMoments(nn.Module):
+    """Exponential moving mean and variance of learning signals, one pair per group (a layer), updated from
+    past batches only, kept on the device as buffers (no host sync) and saved with ``state_dict``.
 
     NVIL centres its signal by the running mean c̄ and divides it by max(1, running std) (Mnih & Gregor
-    2014, Sec. 3.3, with α = 0.8 there). Dividing rescales the gradient by a positive scalar, so the
-    direction is unchanged but the result is no longer an estimate of the gradient itself.
+    2014, Sec. 3.3, with α = 0.8 there): c̄ ← α c̄ + (1 − α) mean, s² ← α s² + (1 − α) var, the first batch
+    setting both. Dividing rescales the gradient by a positive scalar, so the direction is unchanged but the
+    result is no longer an estimate of the gradient itself. Used by the lab's NVIL (one group) and by the
+    trainer's layer-wise NVIL (one group per stochastic layer).
     """
 
-    def __init__(self, decay: float = 0.8) -> None:
+    mean: Tensor
+    var: Tensor
+    count: Tensor
+
+    def __init__(self, decay: float = 0.8, groups: int = 1) -> None:
+        super().__init__()
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be an integer >= 1, got {groups!r}")
         self.decay = float(decay)
-        self.reset()
+        self.register_buffer("mean", torch.zeros(groups))
+        self.register_buffer("var", torch.ones(groups))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
     def reset(self) -> None:
-        self.mean = 0.0
-        self.var = 1.0
-        self.initialised = False
+        with torch.no_grad():
+            self.mean.zero_()
+            self.var.fill_(1.0)
+            self.count.zero_()
 
+    @torch.no_grad()
     def update(self, signal: Tensor) -> None:
-        """Fold a batch of signals (any shape) into the moments."""
-        m = float(signal.detach().mean())
-        v = float(signal.detach().var(unbiased=False)) if signal.numel() > 1 else 0.0
-        if not self.initialised:
-            self.mean, self.var, self.initialised = m, max(v, 0.0), True
-            return
+        """Fold a batch of signals into the moments: shape (groups, ...) (with one group, any shape)."""
+        residual = signal.detach().reshape(self.mean.shape[0], -1)
+        mean = residual.mean(1).to(self.mean.dtype)
+        var = residual.var(1, unbiased=False).to(self.var.dtype) if residual.shape[1] > 1 else torch.zeros_like(mean)
+        first = self.count == 0
         a = self.decay
-        self.mean = a * self.mean + (1 - a) * m
-        self.var = a * self.var + (1 - a) * v
+        self.mean.copy_(torch.where(first, mean, a * self.mean + (1 - a) * mean))
+        self.var.copy_(torch.where(first, var, a * self.var + (1 - a) * var))
+        self.count.add_(1)
 
-    def scale(self) -> float:
-        """max(1, running std): NVIL's divisor."""
-        return max(1.0, math.sqrt(self.var))
+    def scale(self) -> Tensor:
+        """max(1, running std) per group: NVIL's divisor, shape (groups,)."""
+        return self.var.sqrt().clamp(min=1.0)
 
     def normalise(self, signal: Tensor) -> Tensor:
-        """(signal − mean) / max(1, sqrt(var)), using the moments from before this batch."""
-        return (signal - self.mean) / self.scale()
+        """(signal − mean) / max(1, sqrt(var)) with one group, using the moments from before this batch."""
+        return (signal - self.mean.to(signal.dtype)) / self.scale().to(signal.dtype)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from concretelab.estimators._base import MultiSampleEstimator, Objective, evaluate, exact_sample, mean_param
+from concretelab.estimators.layered import LayeredVIMCO
 from concretelab.estimators.score import vimco_signals
 
 __all__ = ["VIMCO"]
@@ -32,6 +33,7 @@ class VIMCO(MultiSampleEstimator):
     """VIMCO (unbiased for the multi-sample objective; both families; no options)."""
 
     name = "vimco"
+    layered = LayeredVIMCO  # the same estimator applied layer by layer to a model (concretelab train)
     unbiased = True
     evaluations_per_sample = 1
     objective = "multisample"  # its target is ∂/∂θ E[log mean_k exp f(b^k)], not ∂/∂θ E[f(b)]

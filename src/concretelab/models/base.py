@@ -12,25 +12,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from concretelab.functional import sample_bernoulli, sample_categorical
+from concretelab.functional import sample_discrete
 from concretelab.objectives.terms import layer_log_prob
 
 __all__ = ["LatentModel", "flat", "sample_discrete"]
-
-
-def sample_discrete(
-    categories: int, logits: Tensor, shape: Sequence[int], generator: torch.Generator | None
-) -> Tensor:
-    """A discrete draw of ``shape`` (logits broadcast to it): Bernoulli(sigmoid(a)) as 0/1 (categories == 2),
-    or a one-hot Categorical(softmax(a)) by the Gumbel-max trick (Maddison et al. 2017, eq. 3).
-
-    Both are decided in float64 (:func:`concretelab.functional.sample_bernoulli`, ``sample_categorical``), so
-    no state is proposed more often than its probability by float rounding: an importance weight
-    p(x, h) / q(h | x) with the true q can then never be inflated by a draw q would not make.
-    """
-    if categories == 2:
-        return sample_bernoulli(logits, shape, generator=generator)
-    return sample_categorical(logits, shape, generator=generator)
 
 
 def flat(value: Tensor, categories: int) -> Tensor:
