@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from concretelab.estimators import ESTIMATORS, estimator_options, get_estimator
 from concretelab.estimators.exact import exact_gradient, exact_multisample_gradient
 from concretelab.lab.metrics import SCALAR_METRICS, gradient_metrics, normal_quantile
 from concretelab.lab.problems import Problem
+from concretelab.seeding import derive_seed
 
 __all__ = [
     "SweepConfig",
@@ -116,12 +116,6 @@ def check_temperatures(temperatures: Iterable[float]) -> tuple[float, ...]:
 def takes_temperature(name: str) -> bool:
     """Whether ``get_estimator(name, ..., temperature=...)`` accepts a temperature."""
     return "temperature" in estimator_options(name)
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed from ``seed`` and the configuration's parts, stable across runs and platforms."""
-    text = "|".join(str(p) for p in (seed, *parts)).encode()
-    return (zlib.crc32(text) << 31 | zlib.crc32(text[::-1])) & (2**63 - 1)
 
 
 class _CountingObjective:
