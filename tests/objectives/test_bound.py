@@ -162,3 +162,24 @@ def test_structured_weights_are_the_lower_likelihood():
     torch.testing.assert_close(torch.logsumexp(log_q, 0), torch.zeros(2, dtype=log_q.dtype), rtol=0, atol=1e-12)
     via_proposal = torch.logsumexp(log_q + model.log_likelihood(x, states), 0)
     torch.testing.assert_close(exact_log_marginal(model, x), via_proposal, rtol=0, atol=1e-10)
+
+
+def test_per_image_bound_is_discrete_bound_batch_by_batch():
+    """discrete_bound_per_image: the same numbers as discrete_bound (tested against enumeration above) batch by
+    batch with one generator, progress for every image, the module's mode restored."""
+    from concretelab.objectives import discrete_bound_per_image
+
+    model = _tiny("3H-5V")
+    model.train()
+    images = (_data(7, 5) > 0).to(torch.uint8)  # uint8 images, as the datasets hold them
+    seen: list[int] = []
+    per_image = discrete_bound_per_image(model, images, 64, batch_size=3, generator=torch.Generator().manual_seed(4),
+                                         progress=seen.append)
+    assert per_image.dtype == torch.float64 and per_image.shape == (7,) and seen == [3, 3, 1] and model.training
+    g = torch.Generator().manual_seed(4)
+    by_batch = torch.cat([discrete_bound(model, images[i : i + 3].double(), 64, generator=g) for i in (0, 3, 6)])
+    torch.testing.assert_close(per_image, by_batch, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"images must be an \(N, D\) tensor"):
+        discrete_bound_per_image(model, images[0], 5)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        discrete_bound_per_image(model, images, 5, batch_size=0)

@@ -9,7 +9,8 @@ Training objectives, registered in :data:`OBJECTIVES` under their CLI names and 
 - ``relaxed-analytic-kl`` (:func:`relaxed_analytic_kl`): reconstruction at the relaxed sample minus the
   analytic discrete KL of each layer.
 
-Evaluation: :func:`discrete_bound` (L_k of the discrete model, streamed; k up to 50,000).
+Evaluation: :func:`discrete_bound` (L_k of the discrete model, streamed; k up to 50,000) and
+:func:`discrete_bound_per_image` (the same over a whole split, in batches, with progress).
 
 The relaxed protocol (:class:`RelaxedModel`; :class:`DiscreteModel` for :func:`discrete_bound`,
 :class:`TrainableModel` for the trainer). Objectives never import models; a model offers, with layers
@@ -36,7 +37,12 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from concretelab.objectives.bound import StreamingLogMeanExp, default_chunk_size, discrete_bound
+from concretelab.objectives.bound import (
+    StreamingLogMeanExp,
+    default_chunk_size,
+    discrete_bound,
+    discrete_bound_per_image,
+)
 from concretelab.objectives.protocols import DiscreteModel, RelaxedModel, TrainableModel
 from concretelab.objectives.relaxed import (
     RelaxedSample,
@@ -68,6 +74,7 @@ __all__ = [
     "categorical_log_prob",
     "default_chunk_size",
     "discrete_bound",
+    "discrete_bound_per_image",
     "get_objective",
     "layer_kl",
     "layer_log_prob",

@@ -13,6 +13,7 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -115,3 +116,45 @@ def discrete_bound(
             stream.update(log_w)
             done += m
     return stream.value().to(x.dtype)
+
+
+@torch.no_grad()
+def discrete_bound_per_image(
+    model: DiscreteModel,
+    images: Tensor,
+    k: int,
+    *,
+    batch_size: int = 100,
+    chunk_size: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Tensor:
+    """L_k of every image (Burda et al. 2016, eq. 8), float64 on the CPU, shape (N,): :func:`discrete_bound` on
+    ``batch_size`` images at a time, moved to the device and dtype of the model's parameters (a module's; else
+    the images' device, in float32). A module is put in eval mode for the evaluation and left as it was. ``images`` (N, D) may be
+    uint8 or float 0/1; ``progress(n)`` is called after each batch with the number of images it held. The
+    generator is used in sequence over the batches, so a fixed seed and batch size give a reproducible result.
+    """
+    if not isinstance(images, Tensor) or images.dim() != 2 or images.shape[0] < 1:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be an (N, D) tensor with N >= 1, got {shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    device = first.device if first is not None else images.device
+    dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()  # type: ignore[attr-defined]
+    try:
+        bounds = []
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device=device, dtype=dtype)  # (batch, D)
+            bounds.append(discrete_bound(model, x, k, chunk_size=chunk_size, generator=generator).double().cpu())
+            if progress is not None:
+                progress(x.shape[0])
+    finally:
+        if was_training is not None:
+            model.train(was_training)  # type: ignore[attr-defined]
+    return torch.cat(bounds)

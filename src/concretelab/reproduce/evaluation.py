@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from concretelab.objectives import discrete_bound
+from concretelab.objectives import discrete_bound_per_image
 from concretelab.run import model_from_checkpoint
 from concretelab.train import load_checkpoint
 
@@ -96,18 +96,20 @@ def evaluate_images(
     if images.dim() != 2 or images.shape[0] < 1:
         raise ValueError(f"images must have shape (N, D) with N >= 1, got {tuple(images.shape)}")
     generator = torch.Generator().manual_seed(seed)
-    start, next_log = time.perf_counter(), 0.1
-    values = []
-    for first in range(0, images.shape[0], batch_size):
-        x = images[first : first + batch_size].to(torch.float32)
-        values.append(-discrete_bound(model, x, k, generator=generator).to(torch.float64))
-        done = (first + x.shape[0]) / images.shape[0]
-        if done >= next_log and done < 1:
+    start, state = time.perf_counter(), {"done": 0, "next_log": 0.1}
+
+    def log_progress(images_done: int) -> None:  # about every 10%
+        state["done"] += images_done
+        done = state["done"] / images.shape[0]
+        if state["next_log"] <= done < 1:
             elapsed = time.perf_counter() - start
             logger.info("%s L_%d: %d%% of %d images, %.0f s, about %.0f s left", label, k, int(100 * done),
                         images.shape[0], elapsed, elapsed * (1 - done) / done)
-            next_log = done + 0.1
-    return torch.cat(values), time.perf_counter() - start
+            state["next_log"] = done + 0.1
+
+    nll = -discrete_bound_per_image(model, images, k, batch_size=batch_size, generator=generator,
+                                    progress=log_progress)
+    return nll, time.perf_counter() - start
 
 
 def summarize(

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from concretelab.data import load_dataset
-from concretelab.objectives import discrete_bound
+from concretelab.objectives import discrete_bound_per_image
 from concretelab.run import checkpoint_path, model_from_checkpoint
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
@@ -114,15 +114,11 @@ def evaluate_run(
     generator = torch.Generator(device=torch_device).manual_seed(seed)
     logger.info("evaluating -L_%d on %d %s images (%s checkpoint, step %d)", k, images.shape[0], split, checkpoint,
                 checkpoint_step)
-    bounds = []
     start_time = time.perf_counter()
     with tqdm(total=images.shape[0], unit="img", desc=f"L_{k} on {split}", disable=None if progress else True) as bar:
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size].to(torch_device, dtype=torch.float32)  # (batch, D)
-            bounds.append(discrete_bound(model, x, k, chunk_size=chunk_size, generator=generator).double().cpu())
-            bar.update(x.shape[0])
+        nll = -discrete_bound_per_image(model, images, k, batch_size=batch_size, chunk_size=chunk_size,
+                                        generator=generator, progress=bar.update)  # (N,) float64
     seconds = time.perf_counter() - start_time
-    nll = -torch.cat(bounds)  # (N,) float64
     n = int(nll.shape[0])
     result = {
         "run": str(run),

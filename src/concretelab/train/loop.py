@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from concretelab.data import load_dataset
 from concretelab.models import build_model
-from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound
+from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
 from concretelab.train.checkpoint import (
     Checkpoint,
@@ -244,7 +244,6 @@ class _LossWindow:
         self.count = len(values)
 
 
-@torch.no_grad()
 def validate(
     model: TrainableModel,
     images: Tensor,
@@ -255,20 +254,10 @@ def validate(
     generator: torch.Generator,
     progress: Callable[[int], None] | None = None,
 ) -> Tensor:
-    """Per-image L_k (Burda et al. 2016, eq. 8) of the discrete model on ``images``, shape ``(N,)``."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    bounds = []
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size].to(device=device, dtype=torch.float32)
-            bounds.append(discrete_bound(model, x, k, chunk_size=chunk_size, generator=generator))
-            if progress is not None:
-                progress(x.shape[0])
-    finally:
-        model.train(was_training)
-    return torch.cat(bounds)
+    """Per-image L_k (Burda et al. 2016, eq. 8) of the discrete model on ``images``, shape ``(N,)``
+    (:func:`concretelab.objectives.discrete_bound_per_image`)."""
+    return discrete_bound_per_image(model, images, k, batch_size=batch_size, chunk_size=chunk_size,
+                                    generator=generator, progress=progress)
 
 
 def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
