@@ -131,9 +131,10 @@ def discrete_bound_per_image(
 ) -> Tensor:
     """L_k of every image (Burda et al. 2016, eq. 8), float64 on the CPU, shape (N,): :func:`discrete_bound` on
     ``batch_size`` images at a time, moved to the device and dtype of the model's parameters (a module's; else
-    the images' device, in float32). A module is put in eval mode for the evaluation and left as it was. ``images`` (N, D) may be
-    uint8 or float 0/1; ``progress(n)`` is called after each batch with the number of images it held. The
-    generator is used in sequence over the batches, so a fixed seed and batch size give a reproducible result.
+    the images' device, in float32). A module is put in eval mode for the evaluation and left as it was.
+    ``images`` (N, D) may be uint8 or float 0/1; ``progress(n)`` is called after each batch with the number of
+    images it held. The generator is used in sequence over the batches, so a fixed seed and batch size give a
+    reproducible result.
     """
     if not isinstance(images, Tensor) or images.dim() != 2 or images.shape[0] < 1:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
