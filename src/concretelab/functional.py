@@ -58,6 +58,8 @@ __all__ = [
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
+ShapeLike = int | Sequence[int] | torch.Size
+
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype arithmetic runs in: float32 for float16/bfloat16 inputs, the input dtype otherwise."""
@@ -86,13 +88,8 @@ def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
     return torch.Size(out)
 
 
-def sample_uniform_open(
-    shape: int | Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
+def sample_uniform_open(shape: ShapeLike, *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                        device: torch.device | str | None = None) -> Tensor:
     """Uniform(0, 1) on the open interval: ``torch.rand``'s grid with its point 0 moved to half a step.
 
     Half-precision requests are drawn in float32 (their own grid is too coarse for the tails).
@@ -125,13 +122,8 @@ def logistic_from_uniform(u: Tensor) -> Tensor:
     return torch.log(u) - torch.log1p(-u)
 
 
-def sample_gumbel(
-    shape: int | Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
+def sample_gumbel(shape: ShapeLike, *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                  device: torch.device | str | None = None) -> Tensor:
     """Standard Gumbel noise G = -log(-log U), U ~ Uniform(0, 1) open; never +-inf."""
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
@@ -139,11 +131,8 @@ def sample_gumbel(
 
 
 def sample_gumbel_and_exponential(
-    shape: int | Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    shape: ShapeLike, *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor]:
     """Standard Gumbel noise G and E = exp(-G) = -log U, a standard exponential, from the same draw.
 
@@ -156,13 +145,8 @@ def sample_gumbel_and_exponential(
     return exponential.log().neg_(), exponential
 
 
-def sample_logistic(
-    shape: int | Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
+def sample_logistic(shape: ShapeLike, *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                    device: torch.device | str | None = None) -> Tensor:
     """Standard logistic noise L = log U - log(1 - U), U ~ Uniform(0, 1) open; never +-inf."""
     out_dtype = dtype or torch.get_default_dtype()
     u = sample_uniform_open(shape, generator=generator, dtype=out_dtype, device=device)
@@ -170,11 +154,8 @@ def sample_logistic(
 
 
 def sample_logistic_and_log_pdf(
-    shape: int | Sequence[int] | torch.Size,
-    *,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    shape: ShapeLike, *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor]:
     """Standard logistic noise L = log U - log(1 - U) and its log-density at L, from the same draw as
     :func:`sample_logistic`:
@@ -333,6 +314,17 @@ def perturb_and_scale(logits: Tensor, noise: Tensor, temperature: float | Tensor
     return torch.where(excluded, float("-inf"), finite / temperature)
 
 
+def _concrete_scores(logits: Tensor, temperature: float | Tensor, dim: int, generator: torch.Generator | None,
+                     noise: Tensor | None) -> tuple[int, Tensor]:
+    """The checked category dim and the scores (logits + G) / temperature, G drawn or given (Def. 1)."""
+    dim = _check_dim(logits, dim)
+    if noise is None:
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    else:
+        _check_noise(noise, logits)
+    return dim, perturb_and_scale(logits, noise, _temperature_for(temperature, logits, dim))
+
+
 def log_gumbel_softmax(
     logits: Tensor,
     temperature: float | Tensor = 1.0,
@@ -344,13 +336,7 @@ def log_gumbel_softmax(
 
     A category whose logit is -inf gets Y = -inf (X = exp(Y) = 0 exactly).
     """
-    dim = _check_dim(logits, dim)
-    if noise is None:
-        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-    else:
-        _check_noise(noise, logits)
-    t = _temperature_for(temperature, logits, dim)
-    scores = perturb_and_scale(logits, noise, t)
+    dim, scores = _concrete_scores(logits, temperature, dim, generator, noise)
     return scores - torch.logsumexp(scores, dim=dim, keepdim=True)
 
 
@@ -370,13 +356,7 @@ def gumbel_softmax(
     ``dim`` of size 1; it must be finite and positive, checked in eager mode), a generator, given noise
     (standard Gumbel, shaped like ``logits``), and exact zeros for -inf logits (with finite gradients).
     """
-    dim = _check_dim(logits, dim)
-    if noise is None:
-        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-    else:
-        _check_noise(noise, logits)
-    t = _temperature_for(temperature, logits, dim)
-    scores = perturb_and_scale(logits, noise, t)
+    dim, scores = _concrete_scores(logits, temperature, dim, generator, noise)
     # exp(s - logsumexp(s)) rather than torch.softmax: the same value, and faster on CPU for short rows
     soft = torch.exp(scores - torch.logsumexp(scores, dim=dim, keepdim=True))
     if not hard:

@@ -7,7 +7,7 @@ kept exactly; ``probs`` is derived lazily, or kept exactly when it was the argum
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Number
 from typing import Any, ClassVar
@@ -28,6 +28,7 @@ from concretelab.distributions.constraints import (
 from concretelab.functional import (
     broadcast_shapes,
     compute_dtype,
+    log_softmax_and_softmax,
     perturb_and_scale,
     sample_gumbel_and_exponential,
     sample_logistic_and_log_pdf,
@@ -224,38 +225,42 @@ class _ConcreteParams(Distribution):
         new._validate_args = self._validate_args
         return new
 
-    def _noise_shape(self, sample_shape: SampleShape) -> torch.Size:
-        return self._extended_shape(torch.Size(sample_shape))
+    def _noise(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None, kind: str,
+               draw: Callable[..., tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor | None]:
+        """The family's standard noise for ``sample_shape`` in the compute dtype, with what ``draw`` returns
+        beside it (None for ``noise`` the caller gave, which is checked against the shape)."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        dtype = compute_dtype(self.logits.dtype)
+        if noise is None:
+            return draw(shape, generator=generator, dtype=dtype, device=self.logits.device)
+        check_noise(noise, shape, kind)
+        return noise.to(dtype), None
 
-    def sample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
+    def sample(self, sample_shape: SampleShape = (), *, generator: torch.Generator | None = None,
+               noise: Tensor | None = None) -> Tensor:
         """A sample without gradient: ``rsample`` under ``torch.no_grad()``."""
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator, noise=noise)
 
-    def rsample(  # pragma: no cover - every family overrides it
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
+    def rsample(self, sample_shape: SampleShape = (), *, generator: torch.Generator | None = None,
+                noise: Tensor | None = None) -> Tensor:
+        """A reparameterised sample, shape sample_shape + batch_shape + event_shape: a function of the family's
+        noise (Gumbel or logistic, drawn from ``generator``, or the ``noise`` given, of that shape)."""
+        return self._draw_value(sample_shape, generator, noise)
+
+    def sample_and_log_prob(self, sample_shape: SampleShape = (), *, generator: torch.Generator | None = None,
+                            noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """A reparameterised sample and its log-density, in one pass where the family knows its density at its
+        own noise (the default is ``rsample``, then ``log_prob``)."""
+        return self._draw_value_and_log_prob(sample_shape, generator, noise)
+
+    def _draw_value(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+                    ) -> Tensor:  # pragma: no cover - every family base overrides it
         raise NotImplementedError
 
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A reparameterised sample and its log-density (default: rsample, then log_prob via the cache)."""
-        x = self.rsample(sample_shape, generator=generator, noise=noise)
+    def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
+                                 noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        x = self._draw_value(sample_shape, generator, noise)
         return x, self.log_prob(x)
 
     def _validate_value(self, value: Tensor) -> None:
@@ -310,21 +315,23 @@ class CategoricalConcreteParams(_ConcreteParams):
 
     def _scores(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None) -> GumbelDraw:
         """The Concrete scores s = (logits + G)/lambda with the Gumbel noise G they used."""
-        shape = self._noise_shape(sample_shape)
+        noise, drawn = self._noise(sample_shape, generator, noise, "Gumbel", sample_gumbel_and_exponential)
         logits, temperature = self._compute()
-        drawn = None
-        if noise is None:
-            noise, drawn = sample_gumbel_and_exponential(
-                shape, generator=generator, dtype=logits.dtype, device=logits.device
-            )
-        else:
-            check_noise(noise, shape, "Gumbel")
-            noise = noise.to(logits.dtype)
         if self._has_excluded:
             scores = perturb_and_scale(logits, noise, temperature.unsqueeze(-1))
         else:  # no -inf logit to mask: two passes instead of five
             scores = (logits + noise) / temperature.unsqueeze(-1)
         return GumbelDraw(scores, noise, drawn)
+
+    def _draw_value(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+                    ) -> Tensor:
+        draw = self._scores(sample_shape, generator, noise)
+        y, x = log_softmax_and_softmax(draw.scores)
+        return self._value_of(y, x, draw)
+
+    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
+        """The sample returned for the log-space point y = log_softmax(scores) (x = exp(y)), with its record."""
+        raise NotImplementedError  # pragma: no cover - every family overrides it
 
     @lazy_property
     def _has_excluded(self) -> bool:
@@ -373,17 +380,17 @@ class BinaryConcreteParams(_ConcreteParams):
         self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
     ) -> LogisticDraw:
         """The logit-space point z = (logits + L)/lambda with the logistic noise L it used."""
-        shape = self._noise_shape(sample_shape)
+        noise, log_pdf = self._noise(sample_shape, generator, noise, "logistic", sample_logistic_and_log_pdf)
         logits, temperature = self._compute()
-        log_pdf = None
-        if noise is None:
-            noise, log_pdf = sample_logistic_and_log_pdf(
-                shape, generator=generator, dtype=logits.dtype, device=logits.device
-            )
-        else:
-            check_noise(noise, shape, "logistic")
-            noise = noise.to(logits.dtype)
         return LogisticDraw((logits + noise) / temperature, noise, log_pdf)
+
+    def _draw_value(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None
+                    ) -> Tensor:
+        return self._value_of(self._logit_sample(sample_shape, generator, noise).logit)
+
+    def _value_of(self, z: Tensor) -> Tensor:
+        """The sample returned for the logit-space point z = (logits + L)/lambda, with its record."""
+        raise NotImplementedError  # pragma: no cover - every family overrides it
 
     @property
     def param_shape(self) -> torch.Size:

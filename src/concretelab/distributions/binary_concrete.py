@@ -41,10 +41,6 @@ class _LogitSpaceBinary(BinaryConcreteParams):
     """A binary family computed in logit space: a sample is a function of z = (logits + L)/lambda, and its
     log-density is log q(z) (eq. 21) minus the log-Jacobian of that function."""
 
-    def _value_of(self, z: Tensor) -> Tensor:
-        """The sample returned for the logit-space point z (remembering z when the two differ)."""
-        raise NotImplementedError  # pragma: no cover - every family overrides it
-
     def _log_jacobian(self, z: Tensor) -> Tensor | None:
         """log |d value / d z| at z (None when the value is z itself); the density of the value is log q(z)
         minus this."""
@@ -58,16 +54,6 @@ class _LogitSpaceBinary(BinaryConcreteParams):
         """The logit-space point of ``value``: remembered for a sample of ours, else computed."""
         raise NotImplementedError  # pragma: no cover
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """A sample of shape sample_shape + batch_shape, from z = (logits + L) / lambda."""
-        return self._value_of(self._logit_sample(sample_shape, generator, noise).logit)
-
     def log_prob(self, value: Tensor) -> Tensor:
         """log q(z) (eq. 21) minus the log-Jacobian of the value at z; shape (sample..., batch...)."""
         self._validate_value(value)
@@ -75,15 +61,10 @@ class _LogitSpaceBinary(BinaryConcreteParams):
         z = self._logit_of(value, logits.dtype)
         return self._minus_log_jacobian(logit_binconcrete_log_density(z, logits, temperature), z)
 
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and its log-density from its own noise, log q(z) = log lambda - softplus(-L) - softplus(L)
-        (computed as log lambda + log U + log(1 - U) when the noise is drawn here), minus the log-Jacobian."""
+    def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
+                                 noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The sample and its log-density from its own noise, log q(z) = log lambda - softplus(-L) - softplus(L)
+        (log lambda + log U + log(1 - U) when the noise is drawn here), minus the log-Jacobian."""
         draw = self._logit_sample(sample_shape, generator, noise)
         _, temperature = self._compute()
         log_q = logit_binconcrete_log_density_at_noise(draw.noise, temperature, log_pdf=draw.log_pdf)

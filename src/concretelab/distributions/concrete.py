@@ -50,10 +50,6 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
     of that function. At a sample the distribution drew itself, log kappa comes from the noise identity
     log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
 
-    def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
-        """The sample returned for the log-space point y (x = exp(y)), with its record for log_prob."""
-        raise NotImplementedError  # pragma: no cover - every family overrides it
-
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         """The log-space point of ``value``: remembered for a sample of ours, else computed."""
         raise NotImplementedError  # pragma: no cover
@@ -74,18 +70,6 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         )
         return link_zero_gradient(log_kappa, logits)  # it does not depend on the logits: gradient exactly 0
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """A sample of shape sample_shape + (batch..., K), from y = log_softmax((logits + G) / lambda)."""
-        draw = self._scores(sample_shape, generator, noise)
-        y, x = log_softmax_and_softmax(draw.scores)
-        return self._value_of(y, x, draw)
-
     def log_prob(self, value: Tensor) -> Tensor:
         """log kappa(y) (eq. 8) minus the log-Jacobian, y the log-space point of ``value``; shape
         (sample..., batch...). A sample this distribution drew itself (unchanged since, as its parameters) is
@@ -101,14 +85,9 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
             log_kappa = exp_concrete_log_density(y, logits, temperature)
         return self._minus_log_jacobian(log_kappa, y, logits)
 
-    def sample_and_log_prob(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """A sample and its log-density in one pass: log kappa from the noise identity, minus the log-Jacobian."""
+    def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
+                                 noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The sample and its log-density in one pass: log kappa from the noise identity, minus the log-Jacobian."""
         draw = self._scores(sample_shape, generator, noise)
         y, x = log_softmax_and_softmax(draw.scores)
         log_kappa = self._log_kappa_at_noise(draw.noise, draw.exp_neg_noise)

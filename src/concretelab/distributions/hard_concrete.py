@@ -24,7 +24,6 @@ from torch.distributions import constraints
 
 from concretelab.distributions._base import (
     BinaryConcreteParams,
-    SampleShape,
     _as_float_tensor,
 )
 from concretelab.distributions._record import cached_log, remember_log
@@ -64,15 +63,8 @@ class HardConcrete(BinaryConcreteParams):
         self.lower, self.upper = lower, upper
         super().__init__(temperature, logits=_as_float_tensor("logits", logits), validate_args=validate_args)
 
-    def rsample(
-        self,
-        sample_shape: SampleShape = (),
-        *,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-    ) -> Tensor:
-        """Z = clip(sigmoid((logits + L)/lambda) (u - l) + l, 0, 1); gradient 0 where clipped."""
-        z = self._logit_sample(sample_shape, generator, noise).logit
+    def _value_of(self, z: Tensor) -> Tensor:
+        """Z = clip(sigmoid(z) (u - l) + l, 0, 1) (eq. 10; gradient 0 where clipped), remembering z."""
         stretched = torch.sigmoid(z) * (self.upper - self.lower) + self.lower
         out = stretched.clamp(0.0, 1.0).to(self.logits.dtype)  # the clip is the definition (eq. 10)
         remember_log(out, z)  # log_prob of this tensor uses z, not the rounded (possibly half-precision) value

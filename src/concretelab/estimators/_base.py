@@ -46,6 +46,7 @@ __all__ = [
     "GradientEstimator",
     "MultiSampleEstimator",
     "Objective",
+    "RelaxedPathwiseEstimator",
     "SingleSampleEstimator",
     "bernoulli_conditional_logistic",
     "categorical_conditional_gumbel",
@@ -357,6 +358,19 @@ class SingleSampleEstimator(GradientEstimator):
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         """(num, *logits.shape) one-sample estimates from ``num`` independent samples."""
         raise NotImplementedError
+
+
+class RelaxedPathwiseEstimator(SingleSampleEstimator):
+    """A biased pathwise estimator through a relaxation at ``temperature`` (default 1.0): one differentiable
+    f-evaluation per sample (Concrete, straight-through Gumbel, ReinMax, Gumbel-Rao)."""
+
+    unbiased = False
+    evaluations_per_sample = 1
+    differentiable_f = True
+
+    def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0) -> None:
+        super().__init__(family)
+        self.temperature = check_positive("temperature", temperature)
 
 
 class MultiSampleEstimator(GradientEstimator):

@@ -13,6 +13,7 @@ pathwise terms are built with ``create_graph=True`` when adapting (a second back
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -20,6 +21,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
+    SingleSampleEstimator,
+    check_positive,
     conditional_noise,
     conditional_perturbation,
     evaluate,
@@ -27,7 +30,41 @@ from concretelab.estimators._base import (
     perturb_and_sample,
 )
 
-__all__ = ["control_variate_estimates", "variance_step"]
+__all__ = ["ControlVariateEstimator", "control_variate_estimates", "variance_step"]
+
+
+class ControlVariateEstimator(SingleSampleEstimator):
+    """The state REBAR and RELAX share: the control-variate scale η and the relaxation's temperature λ, both
+    adapted online (Adam, step ``lr``) to lower the estimate's second moment when ``adapt``; three
+    f-evaluations per sample. Subclasses add their own parameters in :meth:`reset`."""
+
+    unbiased = True
+    evaluations_per_sample = 3
+    differentiable_f = True
+    stateful = True
+
+    def __init__(self, family: str = "bernoulli", *, eta: float = 1.0, temperature: float = 0.5, lr: float = 1e-2,
+                 adapt: bool = True) -> None:
+        super().__init__(family)
+        self.initial_eta = float(eta)
+        if not math.isfinite(self.initial_eta):
+            raise ValueError(f"eta must be a finite number, got {eta!r}")
+        self.initial_temperature = check_positive("temperature", temperature)
+        self.lr = check_positive("lr", lr)
+        self.adapt = bool(adapt)
+
+    def reset(self) -> None:
+        self.eta_param = torch.tensor(self.initial_eta, dtype=torch.float64, requires_grad=True)
+        self.log_temperature = torch.tensor(math.log(self.initial_temperature), dtype=torch.float64, requires_grad=True)
+        self.last_second_moment = float("nan")
+
+    @property
+    def eta(self) -> float:
+        return float(self.eta_param.detach())
+
+    @property
+    def temperature(self) -> float:
+        return float(self.log_temperature.detach().exp())
 
 
 def control_variate_estimates(

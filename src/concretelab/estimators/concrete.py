@@ -21,8 +21,7 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
-    check_positive,
+    RelaxedPathwiseEstimator,
     evaluate,
     pathwise_per_sample,
     perturb,
@@ -32,18 +31,10 @@ from concretelab.estimators._base import (
 __all__ = ["Concrete"]
 
 
-class Concrete(SingleSampleEstimator):
+class Concrete(RelaxedPathwiseEstimator):
     """Relaxed reparameterisation gradient (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "concrete"
-    unbiased = False
-    evaluations_per_sample = 1
-    differentiable_f = True
-
-    def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0) -> None:
-        super().__init__(family)
-        self.temperature = check_positive("temperature", temperature)
-
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         noise = perturb(logits, num, self.family, generator) - logits
 

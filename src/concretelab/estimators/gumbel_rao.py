@@ -23,9 +23,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
+    RelaxedPathwiseEstimator,
     check_count,
-    check_positive,
     conditional_noise,
     conditional_perturbation,
     evaluate,
@@ -37,17 +36,13 @@ from concretelab.estimators._base import (
 __all__ = ["GumbelRao"]
 
 
-class GumbelRao(SingleSampleEstimator):
+class GumbelRao(RelaxedPathwiseEstimator):
     """Gumbel-Rao (biased; both families). Options ``temperature`` (1.0) and ``inner_samples`` (10)."""
 
     name = "gumbel_rao"
-    unbiased = False
-    evaluations_per_sample = 1
-    differentiable_f = True
 
     def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0, inner_samples: int = 10) -> None:
-        super().__init__(family)
-        self.temperature = check_positive("temperature", temperature)
+        super().__init__(family, temperature=temperature)
         self.inner_samples = check_count("inner_samples", inner_samples)
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:

@@ -24,24 +24,24 @@ References
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
-    check_positive,
     evaluate,
     relax_point,
 )
-from concretelab.estimators._control_variate import control_variate_estimates, variance_step
+from concretelab.estimators._control_variate import (
+    ControlVariateEstimator,
+    control_variate_estimates,
+    variance_step,
+)
 
 __all__ = ["REBAR"]
 
 
-class REBAR(SingleSampleEstimator):
+class REBAR(ControlVariateEstimator):
     """REBAR (unbiased; both families; stateful).
 
     Options: ``eta`` (initial control-variate scale, default 1.0), ``temperature`` (initial λ, default 0.5),
@@ -49,42 +49,15 @@ class REBAR(SingleSampleEstimator):
     """
 
     name = "rebar"
-    unbiased = True
-    evaluations_per_sample = 3
-    differentiable_f = True
-    stateful = True
 
-    def __init__(
-        self,
-        family: str = "bernoulli",
-        *,
-        eta: float = 1.0,
-        temperature: float = 0.5,
-        lr: float = 1e-2,
-        adapt: bool = True,
-    ) -> None:
-        super().__init__(family)
-        self.initial_eta = float(eta)
-        if not math.isfinite(self.initial_eta):
-            raise ValueError(f"eta must be a finite number, got {eta!r}")
-        self.initial_temperature = check_positive("temperature", temperature)
-        self.lr = check_positive("lr", lr)
-        self.adapt = bool(adapt)
+    def __init__(self, family: str = "bernoulli", *, eta: float = 1.0, temperature: float = 0.5, lr: float = 1e-2,
+                 adapt: bool = True) -> None:
+        super().__init__(family, eta=eta, temperature=temperature, lr=lr, adapt=adapt)
         self.reset()
 
     def reset(self) -> None:
-        self.eta_param = torch.tensor(self.initial_eta, dtype=torch.float64, requires_grad=True)
-        self.log_temperature = torch.tensor(math.log(self.initial_temperature), dtype=torch.float64, requires_grad=True)
+        super().reset()
         self.optimizer = torch.optim.Adam([self.eta_param, self.log_temperature], lr=self.lr)
-        self.last_second_moment = float("nan")
-
-    @property
-    def eta(self) -> float:
-        return float(self.eta_param.detach())
-
-    @property
-    def temperature(self) -> float:
-        return float(self.log_temperature.detach().exp())
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         eta = self.eta_param.to(logits.dtype)

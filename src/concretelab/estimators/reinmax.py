@@ -27,8 +27,7 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
-    check_positive,
+    RelaxedPathwiseEstimator,
     evaluate,
     exact_sample,
     mean_param,
@@ -39,18 +38,10 @@ from concretelab.estimators._base import (
 __all__ = ["ReinMax"]
 
 
-class ReinMax(SingleSampleEstimator):
+class ReinMax(RelaxedPathwiseEstimator):
     """ReinMax (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "reinmax"
-    unbiased = False
-    evaluations_per_sample = 1
-    differentiable_f = True
-
-    def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0) -> None:
-        super().__init__(family)
-        self.temperature = check_positive("temperature", temperature)
-
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         d = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         pi0 = mean_param(logits, self.family)

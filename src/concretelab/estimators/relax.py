@@ -21,26 +21,26 @@ References
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
     check_count,
-    check_positive,
     evaluate,
     relax_point,
 )
-from concretelab.estimators._control_variate import control_variate_estimates, variance_step
+from concretelab.estimators._control_variate import (
+    ControlVariateEstimator,
+    control_variate_estimates,
+    variance_step,
+)
 
 __all__ = ["RELAX"]
 
 
-class RELAX(SingleSampleEstimator):
+class RELAX(ControlVariateEstimator):
     """RELAX (unbiased; both families; stateful).
 
     Options: ``eta`` (1.0), ``temperature`` (initial λ, 0.5), ``hidden`` (MLP width, 32), ``lr`` (Adam step
@@ -48,47 +48,18 @@ class RELAX(SingleSampleEstimator):
     """
 
     name = "relax"
-    unbiased = True
-    evaluations_per_sample = 3
-    differentiable_f = True
-    stateful = True
 
-    def __init__(
-        self,
-        family: str = "bernoulli",
-        *,
-        eta: float = 1.0,
-        temperature: float = 0.5,
-        hidden: int = 32,
-        lr: float = 1e-2,
-        adapt: bool = True,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(family)
-        self.initial_eta = float(eta)
-        if not math.isfinite(self.initial_eta):
-            raise ValueError(f"eta must be a finite number, got {eta!r}")
-        self.initial_temperature = check_positive("temperature", temperature)
+    def __init__(self, family: str = "bernoulli", *, eta: float = 1.0, temperature: float = 0.5, hidden: int = 32,
+                 lr: float = 1e-2, adapt: bool = True, seed: int = 0) -> None:
+        super().__init__(family, eta=eta, temperature=temperature, lr=lr, adapt=adapt)
         self.hidden = check_count("hidden", hidden)
-        self.lr = check_positive("lr", lr)
-        self.adapt = bool(adapt)
         self.seed = int(seed)
         self.reset()
 
     def reset(self) -> None:
-        self.eta_param = torch.tensor(self.initial_eta, dtype=torch.float64, requires_grad=True)
-        self.log_temperature = torch.tensor(math.log(self.initial_temperature), dtype=torch.float64, requires_grad=True)
+        super().reset()
         self.net: nn.Sequential | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.last_second_moment = float("nan")
-
-    @property
-    def eta(self) -> float:
-        return float(self.eta_param.detach())
-
-    @property
-    def temperature(self) -> float:
-        return float(self.log_temperature.detach().exp())
 
     def _network(self, logits: Tensor) -> nn.Sequential:
         size = logits.numel()

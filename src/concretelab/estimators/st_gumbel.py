@@ -22,8 +22,7 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
-    SingleSampleEstimator,
-    check_positive,
+    RelaxedPathwiseEstimator,
     evaluate,
     pathwise_per_sample,
     perturb_and_sample,
@@ -33,18 +32,10 @@ from concretelab.estimators._base import (
 __all__ = ["STGumbel"]
 
 
-class STGumbel(SingleSampleEstimator):
+class STGumbel(RelaxedPathwiseEstimator):
     """Straight-through Gumbel-Softmax (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "st_gumbel"
-    unbiased = False
-    evaluations_per_sample = 1
-    differentiable_f = True
-
-    def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0) -> None:
-        super().__init__(family)
-        self.temperature = check_positive("temperature", temperature)
-
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         noise, b = perturb_and_sample(logits, num, self.family, generator)  # (num, *shape) each
 

@@ -135,15 +135,8 @@ def _prior_logits(model: RelaxedModel, x: Tensor, sample: RelaxedSample) -> list
     return model.prior_logits(x, sample.values)
 
 
-def relaxed(
-    model: RelaxedModel,
-    x: Tensor,
-    *,
-    samples: int = 1,
-    prior_temperature: Temperature,
-    posterior_temperature: Temperature,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def relaxed(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
+            posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
     """The relaxed bound (the default): relaxed densities for both q and p, in log space (Maddison et al.
     2017, Sec. 4 and Appendix C). With z_i ~ q_relaxed(. | x) at lambda_q:
 
@@ -167,15 +160,8 @@ def relaxed(
     return log_w[0] if samples == 1 else log_mean_exp(log_w, dim=0)
 
 
-def relaxed_logratio(
-    model: RelaxedModel,
-    x: Tensor,
-    *,
-    samples: int = 1,
-    prior_temperature: Temperature,
-    posterior_temperature: Temperature,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def relaxed_logratio(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
+                     posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
     """The discrete log-ratio at the relaxed sample (Maddison et al. 2017, Appendix C, the variant that
     scores relaxed samples with the discrete mass functions). With z_i ~ q_relaxed(. | x) at lambda_q and
     b_i = sigmoid(z_i) (or exp(y_i)) standing in for the discrete value:
@@ -190,26 +176,15 @@ def relaxed_logratio(
     _check_inputs(x, samples)
     sample = sample_relaxed_latents(model, x, samples, posterior_temperature, generator)
     log_w = model.log_likelihood(x, sample.values)
-    for categories, value, q_logits, p_logits in zip(
-        model.latent_categories,
-        sample.values,
-        sample.proposal_logits,
-        _prior_logits(model, x, sample),
-        strict=True,
-    ):
+    layers = zip(model.latent_categories, sample.values, sample.proposal_logits, _prior_logits(model, x, sample),
+                 strict=True)
+    for categories, value, q_logits, p_logits in layers:
         log_w = log_w + layer_log_prob(categories, p_logits, value) - layer_log_prob(categories, q_logits, value)
     return log_w[0] if samples == 1 else log_mean_exp(log_w, dim=0)
 
 
-def relaxed_analytic_kl(
-    model: RelaxedModel,
-    x: Tensor,
-    *,
-    samples: int = 1,
-    prior_temperature: Temperature,
-    posterior_temperature: Temperature,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def relaxed_analytic_kl(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
+                        posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
     """Reconstruction at the relaxed sample plus the analytic discrete KL (Maddison et al. 2017, Appendix C;
     the form Jang et al. 2017 train their categorical VAE with). With z_i ~ q_relaxed(. | x) at lambda_q:
 
