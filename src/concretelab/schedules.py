@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from concretelab.checks import check_int, parse_number
 
 __all__ = [
     "ConstantTemperature",
@@ -56,22 +57,12 @@ def parse_temperature(text: str | float | int) -> float:
     Raises ``ValueError`` for anything that is not a finite positive number (``"0"``, ``"-1"``, ``"nan"``,
     ``"inf"``, ``"1/0"``, ``"abc"``).
     """
-    if isinstance(text, str):
-        s = text.strip()
-        try:
-            if "/" in s:
-                num, den = s.split("/", 1)
-                if "/" in den:
-                    raise ValueError(s)
-                value = float(Fraction(num.strip()) / Fraction(den.strip()))
-            else:
-                value = float(s)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(
-                f"temperature must be a finite positive number or fraction such as '2/3', got {text!r}"
-            ) from None
-    else:
-        value = text
+    try:
+        value = parse_number(text, "temperature")
+    except ValueError:
+        raise ValueError(
+            f"temperature must be a finite positive number or fraction such as '2/3', got {text!r}"
+        ) from None
     return _positive("temperature", value)
 
 
@@ -113,8 +104,7 @@ class ExponentialDecayTemperature:
         object.__setattr__(self, "rate", float(self.rate))
         object.__setattr__(self, "floor", _positive("floor", self.floor))
         object.__setattr__(self, "start", _positive("start", self.start))
-        if isinstance(self.interval, bool) or not isinstance(self.interval, int) or self.interval < 1:
-            raise ValueError(f"interval must be an integer >= 1, got {self.interval!r}")
+        check_int("interval", self.interval, 1)
 
     def __call__(self, step: int) -> float:
         t = _step(step) // self.interval * self.interval
@@ -135,8 +125,7 @@ class LinearTemperature:
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", _positive("start", self.start))
         object.__setattr__(self, "end", _positive("end", self.end))
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        check_int("steps", self.steps, 1)
 
     def __call__(self, step: int) -> float:
         frac = min(_step(step), self.steps) / self.steps

@@ -21,13 +21,14 @@ estimators one draw uses one sample (plus the f-evaluations it pairs with it), f
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int as check_count
+from concretelab.checks import check_positive
 from concretelab.functional import (
     one_hot_argmax,
     sample_bernoulli,
@@ -61,35 +62,6 @@ __all__ = [
     "relax_point",
     "softmax_jacobian_surrogate",
 ]
-
-
-def check_positive(name: str, value: float) -> float:
-    """A finite positive float, or a ValueError naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return v
-
-
-def check_fraction(name: str, value: float) -> float:
-    """A float in [0, 1), or a ValueError naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return v
-
-
-def check_count(name: str, value: int, minimum: int = 1) -> int:
-    """An integer ``>= minimum`` (bools rejected), or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def check_logits(logits: Tensor, family: str) -> None:

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_positive
 from concretelab.estimators._base import (
     Objective,
     SingleSampleEstimator,
-    check_positive,
     conditional_noise,
     conditional_perturbation,
     evaluate,

@@ -19,7 +19,13 @@ import math
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import FAMILIES, Objective, check_count, check_logits, evaluate
+from concretelab.checks import check_int as check_count
+from concretelab.estimators._base import (
+    FAMILIES,
+    Objective,
+    check_logits,
+    evaluate,
+)
 from concretelab.estimators.score import bernoulli_log_prob, categorical_log_prob
 
 __all__ = ["MAX_STATES", "enumerate_states", "exact_expectation", "exact_gradient", "exact_multisample_gradient"]

@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int as check_count
 from concretelab.estimators._base import (
     Objective,
     RelaxedPathwiseEstimator,
-    check_count,
     conditional_noise,
     conditional_perturbation,
     evaluate,

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from concretelab.checks import check_int
 from concretelab.estimators._base import disarm_weight, logistic_pair
 from concretelab.estimators.score import RunningMoments, leave_one_out_baseline, surrogate_loss, vimco_signals
 from concretelab.functional import sample_discrete
@@ -109,8 +110,7 @@ def sample_draw(model: _Model, x: Tensor, num_samples: int, *, generator: torch.
 
     Draws the same noise, in the same order, as ``model.sample_posterior(x, num_samples, generator=...)`` of the
     built-in models."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    check_int("num_samples", num_samples, 1)
     h: list[Tensor] = []
     log_q = []
     for i, k in enumerate(model.latent_categories):
@@ -238,8 +238,7 @@ class LayeredNVIL(_LocalSignalEstimator):
     def __init__(self, input_widths: Sequence[int], *, normalise: bool = True, baseline_hidden: int = BASELINE_HIDDEN,
                  decay: float = MOMENT_DECAY) -> None:
         super().__init__()
-        if isinstance(baseline_hidden, bool) or not isinstance(baseline_hidden, int) or baseline_hidden < 1:
-            raise ValueError(f"baseline_hidden must be an integer >= 1, got {baseline_hidden!r}")
+        check_int("baseline_hidden", baseline_hidden, 1)
         self.normalise = bool(normalise)
         self.baselines = nn.ModuleList(_baseline_net(int(w), baseline_hidden) for w in input_widths)
         self.moments = RunningMoments(decay, groups=len(self.baselines))

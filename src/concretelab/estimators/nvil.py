@@ -28,12 +28,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from concretelab.checks import check_fraction, check_positive
+from concretelab.checks import check_int as check_count
 from concretelab.estimators._base import (
     Objective,
     SingleSampleEstimator,
-    check_count,
-    check_fraction,
-    check_positive,
     evaluate,
     exact_sample,
     mean_param,

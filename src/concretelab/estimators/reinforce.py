@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_fraction
 from concretelab.estimators._base import (
     Objective,
     SingleSampleEstimator,
-    check_fraction,
     evaluate,
     exact_sample,
     mean_param,

@@ -25,9 +25,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from concretelab.checks import check_int as check_count
 from concretelab.estimators._base import (
     Objective,
-    check_count,
     evaluate,
     relax_point,
 )

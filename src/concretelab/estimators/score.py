@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from concretelab import functional
+from concretelab.checks import check_int
 
 __all__ = [
     "RunningMoments",
@@ -122,8 +123,7 @@ class RunningMoments(nn.Module):
         super().__init__()
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups must be an integer >= 1, got {groups!r}")
+        check_int("groups", groups, 1)
         self.decay = float(decay)
         self.register_buffer("mean", torch.zeros(groups))
         self.register_buffer("var", torch.ones(groups))

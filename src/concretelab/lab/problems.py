@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int
 from concretelab.functional import bernoulli_log_prob, softplus
 
 __all__ = [
@@ -70,11 +71,6 @@ class Problem:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def toy_problem(target: float = 0.49, logits: tuple[float, ...] | list[float] = (0.0,)) -> Problem:
     """E_{b ~ Bernoulli(σ(θ))}[Σ_i (b_i − t)²] (Tucker et al. 2017, Sec. 6.1), one coordinate per logit."""
     if not (isinstance(target, (int, float)) and math.isfinite(target)):
@@ -103,8 +99,8 @@ def categorical_problem(
     variables: int = 4, categories: int = 4, *, offset: float = 0.5, seed: int = 0
 ) -> Problem:
     """f(b) = (Σ_i ⟨w_i, b_i⟩ − c)² + Σ_{i<j} b_iᵀ A_ij b_j over ``variables`` one-hot b_i of size K."""
-    _check_positive_int("variables", variables, 2)
-    _check_positive_int("categories", categories, 2)
+    check_int("variables", variables, 2)
+    check_int("categories", categories, 2)
     if categories**variables > 2**16:
         raise ValueError(
             f"categories**variables must be at most 2**16 to enumerate, got {categories}**{variables}"
@@ -144,7 +140,7 @@ def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tens
     :func:`concretelab.data.load_dataset` accepts (a folder of .amat files, an .npz, ...) or a single
     ``.amat[.gz]`` file, read and checksum-verified by ``concretelab.data``. Nothing is downloaded.
     """
-    _check_positive_int("rows", rows)
+    check_int("rows", rows)
     from concretelab.data import load_dataset
     from concretelab.data.binarized_mnist import read_amat
 
@@ -205,12 +201,12 @@ def sbn_problem(
     The first ``train_images`` images fit the decoder; image ``train_images + image_index`` is x. The
     proposal logits θ (the point where the gradient is measured) are seeded N(0, 1).
     """
-    _check_positive_int("latents", latents)
+    check_int("latents", latents)
     if latents > 16:
         raise ValueError(f"latents must be at most 16 so that 2**latents states can be enumerated, got {latents}")
-    _check_positive_int("train_images", train_images)
-    _check_positive_int("image_index", image_index, 0)
-    _check_positive_int("steps", steps, 0)
+    check_int("train_images", train_images)
+    check_int("image_index", image_index, 0)
+    check_int("steps", steps, 0)
     images, source = load_binarized_mnist_rows(train_images + image_index + 1, data_path)
     gen = torch.Generator().manual_seed(seed)
     a, w, c = _fit_decoder(images[:train_images], latents, steps, gen)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int
 from concretelab.estimators import ESTIMATORS, estimator_options, get_estimator
 from concretelab.estimators.exact import exact_gradient, exact_multisample_gradient
 from concretelab.lab.metrics import SCALAR_METRICS, gradient_metrics, normal_quantile
@@ -78,13 +79,10 @@ class SweepConfig:
         check_estimator_names(self.estimators)
         check_temperatures(self.temperatures)
         for name in ("draws", "budget", "bootstrap", "chunk_draws"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "draws" else 1):
-                raise ValueError(f"{name} must be an integer >= {2 if name == 'draws' else 1}, got {value!r}")
-        if self.samples is not None and (not isinstance(self.samples, int) or self.samples < 1):
-            raise ValueError(f"samples must be None or an integer >= 1, got {self.samples!r}")
-        if not isinstance(self.timing_repeats, int) or self.timing_repeats < 0:
-            raise ValueError(f"timing_repeats must be an integer >= 0, got {self.timing_repeats!r}")
+            check_int(name, getattr(self, name), 2 if name == "draws" else 1)
+        if self.samples is not None:
+            check_int("samples", self.samples)
+        check_int("timing_repeats", self.timing_repeats, 0)
 
 
 def _estimator_names() -> tuple[str, ...]:

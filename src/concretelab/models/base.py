@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from concretelab.checks import check_int
 from concretelab.functional import sample_discrete
 from concretelab.objectives.terms import layer_log_prob
 
@@ -55,8 +56,7 @@ class LatentModel(nn.Module):
         self, x: Tensor, num_samples: int, *, generator: torch.Generator | None = None
     ) -> tuple[list[Tensor], Tensor]:
         """h ~ q(h | x) layer by layer (proposal order) and log q(h | x), shape (num_samples, batch)."""
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        check_int("num_samples", num_samples, 1)
         h: list[Tensor] = []
         log_q = x.new_zeros(num_samples, x.shape[0])
         for i, k in enumerate(self.latent_categories):

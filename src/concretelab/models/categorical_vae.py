@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from concretelab.checks import check_int
 from concretelab.models.base import LatentModel, flat, sample_discrete
 from concretelab.models.networks import bernoulli_log_likelihood, glorot_init, mean_logits
 
@@ -73,7 +74,6 @@ class CategoricalVAE(LatentModel):
         self, num: int, *, generator: torch.Generator | None = None, condition: Tensor | None = None
     ) -> Tensor:
         """h ~ uniform prior, then the pixel probabilities sigmoid(d(h)), shape (num, visible)."""
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num must be an integer >= 1, got {num!r}")
+        check_int("num", num, 1)
         h = sample_discrete(self.categories, self.uniform_logits, self._layer_shape(0, (num,)), generator)
         return torch.sigmoid(self.decoder(flat(h, self.categories)))

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from concretelab.checks import check_int
 from concretelab.models.base import LatentModel, flat, sample_discrete
 from concretelab.models.networks import bernoulli_log_likelihood, last_linear, make_map, mean_logits
 from concretelab.models.spec import NetworkSpec, parse_spec
@@ -101,8 +102,7 @@ class SigmoidBeliefNet(LatentModel):
         self, num: int, *, generator: torch.Generator | None = None, condition: Tensor | None = None
     ) -> Tensor:
         """Ancestral samples h_L, ..., h_1 and the pixel probabilities sigmoid(f_0(h_1)), shape (num, visible)."""
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num must be an integer >= 1, got {num!r}")
+        check_int("num", num, 1)
         top = len(self.latent_categories) - 1
         h = sample_discrete(self.latent_categories[top], self.prior_bias, self._layer_shape(top, (num,)), generator)
         for i in range(top - 1, -1, -1):

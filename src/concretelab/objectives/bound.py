@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int
 from concretelab.objectives.protocols import DiscreteModel
 
 __all__ = ["StreamingLogMeanExp", "default_chunk_size", "discrete_bound"]
@@ -92,8 +93,7 @@ def discrete_bound(
     Chunks use ``generator`` in sequence, so a fixed generator gives a reproducible result for a fixed
     ``chunk_size``; different chunk sizes give different draws from the same distribution.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    check_int("k", k, 1)
     if not isinstance(x, Tensor) or x.dim() < 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must be a (batch, D) tensor, got {shape}")
@@ -139,8 +139,7 @@ def discrete_bound_per_image(
     if not isinstance(images, Tensor) or images.dim() != 2 or images.shape[0] < 1:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"images must be an (N, D) tensor with N >= 1, got {shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1)
     parameters = getattr(model, "parameters", None)
     first = next(iter(parameters()), None) if callable(parameters) else None
     device = first.device if first is not None else images.device

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int
 from concretelab.distributions import ExpConcrete, LogitBinConcrete
 from concretelab.functional import broadcast_shapes
 from concretelab.objectives.protocols import RelaxedModel
@@ -67,8 +68,7 @@ def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
 
 
 def _check_inputs(x: Tensor, samples: int) -> None:
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    check_int("samples", samples, 1)
     if not isinstance(x, Tensor) or x.dim() != 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must be a (batch, D) tensor, got {shape}")

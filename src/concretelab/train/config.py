@@ -16,7 +16,6 @@ import sys
 import types
 import typing
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from concretelab.checks import parse_number
 from concretelab.schedules import paper_temperatures, parse_schedule
 from concretelab.train.lr_schedule import LR_SCHEDULES
 
@@ -177,24 +177,6 @@ MUTABLE_ON_RESUME = frozenset(
     {"steps", "device", "threads", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size",
      "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
 )
-
-
-def parse_number(value: object, name: str = "value") -> float:
-    """A float from a number or a string such as ``"0.5"``, ``"2/3"`` or ``"1e-4"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got the boolean {value}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            pass
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{name} must be a number or a fraction such as 2/3, got {value!r}")
 
 
 def _field_types() -> dict[str, Any]:

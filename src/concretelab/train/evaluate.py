@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from concretelab.checks import check_int
 from concretelab.data import load_dataset
 from concretelab.objectives import discrete_bound_per_image
 from concretelab.run import checkpoint_path, model_from_checkpoint
@@ -94,11 +95,10 @@ def evaluate_run(
         raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    for name, value in (("k", k), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if num_images is not None and (isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1):
-        raise ValueError(f"num_images must be an integer >= 1 or None, got {num_images!r}")
+    check_int("k", k)
+    check_int("batch_size", batch_size)
+    if num_images is not None:
+        check_int("num_images", num_images)
     torch_device = resolve_device(device)
     saved = load_checkpoint(checkpoint_path(run, checkpoint))  # read and verified once
     model = model_from_checkpoint(saved, device=torch_device)
