@@ -19,7 +19,7 @@ def test_check_int_accepts_integers_at_or_above_the_minimum_only() -> None:
 def test_check_positive_and_check_fraction() -> None:
     assert check_positive("lr", 3) == 3.0 and check_positive("lr", "1e-3") == 1e-3
     for bad in (0, -1.0, math.inf, math.nan, True, "abc", None):
-        with pytest.raises(ValueError, match="^lr must be a finite positive number"):
+        with pytest.raises(ValueError, match=r"^lr must be a finite positive number"):
             check_positive("lr", bad)
     assert check_fraction("decay", 0) == 0.0 and check_fraction("decay", 0.9) == 0.9
     for bad in (1.0, -0.1, math.nan, False, "x"):
@@ -35,5 +35,5 @@ def test_parse_number_reads_numbers_and_fractions(text, value) -> None:
 
 @pytest.mark.parametrize("text", ["1/0", "abc", "1/2/3", "", True, None, [1]])
 def test_parse_number_names_the_argument_when_it_cannot(text) -> None:
-    with pytest.raises(ValueError, match="^--lr must be a number"):
+    with pytest.raises(ValueError, match=r"^--lr must be a number"):
         parse_number(text, "--lr")
