@@ -317,228 +317,280 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
 
 def _train(config: TrainConfig, resume: bool) -> TrainResult:
-    # ----- what to train, where, and whether it fits (all checked before any file is written) -------------
-    check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
-    if config.estimator is None and (config.objective or "relaxed") not in OBJECTIVES:
-        raise ValueError(
-            f"--objective {config.objective}: unknown objective; expected one of {', '.join(sorted(OBJECTIVES))}"
-        )
-    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
-    out = Path(config.out)
-    last_path, best_path = out / "checkpoints" / "last.safetensors", out / "checkpoints" / "best.safetensors"
-    checkpoint: Checkpoint | None = None
-    if resume and last_path.exists():
-        checkpoint = load_checkpoint(last_path)
-        _check_resume(config, checkpoint)
-    elif resume:
-        logger.info("no checkpoint in %s: starting from scratch", out)
-    elif last_path.exists():
-        raise ValueError(f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out")
-    check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
-    if config.tensorboard:
-        require_tensorboard()  # ValueError naming --tensorboard and the install command
+    """Prepare the run (checks, data, model, resume), train step by step, stop cleanly; see :class:`_Run`."""
+    run = _Run(config, resume)
+    stop = _StopSignals()
+    try:
+        with stop.installed():
+            run.train(stop)
+    finally:
+        run.close()
+    return run.result(stop)
 
-    # ----- data and model -------------------------------------------------------------------------------------
-    dataset = load_dataset(config.data)
-    with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
-        probe = build_model(config.model, categories=config.categories)
-    pixels = int(dataset.train.shape[1])
-    if model_input_size(probe) != pixels:
-        raise ValueError(
-            f"--model {config.model} has {model_input_size(probe)} visible units, but --data {config.data} has "
-            f"{pixels} pixels per image"
-        )
-    with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
-        torch.manual_seed(config.seed)
-        model: TrainableModel = build_model(config.model, categories=config.categories, train_mean=dataset.train_mean)
-    model.to(device).train()
-    temperatures = Temperatures(config).to(device)
-    objective, objective_state = _build_objective(config, model)
-    params = [p for p in [*model.parameters(), *temperatures.parameters(),
-                          *(objective_state.parameters() if objective_state is not None else ())] if p.requires_grad]
-    fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
-    optimizer = torch.optim.Adam(params, lr=config.lr, **fast)
-    batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches only
-    valid_images = dataset.valid[: config.eval_images] if config.eval_images else dataset.valid
 
-    context = setup_distributed(device)
-    shards = context.world_size * config.grad_accum
-    if config.batch_size % shards:
-        raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
-    shard_size = config.batch_size // shards
-    generator = torch.Generator(device=device)
-    window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context)
+class _Run:
+    """One training run. Reads top to bottom: ``__init__`` checks the request and prepares data, model, objective,
+    optimizer and the resumed state; :meth:`train` is the loop, one :meth:`step` then one :meth:`flush` (metrics
+    row, validation, checkpoint) per step; :meth:`stop_cleanly` saves what a signal interrupted. The best
+    validation result is kept as a bound (``best_bound``, higher is better); rows report NLLs."""
 
-    # ----- resume: parameters, Adam, step, data position, RNG states, the row in progress -------------------
-    step, best_bound, elapsed, validation_due = 0, None, 0.0, False
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_state)
-        temperatures.load_state_dict(checkpoint.extra["temperatures"])
-        if objective_state is not None:  # estimator training: baselines and running moments
-            objective_state.load_state_dict(checkpoint.extra["estimator"])
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-        batches.load_state_dict(checkpoint.data_state)
-        restore_global_rng(checkpoint.rng)
-        step, best_bound, elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
-        window.load(list(checkpoint.extra.get("loss_window", [])))
-        validation_due = bool(checkpoint.extra.get("validation_due", False))
-        logger.info("resumed %s at step %d", out, step)
-    else:
-        _seed_globals(config.seed)
-    if context.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(config, out / "config.toml")
-        truncate_metrics(out / "metrics.jsonl", step)
-    metrics = MetricsWriter(out / "metrics.jsonl", enabled=context.is_main)
-    board = TensorBoardLog(out / "tensorboard", first_step=step + 1) if config.tensorboard and context.is_main else None
+    # ----- what to train, where, and whether it fits (all checked before any file is written) ---------------
+    def __init__(self, config: TrainConfig, resume: bool) -> None:
+        self.config = config
+        check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
+        if config.estimator is None and (config.objective or "relaxed") not in OBJECTIVES:
+            raise ValueError(
+                f"--objective {config.objective}: unknown objective; expected one of {', '.join(sorted(OBJECTIVES))}"
+            )
+        self.device = device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.out = out = Path(config.out)
+        self.last_path = out / "checkpoints" / "last.safetensors"
+        self.best_path = out / "checkpoints" / "best.safetensors"
+        checkpoint: Checkpoint | None = None
+        if resume and self.last_path.exists():
+            checkpoint = load_checkpoint(self.last_path)
+            _check_resume(config, checkpoint)
+        elif resume:
+            logger.info("no checkpoint in %s: starting from scratch", out)
+        elif self.last_path.exists():
+            raise ValueError(
+                f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out"
+            )
+        self.resumed_at = None if checkpoint is None else checkpoint.step
+        check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
+        if config.tensorboard:
+            require_tensorboard()  # ValueError naming --tensorboard and the install command
 
-    def log_row(row: dict[str, Any]) -> None:
-        metrics.write(row)
-        if board is not None:
-            board.row(row)
+        # ----- data, model, objective, optimizer ------------------------------------------------------------
+        self.dataset = dataset = load_dataset(config.data)
+        with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
+            probe = build_model(config.model, categories=config.categories)
+        pixels = int(dataset.train.shape[1])
+        if model_input_size(probe) != pixels:
+            raise ValueError(
+                f"--model {config.model} has {model_input_size(probe)} visible units, but --data {config.data} has "
+                f"{pixels} pixels per image"
+            )
+        with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
+            torch.manual_seed(config.seed)
+            model: TrainableModel = build_model(config.model, categories=config.categories,
+                                                train_mean=dataset.train_mean)
+        self.model = model
+        model.to(device).train()
+        self.temperatures = Temperatures(config).to(device)  # two schedules: the prior's and the posterior's
+        self.objective, self.objective_state = _build_objective(config, model)
+        own = self.objective_state.parameters() if self.objective_state is not None else ()
+        self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
+        fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, **fast)
+        self.batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches
+        self.valid_images = dataset.valid[: config.eval_images] if config.eval_images else dataset.valid
+        self.context = context = setup_distributed(device)
+        shards = context.world_size * config.grad_accum
+        if config.batch_size % shards:
+            raise ValueError(
+                f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})"
+            )
+        self.shard_size = config.batch_size // shards
+        self.generator = torch.Generator(device=device)
+        self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context)
 
-    t0 = time.perf_counter()
-    row_t0 = t0
-
-    def make_checkpoint(pending_losses: list[float], owes_validation: bool) -> Checkpoint:
-        return Checkpoint(
-            step=step,
-            model_state=model.state_dict(),
-            optimizer_state=optimizer.state_dict(),
-            rng=capture_global_rng(include_cuda=device.type == "cuda"),
-            data_state=batches.state_dict(),
-            best_valid=best_bound,
-            config=config_to_dict(config),
-            model_args=model.model_args(),
-            extra={"temperatures": temperatures.state_dict(), "elapsed": elapsed + time.perf_counter() - t0,
-                   "loss_window": pending_losses, "validation_due": owes_validation,
-                   **({"estimator": objective_state.state_dict()} if objective_state is not None else {})},
-        )
-
-    def save_last(owes_validation: bool = False) -> None:
-        pending = window.read(step, last_path)  # collective; checks for NaN before anything is written
+        # ----- resume: parameters, Adam, step, data position, RNG states, the row in progress ---------------
+        self.step, self.best_bound, self.elapsed, self.validation_due = 0, None, 0.0, False
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        else:
+            _seed_globals(config.seed)
         if context.is_main:
-            save_checkpoint(last_path, make_checkpoint(pending, owes_validation))
+            out.mkdir(parents=True, exist_ok=True)
+            write_config(config, out / "config.toml")
+            truncate_metrics(out / "metrics.jsonl", self.step)
+        self.metrics = MetricsWriter(out / "metrics.jsonl", enabled=context.is_main)
+        self.board = (TensorBoardLog(out / "tensorboard", first_step=self.step + 1)
+                      if config.tensorboard and context.is_main else None)
+        self.last_loss: float | None = None
+        self.t0 = self.row_t0 = time.perf_counter()
+        self.bar = tqdm(total=config.steps, initial=self.step, unit="step", dynamic_ncols=True,
+                        disable=None if (config.progress and context.is_main) else True)
 
-    def write_row() -> float:
-        nonlocal row_t0
-        values = window.read(step, last_path)
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        self.model.load_state_dict(checkpoint.model_state)
+        self.temperatures.load_state_dict(checkpoint.extra["temperatures"])
+        if self.objective_state is not None:  # estimator training: baselines and running moments
+            self.objective_state.load_state_dict(checkpoint.extra["estimator"])
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.batches.load_state_dict(checkpoint.data_state)
+        restore_global_rng(checkpoint.rng)
+        self.step, self.best_bound, self.elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
+        self.window.load(list(checkpoint.extra.get("loss_window", [])))
+        self.validation_due = bool(checkpoint.extra.get("validation_due", False))
+        logger.info("resumed %s at step %d", self.out, self.step)
+
+    # ----- the loop ---------------------------------------------------------------------------------------------
+    def train(self, stop: _StopSignals) -> None:
+        config = self.config
+        logger.info(
+            "training %s (%d parameters) with %s, m=%d, on %s%s: steps %d..%d",
+            config.model, sum(p.numel() for p in self.model.parameters()),
+            f"{DISCRETE_OBJECTIVE} ({config.estimator})" if config.estimator else config.objective or "relaxed",
+            config.samples, self.device, f" x{self.context.world_size} processes" if self.context.enabled else "",
+            self.step, config.steps,
+        )
+        if self.validation_due:  # a validation abandoned by a signal before the checkpoint: do it now
+            self.validation_due = not self.validate(stop)
+        while self.step < config.steps and not stop.requested and not self.validation_due:
+            if not self.take_step(stop):
+                break  # a signal arrived during the step: it was abandoned
+            self.flush(stop)
+        if stop.requested or self.validation_due:
+            self.stop_cleanly(stop)
+        elif self.resumed_at is not None and self.step == self.resumed_at == config.steps:
+            self.save_last()  # a resumed run that only owed its final validation
+
+    def take_step(self, stop: _StopSignals) -> bool:
+        """One optimizer step on the next batch (split into ``grad_accum`` x world-size shards); False, with the
+        batch put back and no optimizer step, when a signal arrived meanwhile."""
+        config, step = self.config, self.step
+        lr = learning_rate(config.lr, step, schedule=config.lr_schedule, warmup_steps=config.warmup_steps,
+                           horizon=config.lr_horizon)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        prior_t, posterior_t = self.temperatures(step)
+        position = self.batches.state_dict()
+        x = next(self.batches).to(self.device, non_blocking=True)  # (batch_size, D), the global batch
+        for a in range(config.grad_accum):
+            shard = self.context.rank * config.grad_accum + a
+            self.generator.manual_seed(derive_seed(config.seed, step, shard))
+            x_shard = x[shard * self.shard_size : (shard + 1) * self.shard_size]  # (shard_size, D)
+            bound = self.objective(self.model, x_shard, samples=config.samples, prior_temperature=prior_t,
+                                   posterior_temperature=posterior_t, generator=self.generator)  # (shard_size,)
+            loss = -bound.mean() / config.grad_accum
+            loss.backward()
+            self.window.add(loss)
+        want_stop = stop.requested
+        if self.context.enabled and all_reduce_gradients(self.params, want_stop, self.context):
+            want_stop = True
+        if want_stop:  # no optimizer step after a signal: abandon this step, put its batch back
+            self.optimizer.zero_grad(set_to_none=True)
+            self.window.values[self.window.count] = 0.0
+            self.batches.load_state_dict(position)
+            return False
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.window.close_step()
+        self.bar.update(1)
+        return True
+
+    def flush(self, stop: _StopSignals) -> None:
+        """The one flush point of a step: a metrics row, a validation, a checkpoint, each when it is due."""
+        config, step = self.config, self.step
+        last_step = step == config.steps
+        if step % config.log_every == 0 or last_step:
+            self.last_loss = self.write_row()
+            self.bar.set_postfix(bound=f"{-self.last_loss:.2f}", refresh=False)
+        if config.eval_every and (step % config.eval_every == 0 or last_step):
+            self.validation_due = not self.validate(stop)
+            if self.context.enabled and any_rank(self.validation_due or stop.requested, self.context, self.device):
+                stop.signal = stop.signal or signal.SIGTERM
+        if self.validation_due or stop.requested:
+            return  # stop_cleanly saves the checkpoint
+        if last_step or (config.checkpoint_every and step % config.checkpoint_every == 0):
+            self.save_last()
+
+    def stop_cleanly(self, stop: _StopSignals) -> None:
+        self.save_last(owes_validation=self.validation_due)
+        stopped = signal.Signals(stop.signal or signal.SIGTERM)
+        logger.info("stopped by %s at step %d; checkpoint saved to %s (continue with --resume)", stopped.name,
+                    self.step, self.last_path)
+
+    # ----- metrics rows, validation, checkpoints ----------------------------------------------------------------
+    def log_row(self, row: dict[str, Any]) -> None:
+        self.metrics.write(row)
+        if self.board is not None:
+            self.board.row(row)
+
+    def write_row(self) -> float:
+        """The metrics row of the steps since the last one; returns its mean training loss (a negative bound)."""
+        values = self.window.read(self.step, self.last_path)
         now = time.perf_counter()
-        prior_t, posterior_t = temperatures(step)
+        prior_t, posterior_t = self.temperatures(self.step)
         loss = sum(values) / len(values)
-        log_row({
-            "step": step,
+        self.log_row({
+            "step": self.step,
             "loss": loss,
             "prior_temperature": float(torch.as_tensor(prior_t).detach()),
             "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
-            "lr": optimizer.param_groups[0]["lr"],
-            "time": elapsed + now - t0,
-            "steps_per_s": len(values) / max(now - row_t0, 1e-9),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "time": self.elapsed + now - self.t0,
+            "steps_per_s": len(values) / max(now - self.row_t0, 1e-9),
         })
-        window.reset()
-        row_t0 = now
+        self.window.reset()
+        self.row_t0 = now
         return loss
 
-    def run_validation(stop: _StopSignals) -> bool:
-        """Validate at ``step`` (rank 0), keep the best checkpoint; False when a signal abandoned it."""
-        nonlocal best_bound
-        if not context.is_main:
+    def validate(self, stop: _StopSignals) -> bool:
+        """Validate at this step (rank 0) and keep the best checkpoint; False when a signal abandoned it."""
+        config = self.config
+        if not self.context.is_main:
             return True
-        generator.manual_seed(derive_seed(config.seed, "validation"))
+        self.generator.manual_seed(derive_seed(config.seed, "validation"))
         try:
             with stop.abortable():
-                bound = validate(model, valid_images, k=config.eval_k, batch_size=config.eval_batch_size,
-                                 chunk_size=config.eval_chunk_size, generator=generator)
+                bound = validate(self.model, self.valid_images, k=config.eval_k, batch_size=config.eval_batch_size,
+                                 chunk_size=config.eval_chunk_size, generator=self.generator)
         except _PhaseAborted:
-            logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", step,
+            logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
                         signal.Signals(stop.signal or signal.SIGTERM).name)
             return False
         valid_nll = -float(bound.mean())
-        log_row({"step": step, "valid_nll": valid_nll, "valid_k": config.eval_k,
-                 "valid_images": int(bound.shape[0]), "time": elapsed + time.perf_counter() - t0})
-        if board is not None:
-            board.samples(step, model, dataset.image_shape, valid_images[:16].to(device, torch.float32),
-                          torch.Generator(device=device).manual_seed(derive_seed(config.seed, "samples")))
-        logger.info("step %d: validation -L_%d = %.3f nats", step, config.eval_k, valid_nll)
-        if best_bound is None or -valid_nll > best_bound:
-            best_bound = -valid_nll
-            save_checkpoint(best_path, make_checkpoint(window.values[: window.count].tolist(), False))
+        self.log_row({"step": self.step, "valid_nll": valid_nll, "valid_k": config.eval_k,
+                      "valid_images": int(bound.shape[0]), "time": self.elapsed + time.perf_counter() - self.t0})
+        if self.board is not None:
+            self.board.samples(self.step, self.model, self.dataset.image_shape,
+                               self.valid_images[:16].to(self.device, torch.float32),
+                               torch.Generator(device=self.device).manual_seed(derive_seed(config.seed, "samples")))
+        logger.info("step %d: validation -L_%d = %.3f nats", self.step, config.eval_k, valid_nll)
+        if self.best_bound is None or -valid_nll > self.best_bound:
+            self.best_bound = -valid_nll
+            save_checkpoint(self.best_path, self.checkpoint(self.window.values[: self.window.count].tolist(), False))
         return True
 
-    # ----- the loop -----------------------------------------------------------------------------------------
-    logger.info(
-        "training %s (%d parameters) with %s, m=%d, on %s%s: steps %d..%d",
-        config.model, sum(p.numel() for p in model.parameters()),
-        f"{DISCRETE_OBJECTIVE} ({config.estimator})" if config.estimator else config.objective or "relaxed",
-        config.samples, device, f" x{context.world_size} processes" if context.enabled else "", step, config.steps,
-    )
-    bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True,
-               disable=None if (config.progress and context.is_main) else True)
-    stop = _StopSignals()
-    last_loss: float | None = None
-    try:
-        with stop.installed():
-            if validation_due:  # a validation abandoned by a signal before the checkpoint: do it now
-                validation_due = not run_validation(stop)
-            while step < config.steps and not stop.requested and not validation_due:
-                lr = learning_rate(config.lr, step, schedule=config.lr_schedule, warmup_steps=config.warmup_steps,
-                                   horizon=config.lr_horizon)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                prior_t, posterior_t = temperatures(step)
-                position = batches.state_dict()
-                x = next(batches).to(device, non_blocking=True)  # (batch_size, D), the global batch
-                for a in range(config.grad_accum):
-                    shard = context.rank * config.grad_accum + a
-                    generator.manual_seed(derive_seed(config.seed, step, shard))
-                    x_shard = x[shard * shard_size : (shard + 1) * shard_size]  # (shard_size, D)
-                    bound = objective(model, x_shard, samples=config.samples, prior_temperature=prior_t,
-                                      posterior_temperature=posterior_t, generator=generator)  # (shard_size,)
-                    loss = -bound.mean() / config.grad_accum
-                    loss.backward()
-                    window.add(loss)
-                want_stop = stop.requested
-                if context.enabled and all_reduce_gradients(params, want_stop, context):
-                    want_stop = True
-                if want_stop:  # no optimizer step after a signal: abandon this step, put its batch back
-                    optimizer.zero_grad(set_to_none=True)
-                    window.values[window.count] = 0.0
-                    batches.load_state_dict(position)
-                    break
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                window.close_step()
-                bar.update(1)
+    def checkpoint(self, pending_losses: list[float], owes_validation: bool) -> Checkpoint:
+        extra = {"temperatures": self.temperatures.state_dict(),
+                 "elapsed": self.elapsed + time.perf_counter() - self.t0,
+                 "loss_window": pending_losses, "validation_due": owes_validation}
+        if self.objective_state is not None:
+            extra["estimator"] = self.objective_state.state_dict()
+        return Checkpoint(
+            step=self.step,
+            model_state=self.model.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            rng=capture_global_rng(include_cuda=self.device.type == "cuda"),
+            data_state=self.batches.state_dict(),
+            best_valid=self.best_bound,
+            config=config_to_dict(self.config),
+            model_args=self.model.model_args(),
+            extra=extra,
+        )
 
-                # one flush point per step: a metrics row, validation, checkpoint
-                last_step = step == config.steps
-                if step % config.log_every == 0 or last_step:
-                    last_loss = write_row()
-                    bar.set_postfix(bound=f"{-last_loss:.2f}", refresh=False)
-                if config.eval_every and (step % config.eval_every == 0 or last_step):
-                    validation_due = not run_validation(stop)
-                    if context.enabled and any_rank(validation_due or stop.requested, context, device):
-                        stop.signal = stop.signal or signal.SIGTERM
-                if validation_due or stop.requested:
-                    break
-                if last_step or (config.checkpoint_every and step % config.checkpoint_every == 0):
-                    save_last()
-            if stop.requested or validation_due:
-                save_last(owes_validation=validation_due)
-                stopped = signal.Signals(stop.signal or signal.SIGTERM)
-                logger.info("stopped by %s at step %d; checkpoint saved to %s (continue with --resume)",
-                            stopped.name, step, last_path)
-            elif checkpoint is not None and step == checkpoint.step and step == config.steps:
-                save_last()  # a resumed run that only owed its final validation
-    finally:
-        bar.close()
-        metrics.close()
-        if board is not None:
-            board.close()
-        context.close()
-    seconds = elapsed + time.perf_counter() - t0
-    if context.is_main:
-        export_csv(read_metrics(out / "metrics.jsonl"), out / "metrics.csv")
-    stopped_by = None if stop.signal is None else int(stop.signal)
-    return TrainResult(step, None if best_bound is None else -best_bound, last_loss, stopped_by, out, seconds)
+    def save_last(self, owes_validation: bool = False) -> None:
+        pending = self.window.read(self.step, self.last_path)  # collective; checks for NaN before writing
+        if self.context.is_main:
+            save_checkpoint(self.last_path, self.checkpoint(pending, owes_validation))
+
+    # ----- the end --------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.bar.close()
+        self.metrics.close()
+        if self.board is not None:
+            self.board.close()
+        self.context.close()
+
+    def result(self, stop: _StopSignals) -> TrainResult:
+        seconds = self.elapsed + time.perf_counter() - self.t0
+        if self.context.is_main:
+            export_csv(read_metrics(self.out / "metrics.jsonl"), self.out / "metrics.csv")
+        stopped_by = None if stop.signal is None else int(stop.signal)
+        best_nll = None if self.best_bound is None else -self.best_bound
+        return TrainResult(self.step, best_nll, self.last_loss, stopped_by, self.out, seconds)
