@@ -4,6 +4,7 @@ says what was wrong and what is expected."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -17,26 +18,24 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
-def check_positive(name: str, value: Any) -> float:
-    """``value`` as a finite positive float, or a ValueError naming ``name``."""
+def _checked_float(name: str, value: Any, valid: Callable[[float], bool], expected: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
-    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        number = math.nan
+    if isinstance(value, bool) or not valid(number):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return number
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a finite positive float, or a ValueError naming ``name``."""
+    return _checked_float(name, value, lambda v: math.isfinite(v) and v > 0, "a finite positive number")
 
 
 def check_fraction(name: str, value: Any) -> float:
     """``value`` as a float in [0, 1), or a ValueError naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from None
-    if isinstance(value, bool) or not 0.0 <= number < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return number
+    return _checked_float(name, value, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def parse_number(value: Any, name: str = "value") -> float:

@@ -61,16 +61,8 @@ class NVIL(SingleSampleEstimator):
     evaluations_per_sample = 1
     stateful = True
 
-    def __init__(
-        self,
-        family: str = "bernoulli",
-        *,
-        features: Callable[[Tensor], Tensor] | None = None,
-        hidden: int = 0,
-        lr: float = 1e-2,
-        decay: float = 0.8,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, family: str = "bernoulli", *, features: Callable[[Tensor], Tensor] | None = None,
+                 hidden: int = 0, lr: float = 1e-2, decay: float = 0.8, seed: int = 0) -> None:
         super().__init__(family)
         if features is not None and not callable(features):
             raise ValueError(f"features must be a callable mapping logits to a feature tensor, got {features!r}")

@@ -27,16 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import (
-    Objective,
-    evaluate,
-    relax_point,
-)
-from concretelab.estimators._control_variate import (
-    ControlVariateEstimator,
-    control_variate_estimates,
-    variance_step,
-)
+from concretelab.estimators._base import Objective, evaluate, relax_point
+from concretelab.estimators._control_variate import ControlVariateEstimator, control_variate_estimates, variance_step
 
 __all__ = ["REBAR"]
 

@@ -26,16 +26,8 @@ from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from concretelab.checks import check_int as check_count
-from concretelab.estimators._base import (
-    Objective,
-    evaluate,
-    relax_point,
-)
-from concretelab.estimators._control_variate import (
-    ControlVariateEstimator,
-    control_variate_estimates,
-    variance_step,
-)
+from concretelab.estimators._base import Objective, evaluate, relax_point
+from concretelab.estimators._control_variate import ControlVariateEstimator, control_variate_estimates, variance_step
 
 __all__ = ["RELAX"]
 
