@@ -10,8 +10,14 @@
    ratio of its time to the matmul floor, i.e. the model's multiply-add FLOPs for L_k divided by the rate of
    one large ``torch.mm`` measured in the same run (target: within 2x).
 
-Run: ``.venv/bin/python benchmarks/train.py`` (``--quick`` for a short run). Timings depend on the machine
-and its load; the ratios are what to compare.
+3. The training step of every Table 1 model at m = 1, 5 and 50 (the relaxed objective, backward, Adam; batch 64)
+   against its matmul floor: 3 x 64 x m x the multiply-add FLOPs of one pass through every nn.Linear (the
+   backward pass costs about twice the forward one) at the rate of one large ``torch.mm``, both measured as
+   this process's CPU time in the same run; and the same step with the objective under ``torch.compile``
+   (``--compile``; compiling takes minutes on CPU).
+
+Run: ``.venv/bin/python benchmarks/train.py`` (``--quick`` for a short run, ``--only models`` for part 3 alone).
+Timings depend on the machine and its load; the ratios are what to compare.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from torch.nn import functional as F
 
 from concretelab.data import load_dataset
 from concretelab.models import build_model
-from concretelab.objectives import discrete_bound
+from concretelab.objectives import discrete_bound, relaxed
 from concretelab.train import TrainConfig, train
 from concretelab.train.metrics import read_metrics
 
@@ -144,14 +150,86 @@ def eval_benchmark(spec: str, k: int, images: int, rate: float) -> dict[str, flo
     return {"images_per_s": images / seconds, "seconds": seconds, "floor_s": floor, "ratio": seconds / floor}
 
 
+# ----- the training step of every Table 1 model against the matmul floor ---------------------------------
+
+TABLE1_MODELS = ("200H-784V", "200H-200H-784V", "200H~784V", "200H~200H~784V", "392V-240H-240H-392V")
+
+
+def cpu_matmul_rate(n: int = 1024) -> float:
+    """FLOP/s of a float32 (n x n) @ (n x n) product in this process's CPU time, best of 5 blocks of 4."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(4):
+            torch.mm(a, b)
+        best = min(best, (time.process_time() - t0) / 4)
+    return 2 * n**3 / best
+
+
+def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float]:
+    """(median CPU ms of one training step, FLOPs of the step's matmuls) for model ``spec`` at m samples."""
+    torch.manual_seed(0)
+    x = (torch.rand(64, 784) < 0.3).float()
+    model = build_model(spec, train_mean=x.mean(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    objective = torch.compile(relaxed) if compile_objective else relaxed
+    generator = torch.Generator().manual_seed(1)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        bound = objective(model, x, samples=m, prior_temperature=PRIOR_T, posterior_temperature=POSTERIOR_T,
+                          generator=generator)
+        (-bound.mean()).backward()
+        optimizer.step()
+
+    per_block = max(2, 100 // m)
+    for _ in range(3):  # warm-up (and compilation)
+        step()
+    times = []
+    for _ in range(blocks):
+        t0 = time.process_time()
+        for _ in range(per_block):
+            step()
+        times.append((time.process_time() - t0) / per_block * 1e3)
+    return statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model)
+
+
+def models_benchmark(blocks: int, compile_objective: bool) -> None:
+    rate = cpu_matmul_rate()
+    print(f"\nTraining step per Table 1 model (relaxed, batch 64), median CPU ms of {blocks} blocks; matmul rate "
+          f"{rate / 1e9:.1f} GFLOP/s (CPU time)\n")
+    head = "| model | m | ms/step | matmul floor (ms) | ratio to floor |"
+    print(head + (" compiled ms/step | compiled / eager |" if compile_objective else ""))
+    print("|---" * (7 if compile_objective else 5) + "|")
+    for spec in TABLE1_MODELS:
+        for m in (1, 5, 50):
+            eager, flops = step_ms(spec, m, blocks, False)
+            floor = flops / rate * 1e3
+            row = f"| {spec} | {m} | {eager:.2f} | {floor:.2f} | {eager / floor:.1f} |"
+            if compile_objective:
+                try:
+                    compiled, _ = step_ms(spec, m, blocks, True)
+                    row += f" {compiled:.2f} | {compiled / eager:.2f} |"
+                except Exception as error:
+                    row += f" failed: {type(error).__name__} | |"
+            print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement (default 1)")
+    parser.add_argument("--only", choices=("trainer", "models", "eval"), help="run one part (default: all three)")
+    parser.add_argument("--compile", action="store_true", help="part 3: also time the objective under torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
+    if args.only == "models":
+        models_benchmark(3 if args.quick else 5, args.compile)
+        return
     steps, warmup, repeats = (300, 50, 3) if args.quick else (1000, 100, 5)
     repeats = args.repeats or repeats
     data = load_dataset("embedded")
@@ -181,6 +259,7 @@ def main() -> None:
         row = eval_benchmark(spec, k, images, rate)
         print(f"| {spec} | {row['images_per_s']:.1f} | {row['seconds']:.2f} | {row['floor_s']:.2f} | "
               f"{row['ratio']:.2f} |")
+    models_benchmark(3 if args.quick else 5, args.compile)
 
 
 if __name__ == "__main__":
