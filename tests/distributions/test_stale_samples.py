@@ -122,3 +122,24 @@ def test_straight_through_sample_changed_in_place_is_refused(make, logits, chang
             x.data.copy_(changed.expand_as(x))  # every row to category 0 (most rows were another one)
     with pytest.raises(ValueError, match="changed after sampling"):
         dist.log_prob(x)
+
+
+def test_under_torch_compile_samples_are_scored_from_their_values() -> None:
+    """Under torch.compile nothing is remembered (no identity-keyed record in the graph): log_prob of a sample is
+    computed from its value, which at a moderate temperature is the same number as eager mode gives."""
+    import torch
+
+    from concretelab.distributions import BinConcrete, Concrete
+
+    def score(logits: torch.Tensor, noise: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        x = Concrete(0.7, logits=logits, validate_args=False).rsample(noise=noise)
+        b = BinConcrete(0.7, logits=logits[..., 0], validate_args=False).rsample(noise=bits)
+        return Concrete(0.7, logits=logits, validate_args=False).log_prob(x) + BinConcrete(
+            0.7, logits=logits[..., 0], validate_args=False).log_prob(b)
+
+    g = torch.Generator().manual_seed(0)
+    logits, noise = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g,
+                                                                                     dtype=torch.float64)
+    bits = torch.randn(5, generator=g, dtype=torch.float64)
+    compiled = torch.compile(score, backend="eager", fullgraph=False)
+    torch.testing.assert_close(compiled(logits, noise, bits), score(logits, noise, bits), rtol=1e-9, atol=1e-9)

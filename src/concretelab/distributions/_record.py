@@ -81,7 +81,12 @@ def remember_log(
     exp_neg_noise: Tensor | None = None,
 ) -> None:
     """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates),
-    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample)."""
+    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample).
+
+    Under ``torch.compile`` nothing is remembered (a record keyed by object identity would break the graph and
+    force a recompilation for every new sample): scored there, a sample is scored from its value."""
+    if torch.compiler.is_compiling():
+        return
     key = id(sample)
     ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
     origin = None
@@ -96,14 +101,18 @@ def remember_log(
 
 def cached_log(value: Tensor) -> Tensor | None:
     """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced and its
-    values are unchanged since (compared with a snapshot)."""
+    values are unchanged since (compared with a snapshot); always None under ``torch.compile``."""
+    if torch.compiler.is_compiling():
+        return None
     entry = _LOG_CACHE.get(id(value))
     return None if entry is None else entry.log_point_of(value)
 
 
 def cached_own_noise(value: Tensor, dist: Any) -> tuple[Tensor, Tensor, Tensor | None] | None:
     """``(log_value, noise, exp(-noise) or None)`` if ``value`` is an unmodified sample that ``dist`` itself
-    drew and ``dist``'s parameters have not changed since; None otherwise."""
+    drew and ``dist``'s parameters have not changed since; None otherwise (and under ``torch.compile``)."""
+    if torch.compiler.is_compiling():
+        return None
     entry = _LOG_CACHE.get(id(value))
     if entry is None or entry.origin is None:
         return None
