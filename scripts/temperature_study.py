@@ -1,0 +1,182 @@
+"""Does training stall or degrade at low temperature? (issue 9, part 5)
+
+200H~784V, relaxed objective, m = 1, the tuned nonlinear recipe (lr 1e-3, 1,000-step warmup, cosine decay to 0
+over the budget; docs/recipe.md), 10^5 steps, at fixed posterior temperatures
+lambda_q in {0.05, 0.1, 0.2, 0.5, 2/3, 1, 2}. The prior temperature stays at the paper's 1/2 for binary units
+(Maddison et al. 2017, Appendix C), so only the temperature the proposal samples at, which sets the gradient's
+behaviour, changes; at lambda_q = 2/3 the run is the Table 1 cell's setting.
+
+For every lambda_q:
+  * train (``concretelab train --resume`` in RUN/lambda-<value>: an interrupted study continues where it stopped),
+    validating -L_100 on 2,000 validation images every 10^4 steps;
+  * test -L_5000 on all 10,000 test images from the best checkpoint (``concretelab evaluate``);
+  * per-example gradient norms of the training loss with respect to the proposal's parameters, at the best
+    checkpoint, on 1,000 fixed training images, one relaxed sample each at the run's own temperature: the share
+    that is effectively zero (below 1e-6 of the median norm over all runs) and the quantiles of the tail.
+
+``--report`` (also run at the end) writes results/temperature/study.json, docs/figures/temperature/*.png and the
+table between the markers of docs/low-temperature.md.
+
+    python scripts/temperature_study.py --data ../shared/data/binarized_mnist --out ../runs/temperature --jobs 2
+    python scripts/temperature_study.py --out ../runs/temperature --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "200H~784V"
+TEMPERATURES = ("0.05", "0.1", "0.2", "0.5", "2/3", "1", "2")
+PRIOR_TEMPERATURE = "1/2"
+ZERO_SHARE_OF_MEDIAN = 1e-6
+MARK_BEGIN, MARK_END = "<!-- temperature table: begin -->", "<!-- temperature table: end -->"
+
+
+def folder_of(out: Path, temperature: str) -> Path:
+    return out / f"lambda-{temperature.replace('/', 'over')}"
+
+
+def run_one(args: argparse.Namespace, temperature: str) -> tuple[str, int]:
+    """Train, then evaluate, one temperature (each step skipped when its output exists)."""
+    folder = folder_of(args.out, temperature)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "concretelab"]
+    train = [*cli, "train", "--resume", "--model", MODEL, "--objective", "relaxed", "--samples", "1",
+             "--prior-temperature", PRIOR_TEMPERATURE, "--posterior-temperature", temperature,
+             "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "1000",
+             "--steps", str(args.steps), "--data", args.data, "--eval-every", str(args.eval_every), "--eval-k", "100",
+             "--eval-images", "2000", "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
+             "--out", str(folder)]
+    evaluate = [*cli, "evaluate", str(folder), "--k", str(args.k), "--device", "cpu"]
+    with open(folder / "study.log", "a", encoding="utf-8") as log:
+        code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        if code == 0 and not list(folder.glob(f"eval-test-k{args.k}-best*.json")):
+            code = subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    print(f"{time.strftime('%H:%M:%S')} lambda {temperature}: exit {code}", flush=True)
+    return temperature, code
+
+
+def gradient_norms(folder: Path, temperature: float, images: torch.Tensor) -> torch.Tensor:
+    """Per-example norms of d(-bound)/d(proposal parameters) at the best checkpoint, one relaxed sample each."""
+    from concretelab.objectives import relaxed
+    from concretelab.run import load_run
+
+    model, config = load_run(folder, checkpoint="best")
+    model.train()
+    proposal = [p for name, p in model.named_parameters() if name.startswith("encoder")]
+    if not proposal:
+        raise SystemExit(f"{folder}: found no encoder parameters to take gradients of")
+    generator = torch.Generator().manual_seed(0)
+    norms = []
+    for x in images.float():
+        bound = relaxed(model, x[None], samples=1, prior_temperature=0.5, posterior_temperature=temperature,
+                        generator=generator)
+        grads = torch.autograd.grad(-bound.sum(), proposal)
+        norms.append(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+    return torch.stack(norms)
+
+
+def report(args: argparse.Namespace) -> None:
+    from concretelab.checks import parse_number
+    from concretelab.data import load_dataset
+
+    rows = []
+    images = None
+    for temperature in TEMPERATURES:
+        folder = folder_of(args.out, temperature)
+        evaluations = sorted(folder.glob(f"eval-test-k{args.k}-best*.json"))
+        if not evaluations:
+            print(f"lambda {temperature}: not evaluated yet ({folder})")
+            continue
+        result = json.loads(evaluations[0].read_text())
+        if images is None:
+            data = load_dataset(args.data)
+            images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
+        norms = gradient_norms(folder, parse_number(temperature), images)
+        rows.append({"temperature": parse_number(temperature), "label": temperature, "test_nll": result["nll"],
+                     "test_nll_stderr": result["nll_stderr"], "k": result["k"], "images": result["n_images"],
+                     "checkpoint_step": result["checkpoint_step"], "norms": norms.tolist()})
+    if not rows:
+        return
+    median = float(torch.tensor([n for r in rows for n in r["norms"]]).median())
+    for row in rows:
+        norms = torch.tensor(row["norms"])
+        row["zero_share"] = float((norms < ZERO_SHARE_OF_MEDIAN * median).double().mean())
+        row["quantiles"] = {q: float(norms.quantile(float(q))) for q in ("0.5", "0.9", "0.99", "0.999")}
+        row["max"] = float(norms.max())
+    out = REPO / "results" / "temperature"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps({"model": MODEL, "prior_temperature": PRIOR_TEMPERATURE,
+                                                "steps": args.steps, "rows": rows}, indent=1) + "\n")
+    table = ["| lambda_q | test -L_5000 | +- 95% | best step | zero gradients | median norm | 99% | 99.9% | max |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        q = r["quantiles"]
+        table.append(f"| {r['label']} | {r['test_nll']:.2f} | {1.96 * r['test_nll_stderr']:.2f} | "
+                     f"{r['checkpoint_step']:,} | {100 * r['zero_share']:.1f}% | {q['0.5']:.3g} | {q['0.99']:.3g} | "
+                     f"{q['0.999']:.3g} | {r['max']:.3g} |")
+    doc = REPO / "docs" / "low-temperature.md"
+    text = doc.read_text()
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        doc.write_text(head + MARK_BEGIN + "\n" + "\n".join(table) + "\n" + MARK_END + rest.split(MARK_END, 1)[1])
+    print("\n".join(table))
+    plot(rows, REPO / "docs" / "figures" / "temperature", args.steps)
+
+
+def plot(rows: list[dict], folder: Path, steps: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = [r["temperature"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    axes[0].errorbar(t, [r["test_nll"] for r in rows], yerr=[1.96 * r["test_nll_stderr"] for r in rows], marker="o")
+    axes[0].set(xscale="log", xlabel="posterior temperature λ_q", ylabel="test −L_5000 (nats)",
+                title=f"{MODEL}, m = 1, prior λ_p = 1/2, {steps:,} steps")
+    axes[1].boxplot([[max(n, 1e-12) for n in r["norms"]] for r in rows], tick_labels=[r["label"] for r in rows],
+                    whis=(1, 99), flierprops={"markersize": 2})
+    axes[1].set(yscale="log", xlabel="posterior temperature λ_q", ylabel="per-example ‖∇_φ loss‖",
+                title="gradient norms (whiskers 1–99%, dots beyond)")
+    for i, r in enumerate(rows, start=1):
+        axes[1].annotate(f"{100 * r['zero_share']:.0f}% ≈0", (i, 1e-12), ha="center", fontsize=7)
+    fig.savefig(folder / "temperature-study.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/binarized_mnist")
+    parser.add_argument("--out", type=Path, default=Path("../runs/temperature"))
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--k", type=int, default=5000)
+    parser.add_argument("--gradient-images", type=int, default=1000)
+    parser.add_argument("--temperatures", nargs="+", default=list(TEMPERATURES), choices=TEMPERATURES)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="only summarise the runs in --out")
+    args = parser.parse_args()
+    if not args.report:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            codes = list(pool.map(lambda t: run_one(args, t), args.temperatures))
+        failed = [t for t, code in codes if code != 0]
+        if failed:
+            raise SystemExit(f"failed: lambda {', '.join(failed)} (see study.log in their folders)")
+    report(args)
+
+
+if __name__ == "__main__":
+    main()
