@@ -72,7 +72,7 @@ def gradient_norms(folder: Path, temperature: float, images: torch.Tensor) -> to
     from concretelab.objectives import relaxed
     from concretelab.run import load_run
 
-    model, config = load_run(folder, checkpoint="best")
+    model, _ = load_run(folder, checkpoint="best")
     model.train()
     proposal = [p for name, p in model.named_parameters() if name.startswith("encoder")]
     if not proposal:
