@@ -227,9 +227,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    if args.only == "models":
+    if args.only in (None, "trainer"):
+        trainer_benchmark(args)
+    if args.only in (None, "eval"):
+        evaluation_benchmark(args.quick)
+    if args.only in (None, "models"):
         models_benchmark(3 if args.quick else 5, args.compile)
-        return
+
+
+def trainer_benchmark(args: argparse.Namespace) -> None:
     steps, warmup, repeats = (300, 50, 3) if args.quick else (1000, 100, 5)
     repeats = args.repeats or repeats
     data = load_dataset("embedded")
@@ -250,8 +256,10 @@ def main() -> None:
         print(f"| {spec} | {statistics.median(ours):.0f} | {statistics.median(plain):.0f} | "
               f"{statistics.median(ratios):.2f} | {', '.join(f'{x:.2f}' for x in ratios)} |")
 
+
+def evaluation_benchmark(quick: bool) -> None:
     rate = matmul_rate()
-    k, images = (1000, 100) if args.quick else (5000, 200)
+    k, images = (1000, 100) if quick else (5000, 200)
     print(f"\nL_k evaluation (discrete_bound), k = {k}, {images} test images; matmul rate {rate / 1e9:.1f} GFLOP/s\n")
     print("| model | images/s | seconds | matmul floor (s) | ratio to floor |")
     print("|---|---|---|---|---|")
@@ -259,7 +267,6 @@ def main() -> None:
         row = eval_benchmark(spec, k, images, rate)
         print(f"| {spec} | {row['images_per_s']:.1f} | {row['seconds']:.2f} | {row['floor_s']:.2f} | "
               f"{row['ratio']:.2f} |")
-    models_benchmark(3 if args.quick else 5, args.compile)
 
 
 if __name__ == "__main__":
