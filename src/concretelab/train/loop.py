@@ -1,4 +1,5 @@
-"""The training loop: one function, read top to bottom (the order of nanoGPT's ``train.py``).
+"""The training loop, read top to bottom (the order of nanoGPT's ``train.py``): :class:`_Run` prepares in its
+constructor, then :meth:`_Run.train` takes one step and one flush at a time.
 
 Setup: the objective, device and resume checks, the resources the run will need (refused with a message
 naming the flag before anything is written), data and model, temperatures, Adam, the checkpoint to resume
