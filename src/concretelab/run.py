@@ -1,72 +1,7 @@
-"""Load a trained run: the model with its weights, ready to sample, reconstruct and score new data."""
+"""Load a trained run (``concretelab.load_run``): the public face of :mod:`concretelab.train.load`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from concretelab.models import LatentModel, build_model
-from concretelab.train.checkpoint import Checkpoint, load_checkpoint
-from concretelab.train.config import TrainConfig, config_from_dict
+from concretelab.train.load import checkpoint_path, load_run, model_from_checkpoint
 
 __all__ = ["checkpoint_path", "load_run", "model_from_checkpoint"]
-
-
-def checkpoint_path(run: str | Path, checkpoint: str | None = None) -> Path:
-    """The checkpoint file of a run: ``best`` or ``last``; None picks best when it exists, else last."""
-    folder = Path(run) / "checkpoints"
-    if not Path(run).exists():
-        raise FileNotFoundError(f"run folder {str(run)!r} is missing (no such folder)")
-    if not Path(run).is_dir():
-        raise FileNotFoundError(f"run folder {str(run)!r} is a file, not a run folder")
-    if checkpoint is None:
-        checkpoint = "best" if (folder / "best.safetensors").is_file() else "last"
-    if checkpoint not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {checkpoint!r}")
-    path = folder / f"{checkpoint}.safetensors"
-    if not path.is_file():
-        hint = " (the run never validated; use --checkpoint last)" if checkpoint == "best" else ""
-        raise FileNotFoundError(f"run {str(run)!r} has no {checkpoint} checkpoint at {path}{hint}")
-    return path
-
-
-def load_run(
-    path: str | Path, *, checkpoint: str | None = None, device: str | torch.device = "cpu"
-) -> tuple[LatentModel, TrainConfig]:
-    """The trained model of a run folder (in eval mode, on ``device``) and the run's configuration.
-
-    Args:
-        path: a run folder written by ``concretelab train`` (it holds ``checkpoints/``).
-        checkpoint: ``"best"`` (best validation bound), ``"last"``, or None for best when present, else last.
-        device: where to put the model.
-
-    The checkpoint is verified (checksum) before use; a corrupted file raises
-    :class:`concretelab.train.CheckpointError`.
-
-    Example::
-
-        import torch
-        import concretelab
-        from concretelab.objectives import discrete_bound
-
-        model, config = concretelab.load_run("runs/sbn")
-        g = torch.Generator().manual_seed(0)
-        probs = model.generate(16, generator=g)               # (16, 784) pixel probabilities
-        h, log_q = model.sample_posterior(x, 1, generator=g)  # latent codes of binary images x (batch, 784)
-        log_px = discrete_bound(model, x, 5000, generator=g)  # per-image L_5000 (nats), <= log p(x)
-
-        from concretelab.train.plots import reconstruction_probs
-        recon = reconstruction_probs(model, x, g)             # (batch, 784) p(x | h), h ~ q(h | x)
-    """
-    ckpt = load_checkpoint(checkpoint_path(path, checkpoint))
-    model = model_from_checkpoint(ckpt, device=device)
-    config = config_from_dict({k: v for k, v in ckpt.config.items()}, source=f"checkpoint of {path}")
-    return model, config
-
-
-def model_from_checkpoint(checkpoint: Checkpoint, *, device: str | torch.device = "cpu") -> LatentModel:
-    """The model a checkpoint holds, rebuilt from its ``model_args`` with its weights, in eval mode on ``device``."""
-    model = build_model(**checkpoint.model_args)
-    model.load_state_dict(checkpoint.model_state)
-    return model.to(device).eval()

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from concretelab.objectives import discrete_bound_per_image
-from concretelab.run import model_from_checkpoint
 from concretelab.train import load_checkpoint
+from concretelab.train.load import model_from_checkpoint
 
 __all__ = ["Evaluation", "evaluate_images", "load_trained_model", "test_subset"]
 

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 from concretelab.checks import check_int
 from concretelab.data import load_dataset
 from concretelab.objectives import discrete_bound_per_image
-from concretelab.run import checkpoint_path, model_from_checkpoint
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
+from concretelab.train.load import checkpoint_path, model_from_checkpoint
 from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
 

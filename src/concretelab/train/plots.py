@@ -23,8 +23,8 @@ from torch import Tensor
 
 from concretelab.data import load_dataset
 from concretelab.files import save_figure
-from concretelab.run import load_run
 from concretelab.train.config import load_config
+from concretelab.train.load import load_run
 from concretelab.train.metrics import read_metrics
 
 __all__ = ["plot_run", "reconstruction_probs"]

@@ -1,4 +1,5 @@
-"""concretelab/run.py: finding a run's checkpoint, with messages that say what is wrong, and rebuilding its model."""
+"""concretelab/train/load.py (public as concretelab.run and concretelab.load_run): finding a run's checkpoint,
+with messages that say what is wrong, and rebuilding its model."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch
 
 import concretelab
 from concretelab.cli import main
-from concretelab.run import checkpoint_path, model_from_checkpoint
+from concretelab.run import checkpoint_path as public_checkpoint_path
 from concretelab.train import load_checkpoint
+from concretelab.train.load import checkpoint_path, model_from_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,7 @@ def test_checkpoint_path_names_what_is_missing(tmp_path: Path, run_without_valid
         checkpoint_path(run_without_validation, "best")
     # None falls back to last when the run has no best checkpoint
     assert checkpoint_path(run_without_validation) == run_without_validation / "checkpoints" / "last.safetensors"
+    assert public_checkpoint_path is checkpoint_path
 
 
 def test_model_from_checkpoint_rebuilds_the_trained_weights_in_eval_mode(run_without_validation: Path) -> None:
