@@ -65,7 +65,7 @@ def main() -> None:
                 for _ in range(repeats):
                     run()
                 times.append((time.process_time() - start) / repeats * 1e3)
-            print(f"{kind:<30} {str(shape):<14} {statistics.median(times):9.3f}")
+            print(f"{kind:<30} {shape!s:<14} {statistics.median(times):9.3f}")
 
 
 if __name__ == "__main__":
