@@ -88,6 +88,7 @@ def test_table1_end_to_end(tmp_path: Path) -> None:
         assert result["device"].startswith("cpu")
         assert [row[0] for row in result["curves"]["valid_nll"]][-1] == 3
         assert result["config"]["model"] == cell.model
+        assert not Path(result["config"]["out"]).is_absolute()  # a result names no machine path
 
 
 def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeypatch) -> None:

@@ -180,6 +180,14 @@ def check_clean_for_results(results: Path) -> None:
         )
 
 
+def _portable(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with its run folder relative to the working directory (a result names no machine)."""
+    out = config.get("out")
+    if isinstance(out, str) and os.path.isabs(out):
+        config = {**config, "out": os.path.relpath(out)}
+    return config
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
     """The commit of the working tree, with ``+dirty`` when src/ or configs/ have uncommitted changes (results
     and docs written by earlier cells in the same checkout do not change what the code computes), or
@@ -350,7 +358,7 @@ def _run_cell_locked(
         "request": options.request(config),
         "recipe": options.recipe,
         "sampler": EXACT_SAMPLER,
-        "config": {key: value for key, value in config_to_dict(config).items() if value is not None},
+        "config": _portable({key: value for key, value in config_to_dict(config).items() if value is not None}),
         "curves": _curves(run),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
