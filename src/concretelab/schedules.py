@@ -46,9 +46,7 @@ def _positive(name: str, value: Any) -> float:
 
 
 def _step(step: int) -> int:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}")
-    return step
+    return check_int("step", step, 0)
 
 
 def parse_temperature(text: str | float | int) -> float:

@@ -122,7 +122,7 @@ def test_load_state_dict_requires_the_position():
     ("kwargs", "message"),
     [
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"batch_size": 200, "drop_last": True}, "batch_size=200 exceeds the 103 images"),
         ({"images": torch.zeros(3, 4)}, r"images must be a torch.uint8 tensor of shape \(N, D\), got torch.float32"),
     ],

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from concretelab.checks import check_int
 from concretelab.data._files import derive_seed
 
 __all__ = ["BatchIterator", "binarize"]
@@ -67,15 +68,13 @@ class BatchIterator:
             raise ValueError(f"BatchIterator: images must be a torch.uint8 tensor of shape (N, D), got {got}")
         if images.shape[0] == 0:
             raise ValueError("BatchIterator: images is empty (N = 0)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"BatchIterator: batch_size must be an integer >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size)
         if drop_last and batch_size > images.shape[0]:
             raise ValueError(
                 f"BatchIterator: batch_size={batch_size} exceeds the {images.shape[0]} images, so drop_last "
                 "would leave no batch"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"BatchIterator: seed must be a non-negative integer, got {seed!r}")
+        check_int("seed", seed, 0)
         self.images = images
         self.batch_size = batch_size
         self.seed = seed

@@ -163,9 +163,7 @@ class LayeredEstimator(nn.Module):
     def forward(self, model: _Model, x: Tensor, *, samples: int, generator: torch.Generator | None = None,
                 **ignored: Any) -> Tensor:
         """Per-example bound (batch,) carrying the estimator's gradient (temperatures are ignored)."""
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < self.min_samples:
-            raise ValueError(f"samples must be an integer >= {self.min_samples} for {type(self).__name__}, "
-                             f"got {samples!r}")
+        check_int("samples", samples, self.min_samples)
         if not isinstance(x, Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a (batch, D) tensor, got {shape}")

@@ -99,8 +99,8 @@ def discrete_bound(
         raise ValueError(f"x must be a (batch, D) tensor, got {shape}")
     if chunk_size is None:
         chunk_size = default_chunk_size(x.shape[0], math.prod(x.shape[1:]), k)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}")
+    else:
+        check_int("chunk_size", chunk_size)
     stream = StreamingLogMeanExp()
     with torch.no_grad():
         done = 0
