@@ -223,9 +223,13 @@ def test_sigint_during_evaluate_stops_within_a_second_without_a_traceback(tmp_pa
     args = ["evaluate", str(out), "--k", "200000", "--checkpoint", "last", "--device", "cpu"]
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
+        # A shell without job control starts background jobs with SIGINT ignored, and a child inherits that: then
+        # Python installs no KeyboardInterrupt handler and Ctrl-C cannot reach `evaluate` at all. Give the child
+        # the default disposition, as a terminal's foreground process has it, whatever runs the tests.
         proc = subprocess.Popen([sys.executable, "-c", "import sys; from concretelab.cli import main; "
                                  "sys.exit(main())", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while "evaluating -L_200000" not in log.read_text():  # inside the bound (it takes minutes)
