@@ -54,3 +54,10 @@ def test_old_sampler_dagger_and_the_gap_paragraph() -> None:
     # 800k is the last point within the first four fifths (96.5); the best is 96.0: still improving by 0.50
     assert ("`200H~784V-m1-relaxed` is +3.00 nats from the paper with -L_10 after 10.0% of its steps; validation "
             "still fell 0.50 nats over its last fifth") in text
+    # validation best early and worse since (the m = 50 cell of 2026-11-29): said so, not "still fell"
+    worse = {**new, "curves": {"valid_nll": [[10_000, 119.97], [20_000, 120.83], [30_000, 121.35], [40_000, 121.32],
+                                             [50_000, 121.42]]}}
+    text = render_markdown({"200H~784V-m1-relaxed": worse}, {})
+    assert "validation was best at step 10,000 and 1.45 nats worse at the end" in text and "still fell" not in text
+    flat = {**new, "curves": {"valid_nll": [[10_000, 99.0], [40_000, 96.0], [50_000, 96.02]]}}
+    assert "validation had levelled off" in render_markdown({"200H~784V-m1-relaxed": flat}, {})

@@ -91,14 +91,23 @@ _HEADER = (
 )
 
 
-def _late_gain(result: dict[str, Any]) -> float | None:
-    """How much the validation NLL fell over the last fifth of the run (nats; positive: still improving)."""
+def _late_trend(result: dict[str, Any]) -> str:
+    """What validation did at the end of the run: still falling over the last fifth (by how much), best early
+    and worse since (the best checkpoint is the one evaluated), or levelled off; empty without a curve."""
     curve = (result.get("curves") or {}).get("valid_nll") or []
     if len(curve) < 3:
-        return None
-    last_step = curve[-1][0]
+        return ""
+    last_step, last = curve[-1]
+    best_step, best = min(curve, key=lambda point: point[1])
     earlier = [value for step, value in curve if step <= 0.8 * last_step]
-    return None if not earlier else earlier[-1] - min(value for _, value in curve)
+    if best_step <= 0.8 * last_step and last - best > 0.05:
+        return (f"; validation was best at step {best_step:,} and {last - best:.2f} nats worse at the end (the "
+                "best checkpoint is the one evaluated)")
+    if not earlier:
+        return ""
+    gain = earlier[-1] - min(value for step, value in curve if step > 0.8 * last_step)
+    return f"; validation still fell {gain:.2f} nats over its last fifth" if gain > 0.05 else (
+        "; validation had levelled off")
 
 
 def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -> list[str]:
@@ -109,10 +118,7 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
         r = results.get(cell.name)
         if not (r and r.get("status") == "done" and r.get("sampler") and cell.paper_nll is not None):
             continue
-        gain = _late_gain(r)
-        trend = "" if gain is None else (
-            f"; validation still fell {gain:.2f} nats over its last fifth" if gain > 0.05 else
-            "; validation had levelled off")
+        trend = _late_trend(r)
         large = r.get("large_k")
         same_k = "" if not large else (
             f" (with the paper's k, -L_{large['k']:,} on {large['images']:,} test images: {large['nll']:.2f} "
