@@ -28,6 +28,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -117,15 +118,17 @@ def ours_steps_per_s(spec: str, steps: int, warmup: int, folder: Path) -> float:
 # ----- evaluation against the matmul floor ----------------------------------------------------------------
 
 
-def matmul_rate(n: int = 2048) -> float:
-    """FLOP/s of a float32 (n x n) @ (n x n) product on this machine, best of 5."""
+def matmul_rate(n: int = 2048, *, clock: Callable[[], float] = time.perf_counter, per_block: int = 1) -> float:
+    """FLOP/s of a float32 (n x n) @ (n x n) product on this machine, best of 5 blocks of ``per_block`` products
+    timed with ``clock`` (wall time by default; ``time.process_time`` for this process's CPU time)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     best = math.inf
     for _ in range(5):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
+        t0 = clock()
+        for _ in range(per_block):
+            torch.mm(a, b)
+        best = min(best, (clock() - t0) / per_block)
     return 2 * n**3 / best
 
 
@@ -153,19 +156,6 @@ def eval_benchmark(spec: str, k: int, images: int, rate: float) -> dict[str, flo
 # ----- the training step of every Table 1 model against the matmul floor ---------------------------------
 
 TABLE1_MODELS = ("200H-784V", "200H-200H-784V", "200H~784V", "200H~200H~784V", "392V-240H-240H-392V")
-
-
-def cpu_matmul_rate(n: int = 1024) -> float:
-    """FLOP/s of a float32 (n x n) @ (n x n) product in this process's CPU time, best of 5 blocks of 4."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(4):
-            torch.mm(a, b)
-        best = min(best, (time.process_time() - t0) / 4)
-    return 2 * n**3 / best
 
 
 def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float]:
@@ -197,7 +187,7 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
 
 
 def models_benchmark(blocks: int, compile_objective: bool) -> None:
-    rate = cpu_matmul_rate()
+    rate = matmul_rate(1024, clock=time.process_time, per_block=4)  # CPU time, as the steps
     print(f"\nTraining step per Table 1 model (relaxed, batch 64), median CPU ms of {blocks} blocks; matmul rate "
           f"{rate / 1e9:.1f} GFLOP/s (CPU time)\n")
     head = "| model | m | ms/step | matmul floor (ms) | ratio to floor |"
