@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from concretelab.data import load_dataset
-from concretelab.data.idx import TEST_SEED, VALID_SEED, load_idx_folder, parse_idx_images
+from concretelab.data import load_dataset, load_labelled_idx_folder
+from concretelab.data.idx import TEST_SEED, VALID_SEED, load_idx_folder, parse_idx_images, parse_idx_labels
 
 from ._helpers import idx_bytes, write_idx
 
@@ -97,3 +99,48 @@ def test_num_valid_must_leave_training_images(tmp_path):
 def test_missing_idx_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"expected IDX files train-images-idx3-ubyte\[\.gz\]"):
         load_idx_folder(tmp_path)
+
+
+def label_bytes(labels: np.ndarray) -> bytes:
+    """IDX label file written here by hand: magic 0x00000801, the count as big-endian uint32, the bytes."""
+    return bytes([0, 0, 8, 1]) + np.asarray([labels.size], ">u4").tobytes() + labels.astype(np.uint8).tobytes()
+
+
+def test_labels_parse_and_load_with_their_images(tmp_path):
+    train, test = grey_images(7, seed=13), grey_images(3, seed=14)
+    train_labels, test_labels = np.arange(7, dtype=np.uint8) % 10, np.array([9, 0, 4], dtype=np.uint8)
+    np.testing.assert_array_equal(parse_idx_labels(label_bytes(train_labels)), train_labels)
+    folder = write_folder(tmp_path / "fashion", train, test, gz=True)
+    (folder / "train-labels-idx1-ubyte").write_bytes(label_bytes(train_labels))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(label_bytes(test_labels))
+    data = load_labelled_idx_folder(folder)
+    np.testing.assert_array_equal(data.train_images, train)  # grey levels as stored, no binarization
+    np.testing.assert_array_equal(data.test_images, test)
+    np.testing.assert_array_equal(data.train_labels, train_labels)
+    np.testing.assert_array_equal(data.test_labels, test_labels)
+
+
+def test_label_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match=r"f: magic number 0x00000803 is not that of IDX labels; expected 0x00000801"):
+        parse_idx_labels(idx_bytes(grey_images(2, seed=15)), source="f")
+    with pytest.raises(ValueError, match=r"declares 5 = 5 label bytes .* found 3 \(the file looks truncated\)"):
+        parse_idx_labels(label_bytes(np.arange(5))[:-2])
+    folder = write_folder(tmp_path / "odd", grey_images(4, seed=16), grey_images(2, seed=17))
+    with pytest.raises(FileNotFoundError, match="train-labels-idx1-ubyte"):
+        load_labelled_idx_folder(folder)
+    (folder / "train-labels-idx1-ubyte").write_bytes(label_bytes(np.arange(3)))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(label_bytes(np.arange(2)))
+    with pytest.raises(ValueError, match="4 train images but 3 train labels; expected one label per image"):
+        load_labelled_idx_folder(folder)
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # the Debian package dataset-fashion-mnist
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_the_debian_package():
+    data = load_labelled_idx_folder(FASHION_MNIST)
+    assert data.train_images.shape == (60_000, 28, 28) and data.test_images.shape == (10_000, 28, 28)
+    # Fashion-MNIST is balanced: 6,000 training and 1,000 test images of each of the 10 classes (Xiao et al. 2017)
+    assert np.bincount(data.train_labels).tolist() == [6000] * 10
+    assert np.bincount(data.test_labels).tolist() == [1000] * 10

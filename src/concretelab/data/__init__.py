@@ -19,6 +19,8 @@ The whole public surface::
 - :class:`Dataset` holds the splits, ``name``, ``image_shape``, ``dynamic_binarization`` and
   ``train_mean``; :class:`BatchIterator` is its deterministic, resumable training stream;
   :func:`binarize` draws ``Bernoulli(grey / 255)`` pixels from a caller's generator.
+- :func:`load_labelled_idx_folder` reads MNIST/Fashion-MNIST images *with their class labels*
+  (:class:`LabelledImages`, grey levels as stored) for classification examples.
 - :func:`fetch_binarized_mnist` fills the cache (download or local import, checksum-verified);
   :func:`cache_dir` is the cache root (``$XDG_CACHE_HOME/concretelab`` or ``~/.cache/concretelab``).
 
@@ -29,6 +31,7 @@ from concretelab.data._files import cache_dir
 from concretelab.data.batches import BatchIterator
 from concretelab.data.dataset import SPLITS, Dataset, binarize
 from concretelab.data.fetch import BINARIZED_MNIST_URL, FetchError, fetch_binarized_mnist
+from concretelab.data.idx import LabelledImages, load_labelled_idx_folder
 from concretelab.data.resolve import DATA_NAMES, load_dataset
 
 __all__ = [
@@ -38,8 +41,10 @@ __all__ = [
     "BatchIterator",
     "Dataset",
     "FetchError",
+    "LabelledImages",
     "binarize",
     "cache_dir",
     "fetch_binarized_mnist",
     "load_dataset",
+    "load_labelled_idx_folder",
 ]
