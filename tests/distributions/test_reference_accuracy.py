@@ -28,8 +28,8 @@ from concretelab.distributions import (
     LogitBinConcrete,
     StraightThroughBinConcrete,
     StraightThroughConcrete,
-    StraightThroughSample,
 )
+from concretelab.distributions._record import remember_log
 
 from . import _mp_reference as ref
 
@@ -139,6 +139,12 @@ def cat_reference(kind: str, n: int, dtype: torch.dtype, full: bool) -> np.ndarr
     return np.array(out)
 
 
+def _with_soft_point(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """A hard value recorded as drawn from the soft point ``soft``, as rsample records its own samples."""
+    remember_log(hard, soft)
+    return hard
+
+
 def _check_categorical(n: int, dtype: torch.dtype, full: bool) -> None:
     grid = cat_grid(n, dtype, full)
     temperature, logits, y = _cat_inputs(grid, dtype)
@@ -147,7 +153,7 @@ def _check_categorical(n: int, dtype: torch.dtype, full: bool) -> None:
     results = {
         "exp": ExpConcrete(temperature, logits=logits).log_prob(y),
         "simplex": Concrete(temperature, logits=logits).log_prob(x),
-        "at log": StraightThroughConcrete(temperature, logits=logits).log_prob(StraightThroughSample.wrap(hard, y)),
+        "at log": StraightThroughConcrete(temperature, logits=logits).log_prob(_with_soft_point(hard, y)),
     }
     for kind, got in results.items():
         assert got.dtype == dtype
@@ -236,7 +242,7 @@ def test_binary_log_prob_matches_mpmath(kind: str, dtype: torch.dtype) -> None:
     elif kind == "logit":
         cases.append((LogitBinConcrete(temperature, logits=logits).log_prob(value), bin_reference(kind, dtype)))
     elif kind == "st":  # a straight-through sample whose soft point has logit ``value``
-        sample = StraightThroughSample.wrap((value > 0).to(dtype), value)
+        sample = _with_soft_point((value > 0).to(dtype), value)
         got = StraightThroughBinConcrete(temperature, logits=logits).log_prob(sample)
         cases.append((got, bin_reference(kind, dtype)))
     else:

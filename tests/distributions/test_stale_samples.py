@@ -113,7 +113,7 @@ def test_unchanged_samples_still_use_the_remembered_point() -> None:
 )
 def test_straight_through_sample_changed_in_place_is_refused(make, logits, changed) -> None:
     dist = make(logits)
-    x = dist.rsample((64,), generator=torch.Generator().manual_seed(4)).detach()
+    x = dist.rsample((64,), generator=torch.Generator().manual_seed(4))
     assert dist.log_prob(x).isfinite().all()  # unchanged: scored from its soft point
     with torch.no_grad():
         if changed is None:

@@ -11,7 +11,6 @@ from concretelab.distributions.hard_concrete import HardConcrete
 from concretelab.distributions.straight_through import (
     StraightThroughBinConcrete,
     StraightThroughConcrete,
-    StraightThroughSample,
 )
 
 __all__ = [
@@ -22,5 +21,4 @@ __all__ = [
     "LogitBinConcrete",
     "StraightThroughBinConcrete",
     "StraightThroughConcrete",
-    "StraightThroughSample",
 ]
