@@ -93,11 +93,12 @@ def negative_elbo(model: CategoricalVAE, images: torch.Tensor, generator: torch.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds on the embedded subset")
-    parser.add_argument("--data", default="embedded")
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--methods", default="relaxed,straight-through,annealed")
+    parser.add_argument("--data", default="embedded", help="embedded, or a folder of .amat[.gz] splits")
+    parser.add_argument("--steps", type=int, default=100_000, help="steps of batch 100 per method")
+    parser.add_argument("--methods", default="relaxed,straight-through,annealed", help="comma-separated")
     args = parser.parse_args()
     if args.smoke:
         args.data, args.steps = "embedded", 60

@@ -76,13 +76,14 @@ def train_one(lam: float, data: tuple, hidden: tuple[int, int], steps: int, seed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="scikit-learn's digits, a few seconds")
     parser.add_argument("--data", type=Path, default=FASHION_MNIST, help="folder of Fashion-MNIST IDX files")
     parser.add_argument("--steps", type=int, default=10_000, help="training steps of batch 100 per lam")
     parser.add_argument("--hidden", default="300,100", help="the two hidden layers' widths")
     parser.add_argument("--lams", default="0,0.1,1,10,100", help="L0 weights lam to sweep")
-    parser.add_argument("--out", type=Path, default=Path("hard-concrete-l0.png"))
+    parser.add_argument("--out", type=Path, default=Path("hard-concrete-l0.png"), help="the figure")
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.hidden, args.lams = 150, "32,16", "0,100"

@@ -65,15 +65,16 @@ def vimco_loss(model: OneLayerSBN, x: torch.Tensor, k: int, generator: torch.Gen
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds on the embedded subset")
     parser.add_argument("--data", default="embedded", help="embedded, or a folder of {train,valid,test}.amat[.gz]")
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--units", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=20_000, help="training steps of batch 64")
+    parser.add_argument("--units", type=int, default=200, help="binary latent units")
     parser.add_argument("--samples", type=int, default=5, help="K of VIMCO's bound (>= 2)")
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     parser.add_argument("--k", type=int, default=5000, help="k of the test bound -L_k")
-    parser.add_argument("--test-images", type=int, default=1000)
+    parser.add_argument("--test-images", type=int, default=1000, help="the first N test images")
     args = parser.parse_args()
     if args.smoke:
         args.data, args.steps, args.units, args.k, args.test_images = "embedded", 200, 20, 50, 100

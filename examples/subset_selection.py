@@ -71,13 +71,14 @@ def train_one(k: int, data: tuple, hidden: int, steps: int, temperature: float =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="scikit-learn's digits, a few seconds")
     parser.add_argument("--data", type=Path, default=FASHION_MNIST, help="folder of Fashion-MNIST IDX files")
     parser.add_argument("--steps", type=int, default=8_000, help="training steps of batch 100 per k")
-    parser.add_argument("--hidden", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=200, help="hidden width of both networks")
     parser.add_argument("--ks", default="5,10,20,50", help="numbers of pixels to select")
-    parser.add_argument("--out", type=Path, default=Path("subset-selection.png"))
+    parser.add_argument("--out", type=Path, default=Path("subset-selection.png"), help="the figure")
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.hidden, args.ks = 150, 32, "4,16"
