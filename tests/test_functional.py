@@ -352,6 +352,26 @@ def test_bernoulli_log_prob_against_mpmath() -> None:
             assert abs(value - float(want)) <= 1e-12 * (1 + abs(float(want))), (a, b, value, want)
 
 
+def test_bernoulli_log_prob_sum_against_scipy_under_broadcasting() -> None:
+    """The summed kernel against scipy's log-sigmoid in float64, for each way logits broadcast to values:
+    samples of a posterior (logits (batch, D), values (m, batch, D)), a likelihood (logits (m, batch, D),
+    data (batch, D)) and one logit per row shared by all units (logits (batch, 1): the elementwise fallback)."""
+    from scipy.special import log_expit
+
+    from concretelab.functional import bernoulli_log_prob_sum
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [((4, 50), (3, 4, 50)), ((3, 4, 50), (4, 50)), ((4, 1), (3, 4, 50)), ((50,), (50,))]
+    for logit_shape, value_shape in cases:
+        logits = 12 * torch.randn(logit_shape, generator=generator, dtype=torch.float64)
+        values = (torch.rand(value_shape, generator=generator, dtype=torch.float64) < 0.4).double()
+        got = bernoulli_log_prob_sum(logits, values)
+        a, b = np.broadcast_arrays(logits.numpy(), values.numpy())
+        want = np.where(b == 1, log_expit(a), log_expit(-a)).sum(-1)  # log sigmoid(+-a), scipy's own kernel
+        assert got.shape == want.shape, (logit_shape, value_shape)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
+
+
 def test_categorical_log_prob_against_mpmath_with_an_excluded_category() -> None:
     import mpmath
 

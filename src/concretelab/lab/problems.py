@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from concretelab.checks import check_int
-from concretelab.functional import bernoulli_log_prob, softplus
+from concretelab.functional import bernoulli_log_prob_sum, softplus
 
 __all__ = [
     "PROBLEMS",
@@ -157,7 +157,7 @@ def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tens
 
 def _bernoulli_log_lik(x: Tensor, logits: Tensor) -> Tensor:
     """Σ_d log Bernoulli(x_d; σ(logits_d)) = Σ_d x_d l_d − softplus(l_d), over the last axis."""
-    return bernoulli_log_prob(logits, x).sum(dim=-1)
+    return bernoulli_log_prob_sum(logits, x)
 
 
 def _fit_decoder(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from concretelab.functional import bernoulli_log_prob
+from concretelab.functional import bernoulli_log_prob_sum
 
 __all__ = [
     "OUTPUT_BIAS_SMOOTHING",
@@ -65,4 +65,4 @@ def mean_logits(train_mean: Tensor, size: int) -> Tensor:
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     """sum_d x_d a_d - softplus(a_d) = sum_d log Bernoulli(x_d; sigmoid(a_d)); a (..., batch, D), x (batch, D)."""
-    return bernoulli_log_prob(logits, x).sum(-1)
+    return bernoulli_log_prob_sum(logits, x)

@@ -33,8 +33,8 @@ __all__ = [
 
 def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
     """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)); logits broadcast to value
-    (the kernel :func:`concretelab.functional.bernoulli_log_prob`, summed over the units)."""
-    return functional.bernoulli_log_prob(logits, value).sum(-1)
+    (the kernel :func:`concretelab.functional.bernoulli_log_prob_sum`)."""
+    return functional.bernoulli_log_prob_sum(logits, value)
 
 
 def categorical_log_prob(logits: Tensor, value: Tensor) -> Tensor:
