@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000, help="training steps of batch 64")
     parser.add_argument("--units", type=int, default=200, help="binary latent units")
     parser.add_argument("--samples", type=int, default=5, help="K of VIMCO's bound (>= 2)")
-    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--k", type=int, default=5000, help="k of the test bound -L_k")
     parser.add_argument("--test-images", type=int, default=1000, help="the first N test images")
     args = parser.parse_args()
