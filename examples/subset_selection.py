@@ -6,10 +6,13 @@ Xie & Ermon's relaxed top-k (IJCAI 2019): k rounds of a Concrete (Gumbel-softmax
 
     a_j = softmax((s + G) / t),   s <- s + log(1 - a_j),   mask = sum_j a_j,
 
-with the same Gumbel noise G in every round. At test time the mask is the exact k-hot of the k largest
-scores (``concretelab.functional.gumbel_topk`` with zero noise; with Gumbel noise it draws k pixels without
-replacement, Kool et al. 2019). The script reports test accuracy against k and saves a picture of the pixels
-chosen for a few test images.
+with the same Gumbel noise G in every round. As t -> 0 it becomes the k-hot of the top k of s + G, which
+``concretelab.functional.gumbel_topk`` computes (k pixels drawn without replacement, Kool et al. 2019). Training
+is straight-through by default: the classifier sees the exact k-hot of the top k of s + G, and the gradient is
+the relaxed mask's; so it is trained on the masks it gets at test time, the exact k-hot of the k largest scores
+(``gumbel_topk`` with zero noise). ``--relaxed-forward`` feeds the relaxed mask itself instead: at t = 1/2 the
+classifier then learns on soft masks and loses accuracy on hard ones as k grows (examples/README.md has both).
+The script reports test accuracy against k and saves a picture of the pixels chosen for a few test images.
 
     python examples/subset_selection.py --smoke          # scikit-learn's 8 x 8 digits, seconds
     python examples/subset_selection.py                  # Fashion-MNIST (dataset-fashion-mnist)
@@ -40,9 +43,9 @@ def relaxed_top_k(scores: torch.Tensor, k: int, temperature: float, noise: torch
     return mask
 
 
-def exact_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-hot mask of the k largest scores (gumbel_topk with zero noise: no randomness at test time)."""
-    index = gumbel_topk(scores, k, noise=torch.zeros_like(scores))
+def exact_top_k(scores: torch.Tensor, k: int, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """The k-hot mask of the top k of scores + noise (``gumbel_topk``; zero noise, the default, at test time)."""
+    index = gumbel_topk(scores.detach(), k, noise=torch.zeros_like(scores) if noise is None else noise)
     return torch.zeros_like(scores).scatter_(-1, index, 1.0)
 
 
@@ -51,7 +54,8 @@ def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
                          nn.Linear(hidden, n_out))
 
 
-def train_one(k: int, data: tuple, hidden: int, steps: int, temperature: float = 0.5) -> tuple[float, nn.Module]:
+def train_one(k: int, data: tuple, hidden: int, steps: int, straight_through: bool, temperature: float = 0.5
+              ) -> tuple[float, nn.Module]:
     train_x, train_y, test_x, test_y, _ = data
     torch.manual_seed(0)
     explainer, classifier = mlp(train_x.shape[1], hidden, train_x.shape[1]), mlp(train_x.shape[1], hidden, 10)
@@ -60,7 +64,10 @@ def train_one(k: int, data: tuple, hidden: int, steps: int, temperature: float =
         index = torch.randint(0, train_x.shape[0], (100,))
         x = train_x[index]
         scores = explainer(x)
-        mask = relaxed_top_k(scores, k, temperature, sample_gumbel(scores.shape))
+        noise = sample_gumbel(scores.shape)
+        mask = relaxed_top_k(scores, k, temperature, noise)
+        if straight_through:  # forward: the exact k-hot of the top k of scores + noise; backward: the relaxed mask
+            mask = exact_top_k(scores, k, noise) + mask - mask.detach()
         loss = nn.functional.cross_entropy(classifier(x * mask), train_y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -78,14 +85,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8_000, help="training steps of batch 100 per k")
     parser.add_argument("--hidden", type=int, default=200, help="hidden width of both networks")
     parser.add_argument("--ks", default="5,10,20,50", help="numbers of pixels to select")
+    parser.add_argument("--relaxed-forward", action="store_true",
+                        help="train on the relaxed mask itself instead of straight-through k-hot masks")
     parser.add_argument("--out", type=Path, default=Path("subset-selection.png"), help="the figure")
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.hidden, args.ks = 150, 32, "4,16"
     data = labelled_images(args.smoke, args.data)
     started = time.perf_counter()
-    results = {int(k): train_one(int(k), data, args.hidden, args.steps) for k in args.ks.split(",")}
-    print(f"{args.steps} steps per k, {time.perf_counter() - started:.0f} s in all")
+    straight_through = not args.relaxed_forward
+    results = {int(k): train_one(int(k), data, args.hidden, args.steps, straight_through) for k in args.ks.split(",")}
+    forward = "straight-through k-hot" if straight_through else "relaxed mask"
+    print(f"{args.steps} steps per k ({forward} in training), {time.perf_counter() - started:.0f} s in all")
     print("| pixels kept (k) | test accuracy |")
     print("|---|---|")
     for k, (accuracy, _) in results.items():
