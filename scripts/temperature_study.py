@@ -2,9 +2,14 @@
 
 200H~784V, relaxed objective, m = 1, the tuned nonlinear recipe (lr 1e-3, 1,000-step warmup, cosine decay to 0
 over the budget; docs/recipe.md), 10^5 steps, at fixed posterior temperatures
-lambda_q in {0.05, 0.1, 0.2, 0.5, 2/3, 1, 2}. The prior temperature stays at the paper's 1/2 for binary units
-(Maddison et al. 2017, Appendix C), so only the temperature the proposal samples at, which sets the gradient's
-behaviour, changes; at lambda_q = 2/3 the run is the Table 1 cell's setting.
+lambda_q in {0.05, 0.1, 0.2, 0.5, 2/3, 1, 2}, in two series that set the prior temperature differently:
+
+  * ``--prior fixed`` (RUN/lambda-<value>): the prior stays at the paper's lambda_p = 1/2 for binary units
+    (Maddison et al. 2017, Appendix C), so only the temperature the proposal samples at changes; at lambda_q = 2/3
+    the run is the Table 1 cell's setting. Far from 1/2 the relaxed KL term also measures the mismatch of the two
+    temperatures (at lambda_q = 0.05 about 10 nats per unit whatever the encoder does).
+  * ``--prior matched`` (RUN/matched/lambda-<value>): lambda_p = lambda_q, which removes that mismatch and leaves
+    the effect of the temperature itself.
 
 For every lambda_q:
   * train (``concretelab train --resume`` in RUN/lambda-<value>: an interrupted study continues where it stopped),
@@ -14,10 +19,11 @@ For every lambda_q:
     checkpoint, on 1,000 fixed training images, one relaxed sample each at the run's own temperature: the share
     that is effectively zero (below 1e-6 of the median norm over all runs) and the quantiles of the tail.
 
-``--report`` (also run at the end) writes results/temperature/study.json, docs/figures/temperature/*.png and the
-table between the markers of docs/low-temperature.md.
+``--report`` (also run at the end) summarises both series, as far as they have run: results/temperature/study.json,
+docs/figures/temperature/*.png and the table between the markers of docs/low-temperature.md.
 
     python scripts/temperature_study.py --data ../shared/data/binarized_mnist --out ../runs/temperature --jobs 2
+    python scripts/temperature_study.py --data ../shared/data/binarized_mnist --out ../runs/temperature --prior matched
     python scripts/temperature_study.py --out ../runs/temperature --report
 """
 
@@ -37,23 +43,32 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "200H~784V"
 TEMPERATURES = ("0.05", "0.1", "0.2", "0.5", "2/3", "1", "2")
-PRIOR_TEMPERATURE = "1/2"
+FIXED_PRIOR_TEMPERATURE = "1/2"
+SERIES = ("fixed", "matched")
 ZERO_SHARE_OF_MEDIAN = 1e-6
 MARK_BEGIN, MARK_END = "<!-- temperature table: begin -->", "<!-- temperature table: end -->"
 
 
-def folder_of(out: Path, temperature: str) -> Path:
-    return out / f"lambda-{temperature.replace('/', 'over')}"
+def folder_of(out: Path, temperature: str, series: str = "fixed") -> Path:
+    """A run's folder; the matched series at lambda_q = 1/2 is the fixed series' run (same temperatures)."""
+    name = f"lambda-{temperature.replace('/', 'over')}"
+    same_run = prior_of(temperature, series) == FIXED_PRIOR_TEMPERATURE or temperature == "0.5"
+    return out / name if series == "fixed" or same_run else out / series / name
+
+
+def prior_of(temperature: str, series: str) -> str:
+    """The prior temperature of a run: the paper's 1/2, or the posterior's own."""
+    return FIXED_PRIOR_TEMPERATURE if series == "fixed" else temperature
 
 
 def run_one(args: argparse.Namespace, temperature: str) -> tuple[str, int]:
     """Train, then evaluate, one temperature (each step skipped when its output exists)."""
-    folder = folder_of(args.out, temperature)
+    folder = folder_of(args.out, temperature, args.prior)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "concretelab"]
     train = [*cli, "train", "--resume", "--model", MODEL, "--objective", "relaxed", "--samples", "1",
-             "--prior-temperature", PRIOR_TEMPERATURE, "--posterior-temperature", temperature,
+             "--prior-temperature", prior_of(temperature, args.prior), "--posterior-temperature", temperature,
              "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "1000",
              "--steps", str(args.steps), "--data", args.data, "--eval-every", str(args.eval_every), "--eval-k", "100",
              "--eval-images", "2000", "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
@@ -63,11 +78,11 @@ def run_one(args: argparse.Namespace, temperature: str) -> tuple[str, int]:
         code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         if code == 0 and not list(folder.glob(f"eval-test-k{args.k}-best*.json")):
             code = subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    print(f"{time.strftime('%H:%M:%S')} lambda {temperature}: exit {code}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {args.prior} prior, lambda {temperature}: exit {code}", flush=True)
     return temperature, code
 
 
-def gradient_norms(folder: Path, temperature: float, images: torch.Tensor) -> torch.Tensor:
+def gradient_norms(folder: Path, temperature: float, prior: float, images: torch.Tensor) -> torch.Tensor:
     """Per-example norms of d(-bound)/d(proposal parameters) at the best checkpoint, one relaxed sample each."""
     from concretelab.objectives import relaxed
     from concretelab.run import load_run
@@ -80,33 +95,42 @@ def gradient_norms(folder: Path, temperature: float, images: torch.Tensor) -> to
     generator = torch.Generator().manual_seed(0)
     norms = []
     for x in images.float():
-        bound = relaxed(model, x[None], samples=1, prior_temperature=0.5, posterior_temperature=temperature,
+        bound = relaxed(model, x[None], samples=1, prior_temperature=prior, posterior_temperature=temperature,
                         generator=generator)
         grads = torch.autograd.grad(-bound.sum(), proposal)
         norms.append(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
     return torch.stack(norms)
 
 
-def report(args: argparse.Namespace) -> None:
+def collect(args: argparse.Namespace) -> list[dict]:
+    """One row per evaluated run of either series: its test bound and per-example gradient norms."""
     from concretelab.checks import parse_number
     from concretelab.data import load_dataset
 
     rows = []
     images = None
-    for temperature in TEMPERATURES:
-        folder = folder_of(args.out, temperature)
+    runs = [(series, temperature) for series in SERIES for temperature in TEMPERATURES]
+    for series, temperature in runs:
+        folder = folder_of(args.out, temperature, series)
         evaluations = sorted(folder.glob(f"eval-test-k{args.k}-best*.json"))
         if not evaluations:
-            print(f"lambda {temperature}: not evaluated yet ({folder})")
+            print(f"{series} prior, lambda {temperature}: not evaluated yet ({folder})")
             continue
         result = json.loads(evaluations[0].read_text())
         if images is None:
             data = load_dataset(args.data)
             images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
-        norms = gradient_norms(folder, parse_number(temperature), images)
-        rows.append({"temperature": parse_number(temperature), "label": temperature, "test_nll": result["nll"],
+        prior = prior_of(temperature, series)
+        norms = gradient_norms(folder, parse_number(temperature), parse_number(prior), images)
+        rows.append({"series": series, "prior_temperature": parse_number(prior), "prior_label": prior,
+                     "temperature": parse_number(temperature), "label": temperature, "test_nll": result["nll"],
                      "test_nll_stderr": result["nll_stderr"], "k": result["k"], "images": result["n_images"],
                      "checkpoint_step": result["checkpoint_step"], "norms": norms.tolist()})
+    return rows
+
+
+def report(args: argparse.Namespace) -> None:
+    rows = collect(args)
     if not rows:
         return
     median = float(torch.tensor([n for r in rows for n in r["norms"]]).median())
@@ -117,13 +141,13 @@ def report(args: argparse.Namespace) -> None:
         row["max"] = float(norms.max())
     out = REPO / "results" / "temperature"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps({"model": MODEL, "prior_temperature": PRIOR_TEMPERATURE,
-                                                "steps": args.steps, "rows": rows}, indent=1) + "\n")
-    table = ["| lambda_q | test -L_5000 | +- 95% | best step | zero gradients | median norm | 99% | 99.9% | max |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    (out / "study.json").write_text(json.dumps({"model": MODEL, "steps": args.steps, "zero_threshold":
+                                                ZERO_SHARE_OF_MEDIAN * median, "rows": rows}, indent=1) + "\n")
+    table = ["| lambda_q | lambda_p | test -L_5000 | +- 95% | best step | zero gradients | median norm | 99% | 99.9% "
+             "| max |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         q = r["quantiles"]
-        table.append(f"| {r['label']} | {r['test_nll']:.2f} | {1.96 * r['test_nll_stderr']:.2f} | "
+        table.append(f"| {r['label']} | {r['prior_label']} | {r['test_nll']:.2f} | {1.96 * r['test_nll_stderr']:.2f} | "
                      f"{r['checkpoint_step']:,} | {100 * r['zero_share']:.1f}% | {q['0.5']:.3g} | {q['0.99']:.3g} | "
                      f"{q['0.999']:.3g} | {r['max']:.3g} |")
     doc = REPO / "docs" / "low-temperature.md"
@@ -142,17 +166,24 @@ def plot(rows: list[dict], folder: Path, steps: int) -> None:
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    t = [r["temperature"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
-    axes[0].errorbar(t, [r["test_nll"] for r in rows], yerr=[1.96 * r["test_nll_stderr"] for r in rows], marker="o")
+    present = [series for series in SERIES if any(r["series"] == series for r in rows)]
+    titles = {"fixed": "prior λ_p = 1/2", "matched": "prior λ_p = λ_q"}
+    fig, axes = plt.subplots(1, 1 + len(present), figsize=(6 + 5 * len(present), 4.2), layout="constrained")
+    for series in present:
+        own = [r for r in rows if r["series"] == series]
+        axes[0].errorbar([r["temperature"] for r in own], [r["test_nll"] for r in own],
+                         yerr=[1.96 * r["test_nll_stderr"] for r in own], marker="o", capsize=3, label=titles[series])
     axes[0].set(xscale="log", xlabel="posterior temperature λ_q", ylabel="test −L_5000 (nats)",
-                title=f"{MODEL}, m = 1, prior λ_p = 1/2, {steps:,} steps")
-    axes[1].boxplot([[max(n, 1e-12) for n in r["norms"]] for r in rows], tick_labels=[r["label"] for r in rows],
-                    whis=(1, 99), flierprops={"markersize": 2})
-    axes[1].set(yscale="log", xlabel="posterior temperature λ_q", ylabel="per-example ‖∇_φ loss‖",
-                title="gradient norms (whiskers 1–99%, dots beyond)")
-    for i, r in enumerate(rows, start=1):
-        axes[1].annotate(f"{100 * r['zero_share']:.0f}% ≈0", (i, 1e-12), ha="center", fontsize=7)
+                title=f"{MODEL}, relaxed, m = 1, {steps:,} steps")
+    axes[0].legend()
+    for axis, series in zip(axes[1:], present, strict=True):
+        own = [r for r in rows if r["series"] == series]
+        axis.boxplot([[max(n, 1e-12) for n in r["norms"]] for r in own], tick_labels=[r["label"] for r in own],
+                     whis=(1, 99), flierprops={"markersize": 2})
+        axis.set(yscale="log", xlabel="posterior temperature λ_q", ylabel="per-example ‖∇_φ loss‖",
+                 title=f"gradient norms, {titles[series]} (whiskers 1–99%)")
+        for i, r in enumerate(own, start=1):
+            axis.annotate(f"{100 * r['zero_share']:.0f}% ≈0", (i, 1e-12), ha="center", fontsize=7)
     fig.savefig(folder / "temperature-study.png", dpi=110)
     plt.close(fig)
 
@@ -166,6 +197,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5000)
     parser.add_argument("--gradient-images", type=int, default=1000)
     parser.add_argument("--temperatures", nargs="+", default=list(TEMPERATURES), choices=TEMPERATURES)
+    parser.add_argument("--prior", choices=SERIES, default="fixed",
+                        help="fixed: prior temperature 1/2 (the paper's); matched: prior temperature = lambda_q")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="only summarise the runs in --out")
     args = parser.parse_args()
