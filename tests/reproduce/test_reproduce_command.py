@@ -170,6 +170,45 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, 
     assert redone["checkpoint_step"] == extended["checkpoint_step"]
 
 
+def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C during the test bound keeps the batches done; the next call trains nothing, evaluates only the rest
+    and records the numbers an uninterrupted run records."""
+    import concretelab.train.resumable_bound as resumable
+
+    name, real_bound = "200H-784V-m1-relaxed", resumable.discrete_bound_per_image
+    argv = ["--eval-batch-size", "5"]  # 12 test images: batches of 5, 5 and 2
+    calls: list[int] = []
+
+    def interrupted_at_the_second_batch(model, x, k, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(x.shape[0])
+        return real_bound(model, x, k, **kwargs)
+
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", interrupted_at_the_second_batch)
+    assert main(_argv(tmp_path, [name], 3, *argv)) == 130
+    run = tmp_path / "runs" / name
+    (partial,) = run.glob("reproduce-eval-*.partial.json")
+    assert "-b5-" in partial.name and len(json.loads(partial.read_text())["bounds"]) == 5
+
+    def counted(model, x, k, **kwargs):
+        calls.append(x.shape[0])
+        return real_bound(model, x, k, **kwargs)
+
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", counted)
+    calls.clear()
+    assert main(_argv(tmp_path, [name], 3, *argv)) == 0
+    assert calls == [5, 2] and not list(run.glob("*.partial.json"))
+    resumed = _result(tmp_path, name)
+    assert "--eval-batch-size 5" in resumed["command"] and resumed["resumed_from"] == 3  # nothing trained again
+
+    other = tmp_path / "uninterrupted"
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", real_bound)
+    assert main(_argv(other, [name], 3, *argv)) == 0
+    assert _result(other, name)["test_nll"] == resumed["test_nll"]
+    assert _result(other, name)["test_nll_ci95"] == resumed["test_nll_ci95"]
+
+
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_argv(tmp_path, ["999H-*"], 2)) == 2
     assert "matches no cell" in capsys.readouterr().err

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--valid-images", type=positive_int, default=None,
                         help="validation images per check (default: the config's, all 10,000)")
     table1.add_argument("--eval-seed", type=non_negative_int, default=0, help="seed of the test samples and subsets")
+    table1.add_argument("--eval-batch-size", type=positive_int, default=100,
+                        help="test images per call of the bound (default 100); with the seed it fixes each image's "
+                        "samples, and an interrupted evaluation resumes batch by batch")
     table1.add_argument("--redo", action="store_true",
                         help="re-run done cells whose stored budget or evaluation differs from this request "
                         "(default: a done cell trained for at least --steps is kept)")
@@ -95,6 +98,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--large-k-images", str(args.large_k_images)]
     if args.eval_seed:
         words += ["--eval-seed", str(args.eval_seed)]
+    if args.eval_batch_size != 100:
+        words += ["--eval-batch-size", str(args.eval_batch_size)]
     if args.redo:
         words.append("--redo")
     if args.recipe != "tuned":
@@ -125,7 +130,7 @@ def run_table1(args: argparse.Namespace) -> int:
         configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
         eval_every=args.eval_every, valid_images=args.valid_images, eval_seed=args.eval_seed,
-        redo=args.redo, recipe=args.recipe,
+        eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe,
     )
     if args.list:
         from concretelab.reproduce.results import load_result
@@ -173,7 +178,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
     words += ["--large-k-images", str(args.large_k_images), "--eval-seed", str(args.eval_seed),
-              "--recipe", args.recipe, "--threads", "1", "--no-render", "--configs", str(args.configs),
+              "--eval-batch-size", str(args.eval_batch_size), "--recipe", args.recipe, "--threads", "1",
+              "--no-render", "--configs", str(args.configs),
               "--results", str(args.results)]
     if args.out is not None:
         words += ["--out", str(args.out)]

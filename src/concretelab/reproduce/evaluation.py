@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from concretelab.objectives import discrete_bound_per_image
 from concretelab.train import load_checkpoint
 from concretelab.train.load import model_from_checkpoint
+from concretelab.train.resumable_bound import resumable_bound_per_image
 
 __all__ = ["Evaluation", "evaluate_images", "load_trained_model", "test_subset"]
 
@@ -86,30 +86,39 @@ def evaluate_images(
     images: Tensor,
     *,
     k: int,
+    state: Path,
+    identity: dict[str, Any] | None = None,
     seed: int = 0,
     batch_size: int = 100,
     label: str = "",
 ) -> tuple[Tensor, float]:
-    """Per-image -L_k (nats, shape (N,)) of ``images`` (uint8 or float 0/1, (N, D)), and the seconds taken.
+    """Per-image -L_k (nats, shape (N,)) of ``images`` (uint8 or float 0/1, (N, D)), and the seconds it took (over
+    every call, when resumed).
 
-    Posterior samples come from one generator seeded with ``seed``; progress is logged about every 10%."""
+    Saved batch by batch to ``state`` and resumed from it (:mod:`concretelab.train.resumable_bound`: batch b's
+    posterior samples are seeded with ``seed`` and b, so an interrupted evaluation gives the same numbers);
+    ``identity`` must match for a saved state to be reused. Progress is logged about every 10%."""
     if images.dim() != 2 or images.shape[0] < 1:
         raise ValueError(f"images must have shape (N, D) with N >= 1, got {tuple(images.shape)}")
-    generator = torch.Generator().manual_seed(seed)
-    start, state = time.perf_counter(), {"done": 0, "next_log": 0.1}
+    start, progress = time.perf_counter(), {"done": 0, "resumed": 0, "next_log": 0.1}
+
+    def log_resumed(images_done: int) -> None:
+        progress["done"] = progress["resumed"] = images_done
+        progress["next_log"] = images_done / images.shape[0] + 0.1
 
     def log_progress(images_done: int) -> None:  # about every 10%
-        state["done"] += images_done
-        done = state["done"] / images.shape[0]
-        if state["next_log"] <= done < 1:
+        progress["done"] += images_done
+        done = progress["done"] / images.shape[0]
+        if progress["next_log"] <= done < 1:
             elapsed = time.perf_counter() - start
+            rate = (progress["done"] - progress["resumed"]) / elapsed  # images/s of this call
             logger.info("%s L_%d: %d%% of %d images, %.0f s, about %.0f s left", label, k, int(100 * done),
-                        images.shape[0], elapsed, elapsed * (1 - done) / done)
-            state["next_log"] = done + 0.1
+                        images.shape[0], elapsed, (images.shape[0] - progress["done"]) / rate)
+            progress["next_log"] = done + 0.1
 
-    nll = -discrete_bound_per_image(model, images, k, batch_size=batch_size, generator=generator,
-                                    progress=log_progress)
-    return nll, time.perf_counter() - start
+    bounds, seconds = resumable_bound_per_image(model, images, k, state=state, seed=seed, batch_size=batch_size,
+                                                identity=identity, progress=log_progress, resumed=log_resumed)
+    return -bounds, seconds
 
 
 def summarize(

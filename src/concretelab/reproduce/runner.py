@@ -239,12 +239,14 @@ def _evaluate(
     run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, size: int | None, options: ReproduceOptions,
     label: str,
 ) -> Evaluation:
-    """-L_k of the checkpoint on all test images or a fixed subset; cached in the run folder."""
+    """-L_k of the checkpoint on all test images or a fixed subset; cached in the run folder, and saved there batch
+    by batch while it runs, so that an interrupted evaluation resumes."""
     model, step = load_trained_model(checkpoint)
     subset = test_subset(images.shape[0], size, options.eval_seed)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
-    tag = f"test-k{k}-n{n}-seed{options.eval_seed}-{checkpoint.stem}-step{step}"
+    batch = "" if options.eval_batch_size == 100 else f"-b{options.eval_batch_size}"  # the default keeps old names
+    tag = f"test-k{k}-n{n}-seed{options.eval_seed}{batch}-{checkpoint.stem}-step{step}"
     cache = run / f"reproduce-eval-{tag}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text(encoding="utf-8"))
@@ -254,11 +256,14 @@ def _evaluate(
         return Evaluation(**stored)
     chosen = images if subset is None else images[subset]
     logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, checkpoint.name, step)
-    nll, seconds = evaluate_images(model, chosen, k=k, seed=options.eval_seed,
+    state = run / f"reproduce-eval-{tag}.partial.json"  # an interrupted evaluation resumes from it
+    nll, seconds = evaluate_images(model, chosen, k=k, state=state, seed=options.eval_seed,
+                                   identity={"checkpoint": checkpoint.stem, "checkpoint_step": step},
                                    batch_size=options.eval_batch_size, label=label)
     evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=checkpoint.stem,
                            checkpoint_step=step, seed=options.eval_seed, seconds=seconds)
     atomic_write_json(cache, evaluation.to_dict())
+    state.unlink(missing_ok=True)
     return evaluation
 
 

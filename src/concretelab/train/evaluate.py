@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ from tqdm.auto import tqdm
 
 from concretelab.checks import check_int
 from concretelab.data import load_dataset
-from concretelab.objectives import discrete_bound_per_image
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.load import checkpoint_path, model_from_checkpoint
 from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
+from concretelab.train.resumable_bound import resumable_bound_per_image
 
 __all__ = ["evaluate_run", "result_path"]
 
@@ -86,7 +85,8 @@ def evaluate_run(
         k: samples of the importance-weighted bound (50,000 in the paper).
         split: ``test`` or ``valid``.
         checkpoint: ``best`` (by validation bound) or ``last``.
-        seed: seed of the proposal samples.
+        seed: seeds the proposal samples (with each batch's index, so an interrupted evaluation resumes from
+            ``<result>.partial.json`` to the same numbers; see :mod:`concretelab.train.resumable_bound`).
         num_images: evaluate the first N images of the split (None: all).
         chunk_size: samples per chunk inside :func:`concretelab.objectives.discrete_bound`.
         batch_size: images per call of ``discrete_bound``.
@@ -111,14 +111,15 @@ def evaluate_run(
         if num_images > images.shape[0]:
             raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
         images = images[:num_images]
-    generator = torch.Generator(device=torch_device).manual_seed(seed)
+    path = result_path(run, split, k, checkpoint, num_images=num_images, seed=seed)
+    state = path.with_name(path.stem + ".partial.json")
     logger.info("evaluating -L_%d on %d %s images (%s checkpoint, step %d)", k, images.shape[0], split, checkpoint,
                 checkpoint_step)
-    start_time = time.perf_counter()
     with tqdm(total=images.shape[0], unit="img", desc=f"L_{k} on {split}", disable=None if progress else True) as bar:
-        nll = -discrete_bound_per_image(model, images, k, batch_size=batch_size, chunk_size=chunk_size,
-                                        generator=generator, progress=bar.update)  # (N,) float64
-    seconds = time.perf_counter() - start_time
+        bounds, seconds = resumable_bound_per_image(model, images, k, state=state, seed=seed, batch_size=batch_size,
+                                         chunk_size=chunk_size, progress=bar.update, resumed=bar.update,
+                                         identity={"checkpoint": checkpoint, "checkpoint_step": checkpoint_step})
+    nll = -bounds  # (N,) float64
     n = int(nll.shape[0])
     result = {
         "run": str(run),
@@ -138,8 +139,8 @@ def evaluate_run(
         "images_per_s": n / seconds if seconds > 0 else None,
         "device": str(torch_device),
     }
-    path = result_path(run, split, k, checkpoint, num_images=num_images, seed=seed)
     _keep_previous(path, checkpoint_step)
     atomic_write_json(path, result)
+    state.unlink(missing_ok=True)
     result["path"] = str(path)
     return result

@@ -1,0 +1,151 @@
+"""An evaluation of L_k interrupted at any batch resumes from its state file to exactly the numbers of an
+uninterrupted one, recomputing only the batches it had not finished; a state of another evaluation is not reused."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+import concretelab.train.resumable_bound as resumable
+from concretelab.models import build_model
+from concretelab.objectives import discrete_bound_per_image
+from concretelab.seeding import derive_seed
+from concretelab.train import train
+from concretelab.train.evaluate import evaluate_run, result_path
+from concretelab.train.resumable_bound import images_digest, resumable_bound_per_image
+
+from ._helpers import small_config
+
+K, BATCH, N = 6, 40, 130  # 4 batches, the last one short
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("8H-784V", train_mean=torch.full((784,), 0.3))
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return (torch.rand(N, 784, generator=torch.Generator().manual_seed(1)) < 0.3).to(torch.uint8)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _interrupting_after(batches: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the batch evaluation raise on call ``batches`` + 1; returns the list of batch sizes evaluated."""
+    calls: list[int] = []
+
+    def counted(model, x, k, **kwargs):
+        if len(calls) == batches:
+            raise Interrupt
+        calls.append(x.shape[0])
+        return discrete_bound_per_image(model, x, k, **kwargs)
+
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", counted)
+    return calls
+
+
+def test_each_batch_is_seeded_by_its_index(model, images, tmp_path) -> None:
+    values, seconds = resumable_bound_per_image(model, images, K, state=tmp_path / "s.json", seed=3, batch_size=BATCH)
+    assert values.dtype == torch.float64 and values.shape == (N,) and seconds > 0
+    for b, start in enumerate(range(0, N, BATCH)):  # the same draws, one batch at a time
+        generator = torch.Generator().manual_seed(derive_seed(3, "eval-batch", b))
+        alone = discrete_bound_per_image(model, images[start : start + BATCH], K, generator=generator)
+        assert torch.equal(values[start : start + BATCH], alone)
+    assert bool((values < 0).all())  # log-probabilities of 784 binary pixels
+
+
+@pytest.mark.parametrize("finished", [1, 2, 3])
+def test_an_interrupted_evaluation_resumes_to_the_same_numbers(model, images, tmp_path, monkeypatch, finished) -> None:
+    state = tmp_path / "state.json"
+    reference, _ = resumable_bound_per_image(model, images, K, state=tmp_path / "ref.json", batch_size=BATCH)
+    calls = _interrupting_after(finished, monkeypatch)
+    with pytest.raises(Interrupt):
+        resumable_bound_per_image(model, images, K, state=state, batch_size=BATCH, identity={"step": 7})
+    saved = json.loads(state.read_text())
+    assert len(saved["bounds"]) == finished * BATCH and saved["seconds"] > 0
+
+    calls.clear()
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", lambda *a, **kw: _record(calls, *a, **kw))
+    reported: list[int] = []
+    seen: list[int] = []
+    values, seconds = resumable_bound_per_image(model, images, K, state=state, batch_size=BATCH, identity={"step": 7},
+                                                progress=seen.append, resumed=reported.append)
+    assert torch.equal(values, reference)
+    assert reported == [finished * BATCH]  # what the state already held
+    assert sum(calls) == sum(seen) == N - finished * BATCH  # only the rest was computed
+    assert seconds >= saved["seconds"]
+
+
+def _record(calls: list[int], model, x, k, **kwargs):
+    calls.append(x.shape[0])
+    return discrete_bound_per_image(model, x, k, **kwargs)
+
+
+@pytest.mark.parametrize("change", ["k", "seed", "batch", "identity", "images"])
+def test_a_state_of_another_evaluation_is_not_reused(model, images, tmp_path, monkeypatch, change, caplog) -> None:
+    state = tmp_path / "state.json"
+    _interrupting_after(2, monkeypatch)
+    with pytest.raises(Interrupt):
+        resumable_bound_per_image(model, images, K, state=state, batch_size=BATCH, identity={"step": 7})
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", discrete_bound_per_image)
+    k, seed, batch, identity, imgs = K, 0, BATCH, {"step": 7}, images
+    if change == "k":
+        k = K + 1
+    elif change == "seed":
+        seed = 1
+    elif change == "batch":
+        batch = BATCH // 2
+    elif change == "identity":
+        identity = {"step": 8}
+    else:
+        imgs = images.clone()
+        imgs[5, 100] ^= 1
+    resumed: list[int] = []
+    with caplog.at_level(logging.WARNING, logger=resumable.__name__):
+        values, _ = resumable_bound_per_image(model, imgs, k, state=state, seed=seed, batch_size=batch,
+                                              identity=identity, resumed=resumed.append)
+    assert resumed == [] and "of another evaluation" in caplog.text
+    fresh, _ = resumable_bound_per_image(model, imgs, k, state=tmp_path / "fresh.json", seed=seed, batch_size=batch,
+                                         identity=identity)
+    assert torch.equal(values, fresh)
+
+
+def test_an_unreadable_state_is_replaced(model, images, tmp_path, caplog) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"bounds": [1.0, ')  # cut off mid-write by something other than this module
+    with caplog.at_level(logging.WARNING, logger=resumable.__name__):
+        values, _ = resumable_bound_per_image(model, images, K, state=state, batch_size=BATCH)
+    assert "unreadable" in caplog.text and values.shape == (N,)
+    assert json.loads(state.read_text())["bounds"] == values.tolist()
+
+
+def test_digest_ignores_the_dtype_but_not_the_pixels(images) -> None:
+    assert images_digest(images) == images_digest(images.float())
+    other = images.clone()
+    other[0, 0] ^= 1
+    assert images_digest(other) != images_digest(images)
+
+
+def test_evaluate_run_resumes_and_removes_its_state(tmp_path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    train(small_config(run, steps=4))
+    reference = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
+    path = Path(reference["path"])
+    path.unlink()
+    _interrupting_after(2, monkeypatch)
+    with pytest.raises(Interrupt):
+        evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
+    partial = path.with_name(path.stem + ".partial.json")
+    assert len(json.loads(partial.read_text())["bounds"]) == 20 and not path.exists()
+    monkeypatch.setattr(resumable, "discrete_bound_per_image", discrete_bound_per_image)
+    resumed = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
+    assert resumed["nll"] == reference["nll"] and resumed["nll_stderr"] == reference["nll_stderr"]
+    assert not partial.exists() and Path(resumed["path"]) == result_path(run, "test", K, "last", num_images=30)
