@@ -61,3 +61,18 @@ def test_old_sampler_dagger_and_the_gap_paragraph() -> None:
     assert "validation was best at step 10,000 and 1.45 nats worse at the end" in text and "still fell" not in text
     flat = {**new, "curves": {"valid_nll": [[10_000, 99.0], [40_000, 96.0], [50_000, 96.02]]}}
     assert "validation had levelled off" in render_markdown({"200H~784V-m1-relaxed": flat}, {})
+
+
+def test_hand_written_notes_go_under_their_section(tmp_path) -> None:
+    from concretelab.reproduce.render import render_results
+    from concretelab.reproduce.results import write_result
+
+    write_result(tmp_path / "results", _done("200H-784V-m1-relaxed", 108.0))
+    (tmp_path / "results" / "notes").mkdir()
+    (tmp_path / "results" / "notes" / "structured.md").write_text("Structured: a note about the gaps.\n")
+    page = render_results(tmp_path / "results", tmp_path / "RESULTS.md", tmp_path / "figures").read_text()
+    structured = page.index("## Structured prediction")
+    beyond = page.index("## Beyond the paper")
+    assert structured < page.index("Structured: a note about the gaps.") < beyond
+    assert page.count("a note about the gaps") == 1
+    assert "Structured: a note" not in render_markdown({}, {})  # no notes, no text

@@ -197,9 +197,13 @@ def plot_cell(result: dict[str, Any], path: Path) -> bool:
 
 
 def render_markdown(
-    results: dict[str, dict[str, Any]], figures: dict[str, str], cells: Sequence[Cell] = CELLS
+    results: dict[str, dict[str, Any]], figures: dict[str, str], cells: Sequence[Cell] = CELLS,
+    notes: dict[str, str] | None = None,
 ) -> str:
-    """The text of RESULTS.md for ``results`` (by cell name) and figure links (relative to the page)."""
+    """The text of RESULTS.md for ``results`` (by cell name) and figure links (relative to the page); ``notes``
+    (by section: ``density``, ``structured``, ``beyond``) is hand-written analysis placed after a section's
+    generated paragraph."""
+    notes = notes or {}
     done = [r for r in results.values() if r.get("status") == "done"]
     lines = [
         "# Table 1 of Maddison, Mnih & Teh (2017), reproduced",
@@ -228,12 +232,12 @@ def render_markdown(
         "",
     ]
     sections = (
-        ("Density estimation, binarized MNIST", lambda c: c.table == "density" and not c.beyond_paper),
-        ("Structured prediction (lower half given upper half), 392V-240H-240H-392V",
+        ("density", "Density estimation, binarized MNIST", lambda c: c.table == "density" and not c.beyond_paper),
+        ("structured", "Structured prediction (lower half given upper half), 392V-240H-240H-392V",
          lambda c: c.table == "structured" and not c.beyond_paper),
-        ("Beyond the paper: lab estimators on the linear models", lambda c: c.beyond_paper),
+        ("beyond", "Beyond the paper: lab estimators on the linear models", lambda c: c.beyond_paper),
     )
-    for title, keep in sections:
+    for key, title, keep in sections:
         chosen = [cell for cell in cells if keep(cell)]
         if not chosen:
             continue
@@ -241,6 +245,8 @@ def render_markdown(
         lines += [_row(cell, results.get(cell.name), figures.get(cell.name)) for cell in chosen]
         lines.append("")
         lines += _gap_paragraph(chosen, results)
+        if notes.get(key, "").strip():
+            lines += [notes[key].strip(), ""]
         lines += _comparisons([cell for cell in chosen if cell.beyond_paper], results)
     commands: dict[str, list[str]] = {}
     for cell in cells:
@@ -276,7 +282,8 @@ def render_markdown(
 def render_results(
     results_dir: str | Path, markdown: str | Path, figures_dir: str | Path, cells: Sequence[Cell] = CELLS
 ) -> Path:
-    """Read every result, draw the curves into ``figures_dir`` and write ``markdown``; returns its path."""
+    """Read every result, draw the curves into ``figures_dir`` and write ``markdown``; returns its path. A
+    hand-written ``notes/{density,structured,beyond}.md`` in ``results_dir`` goes under its section."""
     markdown, figures_dir = Path(markdown), Path(figures_dir)
     results = load_results(results_dir, list(cells))
     figures: dict[str, str] = {}
@@ -286,6 +293,7 @@ def render_results(
         path = figures_dir / f"{name}.png"
         if plot_cell(result, path):
             figures[name] = os.path.relpath(path, markdown.parent)
-    atomic_write_text(markdown, render_markdown(results, figures, cells))
+    notes = {path.stem: path.read_text(encoding="utf-8") for path in sorted(Path(results_dir).glob("notes/*.md"))}
+    atomic_write_text(markdown, render_markdown(results, figures, cells, notes))
     logger.info("wrote %s (%d results, %d figures)", markdown, len(results), len(figures))
     return markdown
