@@ -112,9 +112,14 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     assert _result(tmp_path, name)["resumed_from"] is None  # a new run for the new budget
     assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == {f"{name}-tuned-5", f"{name}-tuned-7"}
     # a result of the paper's recipe is not a result of the tuned one, and the other way round; the tuned recipe
-    # of a linear cell is a constant rate, extended in place
-    assert cell_config(cell_by_name("200H-784V-m1-relaxed"), runner.ReproduceOptions(
-        configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5)).lr_schedule == "constant"
+    # of a linear cell is a constant rate, extended in place, in a folder of its own (the paper's constant rate
+    # differs: resuming one's checkpoint with the other's rate would be refused)
+    linear = cell_by_name("200H-784V-m1-relaxed")
+    tuned = cell_config(linear, runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5))
+    paper = cell_config(linear, runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5,
+                                                        recipe="paper"))
+    assert tuned.lr_schedule == paper.lr_schedule == "constant" and tuned.lr != paper.lr
+    assert (Path(tuned.out).name, Path(paper.out).name) == (linear.name, f"{linear.name}-paper")
     assert main(_argv(tmp_path, [name], 3, "--recipe", "paper")) == 0
     assert _result(tmp_path, name)["recipe"] == "paper"
 
@@ -131,7 +136,7 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, 
     monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
     assert main(_argv(tmp_path, [name], 5)) == 130
     assert not (tmp_path / "results" / f"{name}.json").exists()
-    assert load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.safetensors").step == 2
+    assert load_checkpoint(tmp_path / "runs" / f"{name}-paper" / "checkpoints" / "last.safetensors").step == 2
 
     monkeypatch.setattr(runner, "train", real_train)
     assert main(_argv(tmp_path, [name], 5)) == 0
@@ -141,8 +146,8 @@ def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, 
     # The same budget without the interruption gives the same parameters (the trainer's resume is exact).
     other = tmp_path / "uninterrupted"
     assert main(_argv(other, [name], 5)) == 0
-    state = load_checkpoint(tmp_path / "runs" / name / "checkpoints" / "last.safetensors").model_state
-    fresh = load_checkpoint(other / "runs" / name / "checkpoints" / "last.safetensors").model_state
+    state = load_checkpoint(tmp_path / "runs" / f"{name}-paper" / "checkpoints" / "last.safetensors").model_state
+    fresh = load_checkpoint(other / "runs" / f"{name}-paper" / "checkpoints" / "last.safetensors").model_state
     assert all(torch.equal(state[key], fresh[key]) for key in fresh)
     assert _result(other, name)["resumed_from"] is None
 
@@ -187,7 +192,7 @@ def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkey
 
     monkeypatch.setattr(resumable, "discrete_bound_per_image", interrupted_at_the_second_batch)
     assert main(_argv(tmp_path, [name], 3, *argv)) == 130
-    run = tmp_path / "runs" / name
+    run = tmp_path / "runs" / f"{name}-paper"
     (partial,) = run.glob("reproduce-eval-*.partial.json")
     assert "-b5-" in partial.name and len(json.loads(partial.read_text())["bounds"]) == 5
 

@@ -211,8 +211,13 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     budget = overrides.get("steps", config.steps)
     decays = overrides.get("lr_schedule", config.lr_schedule) != "constant"
     # a decaying schedule is tied to its budget, so each budget is its own run folder (an interrupted run
-    # still resumes in it); a constant-rate run can be extended in place with a larger --steps
-    overrides["out"] = str(options.out / (f"{cell.name}-{options.recipe}-{budget}" if decays else cell.name))
+    # still resumes in it); a constant-rate run can be extended in place with a larger --steps. The paper's
+    # recipe has its own folder, so that it never resumes a tuned run's checkpoint at another learning rate.
+    if decays:
+        folder = f"{cell.name}-{options.recipe}-{budget}"
+    else:
+        folder = cell.name if options.recipe == "tuned" else f"{cell.name}-{options.recipe}"
+    overrides["out"] = str(options.out / folder)
     if decays:
         overrides["lr_decay_steps"] = budget
         if overrides.get("warmup_steps", config.warmup_steps) >= budget:  # a tiny budget (a smoke test)
