@@ -76,3 +76,33 @@ def test_hand_written_notes_go_under_their_section(tmp_path) -> None:
     assert structured < page.index("Structured: a note about the gaps.") < beyond
     assert page.count("a note about the gaps") == 1
     assert "Structured: a note" not in render_markdown({}, {})  # no notes, no text
+
+
+def test_k_tightening_pairs_the_images() -> None:
+    import torch
+
+    from concretelab.reproduce.evaluation import Evaluation, k_tightening
+
+    def evaluation(k: int, n: int, subset_seed: int | None) -> Evaluation:
+        return Evaluation("test", k, n, subset_seed, "best", 10, 0.0, 0.0, (0.0, 0.0), 0, 1.0)
+
+    main_nll = torch.arange(10, dtype=torch.float64) + 100.0
+    subset = torch.tensor([1, 4, 7])
+    large_nll = main_nll[subset] - torch.tensor([1.0, 2.0, 3.0])
+    paired = k_tightening(evaluation(5, 10, None), main_nll, evaluation(50, 3, 0), large_nll, subset)
+    assert (paired["k"], paired["large_k"], paired["images"]) == (5, 50, 3)
+    assert paired["nll_at_k"] == 104.0 and paired["nll_at_large_k"] == 102.0 and paired["difference"] == 2.0
+    low, high = paired["difference_ci95"]
+    assert abs((high - low) / 2 - 1.96 * 1.0 / 3**0.5) < 1e-12  # the paired differences' sd is 1
+    # no pairing when the main bound was itself on a subset, or a cache predates the kept values
+    assert k_tightening(evaluation(5, 10, 0), main_nll, evaluation(50, 3, 0), large_nll, subset) is None
+    assert k_tightening(evaluation(5, 10, None), None, evaluation(50, 3, 0), large_nll, subset) is None
+
+
+def test_the_large_k_column_shows_the_paired_difference() -> None:
+    result = _done("200H-784V-m1-relaxed", 108.0)
+    result["large_k"] = {"k": 50000, "images": 1000, "nll": 106.1, "ci95": [104.7, 107.5]}
+    result["k_tightening"] = {"k": 5000, "large_k": 50000, "images": 1000, "nll_at_k": 107.9, "nll_at_large_k": 106.1,
+                              "difference": 1.8, "difference_ci95": [1.7, 1.9]}
+    text = render_markdown({"200H-784V-m1-relaxed": result}, {})
+    assert "-L_5,000 on the same images 107.90, so k = 50,000 lowers it by 1.80 [1.70, 1.90]" in text

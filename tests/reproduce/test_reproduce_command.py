@@ -214,6 +214,31 @@ def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkey
     assert _result(other, name)["test_nll_ci95"] == resumed["test_nll_ci95"]
 
 
+def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
+    """With the main bound on every test image, the result says how much the larger k lowers -L_k on the large-k
+    subset itself (paired by image), and the page shows it."""
+    from concretelab.reproduce.evaluation import test_subset
+
+    name = "200H-784V-m1-relaxed"
+    argv = _argv(tmp_path, [name], 3, "--large-k", "40", "--large-k-images", "50")
+    del argv[argv.index("--num-images") : argv.index("--num-images") + 2]  # all 1,000 embedded test images
+    assert main(argv) == 0
+    result = _result(tmp_path, name)
+    paired = result["k_tightening"]
+    assert (paired["k"], paired["large_k"], paired["images"]) == (4, 40, 50)
+    assert paired["nll_at_large_k"] == pytest.approx(result["large_k"]["nll"], abs=1e-9)
+    (cache,) = (tmp_path / "runs" / f"{name}-paper").glob("reproduce-eval-test-k4-n1000-*.json")
+    per_image = torch.tensor(json.loads(cache.read_text())["per_image_nll"], dtype=torch.float64)
+    assert per_image.shape == (1000,) and per_image.mean().item() == pytest.approx(result["test_nll"], abs=1e-9)
+    subset = test_subset(1000, 50, 0)
+    assert paired["nll_at_k"] == pytest.approx(per_image[subset].mean().item(), abs=1e-9)
+    assert paired["difference"] == pytest.approx(paired["nll_at_k"] - paired["nll_at_large_k"], abs=1e-9)
+    low, high = paired["difference_ci95"]
+    assert low < paired["difference"] < high
+    assert paired["difference"] > 0  # L_k rises with k in expectation; 40 vs 4 samples on an untrained model
+    assert "lowers it by" in (tmp_path / "RESULTS.md").read_text()
+
+
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_argv(tmp_path, ["999H-*"], 2)) == 2
     assert "matches no cell" in capsys.readouterr().err

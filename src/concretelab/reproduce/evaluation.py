@@ -30,7 +30,7 @@ from concretelab.train import load_checkpoint
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
-__all__ = ["Evaluation", "evaluate_images", "load_trained_model", "test_subset"]
+__all__ = ["Evaluation", "evaluate_images", "k_tightening", "load_trained_model", "test_subset"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +131,22 @@ def summarize(
     stderr = float(nll.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
     return Evaluation(split, k, n, subset_seed, checkpoint, checkpoint_step, mean, stderr,
                       (mean - 1.96 * stderr, mean + 1.96 * stderr), seed, seconds)
+
+
+def k_tightening(main: Evaluation, main_nll: torch.Tensor | None, large: Evaluation, large_nll: torch.Tensor | None,
+                 subset: torch.Tensor | None) -> dict[str, Any] | None:
+    """How much -L_k falls from the main k to the large k on the same images: the main evaluation's per-image
+    values on the large-k subset against the large-k ones, image by image (a paired difference, so the subset's
+    own mean cancels). Only when the main evaluation covers the whole test set and both kept their values."""
+    if main_nll is None or large_nll is None or main.subset_seed is not None:
+        return None
+    on_subset = main_nll if subset is None else main_nll[subset]
+    if on_subset.shape != large_nll.shape:
+        return None
+    difference = on_subset - large_nll
+    n = difference.shape[0]
+    mean = float(difference.mean())
+    half = 1.96 * float(difference.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
+    return {"k": main.k, "large_k": large.k, "images": n, "nll_at_k": float(on_subset.mean()),
+            "nll_at_large_k": float(large_nll.mean()), "difference": mean,
+            "difference_ci95": [mean - half, mean + half]}

@@ -33,6 +33,7 @@ from concretelab.reproduce.cells import Cell
 from concretelab.reproduce.evaluation import (
     Evaluation,
     evaluate_images,
+    k_tightening,
     load_trained_model,
     summarize,
     test_subset,
@@ -243,9 +244,10 @@ def _device_text(config: TrainConfig) -> str:
 def _evaluate(
     run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, size: int | None, options: ReproduceOptions,
     label: str,
-) -> Evaluation:
-    """-L_k of the checkpoint on all test images or a fixed subset; cached in the run folder, and saved there batch
-    by batch while it runs, so that an interrupted evaluation resumes."""
+) -> tuple[Evaluation, torch.Tensor | None]:
+    """-L_k of the checkpoint on all test images or a fixed subset, and the per-image values (None from a cache
+    written before they were kept); cached in the run folder, and saved there batch by batch while it runs, so
+    that an interrupted evaluation resumes."""
     model, step = load_trained_model(checkpoint)
     subset = test_subset(images.shape[0], size, options.eval_seed)
     n = images.shape[0] if subset is None else subset.shape[0]
@@ -257,8 +259,9 @@ def _evaluate(
         stored = json.loads(cache.read_text(encoding="utf-8"))
         stored["ci95"] = tuple(stored["ci95"])
         stored.pop("subset_rule", None)
+        per_image = stored.pop("per_image_nll", None)
         logger.info("%s: reusing %s", label, cache.name)
-        return Evaluation(**stored)
+        return Evaluation(**stored), None if per_image is None else torch.tensor(per_image, dtype=torch.float64)
     chosen = images if subset is None else images[subset]
     logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, checkpoint.name, step)
     state = run / f"reproduce-eval-{tag}.partial.json"  # an interrupted evaluation resumes from it
@@ -267,9 +270,9 @@ def _evaluate(
                                    batch_size=options.eval_batch_size, label=label)
     evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=checkpoint.stem,
                            checkpoint_step=step, seed=options.eval_seed, seconds=seconds)
-    atomic_write_json(cache, evaluation.to_dict())
+    atomic_write_json(cache, {**evaluation.to_dict(), "per_image_nll": nll.tolist()})
     state.unlink(missing_ok=True)
-    return evaluation
+    return evaluation, nll
 
 
 def _curves(run: Path) -> dict[str, list[list[float]]]:
@@ -324,13 +327,15 @@ def _run_cell_locked(
     best = run / "checkpoints" / "best.safetensors"
     checkpoint = best if best.is_file() else last
     update("evaluating", f"-L_{options.k}")
-    main = _evaluate(run, checkpoint, test_images, k=options.k, size=options.num_images, options=options,
-                     label=cell.name)
-    large = None
+    main, main_nll = _evaluate(run, checkpoint, test_images, k=options.k, size=options.num_images, options=options,
+                               label=cell.name)
+    large, tightening = None, None
     if options.large_k is not None:
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
-        large = _evaluate(run, checkpoint, test_images, k=options.large_k, size=options.large_k_images,
-                          options=options, label=cell.name)
+        large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, size=options.large_k_images,
+                                     options=options, label=cell.name)
+        subset = test_subset(test_images.shape[0], options.large_k_images, options.eval_seed)
+        tightening = k_tightening(main, main_nll, large, large_nll, subset)
     eval_seconds = main.seconds + (large.seconds if large else 0.0)
     result: dict[str, Any] = {
         "cell": cell.name,
@@ -351,6 +356,7 @@ def _run_cell_locked(
         "test_nll_ci95": list(main.ci95),
         "test_subset_seed": main.subset_seed,
         "large_k": None if large is None else large.to_dict(),
+        "k_tightening": tightening,
         "paper_nll": cell.paper_nll,
         "checkpoint": main.checkpoint,
         "checkpoint_step": main.checkpoint_step,
