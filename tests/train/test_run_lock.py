@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from concretelab.reproduce.cells import cell_by_name
-from concretelab.reproduce.runner import ReproduceOptions, run_cells
+from concretelab.reproduce.runner import ReproduceOptions, cell_config, run_cells
 from concretelab.train import train
 from concretelab.train.run_lock import LOCK_NAME, RunFolderBusyError, run_lock
 
@@ -76,8 +76,8 @@ def test_reproduce_leaves_a_busy_cell_alone(tmp_path) -> None:
     cell = cell_by_name("200H-784V-m1-relaxed")
     options = ReproduceOptions(configs=REPO / "configs" / "table1", out=tmp_path / "runs",
                                results=tmp_path / "results", steps=2, k=2, num_images=2, data="embedded",
-                               recipe="paper")  # a constant rate: the run folder is named after the cell
-    with run_lock(options.out / cell.name):  # this process holds it; a child process plays the second writer
+                               recipe="paper")
+    with run_lock(Path(cell_config(cell, options).out)):  # held here; a child process plays the second writer
         code = (
             "import sys\nfrom pathlib import Path\nfrom concretelab.reproduce.cells import cell_by_name\n"
             "from concretelab.reproduce.runner import ReproduceOptions, run_cells\n"
