@@ -61,6 +61,13 @@ def prior_of(temperature: str, series: str) -> str:
     return FIXED_PRIOR_TEMPERATURE if series == "fixed" else temperature
 
 
+def evaluation_of(folder: Path, k: int) -> Path:
+    """The finished test evaluation of a run (``concretelab evaluate RUN --k K``: all test images, best checkpoint)."""
+    from concretelab.train.evaluate import result_path
+
+    return result_path(folder, "test", k, "best")
+
+
 def run_one(args: argparse.Namespace, temperature: str) -> tuple[str, int]:
     """Train, then evaluate, one temperature (each step skipped when its output exists)."""
     folder = folder_of(args.out, temperature, args.prior)
@@ -76,15 +83,18 @@ def run_one(args: argparse.Namespace, temperature: str) -> tuple[str, int]:
     evaluate = [*cli, "evaluate", str(folder), "--k", str(args.k), "--device", "cpu"]
     with open(folder / "study.log", "a", encoding="utf-8") as log:
         code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-        if code == 0 and not list(folder.glob(f"eval-test-k{args.k}-best*.json")):
+        if code == 0 and not evaluation_of(folder, args.k).is_file():
             code = subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     print(f"{time.strftime('%H:%M:%S')} {args.prior} prior, lambda {temperature}: exit {code}", flush=True)
     return temperature, code
 
 
-def gradient_norms(folder: Path, temperature: float, prior: float, images: torch.Tensor) -> torch.Tensor:
-    """Per-example norms of d(-bound)/d(proposal parameters) at the best checkpoint, one relaxed sample each."""
-    from concretelab.objectives import relaxed
+def gradient_norms(folder: Path, temperature: float, prior: float, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-example norms, at the best checkpoint and one relaxed sample each, of the gradient with respect to the
+    proposal's parameters of (``total``) the training loss -bound and (``reconstruction``) its term
+    -log p(x | sigmoid(z)) alone: the pathwise part, through the relaxed sample, that a low temperature can flatten
+    (the same noise for both: two generators with the same seed)."""
+    from concretelab.objectives import relaxed, sample_relaxed_latents
     from concretelab.run import load_run
 
     model, _ = load_run(folder, checkpoint="best")
@@ -92,14 +102,21 @@ def gradient_norms(folder: Path, temperature: float, prior: float, images: torch
     proposal = [p for name, p in model.named_parameters() if name.startswith("encoder")]
     if not proposal:
         raise SystemExit(f"{folder}: found no encoder parameters to take gradients of")
-    generator = torch.Generator().manual_seed(0)
-    norms = []
-    for x in images.float():
+
+    def norm(loss: torch.Tensor) -> torch.Tensor:
+        grads = torch.autograd.grad(loss, proposal)
+        return torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+
+    total, reconstruction = [], []
+    for i, x in enumerate(images.float()):
+        seed = 1_000_003 * i
         bound = relaxed(model, x[None], samples=1, prior_temperature=prior, posterior_temperature=temperature,
-                        generator=generator)
-        grads = torch.autograd.grad(-bound.sum(), proposal)
-        norms.append(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
-    return torch.stack(norms)
+                        generator=torch.Generator().manual_seed(seed))
+        total.append(norm(-bound.sum()))
+        sample = sample_relaxed_latents(model, x[None], 1, torch.tensor(temperature),
+                                        torch.Generator().manual_seed(seed))
+        reconstruction.append(norm(-model.log_likelihood(x[None], sample.values).sum()))
+    return {"total": torch.stack(total), "reconstruction": torch.stack(reconstruction)}
 
 
 def collect(args: argparse.Namespace) -> list[dict]:
@@ -109,23 +126,28 @@ def collect(args: argparse.Namespace) -> list[dict]:
 
     rows = []
     images = None
+    norms_of: dict[Path, dict[str, torch.Tensor]] = {}
     runs = [(series, temperature) for series in SERIES for temperature in TEMPERATURES]
     for series, temperature in runs:
         folder = folder_of(args.out, temperature, series)
-        evaluations = sorted(folder.glob(f"eval-test-k{args.k}-best*.json"))
-        if not evaluations:
+        evaluation = evaluation_of(folder, args.k)
+        if not evaluation.is_file():  # (an evaluation in progress has only its .partial.json)
             print(f"{series} prior, lambda {temperature}: not evaluated yet ({folder})")
             continue
-        result = json.loads(evaluations[0].read_text())
+        result = json.loads(evaluation.read_text())
         if images is None:
             data = load_dataset(args.data)
             images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
         prior = prior_of(temperature, series)
-        norms = gradient_norms(folder, parse_number(temperature), parse_number(prior), images)
+        if folder not in norms_of:  # the run at 1/2 belongs to both series
+            norms_of[folder] = gradient_norms(folder, parse_number(temperature), parse_number(prior), images)
+        norms = norms_of[folder]
         rows.append({"series": series, "prior_temperature": parse_number(prior), "prior_label": prior,
                      "temperature": parse_number(temperature), "label": temperature, "test_nll": result["nll"],
                      "test_nll_stderr": result["nll_stderr"], "k": result["k"], "images": result["n_images"],
-                     "checkpoint_step": result["checkpoint_step"], "norms": norms.tolist()})
+                     "checkpoint_step": result["checkpoint_step"], "folder": str(folder),
+                     "norms": norms["total"].tolist(),
+                     "reconstruction_norms": norms["reconstruction"].tolist()})
     return rows
 
 
@@ -137,6 +159,9 @@ def report(args: argparse.Namespace) -> None:
     for row in rows:
         norms = torch.tensor(row["norms"])
         row["zero_share"] = float((norms < ZERO_SHARE_OF_MEDIAN * median).double().mean())
+        reconstruction = torch.tensor(row["reconstruction_norms"])
+        row["reconstruction_zero_share"] = float((reconstruction < ZERO_SHARE_OF_MEDIAN * median).double().mean())
+        row["reconstruction_median"] = float(reconstruction.median())
         row["quantiles"] = {q: float(norms.quantile(float(q))) for q in ("0.5", "0.9", "0.99", "0.999")}
         row["max"] = float(norms.max())
     out = REPO / "results" / "temperature"
@@ -144,12 +169,21 @@ def report(args: argparse.Namespace) -> None:
     (out / "study.json").write_text(json.dumps({"model": MODEL, "steps": args.steps, "zero_threshold":
                                                 ZERO_SHARE_OF_MEDIAN * median, "rows": rows}, indent=1) + "\n")
     table = ["| lambda_q | lambda_p | test -L_5000 | +- 95% | best step | zero gradients | median norm | 99% | 99.9% "
-             "| max |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| max | reconstruction term: zero | its median |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    shown = set()
     for r in rows:
+        if r["folder"] in shown:
+            continue
+        shown.add(r["folder"])
         q = r["quantiles"]
         table.append(f"| {r['label']} | {r['prior_label']} | {r['test_nll']:.2f} | {1.96 * r['test_nll_stderr']:.2f} | "
                      f"{r['checkpoint_step']:,} | {100 * r['zero_share']:.1f}% | {q['0.5']:.3g} | {q['0.99']:.3g} | "
-                     f"{q['0.999']:.3g} | {r['max']:.3g} |")
+                     f"{q['0.999']:.3g} | {r['max']:.3g} | {100 * r['reconstruction_zero_share']:.1f}% | "
+                     f"{r['reconstruction_median']:.3g} |")
+    table.append("")
+    table.append(f"Runs evaluated: {len(shown)} of {len(SERIES) * len(TEMPERATURES) - 1} (the matched series shares "
+                 "the fixed series' run at 1/2). Gradient norms: 1,000 training images, one relaxed sample each, "
+                 f"\"zero\" below {ZERO_SHARE_OF_MEDIAN:g} of the median total norm over all runs.")
     doc = REPO / "docs" / "low-temperature.md"
     text = doc.read_text()
     if MARK_BEGIN in text and MARK_END in text:
@@ -166,24 +200,40 @@ def plot(rows: list[dict], folder: Path, steps: int) -> None:
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    present = [series for series in SERIES if any(r["series"] == series for r in rows)]
     titles = {"fixed": "prior λ_p = 1/2", "matched": "prior λ_p = λ_q"}
-    fig, axes = plt.subplots(1, 1 + len(present), figsize=(6 + 5 * len(present), 4.2), layout="constrained")
+    present = [series for series in SERIES if any(r["series"] == series for r in rows)]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), layout="constrained")
     for series in present:
         own = [r for r in rows if r["series"] == series]
-        axes[0].errorbar([r["temperature"] for r in own], [r["test_nll"] for r in own],
-                         yerr=[1.96 * r["test_nll_stderr"] for r in own], marker="o", capsize=3, label=titles[series])
-    axes[0].set(xscale="log", xlabel="posterior temperature λ_q", ylabel="test −L_5000 (nats)",
-                title=f"{MODEL}, relaxed, m = 1, {steps:,} steps")
-    axes[0].legend()
-    for axis, series in zip(axes[1:], present, strict=True):
+        t = [r["temperature"] for r in own]
+        axes[0, 0].errorbar(t, [r["test_nll"] for r in own], yerr=[1.96 * r["test_nll_stderr"] for r in own],
+                            marker="o", capsize=3, label=titles[series])
+        axes[0, 1].plot(t, [100 * r["zero_share"] for r in own], marker="o", label=f"total, {titles[series]}")
+        axes[0, 1].plot(t, [100 * r["reconstruction_zero_share"] for r in own], marker="s", ls="--",
+                        label=f"reconstruction term, {titles[series]}")
+    axes[0, 0].set(xscale="log", xlabel="posterior temperature λ_q", ylabel="test −L_5000 (nats)",
+                   title=f"{MODEL}, relaxed, m = 1, {steps:,} steps")
+    axes[0, 1].set(xscale="log", xlabel="posterior temperature λ_q", ylabel="% of examples",
+                   title=f"gradient effectively zero (< {ZERO_SHARE_OF_MEDIAN:g} × median)")
+    shares = [100 * r[key] for r in rows for key in ("zero_share", "reconstruction_zero_share")]
+    axes[0, 1].set_ylim(-2, max(10.0, *shares) + 5)
+    for axis in axes[0]:
+        axis.legend(fontsize=8)
+    for axis, series in zip(axes[1], SERIES, strict=True):
         own = [r for r in rows if r["series"] == series]
-        axis.boxplot([[max(n, 1e-12) for n in r["norms"]] for r in own], tick_labels=[r["label"] for r in own],
-                     whis=(1, 99), flierprops={"markersize": 2})
-        axis.set(yscale="log", xlabel="posterior temperature λ_q", ylabel="per-example ‖∇_φ loss‖",
-                 title=f"gradient norms, {titles[series]} (whiskers 1–99%)")
-        for i, r in enumerate(own, start=1):
-            axis.annotate(f"{100 * r['zero_share']:.0f}% ≈0", (i, 1e-12), ha="center", fontsize=7)
+        if not own:
+            axis.set_axis_off()
+            continue
+        positions = range(1, len(own) + 1)
+        for key, shift, colour in (("norms", -0.18, "C0"), ("reconstruction_norms", 0.18, "C3")):
+            parts = axis.boxplot([[max(n, 1e-12) for n in r[key]] for r in own],
+                                 positions=[p + shift for p in positions], widths=0.3, whis=(1, 99),
+                                 flierprops={"markersize": 2, "markeredgecolor": colour}, patch_artist=True)
+            for box in parts["boxes"]:
+                box.set(facecolor="none", edgecolor=colour)
+        axis.set_xticks(list(positions), [r["label"] for r in own])
+        axis.set(yscale="log", xlabel="posterior temperature λ_q", ylabel="per-example ‖∇_φ‖",
+                 title=f"{titles[series]}: total (blue) and reconstruction term (red); whiskers 1–99%")
     fig.savefig(folder / "temperature-study.png", dpi=110)
     plt.close(fig)
 
