@@ -239,6 +239,15 @@ def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     assert "lowers it by" in (tmp_path / "RESULTS.md").read_text()
 
 
+def test_the_cli_default_evaluation_batch_is_the_runners() -> None:
+    # The CLI repeats the runner's default (its parser is built without torch); a drift would give the same
+    # evaluation two cache names and two seedings, depending on how it was started.
+    from concretelab.cli import reproduce as cli_reproduce
+
+    field = {f.name: f for f in dataclasses.fields(runner.ReproduceOptions)}["eval_batch_size"]
+    assert cli_reproduce.EVAL_BATCH_SIZE == runner.DEFAULT_EVAL_BATCH_SIZE == field.default
+
+
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_argv(tmp_path, ["999H-*"], 2)) == 2
     assert "matches no cell" in capsys.readouterr().err

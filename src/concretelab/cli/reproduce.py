@@ -19,6 +19,9 @@ __all__ = ["format_states", "register"]
 
 logger = logging.getLogger(__name__)
 
+# concretelab.reproduce.runner.DEFAULT_EVAL_BATCH_SIZE, repeated so that building the parser needs no torch
+EVAL_BATCH_SIZE = 100
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -54,9 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--valid-images", type=positive_int, default=None,
                         help="validation images per check (default: the config's, all 10,000)")
     table1.add_argument("--eval-seed", type=non_negative_int, default=0, help="seed of the test samples and subsets")
-    table1.add_argument("--eval-batch-size", type=positive_int, default=100,
-                        help="test images per call of the bound (default 100); with the seed it fixes each image's "
-                        "samples, and an interrupted evaluation resumes batch by batch")
+    table1.add_argument("--eval-batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
+                        help=f"test images per call of the bound (default {EVAL_BATCH_SIZE}); with the seed it fixes "
+                        "each image's samples, and an interrupted evaluation resumes batch by batch")
     table1.add_argument("--redo", action="store_true",
                         help="re-run done cells whose stored budget or evaluation differs from this request "
                         "(default: a done cell trained for at least --steps is kept)")
@@ -98,7 +101,7 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--large-k-images", str(args.large_k_images)]
     if args.eval_seed:
         words += ["--eval-seed", str(args.eval_seed)]
-    if args.eval_batch_size != 100:
+    if args.eval_batch_size != EVAL_BATCH_SIZE:
         words += ["--eval-batch-size", str(args.eval_batch_size)]
     if args.redo:
         words.append("--redo")

@@ -42,6 +42,7 @@ from concretelab.objectives.bound import (
     default_chunk_size,
     discrete_bound,
     discrete_bound_per_image,
+    model_placement,
 )
 from concretelab.objectives.protocols import DiscreteModel, RelaxedModel, TrainableModel
 from concretelab.objectives.relaxed import (
@@ -79,6 +80,7 @@ __all__ = [
     "layer_kl",
     "layer_log_prob",
     "log_mean_exp",
+    "model_placement",
     "relaxed",
     "relaxed_analytic_kl",
     "relaxed_logratio",

@@ -21,7 +21,13 @@ from torch import Tensor
 from concretelab.checks import check_int
 from concretelab.objectives.protocols import DiscreteModel
 
-__all__ = ["StreamingLogMeanExp", "default_chunk_size", "discrete_bound"]
+__all__ = [
+    "StreamingLogMeanExp",
+    "default_chunk_size",
+    "discrete_bound",
+    "discrete_bound_per_image",
+    "model_placement",
+]
 
 # Elements of one (chunk, batch, D) tensor in the default chunk (2**23 float32 values = 32 MiB).
 _TARGET_ELEMENTS = 2**23
@@ -119,6 +125,16 @@ def discrete_bound(
 
 
 @torch.no_grad()
+def model_placement(model: object, images: Tensor) -> tuple[torch.device, torch.dtype]:
+    """The device and floating dtype an evaluation of ``model`` runs in: those of its first parameter (a
+    module's), else the images' device and float32 (a parameter-free model, such as a test's fixed one)."""
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    if first is None:
+        return images.device, torch.float32
+    return first.device, first.dtype if first.dtype.is_floating_point else torch.float32
+
+
 def discrete_bound_per_image(
     model: DiscreteModel,
     images: Tensor,
@@ -140,10 +156,7 @@ def discrete_bound_per_image(
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"images must be an (N, D) tensor with N >= 1, got {shape}")
     check_int("batch_size", batch_size, 1)
-    parameters = getattr(model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    device = first.device if first is not None else images.device
-    dtype = first.dtype if first is not None and first.dtype.is_floating_point else torch.float32
+    device, dtype = model_placement(model, images)
     was_training = getattr(model, "training", None)
     if was_training is not None:
         model.eval()  # type: ignore[attr-defined]

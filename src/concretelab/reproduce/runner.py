@@ -48,6 +48,7 @@ from concretelab.train.metrics import read_metrics
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
 
 __all__ = [
+    "DEFAULT_EVAL_BATCH_SIZE",
     "PAPER_STEPS",
     "CellState",
     "ReproduceOptions",
@@ -67,6 +68,10 @@ PAPER_STEPS = 10_000_000  # training steps per cell in Maddison et al. (2017), S
 # without it were measured with the float32 `rand() < sigmoid(a)` sampler, which can overstate L_k.
 EXACT_SAMPLER = "float64-decided (7b4621d)"
 _CURVE_POINTS = 300  # training-curve points kept in a result file
+# test images per batch of an evaluation; with the seed it fixes each image's samples, and a result cached with
+# it carries no batch tag in its name (so results from before the option keep theirs). The CLI, which builds its
+# parser without torch, repeats it as its own default; tests/reproduce checks the two agree.
+DEFAULT_EVAL_BATCH_SIZE = 100
 
 
 def default_out() -> Path:
@@ -91,7 +96,7 @@ class ReproduceOptions:
     eval_every: int | None = None  # validation interval (None: about 10 checks per run)
     valid_images: int | None = None  # validation images per check (None: the config's, all by default)
     eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
-    eval_batch_size: int = 100  # test images per call of discrete_bound
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
     recipe: str = "tuned"  # optimiser schedule: "tuned" (docs/recipe.md) or "paper" (concretelab.reproduce.recipes)
 
@@ -252,7 +257,7 @@ def _evaluate(
     subset = test_subset(images.shape[0], size, options.eval_seed)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
-    batch = "" if options.eval_batch_size == 100 else f"-b{options.eval_batch_size}"  # the default keeps old names
+    batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
     tag = f"test-k{k}-n{n}-seed{options.eval_seed}{batch}-{checkpoint.stem}-step{step}"
     cache = run / f"reproduce-eval-{tag}.json"
     if cache.is_file():

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from concretelab.checks import check_int
-from concretelab.objectives import DiscreteModel, discrete_bound_per_image
+from concretelab.objectives import DiscreteModel, discrete_bound_per_image, model_placement
 from concretelab.seeding import derive_seed
 from concretelab.train.io import atomic_write_json
 
@@ -99,9 +99,7 @@ def resumable_bound_per_image(
     check_int("batch_size", batch_size)
     state = Path(state)
     total = int(images.shape[0])
-    parameters = getattr(model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    device = first.device if first is not None else images.device
+    device, _ = model_placement(model, images)
     fingerprint = {"k": k, "seed": seed, "batch_size": batch_size, "chunk_size": chunk_size, "device": device.type,
                    "images": images_digest(images), **dict(identity or {})}
     done, seconds = _load_done(state, fingerprint, batch_size, total)
