@@ -165,8 +165,9 @@ MATMUL_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float, float]:
     """(median CPU ms of one training step, FLOPs of the step's matmuls, CPU ms of its matmul kernels) for model
-    ``spec`` at m samples; the last is the self time of the step's matmul calls under ``torch.profiler`` (the
-    profiler slows the small operations, not the matmuls), so step minus it is what fusion could act on."""
+    ``spec`` at m samples. The last is the median step times the matmul calls' share of the self CPU time of one
+    more block under ``torch.profiler`` (a share, so that load on the machine cancels; the profiler slows the
+    small operations a little, so the share errs low); step minus it is what fusion could act on."""
     torch.manual_seed(0)
     x = (torch.rand(64, 784) < 0.3).float()
     model = build_model(spec, train_mean=x.mean(0))
@@ -193,8 +194,11 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         for _ in range(per_block):
             step()
-    matmul_us = sum(event.self_cpu_time_total for event in profiler.key_averages() if event.key in MATMUL_KERNELS)
-    return statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model), matmul_us / per_block / 1e3
+    events = profiler.key_averages()
+    matmul_share = (sum(event.self_cpu_time_total for event in events if event.key in MATMUL_KERNELS)
+                    / sum(event.self_cpu_time_total for event in events))
+    median = statistics.median(times)
+    return median, 3 * 64 * m * lk_flops_per_sample(model), matmul_share * median
 
 
 def models_benchmark(blocks: int, compile_objective: bool) -> None:
