@@ -160,14 +160,31 @@ def eval_benchmark(spec: str, k: int, images: int, rate: float) -> dict[str, flo
 TABLE1_MODELS = ("200H-784V", "200H-200H-784V", "200H~784V", "200H~200H~784V", "392V-240H-240H-392V")
 
 
-MATMUL_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+def replayed_matmul_ms(calls: list[tuple[str, list[list[int]]]], repeats: int = 20) -> float:
+    """CPU ms of the given matmul calls (``aten::mm`` / ``aten::addmm`` with their input shapes) replayed on
+    random contiguous tensors of the same shapes, one thread, median of ``repeats``: what the step's matmuls
+    cost at their own (small) shapes, without the profiler's overhead."""
+    operands = []
+    for name, shapes in calls:
+        if name == "aten::mm":
+            operands.append((torch.mm, [torch.randn(*shapes[0]), torch.randn(*shapes[1])]))
+        else:  # aten::addmm(bias, a, b)
+            operands.append((torch.addmm, [torch.randn(*shapes[0]), torch.randn(*shapes[1]), torch.randn(*shapes[2])]))
+    for function, args in operands:
+        function(*args)
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for function, args in operands:
+            function(*args)
+        times.append(time.process_time() - t0)
+    return statistics.median(times) * 1e3
 
 
 def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float, float]:
-    """(median CPU ms of one training step, FLOPs of the step's matmuls, CPU ms of its matmul kernels) for model
-    ``spec`` at m samples. The last is the median step times the matmul calls' share of the self CPU time of one
-    more block under ``torch.profiler`` (a share, so that load on the machine cancels; the profiler slows the
-    small operations a little, so the share errs low); step minus it is what fusion could act on."""
+    """(median CPU ms of one training step, FLOPs of the step's matmuls, CPU ms of those matmuls replayed alone
+    at their shapes, :func:`replayed_matmul_ms`) for model ``spec`` at m samples; step minus the last is the
+    elementwise work, autograd, Adam and Python, what fusion could act on."""
     torch.manual_seed(0)
     x = (torch.rand(64, 784) < 0.3).float()
     model = build_model(spec, train_mean=x.mean(0))
@@ -191,22 +208,20 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
         for _ in range(per_block):
             step()
         times.append((time.process_time() - t0) / per_block * 1e3)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
-        for _ in range(per_block):
-            step()
-    events = profiler.key_averages()
-    matmul_share = (sum(event.self_cpu_time_total for event in events if event.key in MATMUL_KERNELS)
-                    / sum(event.self_cpu_time_total for event in events))
-    median = statistics.median(times)
-    return median, 3 * 64 * m * lk_flops_per_sample(model), matmul_share * median
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profiler:
+        step()
+    calls = [(event.name, event.input_shapes) for event in profiler.events()
+             if event.name in ("aten::mm", "aten::addmm")]
+    return statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model), replayed_matmul_ms(calls)
 
 
 def models_benchmark(blocks: int, compile_objective: bool) -> None:
     rate = matmul_rate(1024, clock=time.process_time, per_block=4)  # CPU time, as the steps
     print(f"\nTraining step per Table 1 model (relaxed, batch 64, fused Adam), median CPU ms of {blocks} blocks; "
-          f"matmul rate {rate / 1e9:.1f} GFLOP/s (CPU time). 'matmul kernels' is the step's own mm/addmm time "
-          "(profiler): its ratio to the floor is the small shapes' inefficiency, the rest is everything else\n")
-    head = "| model | m | ms/step | matmul floor (ms) | ratio to floor | matmul kernels (ms) | rest (ms) |"
+          f"matmul rate {rate / 1e9:.1f} GFLOP/s (CPU time). 'its matmuls' are the step's own mm/addmm calls replayed "
+          "alone at their shapes: their ratio to the floor is what the small shapes cost, the rest is everything "
+          "else\n")
+    head = "| model | m | ms/step | matmul floor (ms) | ratio to floor | its matmuls (ms) | rest (ms) |"
     print(head + (" compiled ms/step | compiled / eager |" if compile_objective else ""))
     print("|---" * (9 if compile_objective else 7) + "|")
     for spec in TABLE1_MODELS:
