@@ -52,7 +52,7 @@ def test_old_sampler_dagger_and_the_gap_paragraph() -> None:
     assert "(+12.70) †" in rows["200H-784V-m1-relaxed"] and "†" not in rows["200H~784V-m1-relaxed"].split("|")[6]
     assert "1,000,000 (10.00% of 10^7), tuned recipe" in rows["200H~784V-m1-relaxed"]
     # 800k is the last point within the first four fifths (96.5); the best is 96.0: still improving by 0.50
-    assert ("`200H~784V-m1-relaxed` is +3.00 nats from the paper with -L_10 after 10.0% of its steps; validation "
+    assert ("\n- `200H~784V-m1-relaxed` is +3.00 nats from the paper with -L_10 after 10.0% of its steps; validation "
             "still fell 0.50 nats over its last fifth") in text
     # validation best early and worse since (the m = 50 cell of 2026-11-29): said so, not "still fell"
     worse = {**new, "curves": {"valid_nll": [[10_000, 119.97], [20_000, 120.83], [30_000, 121.35], [40_000, 121.32],

@@ -129,14 +129,15 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
         same_k = "" if not large else (
             f" (with the paper's k, -L_{large['k']:,} on {large['images']:,} test images: {large['nll']:.2f} "
             f"[{large['ci95'][0]:.2f}, {large['ci95'][1]:.2f}], {large['nll'] - cell.paper_nll:+.2f})")
-        parts.append(f"`{cell.name}` is {r['test_nll'] - cell.paper_nll:+.2f} nats from the paper with "
-                     f"-L_{r['k']:,}{same_k} after {r['steps'] / _PAPER_STEPS:.1%} of its steps{trend}")
+        parts.append(f"- `{cell.name}` is {r['test_nll'] - cell.paper_nll:+.2f} nats from the paper with "
+                     f"-L_{r['k']:,}{same_k} after {r['steps'] / _PAPER_STEPS:.1%} of its steps{trend}.")
     if not parts:
         return []
     return [
-        "What the gaps mean. " + "; ".join(parts) + ". A cell still improving at the end of its budget is limited "
-        "by the budget, not by the method: the paper trained 10^7 steps. Rows marked † predate the exact sampler "
-        "and are not comparable.",
+        "What the gaps mean. A cell still improving at the end of its budget is limited by the budget, not by the "
+        "method: the paper trained 10^7 steps. Rows marked † predate the exact sampler and are not comparable.",
+        "",
+        *parts,
         "",
     ]
 
