@@ -124,7 +124,6 @@ def discrete_bound(
     return stream.value().to(x.dtype)
 
 
-@torch.no_grad()
 def model_placement(model: object, images: Tensor) -> tuple[torch.device, torch.dtype]:
     """The device and floating dtype an evaluation of ``model`` runs in: those of its first parameter (a
     module's), else the images' device and float32 (a parameter-free model, such as a test's fixed one)."""
@@ -135,6 +134,7 @@ def model_placement(model: object, images: Tensor) -> tuple[torch.device, torch.
     return first.device, first.dtype if first.dtype.is_floating_point else torch.float32
 
 
+@torch.no_grad()
 def discrete_bound_per_image(
     model: DiscreteModel,
     images: Tensor,
