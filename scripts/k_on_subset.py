@@ -21,8 +21,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from concretelab.data import load_dataset
-from concretelab.reproduce.evaluation import load_trained_model, test_subset
+from concretelab.data import fixed_subset, load_dataset
+from concretelab.reproduce.evaluation import load_trained_model
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def main() -> None:
         if step != result["checkpoint_step"]:
             raise SystemExit(f"{cell}: the checkpoint in {folder} is at step {step}, the result's at "
                              f"{result['checkpoint_step']}")
-        subset = test_subset(test.shape[0], large["images"], large["subset_seed"])
+        subset = fixed_subset(test.shape[0], large["images"], large["subset_seed"])
         with tempfile.TemporaryDirectory() as scratch:
             bounds, _ = resumable_bound_per_image(model, test[subset], result["k"], state=Path(scratch) / "s.json",
                                                   seed=large["seed"])

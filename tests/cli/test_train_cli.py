@@ -79,13 +79,13 @@ def test_evaluate_writes_the_result_file(trained_run, capsys) -> None:
     assert main(["evaluate", trained_run, "--k", "5", "--split", "valid", "--checkpoint", "last", "--seed", "3",
                  "--num-images", "30", "--chunk-size", "2", "--device", "cpu"]) == 0
     assert "NLL" in capsys.readouterr().out
-    result = json.loads((Path(trained_run) / "eval-valid-k5-last-n30-seed3.json").read_text())
+    result = json.loads((Path(trained_run) / "eval-valid-k5-last-subset30-seed3.json").read_text())
     assert {"split": "valid", "k": 5, "checkpoint": "last", "seed": 3, "n_images": 30}.items() <= result.items()
     assert result["nll"] > 0 and result["seconds"] >= 0 and result["nll_stderr"] > 0
     # same seed, same number; chunking does not change the samples' law, only their grouping
     assert main(["evaluate", trained_run, "--k", "5", "--split", "valid", "--checkpoint", "last", "--seed", "3",
                  "--num-images", "30", "--chunk-size", "2", "--device", "cpu"]) == 0
-    again = json.loads((Path(trained_run) / "eval-valid-k5-last-n30-seed3.json").read_text())
+    again = json.loads((Path(trained_run) / "eval-valid-k5-last-subset30-seed3.json").read_text())
     assert again["nll"] == result["nll"]
 
 
@@ -100,7 +100,7 @@ def test_evaluate_never_replaces_another_setting(trained_run, capsys) -> None:
     assert main(["evaluate", trained_run, "--k", "10", "--checkpoint", "last", "--num-images", "3", "--seed", "5",
                  "--device", "cpu"]) == 0
     assert json.loads((run / "eval-test-k10-last.json").read_text()) == full
-    small = json.loads((run / "eval-test-k10-last-n3-seed5.json").read_text())
+    small = json.loads((run / "eval-test-k10-last-subset3-seed5.json").read_text())
     assert (small["n_images"], small["seed"]) == (3, 5)
     capsys.readouterr()
     assert main(["evaluate", trained_run, "--k", "10", "--checkpoint", "last", "--num-images", "1",

@@ -217,7 +217,7 @@ def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkey
 def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     """With the main bound on every test image, the result says how much the larger k lowers -L_k on the large-k
     subset itself (paired by image), and the page shows it."""
-    from concretelab.reproduce.evaluation import test_subset
+    from concretelab.data import fixed_subset
 
     name = "200H-784V-m1-relaxed"
     argv = _argv(tmp_path, [name], 3, "--large-k", "40", "--large-k-images", "50")
@@ -230,7 +230,7 @@ def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     (cache,) = (tmp_path / "runs" / f"{name}-paper").glob("reproduce-eval-test-k4-n1000-*.json")
     per_image = torch.tensor(json.loads(cache.read_text())["per_image_nll"], dtype=torch.float64)
     assert per_image.shape == (1000,) and per_image.mean().item() == pytest.approx(result["test_nll"], abs=1e-9)
-    subset = test_subset(1000, 50, 0)
+    subset = fixed_subset(1000, 50, 0)
     assert paired["nll_at_k"] == pytest.approx(per_image[subset].mean().item(), abs=1e-9)
     assert paired["difference"] == pytest.approx(paired["nll_at_k"] - paired["nll_at_large_k"], abs=1e-9)
     low, high = paired["difference_ci95"]

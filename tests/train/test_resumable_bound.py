@@ -149,3 +149,27 @@ def test_evaluate_run_resumes_and_removes_its_state(tmp_path, monkeypatch) -> No
     resumed = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
     assert resumed["nll"] == reference["nll"] and resumed["nll_stderr"] == reference["nll_stderr"]
     assert not partial.exists() and Path(resumed["path"]) == result_path(run, "test", K, "last", num_images=30)
+
+
+def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path) -> None:
+    # The binarized MNIST test set is grouped by digit, so the first N images are not a sample of it; the embedded
+    # test split keeps that order. --num-images N must score the same random N images for every run and seed.
+    from concretelab.data import fixed_subset, load_dataset
+    from concretelab.run import load_run
+
+    run = tmp_path / "run"
+    train(small_config(run, steps=4))
+    result = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
+    model, _ = load_run(run, checkpoint="last")
+    test = load_dataset("embedded").test
+    subset = fixed_subset(test.shape[0], 30, 0)
+    assert subset is not None and subset.tolist() != list(range(30)) and subset.tolist() == sorted(set(subset.tolist()))
+    expected, _ = resumable_bound_per_image(model, test[subset], K, state=tmp_path / "subset.json", batch_size=10)
+    first, _ = resumable_bound_per_image(model, test[:30], K, state=tmp_path / "first.json", batch_size=10)
+    assert result["nll"] == pytest.approx(-float(expected.mean()), abs=1e-9)
+    assert abs(result["nll"] - -float(first.mean())) > 1e-3
+    assert (result["subset_seed"], result["n_images"]) == (0, 30) and "randperm" in result["subset_rule"]
+    assert Path(result["path"]).name == f"eval-test-k{K}-last-subset30.json"
+    # another evaluation seed draws other samples, on the same images
+    other = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", seed=1, progress=False)
+    assert other["subset_seed"] == 0 and other["nll"] != result["nll"]

@@ -1,5 +1,5 @@
 """``concretelab evaluate RUN --k K``: the test NLL of a trained run, -L_k in nats, written to
-``RUN/eval-{split}-k{K}-{checkpoint}[-n{N}][-seed{S}].json`` (a setting other than the full split with seed 0
+``RUN/eval-{split}-k{K}-{checkpoint}[-subset{N}][-seed{S}].json`` (a setting other than the full split with seed 0
 is part of the name, so no evaluation replaces another one's result)."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="best validation bound or last step (default: best)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the proposal samples (default: 0)")
     parser.add_argument("--num-images", type=positive_int, default=None,
-                        help="score only the first N images of the split (default: all)")
+                        help="score a fixed random subset of N images of the split, the same N for every run, "
+                        "checkpoint and seed (default: all; not the first N, since the test set is grouped by digit)")
     parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="samples per chunk inside the bound (default: about 2**23 elements per chunk)")
     parser.add_argument("--batch-size", type=positive_int, default=100, help="images per batch (default: 100)")

@@ -11,14 +11,16 @@ The whole public surface::
     x = next(batches)                        # (100, 784) float32 0/1, binarized per batch if needed
     state = batches.state_dict()             # put it in the checkpoint; load_state_dict(state) resumes
 
-- :func:`load_dataset` resolves every ``--data`` value: ``embedded`` (default; the first
-  10,000/1,000/1,000 images of binarized MNIST, shipped in the package), ``binarized-mnist`` (the full
+- :func:`load_dataset` resolves every ``--data`` value: ``embedded`` (default; 10,000/1,000/1,000
+  evenly spaced images of binarized MNIST's splits, shipped in the package), ``binarized-mnist`` (the full
   data set in the user's cache, after ``concretelab data fetch binarized-mnist``), a folder of
   ``{train,valid,test}.amat[.gz]``, an ``.npz`` with arrays ``train``/``valid``/``test``, or a folder of
   MNIST/Fashion-MNIST IDX files (dynamically binarized).
 - :class:`Dataset` holds the splits, ``name``, ``image_shape``, ``dynamic_binarization`` and
   ``train_mean``; :class:`BatchIterator` is its deterministic, resumable training stream;
   :func:`binarize` draws ``Bernoulli(grey / 255)`` pixels from a caller's generator.
+- :func:`fixed_subset` picks a fixed random subset of a split (the splits are not in random order: the test set
+  is grouped by digit).
 - :func:`load_labelled_idx_folder` reads MNIST/Fashion-MNIST images *with their class labels*
   (:class:`LabelledImages`, grey levels as stored) for classification examples.
 - :func:`fetch_binarized_mnist` fills the cache (download or local import, checksum-verified);
@@ -33,11 +35,13 @@ from concretelab.data.dataset import SPLITS, Dataset, binarize
 from concretelab.data.fetch import BINARIZED_MNIST_URL, FetchError, fetch_binarized_mnist
 from concretelab.data.idx import LabelledImages, load_labelled_idx_folder
 from concretelab.data.resolve import DATA_NAMES, load_dataset
+from concretelab.data.subsets import SUBSET_RULE, fixed_subset
 
 __all__ = [
     "BINARIZED_MNIST_URL",
     "DATA_NAMES",
     "SPLITS",
+    "SUBSET_RULE",
     "BatchIterator",
     "Dataset",
     "FetchError",
@@ -45,6 +49,7 @@ __all__ = [
     "binarize",
     "cache_dir",
     "fetch_binarized_mnist",
+    "fixed_subset",
     "load_dataset",
     "load_labelled_idx_folder",
 ]

@@ -26,16 +26,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from concretelab.data import SUBSET_RULE
 from concretelab.train import load_checkpoint
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
-__all__ = ["Evaluation", "evaluate_images", "k_tightening", "load_trained_model", "test_subset"]
+__all__ = ["Evaluation", "evaluate_images", "k_tightening", "load_trained_model"]
 
 logger = logging.getLogger(__name__)
-
-SUBSET_RULE = "sorted(torch.randperm(N, generator=torch.Generator().manual_seed(subset_seed))[:n])"
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -59,19 +57,6 @@ class Evaluation:
         if self.subset_seed is not None:
             values["subset_rule"] = SUBSET_RULE
         return values
-
-
-def test_subset(total: int, size: int | None, seed: int = 0) -> Tensor | None:
-    """Indices of a fixed random subset of ``size`` of ``total`` images (sorted), or None for all of them.
-
-    A random subset rather than the first ``size`` images, because the order of the MNIST test set is not
-    random (its two halves come from different writers)."""
-    if size is None or size >= total:
-        return None
-    if size < 1:
-        raise ValueError(f"subset size must be >= 1, got {size}")
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(total, generator=generator)[:size].sort().values
 
 
 def load_trained_model(path: str | Path) -> tuple[nn.Module, int]:

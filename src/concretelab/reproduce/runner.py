@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from concretelab.data import load_dataset
+from concretelab.data import fixed_subset, load_dataset
 from concretelab.reproduce.cells import Cell
 from concretelab.reproduce.evaluation import (
     Evaluation,
@@ -36,7 +36,6 @@ from concretelab.reproduce.evaluation import (
     k_tightening,
     load_trained_model,
     summarize,
-    test_subset,
 )
 from concretelab.reproduce.recipes import recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
@@ -254,7 +253,7 @@ def _evaluate(
     written before they were kept); cached in the run folder, and saved there batch by batch while it runs, so
     that an interrupted evaluation resumes."""
     model, step = load_trained_model(checkpoint)
-    subset = test_subset(images.shape[0], size, options.eval_seed)
+    subset = fixed_subset(images.shape[0], size, options.eval_seed)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
     batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
@@ -339,7 +338,7 @@ def _run_cell_locked(
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
         large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, size=options.large_k_images,
                                      options=options, label=cell.name)
-        subset = test_subset(test_images.shape[0], options.large_k_images, options.eval_seed)
+        subset = fixed_subset(test_images.shape[0], options.large_k_images, options.eval_seed)
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
     eval_seconds = main.seconds + (large.seconds if large else 0.0)
     result: dict[str, Any] = {

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from concretelab.checks import check_int
-from concretelab.data import load_dataset
+from concretelab.data import SUBSET_RULE, fixed_subset, load_dataset
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
@@ -34,15 +34,18 @@ __all__ = ["evaluate_run", "result_path"]
 
 logger = logging.getLogger(__name__)
 
+SUBSET_SEED = 0  # --num-images N scores the same N images for every run, checkpoint and --seed
+
 
 def result_path(
     run: str | Path, split: str, k: int, checkpoint: str, *, num_images: int | None = None, seed: int = 0
 ) -> Path:
-    """``RUN/eval-{split}-k{K}-{checkpoint}[-n{N}][-seed{S}].json``: every setting that defines the number is in
-    the name (the full split with seed 0 keeps the short name), so a 3-image check never replaces a full one."""
+    """``RUN/eval-{split}-k{K}-{checkpoint}[-subset{N}][-seed{S}].json``: every setting that defines the number is
+    in the name (the full split with seed 0 keeps the short name), so a 3-image check never replaces a full one.
+    (Before the subset was random, ``-n{N}`` named the first N images; such files are left as they are.)"""
     name = f"eval-{split}-k{k}-{checkpoint}"
     if num_images is not None:
-        name += f"-n{num_images}"
+        name += f"-subset{num_images}"
     if seed != 0:
         name += f"-seed{seed}"
     return Path(run) / f"{name}.json"
@@ -87,7 +90,9 @@ def evaluate_run(
         checkpoint: ``best`` (by validation bound) or ``last``.
         seed: seeds the proposal samples (with each batch's index, so an interrupted evaluation resumes from
             ``<result>.partial.json`` to the same numbers; see :mod:`concretelab.train.resumable_bound`).
-        num_images: evaluate the first N images of the split (None: all).
+        num_images: evaluate a fixed random subset of N images of the split (None: all), the same N images for
+            every run, checkpoint and seed (:func:`concretelab.data.fixed_subset` with seed 0; the splits are not
+            in random order, so the first N images would not be a sample of the split).
         chunk_size: samples per chunk inside :func:`concretelab.objectives.discrete_bound`.
         batch_size: images per call of ``discrete_bound``.
     """
@@ -110,7 +115,8 @@ def evaluate_run(
     if num_images is not None:
         if num_images > images.shape[0]:
             raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
-        images = images[:num_images]
+        subset = fixed_subset(images.shape[0], num_images, SUBSET_SEED)
+        images = images if subset is None else images[subset]
     path = result_path(run, split, k, checkpoint, num_images=num_images, seed=seed)
     state = path.with_name(path.stem + ".partial.json")
     logger.info("evaluating -L_%d on %d %s images (%s checkpoint, step %d)", k, images.shape[0], split, checkpoint,
@@ -131,6 +137,7 @@ def evaluate_run(
         "checkpoint_step": checkpoint_step,
         "seed": seed,
         "num_images_requested": num_images,
+        **({"subset_seed": SUBSET_SEED, "subset_rule": SUBSET_RULE} if num_images is not None else {}),
         "chunk_size": chunk_size,
         "nll": float(nll.mean()),
         "nll_stderr": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None,

@@ -1,0 +1,27 @@
+"""Fixed random subsets of a split, the same for every run, checkpoint and evaluation seed.
+
+A subset is drawn at random rather than taken from the front, because the splits are not in random order: the
+standard binarized MNIST test set is grouped by digit (its first 1,000 images have 133 pixels on, on average,
+against 60 in the next 1,000 and 102 over the whole set), so its first N images are not a sample of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["SUBSET_RULE", "fixed_subset"]
+
+# recorded beside a result computed on a subset, so a reader can rebuild the images without this package
+SUBSET_RULE = "sorted(torch.randperm(N, generator=torch.Generator().manual_seed(subset_seed))[:n])"
+
+
+def fixed_subset(total: int, size: int | None, seed: int = 0) -> Tensor | None:
+    """Sorted indices of a fixed random subset of ``size`` of ``total`` images (:data:`SUBSET_RULE`), or None
+    for all of them (``size`` None or at least ``total``)."""
+    if size is None or size >= total:
+        return None
+    if size < 1:
+        raise ValueError(f"subset size must be >= 1, got {size}")
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=generator)[:size].sort().values
