@@ -2,7 +2,7 @@
 
 A subset is drawn at random rather than taken from the front, because the splits are not in random order: the
 standard binarized MNIST test set is grouped by digit (its first 1,000 images have 133 pixels on, on average,
-against 60 in the next 1,000 and 102 over the whole set), so its first N images are not a sample of it.
+against 60 in the next 1,000 and 104 over the whole set), so its first N images are not a sample of it.
 """
 
 from __future__ import annotations
