@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the proposal samples (default: 0)")
     parser.add_argument("--num-images", type=positive_int, default=None,
                         help="score a fixed random subset of N images of the split, the same N for every run, "
-                        "checkpoint and seed (default: all; not the first N, since the test set is grouped by digit)")
+                        "checkpoint and seed (default: all; not the first N: the test set is not in random order)")
     parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="samples per chunk inside the bound (default: about 2**23 elements per chunk)")
     parser.add_argument("--batch-size", type=positive_int, default=100, help="images per batch (default: 100)")
