@@ -152,7 +152,7 @@ def test_evaluate_run_resumes_and_removes_its_state(tmp_path, monkeypatch) -> No
 
 
 def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path) -> None:
-    # The binarized MNIST test set is grouped by digit, so the first N images are not a sample of it; the embedded
+    # The binarized MNIST test set is not in random order, so the first N images are not a sample of it; the embedded
     # test split keeps that order. --num-images N must score the same random N images for every run and seed.
     from concretelab.data import fixed_subset, load_dataset
     from concretelab.run import load_run

@@ -19,8 +19,8 @@ The whole public surface::
 - :class:`Dataset` holds the splits, ``name``, ``image_shape``, ``dynamic_binarization`` and
   ``train_mean``; :class:`BatchIterator` is its deterministic, resumable training stream;
   :func:`binarize` draws ``Bernoulli(grey / 255)`` pixels from a caller's generator.
-- :func:`fixed_subset` picks a fixed random subset of a split (the splits are not in random order: the test set
-  is not in random order).
+- :func:`fixed_subset` picks a fixed random subset of a split (the binarized MNIST test set is not in random
+  order, so its first images are not a sample of it).
 - :func:`load_labelled_idx_folder` reads MNIST/Fashion-MNIST images *with their class labels*
   (:class:`LabelledImages`, grey levels as stored) for classification examples.
 - :func:`fetch_binarized_mnist` fills the cache (download or local import, checksum-verified);
