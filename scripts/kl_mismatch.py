@@ -11,15 +11,16 @@ minimum does not depend on the encoder's logit a (b moves with it), so it is a c
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
-from torch.nn.functional import softplus
+
+from concretelab.functional import logit_binconcrete_log_density
 
 
 def log_density(z: torch.Tensor, location: float, temperature: float) -> torch.Tensor:
-    t = temperature * z - location
-    return math.log(temperature) - softplus(t) - softplus(-t)
+    """eq. 21 (the package's own kernel) at a scalar location and temperature."""
+    as_tensor = torch.tensor([location, temperature], dtype=z.dtype)
+    return logit_binconcrete_log_density(z, as_tensor[0], as_tensor[1])
 
 
 def main() -> None:

@@ -182,7 +182,8 @@ def report(args: argparse.Namespace) -> None:
                      f"{r['reconstruction_median']:.3g} |")
     table.append("")
     table.append(f"Runs evaluated: {len(shown)} of {len(SERIES) * len(TEMPERATURES) - 1} (the matched series shares "
-                 "the fixed series' run at 1/2). Gradient norms: 1,000 training images, one relaxed sample each, "
+                 f"the fixed series' run at 1/2). Gradient norms: {args.gradient_images:,} training images, one "
+                 "relaxed sample each, "
                  f"\"zero\" below {ZERO_SHARE_OF_MEDIAN:g} of the median total norm over all runs.")
     doc = REPO / "docs" / "low-temperature.md"
     text = doc.read_text()

@@ -35,6 +35,7 @@ __all__ = ["Evaluation", "evaluate_images", "k_tightening", "load_trained_model"
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Evaluation:
     """-L_k on ``images`` test images (``subset_seed`` None: the whole split, in order)."""
