@@ -106,3 +106,19 @@ def test_the_large_k_column_shows_the_paired_difference() -> None:
                               "difference": 1.8, "difference_ci95": [1.7, 1.9]}
     text = render_markdown({"200H-784V-m1-relaxed": result}, {})
     assert "-L_5,000 on the same images 107.90, so k = 50,000 lowers it by 1.80 [1.70, 1.90]" in text
+
+
+def test_the_gap_paragraph_estimates_the_papers_quantity_from_the_paired_tightening() -> None:
+    result = {**_done("200H-784V-m1-nvil", 106.0, steps=1_000_000), "sampler": "float64-decided (7b4621d)",
+              "test_images": 10_000, "test_subset_seed": None, "test_nll_ci95": [105.5, 106.5],
+              "large_k": {"k": 50000, "images": 1000, "nll": 104.97, "ci95": [103.4, 106.54]},
+              "k_tightening": {"k": 5000, "large_k": 50000, "images": 1000, "nll_at_k": 105.54,
+                               "nll_at_large_k": 104.97, "difference": 0.57, "difference_ci95": [0.45, 0.69]}}
+    text = render_markdown({"200H-784V-m1-nvil": result}, {})
+    # 106.0 - 0.57 = 105.43 (the paper: 104.4); half-width hypot(0.5, 0.12) = 0.514
+    assert ("; estimated -L_50,000 on all 10,000 test images (-L_5,000 there less k's tightening on the subset, "
+            "0.57): 105.43 ± 0.51, +1.03 from the paper after 10.0% of its steps") in text
+    # a main bound on a subset, or no paired values: no estimate
+    on_subset = {**result, "test_subset_seed": 0}
+    assert "estimated -L_50,000" not in render_markdown({"200H-784V-m1-nvil": on_subset}, {})
+    assert "estimated" not in render_markdown({"200H-784V-m1-nvil": {**result, "k_tightening": None}}, {})
