@@ -246,14 +246,13 @@ def _device_text(config: TrainConfig) -> str:
 
 
 def _evaluate(
-    run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, size: int | None, options: ReproduceOptions,
-    label: str,
+    run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
+    options: ReproduceOptions, label: str,
 ) -> tuple[Evaluation, torch.Tensor | None]:
-    """-L_k of the checkpoint on all test images or a fixed subset, and the per-image values (None from a cache
-    written before they were kept); cached in the run folder, and saved there batch by batch while it runs, so
-    that an interrupted evaluation resumes."""
+    """-L_k of the checkpoint on all test images (``subset`` None) or on the fixed subset drawn by
+    :func:`fixed_subset`, and the per-image values (None from a cache written before they were kept); cached in
+    the run folder, and saved there batch by batch while it runs, so that an interrupted evaluation resumes."""
     model, step = load_trained_model(checkpoint)
-    subset = fixed_subset(images.shape[0], size, options.eval_seed)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
     batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
@@ -331,14 +330,16 @@ def _run_cell_locked(
     best = run / "checkpoints" / "best.safetensors"
     checkpoint = best if best.is_file() else last
     update("evaluating", f"-L_{options.k}")
-    main, main_nll = _evaluate(run, checkpoint, test_images, k=options.k, size=options.num_images, options=options,
+    total = test_images.shape[0]
+    main, main_nll = _evaluate(run, checkpoint, test_images, k=options.k,
+                               subset=fixed_subset(total, options.num_images, options.eval_seed), options=options,
                                label=cell.name)
     large, tightening = None, None
     if options.large_k is not None:
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
-        large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, size=options.large_k_images,
-                                     options=options, label=cell.name)
-        subset = fixed_subset(test_images.shape[0], options.large_k_images, options.eval_seed)
+        subset = fixed_subset(total, options.large_k_images, options.eval_seed)
+        large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, subset=subset, options=options,
+                                     label=cell.name)
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
     eval_seconds = main.seconds + (large.seconds if large else 0.0)
     result: dict[str, Any] = {
