@@ -14,7 +14,8 @@
    fused Adam; batch 64)
    against its matmul floor: 3 x 64 x m x the multiply-add FLOPs of one pass through every nn.Linear (the
    backward pass costs about twice the forward one) at the rate of one large ``torch.mm``, both measured as
-   this process's CPU time in the same run; and the same step with the objective under ``torch.compile``
+   this process's CPU time in the same run, with the step's matmuls replayed alone and the optimiser step alone
+   (the rest is elementwise work, autograd and Python); and the same step with the objective under ``torch.compile``
    (``--compile``; compiling takes minutes on CPU).
 
 Run: ``.venv/bin/python benchmarks/train.py`` (``--quick`` for a short run, ``--only models`` for part 3 alone).
@@ -181,10 +182,11 @@ def replayed_matmul_ms(calls: list[tuple[str, list[list[int]]]], repeats: int = 
     return statistics.median(times) * 1e3
 
 
-def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float, float]:
+def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[float, float, float, float]:
     """(median CPU ms of one training step, FLOPs of the step's matmuls, CPU ms of those matmuls replayed alone
-    at their shapes, :func:`replayed_matmul_ms`) for model ``spec`` at m samples; step minus the last is the
-    elementwise work, autograd, Adam and Python, what fusion could act on."""
+    at their shapes, :func:`replayed_matmul_ms`, and CPU ms of the optimiser step alone) for model ``spec`` at m
+    samples; step minus matmuls minus Adam is the elementwise work, autograd and Python, what fusion could act
+    on."""
     torch.manual_seed(0)
     x = (torch.rand(64, 784) < 0.3).float()
     model = build_model(spec, train_mean=x.mean(0))
@@ -212,7 +214,14 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
         step()
     calls = [(event.name, event.input_shapes) for event in profiler.events()
              if event.name in ("aten::mm", "aten::addmm")]
-    return statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model), replayed_matmul_ms(calls)
+    adam = []  # the optimiser alone, on the gradients of the last step (its state keeps updating; cost does not)
+    for _ in range(blocks):
+        t0 = time.process_time()
+        for _ in range(per_block):
+            optimizer.step()
+        adam.append((time.process_time() - t0) / per_block * 1e3)
+    return (statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model), replayed_matmul_ms(calls),
+            statistics.median(adam))
 
 
 def models_benchmark(blocks: int, compile_objective: bool) -> None:
@@ -221,18 +230,19 @@ def models_benchmark(blocks: int, compile_objective: bool) -> None:
           f"matmul rate {rate / 1e9:.1f} GFLOP/s (CPU time). 'its matmuls' are the step's own mm/addmm calls replayed "
           "alone at their shapes: their ratio to the floor is what the small shapes cost, the rest is everything "
           "else\n")
-    head = "| model | m | ms/step | matmul floor (ms) | ratio to floor | its matmuls (ms) | rest (ms) |"
+    head = ("| model | m | ms/step | matmul floor (ms) | ratio to floor | its matmuls (ms) | Adam (ms) | "
+            "rest (ms) |")
     print(head + (" compiled ms/step | compiled / eager |" if compile_objective else ""))
-    print("|---" * (9 if compile_objective else 7) + "|")
+    print("|---" * (10 if compile_objective else 8) + "|")
     for spec in TABLE1_MODELS:
         for m in (1, 5, 50):
-            eager, flops, kernels = step_ms(spec, m, blocks, False)
+            eager, flops, kernels, adam = step_ms(spec, m, blocks, False)
             floor = flops / rate * 1e3
-            row = (f"| {spec} | {m} | {eager:.2f} | {floor:.2f} | {eager / floor:.1f} | {kernels:.2f} | "
-                   f"{eager - kernels:.2f} |")
+            row = (f"| {spec} | {m} | {eager:.2f} | {floor:.2f} | {eager / floor:.1f} | {kernels:.2f} | {adam:.2f} | "
+                   f"{eager - kernels - adam:.2f} |")
             if compile_objective:
                 try:
-                    compiled, _, _ = step_ms(spec, m, blocks, True)
+                    compiled, _, _, _ = step_ms(spec, m, blocks, True)
                     row += f" {compiled:.2f} | {compiled / eager:.2f} |"
                 except Exception as error:
                     row += f" failed: {type(error).__name__} | |"
