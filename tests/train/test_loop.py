@@ -66,6 +66,21 @@ def test_resume_refuses_changed_settings(tmp_path) -> None:
         train(small_config(out, steps=4))
 
 
+def test_validation_k_and_images_are_fixed_once_a_best_checkpoint_exists(tmp_path) -> None:
+    """A best checkpoint chosen by L_4 would be replaced by the first L_40 (several nats higher on the same model)
+    whatever the model did: after the first validation, --eval-k and --eval-images cannot change on resume."""
+    out = tmp_path / "run"
+    train(small_config(out, steps=4, eval_every=4))  # validated at step 4: best.safetensors chosen by L_4
+    with pytest.raises(ValueError, match=r"cannot resume with --eval-k 40: the best checkpoint so far was chosen"):
+        train(small_config(out, steps=8, eval_every=4, eval_k=40), resume=True)
+    with pytest.raises(ValueError, match=r"cannot resume with --eval-images 30"):
+        train(small_config(out, steps=8, eval_every=4, eval_images=30), resume=True)
+    train(small_config(out, steps=8, eval_every=4, eval_batch_size=7), resume=True)  # batching may change
+    assert load_checkpoint(out / "checkpoints" / "last.safetensors").step == 8
+    # before the first validation they may still change: test_interruptions.py resumes a run whose first
+    # validation (L_20000) was abandoned with --eval-k 4
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch) -> None:
     real = objectives.OBJECTIVES["relaxed"]
     calls = {"n": 0}

@@ -283,6 +283,15 @@ def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
             f"cannot resume with steps={current['steps']}: the run's {saved['lr_schedule']} learning rate decays to 0 "
             f"at its steps={saved['steps']}; changing it would move the schedule mid-run"
         )
+    if checkpoint.best_valid is not None:  # the best checkpoint so far was chosen by these bounds
+        for key in ("eval_k", "eval_images"):
+            if key in saved and current[key] != saved[key]:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(
+                    f"cannot resume with {flag} {current[key]!r}: the best checkpoint so far was chosen by validation "
+                    f"with {flag} {saved[key]!r}, and a bound with another k or other images is not comparable with "
+                    f"it; keep {flag} {saved[key]!r}, or train in a new run folder"
+                )
     changed = sorted(
         key for key, value in saved.items()
         if key in current and key not in MUTABLE_ON_RESUME and current[key] != value
