@@ -317,3 +317,21 @@ def test_the_recorded_commit_is_dirty_only_for_changes_to_code_or_configs(tmp_pa
     (tmp_path / "configs" / "a.txt").write_text("0\n")
     (tmp_path / "src" / "b.py").write_text("new\n")  # an untracked file in src/ changes what runs
     assert runner.git_commit(tmp_path) == head + "+dirty"
+
+
+def test_valid_k_sets_the_bound_that_chooses_the_best_checkpoint(tmp_path: Path) -> None:
+    from concretelab.cli import build_parser
+    from concretelab.cli.reproduce import _worker_argv
+    from concretelab.train.metrics import read_metrics
+
+    name = "200H-784V-m1-relaxed"
+    assert main(_argv(tmp_path, [name], 3, "--valid-k", "6")) == 0
+    result = _result(tmp_path, name)
+    assert result["valid_k"] == 6 and "--valid-k 6" in result["command"]
+    rows = [r for r in read_metrics(tmp_path / "runs" / f"{name}-paper" / "metrics.jsonl") if "valid_nll" in r]
+    assert rows and {r["valid_k"] for r in rows} == {6}
+    # the config's k when unset; each --jobs worker repeats the flag
+    default = cell_config(cell_by_name(name), runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path))
+    assert default.eval_k == 100
+    argv = _worker_argv(build_parser().parse_args(_argv(tmp_path, [name], 3, "--valid-k", "6", "--jobs", "2")))
+    assert argv[argv.index("--valid-k") + 1] == "6"

@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="validation interval in steps (default: about 10 checks per run)")
     table1.add_argument("--valid-images", type=positive_int, default=None,
                         help="validation images per check (default: the config's, all 10,000)")
+    table1.add_argument("--valid-k", type=positive_int, default=None,
+                        help="k of the validation bound -L_k that chooses the best checkpoint (default: the config's, "
+                        "100); a run folder keeps the k of its first validation")
     table1.add_argument("--eval-seed", type=non_negative_int, default=0, help="seed of the test samples and subsets")
     table1.add_argument("--eval-batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
                         help=f"test images per call of the bound (default {EVAL_BATCH_SIZE}); with the seed it fixes "
@@ -93,7 +96,7 @@ def _command(args: argparse.Namespace) -> str:
     words = ["concretelab", "reproduce", "table1"]
     if args.cells:
         words += ["--cells", *args.cells]
-    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "threads"):
+    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k", "threads"):
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
@@ -132,7 +135,7 @@ def run_table1(args: argparse.Namespace) -> int:
     options = ReproduceOptions(
         configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
-        eval_every=args.eval_every, valid_images=args.valid_images, eval_seed=args.eval_seed,
+        eval_every=args.eval_every, valid_images=args.valid_images, valid_k=args.valid_k, eval_seed=args.eval_seed,
         eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe,
     )
     if args.list:
@@ -176,7 +179,7 @@ def run_table1(args: argparse.Namespace) -> int:
 def _worker_argv(args: argparse.Namespace) -> list[str]:
     """The flags of this command that every --jobs worker repeats (each adds --cells NAME)."""
     words: list[str] = []
-    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images"):
+    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k"):
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]

@@ -94,13 +94,14 @@ class ReproduceOptions:
     data: str | None = None  # data override (a name or a folder of .amat[.gz])
     eval_every: int | None = None  # validation interval (None: about 10 checks per run)
     valid_images: int | None = None  # validation images per check (None: the config's, all by default)
+    valid_k: int | None = None  # k of the validation bound that chooses the best checkpoint (None: the config's)
     eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
     recipe: str = "tuned"  # optimiser schedule: "tuned" (docs/recipe.md) or "paper" (concretelab.reproduce.recipes)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "num_images", "large_k", "eval_every", "valid_images"):
+        for name in ("steps", "num_images", "large_k", "eval_every", "valid_images", "valid_k"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or unset, got {value}")
@@ -234,6 +235,8 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     overrides["checkpoint_every"] = min(config.checkpoint_every or steps, overrides["eval_every"])
     if options.valid_images is not None:
         overrides["eval_images"] = options.valid_images
+    if options.valid_k is not None:
+        overrides["eval_k"] = options.valid_k
     return config_from_dict(overrides, config, source=f"reproduce options for {cell.name}")
 
 
