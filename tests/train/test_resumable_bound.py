@@ -168,6 +168,9 @@ def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path
     first, _ = resumable_bound_per_image(model, test[:30], K, state=tmp_path / "first.json", batch_size=10)
     assert result["nll"] == pytest.approx(-float(expected.mean()), abs=1e-9)
     assert abs(result["nll"] - -float(first.mean())) > 1e-3
+    # each image's value is kept, in the subset's order, in the file too (for paired comparisons)
+    stored = json.loads(Path(result["path"]).read_text())
+    assert stored["per_image_nll"] == pytest.approx((-expected).tolist(), abs=1e-9)
     assert (result["subset_seed"], result["n_images"]) == (0, 30) and "randperm" in result["subset_rule"]
     assert Path(result["path"]).name == f"eval-test-k{K}-last-subset30.json"
     # another evaluation seed draws other samples, on the same images

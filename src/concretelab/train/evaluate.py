@@ -81,7 +81,9 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate a run's checkpoint with L_k on ``split``; write and return the result dict.
+    """Evaluate a run's checkpoint with L_k on ``split``; write and return the result dict (the mean, its
+    standard error, and ``per_image_nll``, each image's -L_k, so that two evaluations of the same images can be
+    compared image by image: ``scripts/paired_difference.py``).
 
     Args:
         run: the run folder written by ``concretelab train``.
@@ -145,6 +147,7 @@ def evaluate_run(
         "seconds": seconds,
         "images_per_s": n / seconds if seconds > 0 else None,
         "device": str(torch_device),
+        "per_image_nll": nll.tolist(),  # -L_k of each scored image, in split order: for paired comparisons
     }
     _keep_previous(path, checkpoint_step)
     atomic_write_json(path, result)
