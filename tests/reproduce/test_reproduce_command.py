@@ -239,13 +239,16 @@ def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     assert "lowers it by" in (tmp_path / "RESULTS.md").read_text()
 
 
-def test_the_cli_default_evaluation_batch_is_the_runners() -> None:
+def test_the_cli_repeats_the_runners_defaults_and_recipes() -> None:
     # The CLI repeats the runner's default (its parser is built without torch); a drift would give the same
     # evaluation two cache names and two seedings, depending on how it was started.
     from concretelab.cli import reproduce as cli_reproduce
 
     field = {f.name: f for f in dataclasses.fields(runner.ReproduceOptions)}["eval_batch_size"]
     assert cli_reproduce.EVAL_BATCH_SIZE == runner.DEFAULT_EVAL_BATCH_SIZE == field.default
+    from concretelab.reproduce.recipes import RECIPES
+
+    assert set(cli_reproduce.RECIPE_NAMES) == set(RECIPES)
 
 
 def test_bad_cell_pattern_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,3 +338,16 @@ def test_valid_k_sets_the_bound_that_chooses_the_best_checkpoint(tmp_path: Path)
     assert default.eval_k == 100
     argv = _worker_argv(build_parser().parse_args(_argv(tmp_path, [name], 3, "--valid-k", "6", "--jobs", "2")))
     assert argv[argv.index("--valid-k") + 1] == "6"
+
+
+def test_the_cosine_recipe_decays_every_model_in_a_folder_per_budget(tmp_path: Path) -> None:
+    linear = cell_by_name("200H-200H-784V-m1-relaxed")
+    options = runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=1000, recipe="cosine")
+    config = cell_config(linear, options)
+    assert (config.lr, config.lr_schedule, config.lr_decay_steps) == (1e-3, "cosine", 1000)
+    assert config.warmup_steps == 100  # the 1,000-step warmup of a budget this small is cut to a tenth of it
+    assert Path(config.out).name == "200H-200H-784V-m1-relaxed-cosine-1000"
+    tuned = cell_config(linear, dataclasses.replace(options, recipe="tuned"))
+    assert (tuned.lr_schedule, Path(tuned.out).name) == ("constant", "200H-200H-784V-m1-relaxed")
+    with pytest.raises(ValueError, match="--recipe must be one of paper, tuned, cosine"):
+        cell_config(linear, dataclasses.replace(options, recipe="fast"))

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # concretelab.reproduce.runner.DEFAULT_EVAL_BATCH_SIZE, repeated so that building the parser needs no torch
 EVAL_BATCH_SIZE = 100
+# the names of concretelab.reproduce.recipes.RECIPES, repeated for the same reason
+RECIPE_NAMES = ("tuned", "paper", "cosine")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,9 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="re-run done cells whose stored budget or evaluation differs from this request "
                         "(default: a done cell trained for at least --steps is kept)")
     table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    table1.add_argument("--recipe", choices=("tuned", "paper"), default="tuned",
-                        help="optimiser schedule: tuned (per model family, docs/recipe.md; default) or paper "
-                        "(the paper's constant Adam step)")
+    table1.add_argument("--recipe", choices=RECIPE_NAMES, default="tuned",
+                        help="optimiser schedule: tuned (per model family, docs/recipe.md; default), paper "
+                        "(the paper's constant Adam step) or cosine (lr 1e-3 decaying to 0 for every model)")
     table1.add_argument("--jobs", type=positive_int, default=1,
                         help="cells run side by side, one process and one thread each, with a progress bar per "
                         "cell (default 1); logs in OUT/{cell}.log")
