@@ -98,7 +98,7 @@ class ReproduceOptions:
     eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
-    recipe: str = "tuned"  # optimiser schedule: "tuned" (docs/recipe.md) or "paper" (concretelab.reproduce.recipes)
+    recipe: str = "tuned"  # optimiser schedule: "tuned", "paper" or "cosine" (concretelab.reproduce.recipes)
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_images", "large_k", "eval_every", "valid_images", "valid_k"):
