@@ -4,7 +4,7 @@ Two checkpoints (or runs) scored on the same images differ by less than their tw
 most of the spread of -L_k is between images, and that spread cancels in a paired difference. This reads two
 result files (with ``per_image_nll``, which ``concretelab evaluate`` keeps since this script was added), checks
 that they scored the same images of the same data, and prints the mean difference B - A with its
-normal-approximation 95% interval, mean ± 1.96 sd / sqrt(N).
+normal-approximation 95% interval (``concretelab.train.evaluate.paired_difference``).
 
     python scripts/paired_difference.py RUN/eval-valid-k5000-best-subset1000.json \
         RUN/eval-valid-k5000-last-subset1000.json
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 from pathlib import Path
+
+from concretelab.train.evaluate import paired_difference
 
 SAME = ("data", "split", "num_images_requested", "subset_seed", "subset_rule", "n_images")
 
@@ -28,10 +28,7 @@ def paired(a: dict, b: dict) -> tuple[float, float]:
             raise SystemExit(f"the two results scored different images: {key} is {a.get(key)!r} and {b.get(key)!r}")
     if "per_image_nll" not in a or "per_image_nll" not in b:
         raise SystemExit("a result has no per_image_nll (written by an older evaluate): evaluate it again")
-    differences = [y - x for x, y in zip(a["per_image_nll"], b["per_image_nll"], strict=True)]
-    n = len(differences)
-    half = 1.96 * statistics.stdev(differences) / math.sqrt(n) if n > 1 else math.nan
-    return statistics.fmean(differences), half
+    return paired_difference(a["per_image_nll"], b["per_image_nll"])
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,18 @@ def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path
     # another evaluation seed draws other samples, on the same images
     other = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", seed=1, progress=False)
     assert other["subset_seed"] == 0 and other["nll"] != result["nll"]
+
+
+def test_paired_difference_is_the_mean_difference_with_its_interval() -> None:
+    from concretelab.train.evaluate import paired_difference
+
+    first = [100.0, 110.0, 120.0, 130.0]
+    second = [101.0, 111.0, 123.0, 131.0]  # differences 1, 1, 3, 1: mean 1.5, sample sd 1
+    mean, half = paired_difference(first, second)
+    assert mean == pytest.approx(1.5) and half == pytest.approx(1.96 * 1.0 / 2.0)
+    # the images' own spread (10 nats apart) cancels: the unpaired intervals would be far wider
+    assert half < 1.96 * float(torch.tensor(second).std()) / 2
+    assert paired_difference(torch.tensor([1.0]), torch.tensor([3.0]))[0] == 2.0
+    assert math.isnan(paired_difference([1.0], [3.0])[1])
+    with pytest.raises(ValueError, match="equally long, non-empty sets of values, got 3 and 2"):
+        paired_difference([1.0, 2.0, 3.0], [1.0, 2.0])

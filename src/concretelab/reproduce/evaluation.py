@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from concretelab.data import SUBSET_RULE
 from concretelab.train import load_checkpoint
+from concretelab.train.evaluate import paired_difference
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
@@ -129,10 +130,7 @@ def k_tightening(main: Evaluation, main_nll: torch.Tensor | None, large: Evaluat
     on_subset = main_nll if subset is None else main_nll[subset]
     if on_subset.shape != large_nll.shape:
         return None
-    difference = on_subset - large_nll
-    n = difference.shape[0]
-    mean = float(difference.mean())
-    half = 1.96 * float(difference.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
-    return {"k": main.k, "large_k": large.k, "images": n, "nll_at_k": float(on_subset.mean()),
+    mean, half = paired_difference(large_nll, on_subset)
+    return {"k": main.k, "large_k": large.k, "images": int(on_subset.shape[0]), "nll_at_k": float(on_subset.mean()),
             "nll_at_large_k": float(large_nll.mean()), "difference": mean,
             "difference_ci95": [mean - half, mean + half]}

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
-__all__ = ["evaluate_run", "result_path"]
+__all__ = ["evaluate_run", "paired_difference", "result_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,23 @@ def _keep_previous(path: Path, checkpoint_step: int) -> None:
         logger.info("kept the result of step %s as %s", old_step, kept.name)
 
 
+def paired_difference(
+    first: Sequence[float] | torch.Tensor, second: Sequence[float] | torch.Tensor
+) -> tuple[float, float]:
+    """(mean of second - first, half-width of its normal-approximation 95% interval) over paired items, e.g. two
+    bounds of the same images: mean ± 1.96 s / sqrt(n), s the sample standard deviation of the n differences
+    (the half-width is nan for one pair). The spread between images cancels in the differences."""
+    a = torch.as_tensor(first, dtype=torch.float64).flatten()
+    b = torch.as_tensor(second, dtype=torch.float64).flatten()
+    if a.shape != b.shape or a.numel() == 0:
+        raise ValueError(f"paired_difference needs two equally long, non-empty sets of values, got {a.numel()} and "
+                         f"{b.numel()}")
+    differences = b - a
+    n = differences.numel()
+    half = 1.96 * float(differences.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
+    return float(differences.mean()), half
+
+
 @torch.no_grad()
 def evaluate_run(
     run: str | Path,
@@ -83,7 +101,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint with L_k on ``split``; write and return the result dict (the mean, its
     standard error, and ``per_image_nll``, each image's -L_k, so that two evaluations of the same images can be
-    compared image by image: ``scripts/paired_difference.py``).
+    compared image by image: :func:`paired_difference`, ``scripts/paired_difference.py``).
 
     Args:
         run: the run folder written by ``concretelab train``.
