@@ -17,7 +17,6 @@ References
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 
 from concretelab.data import SUBSET_RULE
 from concretelab.train import load_checkpoint
-from concretelab.train.evaluate import paired_difference
+from concretelab.train.evaluate import mean_and_stderr, paired_difference
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
@@ -113,10 +112,8 @@ def summarize(
     seed: int, seconds: float,
 ) -> Evaluation:
     """The mean and a normal-approximation 95% interval of per-image NLLs."""
-    n = nll.shape[0]
-    mean = float(nll.mean())
-    stderr = float(nll.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
-    return Evaluation(split, k, n, subset_seed, checkpoint, checkpoint_step, mean, stderr,
+    mean, stderr = mean_and_stderr(nll)
+    return Evaluation(split, k, nll.shape[0], subset_seed, checkpoint, checkpoint_step, mean, stderr,
                       (mean - 1.96 * stderr, mean + 1.96 * stderr), seed, seconds)
 
 

@@ -31,7 +31,7 @@ from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
-__all__ = ["evaluate_run", "paired_difference", "result_path"]
+__all__ = ["evaluate_run", "mean_and_stderr", "paired_difference", "result_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,14 @@ def _keep_previous(path: Path, checkpoint_step: int) -> None:
         logger.info("kept the result of step %s as %s", old_step, kept.name)
 
 
+def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
+    """The mean of per-image values and its standard error s / sqrt(n), s the sample standard deviation (nan for
+    one value); a normal-approximation 95% interval is mean ± 1.96 stderr."""
+    n = values.numel()
+    stderr = float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
+    return float(values.mean()), stderr
+
+
 def paired_difference(
     first: Sequence[float] | torch.Tensor, second: Sequence[float] | torch.Tensor
 ) -> tuple[float, float]:
@@ -79,10 +87,8 @@ def paired_difference(
     if a.shape != b.shape or a.numel() == 0:
         raise ValueError(f"paired_difference needs two equally long, non-empty sets of values, got {a.numel()} and "
                          f"{b.numel()}")
-    differences = b - a
-    n = differences.numel()
-    half = 1.96 * float(differences.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
-    return float(differences.mean()), half
+    mean, stderr = mean_and_stderr(b - a)
+    return mean, 1.96 * stderr
 
 
 @torch.no_grad()
@@ -147,6 +153,7 @@ def evaluate_run(
                                          identity={"checkpoint": checkpoint, "checkpoint_step": checkpoint_step})
     nll = -bounds  # (N,) float64
     n = int(nll.shape[0])
+    mean, stderr = mean_and_stderr(nll)
     result = {
         "run": str(run),
         "model": config.model,
@@ -159,8 +166,8 @@ def evaluate_run(
         "num_images_requested": num_images,
         **({"subset_seed": SUBSET_SEED, "subset_rule": SUBSET_RULE} if num_images is not None else {}),
         "chunk_size": chunk_size,
-        "nll": float(nll.mean()),
-        "nll_stderr": float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else None,
+        "nll": mean,
+        "nll_stderr": stderr if n > 1 else None,
         "n_images": n,
         "seconds": seconds,
         "images_per_s": n / seconds if seconds > 0 else None,
