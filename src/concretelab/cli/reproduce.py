@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 EVAL_BATCH_SIZE = 100
 # the names of concretelab.reproduce.recipes.RECIPES, repeated for the same reason
 RECIPE_NAMES = ("tuned", "paper", "cosine")
+# optional flags written back as given, into each result's command line and each --jobs worker's argv
+_PASSED_ON = ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +100,7 @@ def _command(args: argparse.Namespace) -> str:
     words = ["concretelab", "reproduce", "table1"]
     if args.cells:
         words += ["--cells", *args.cells]
-    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k", "threads"):
+    for flag in (*_PASSED_ON, "threads"):
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
@@ -181,7 +183,7 @@ def run_table1(args: argparse.Namespace) -> int:
 def _worker_argv(args: argparse.Namespace) -> list[str]:
     """The flags of this command that every --jobs worker repeats (each adds --cells NAME)."""
     words: list[str] = []
-    for flag in ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k"):
+    for flag in _PASSED_ON:  # each worker runs one thread (below)
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
