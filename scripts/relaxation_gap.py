@@ -54,17 +54,16 @@ def terms(run: Path, checkpoint: str, images: torch.Tensor, *, draws: int, k: in
     sums = dict.fromkeys(COLUMNS, 0.0)
     for x in images.split(100):
         sample = sample_relaxed_latents(model, x, draws, lam_q, generator)
-        z, a_q = sample.points[0], sample.proposal_logits[0]
+        z, s, a_q = sample.points[0], sample.values[0], sample.proposal_logits[0]  # s = sigmoid(z)
         h = (z > 0).to(x.dtype)
         p_logits = model.prior_logits(x, sample.values)[0]
         relaxed_kl = sample.log_q - relaxed_layer_log_prob(z, p_logits, lam_p)
-        recon_relaxed = model.log_likelihood(x, [torch.sigmoid(z)])
+        recon_relaxed = model.log_likelihood(x, [s])
         recon_discrete = model.log_likelihood(x, [h])
         sums["-recon relaxed"] -= float(recon_relaxed.mean(0).sum())
         sums["-recon discrete"] -= float(recon_discrete.mean(0).sum())
         sums["KL relaxed"] += float(relaxed_kl.mean(0).sum())
         sums["KL discrete"] += float(bernoulli_kl(a_q, p_logits.expand_as(a_q)).sum())
-        s = torch.sigmoid(z)
         sums["fractional"] += float(torch.minimum(s, 1 - s).mean((0, 2)).sum())
         objective = relaxed(model, x, samples=config.samples, prior_temperature=lam_p,
                             posterior_temperature=lam_q, generator=generator)
