@@ -44,13 +44,15 @@ def test_rows_reasons_commands_and_comparison() -> None:
 def test_old_sampler_dagger_and_the_gap_paragraph() -> None:
     old = _done("200H-784V-m1-relaxed", 120.0)  # no "sampler": measured before the exact sampler
     new = {**_done("200H~784V-m1-relaxed", 95.1, steps=1_000_000), "sampler": "float64-decided (7b4621d)",
-           "recipe": "tuned",
+           "recipe": "tuned", "config": {"lr": 1e-3, "lr_schedule": "cosine", "warmup_steps": 1000},
            "curves": {"valid_nll": [[200_000, 99.0], [600_000, 97.0], [800_000, 96.5], [1_000_000, 96.0]]}}
     text = render_markdown({"200H-784V-m1-relaxed": old, "200H~784V-m1-relaxed": new}, {})
     table = text.split("## Commands")[0]
     rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
     assert "(+12.70) †" in rows["200H-784V-m1-relaxed"] and "†" not in rows["200H~784V-m1-relaxed"].split("|")[6]
-    assert "1,000,000 (10.00% of 10^7), tuned recipe" in rows["200H~784V-m1-relaxed"]
+    # the recipe's name and the schedule it trained with (a result without a config: the trainer's defaults)
+    assert "1,000,000 (10.00% of 10^7), tuned recipe (lr 1e-3, cosine)" in rows["200H~784V-m1-relaxed"]
+    assert "paper recipe (lr 1e-4, constant)" in rows["200H-784V-m1-relaxed"]
     # 800k is the last point within the first four fifths (96.5); the best is 96.0: still improving by 0.50
     assert ("\n- `200H~784V-m1-relaxed` is +3.00 nats from the paper with -L_10 after 10.0% of its steps; validation "
             "still fell 0.50 nats over its last fifth") in text

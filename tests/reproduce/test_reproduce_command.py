@@ -15,6 +15,7 @@ import torch
 import concretelab.reproduce.runner as runner
 from concretelab.cli import main
 from concretelab.reproduce.cells import TABLE1, cell_by_name
+from concretelab.reproduce.recipes import RECIPES
 from concretelab.reproduce.results import REQUIRED_FIELDS
 from concretelab.reproduce.runner import cell_config
 from concretelab.train import load_checkpoint
@@ -246,7 +247,6 @@ def test_the_cli_repeats_the_runners_defaults_and_recipes() -> None:
 
     field = {f.name: f for f in dataclasses.fields(runner.ReproduceOptions)}["eval_batch_size"]
     assert cli_reproduce.EVAL_BATCH_SIZE == runner.DEFAULT_EVAL_BATCH_SIZE == field.default
-    from concretelab.reproduce.recipes import RECIPES
 
     assert set(cli_reproduce.RECIPE_NAMES) == set(RECIPES)
 
@@ -351,3 +351,28 @@ def test_the_cosine_recipe_decays_every_model_in_a_folder_per_budget(tmp_path: P
     assert (tuned.lr_schedule, Path(tuned.out).name) == ("constant", "200H-200H-784V-m1-relaxed")
     with pytest.raises(ValueError, match="--recipe must be one of paper, tuned, cosine"):
         cell_config(linear, dataclasses.replace(options, recipe="fast"))
+
+
+def test_a_result_counts_as_done_only_for_the_schedule_it_was_trained_with(tmp_path: Path, monkeypatch) -> None:
+    """is_done compares what the recipe resolves to with the stored config, not the recipe's name: if a recipe's
+    definition changes, the cells trained under the old one are run again instead of being skipped."""
+    linear = cell_by_name("200H-200H-784V-m1-relaxed")
+    options = runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=1000)
+    config = cell_config(linear, options)  # the tuned recipe as it is defined now
+    stored = {"status": "done", "steps": 1000, "request": options.request(config),
+              "config": {key: getattr(config, key) for key in ("lr", "lr_schedule", "warmup_steps")}}
+    assert runner.is_done(stored, options.request(config))
+    assert runner.is_done(stored, options.request(config), redo=True)
+    redefined = {"tuned": {"linear": {"lr": 5e-4, "lr_schedule": "linear", "warmup_steps": 10}, "nonlinear": {}}}
+    monkeypatch.setattr("concretelab.reproduce.recipes.RECIPES", {**RECIPES, **redefined})
+    changed = cell_config(linear, options)
+    assert changed.lr_schedule == "linear"
+    assert not runner.is_done(stored, options.request(changed))
+    assert not runner.is_done(stored, options.request(changed), redo=True)
+    # the same schedule under another recipe's name is the same training: done
+    assert runner.is_done({**stored, "config": {"lr": 5e-4, "lr_schedule": "linear", "warmup_steps": 10}},
+                          options.request(changed))
+    # a config without the keys is the trainer's defaults (results written before the recipes existed)
+    paper = dataclasses.replace(options, recipe="paper")
+    paper_config = cell_config(linear, paper)
+    assert runner.is_done({**stored, "config": {"lr": paper_config.lr}}, paper.request(paper_config))

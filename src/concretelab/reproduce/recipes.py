@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RECIPES", "recipe_overrides"]
+from concretelab.train.config import TrainConfig
+
+__all__ = ["RECIPES", "SCHEDULE_KEYS", "optimiser_schedule", "recipe_overrides"]
+
+SCHEDULE_KEYS = ("lr", "lr_schedule", "warmup_steps")  # the config keys a recipe sets, and nothing else
 
 # family -> overrides; "linear" cells have "-" connections only, "nonlinear" ones "~" (two tanh layers).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
@@ -41,3 +45,9 @@ def recipe_overrides(recipe: str, linear: bool) -> dict[str, Any]:
     if recipe not in RECIPES:
         raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     return dict(RECIPES[recipe]["linear" if linear else "nonlinear"])
+
+
+def optimiser_schedule(config: dict[str, Any]) -> dict[str, Any]:
+    """What a recipe sets, read from a config dict (a result's ``config``): ``lr``, ``lr_schedule`` and
+    ``warmup_steps``, with the trainer's defaults where a key is missing."""
+    return {key: config.get(key, getattr(TrainConfig, key)) for key in SCHEDULE_KEYS}

@@ -16,6 +16,7 @@ from typing import Any
 
 from concretelab.files import save_figure
 from concretelab.reproduce.cells import CELLS, Cell
+from concretelab.reproduce.recipes import optimiser_schedule
 from concretelab.reproduce.results import load_results
 from concretelab.train.io import atomic_write_text
 
@@ -45,6 +46,13 @@ def _rate(result: dict[str, Any]) -> str:
 
 def _steps(steps: int) -> str:
     return f"{steps:,} ({steps / _PAPER_STEPS:.2%} of 10^7)"
+
+
+def _schedule(result: dict[str, Any]) -> str:
+    """The optimiser schedule a result trained with, e.g. ``lr 1e-3, cosine``: a recipe's name alone does not
+    say it, as the tuned recipe of linear models changed after some cells were run (docs/recipe.md)."""
+    schedule = optimiser_schedule(result.get("config") or {})
+    return f"lr {schedule['lr']:.0e}, {schedule['lr_schedule']}".replace("e-0", "e-")
 
 
 def _ours(result: dict[str, Any]) -> str:
@@ -86,7 +94,7 @@ def _row(cell: Cell, result: dict[str, Any] | None, figure_rel: str | None) -> s
     short = commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
     return (
         head + f" {_ours(result)}{delta} | {_large_k(result)} | {_steps(result['steps'])}, "
-        f"{result.get('recipe', 'paper')} recipe |"
+        f"{result.get('recipe', 'paper')} recipe ({_schedule(result)}) |"
         f" L_{result['k']:,} on {images} | {_duration(result.get('seconds'))} | `{short}` {curve} |"
     )
 

@@ -37,7 +37,7 @@ from concretelab.reproduce.evaluation import (
     load_trained_model,
     summarize,
 )
-from concretelab.reproduce.recipes import recipe_overrides
+from concretelab.reproduce.recipes import optimiser_schedule, recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
 from concretelab.train import TrainConfig, load_checkpoint, load_config, train
 from concretelab.train.config import config_from_dict, config_to_dict
@@ -114,20 +114,26 @@ class ReproduceOptions:
         return {
             "steps": config.steps, "k": self.k, "num_images": self.num_images, "large_k": self.large_k,
             "large_k_images": self.large_k_images if self.large_k else None, "data": config.data,
-            "eval_seed": self.eval_seed, "recipe": self.recipe,
+            "eval_seed": self.eval_seed, "recipe": self.recipe, "schedule": optimiser_schedule(config_to_dict(config)),
         }
 
 
 def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = False) -> bool:
-    """Whether a stored result finishes a request: it is ``done`` and trained at least the requested steps
-    (a result is never replaced by a shorter or differently evaluated run unless ``redo``, which still
-    requires the same request: same steps, k, test images, large-k evaluation, data and seed)."""
+    """Whether a stored result finishes a request: it is ``done``, was trained with the requested optimiser
+    schedule (what the recipe resolves to, compared as trained, so a recipe whose definition changed does not
+    claim results of the old one) and for at least the requested steps. A result is never replaced by a
+    shorter or differently evaluated run unless ``redo``, which still requires the same request: same steps,
+    k, test images, large-k evaluation, data and seed."""
     if stored.get("status") != "done":
         return False
+    if optimiser_schedule(stored.get("config") or {}) != request["schedule"]:
+        return False
     if redo:
-        return stored.get("request") == request
-    stored_recipe = (stored.get("request") or {}).get("recipe", "paper")
-    return int(stored.get("steps") or 0) >= request["steps"] and stored_recipe == request.get("recipe", "paper")
+        def comparable(req: dict[str, Any]) -> dict[str, Any]:
+            return {key: value for key, value in req.items() if key not in ("recipe", "schedule")}
+
+        return comparable(stored.get("request") or {}) == comparable(request)
+    return int(stored.get("steps") or 0) >= request["steps"]
 
 
 @dataclasses.dataclass
