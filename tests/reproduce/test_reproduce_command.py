@@ -113,14 +113,14 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     assert _result(tmp_path, name)["resumed_from"] is None  # a new run for the new budget
     assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == {f"{name}-tuned-5", f"{name}-tuned-7"}
     # a result of the paper's recipe is not a result of the tuned one, and the other way round; the tuned recipe
-    # of a linear cell is a constant rate, extended in place, in a folder of its own (the paper's constant rate
-    # differs: resuming one's checkpoint with the other's rate would be refused)
+    # of a linear cell decays too (since 2026-11-30, docs/recipe.md), while the paper's constant rate is extended
+    # in place in a folder of its own
     linear = cell_by_name("200H-784V-m1-relaxed")
     tuned = cell_config(linear, runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5))
     paper = cell_config(linear, runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5,
                                                         recipe="paper"))
-    assert tuned.lr_schedule == paper.lr_schedule == "constant" and tuned.lr != paper.lr
-    assert (Path(tuned.out).name, Path(paper.out).name) == (linear.name, f"{linear.name}-paper")
+    assert (tuned.lr, tuned.lr_schedule, paper.lr, paper.lr_schedule) == (1e-3, "cosine", 3e-4, "constant")
+    assert (Path(tuned.out).name, Path(paper.out).name) == (f"{linear.name}-tuned-5", f"{linear.name}-paper")
     assert main(_argv(tmp_path, [name], 3, "--recipe", "paper")) == 0
     assert _result(tmp_path, name)["recipe"] == "paper"
 
@@ -347,8 +347,9 @@ def test_the_cosine_recipe_decays_every_model_in_a_folder_per_budget(tmp_path: P
     assert (config.lr, config.lr_schedule, config.lr_decay_steps) == (1e-3, "cosine", 1000)
     assert config.warmup_steps == 100  # the 1,000-step warmup of a budget this small is cut to a tenth of it
     assert Path(config.out).name == "200H-200H-784V-m1-relaxed-cosine-1000"
-    tuned = cell_config(linear, dataclasses.replace(options, recipe="tuned"))
-    assert (tuned.lr_schedule, Path(tuned.out).name) == ("constant", "200H-200H-784V-m1-relaxed")
+    tuned = cell_config(linear, dataclasses.replace(options, recipe="tuned"))  # the same schedule, another name
+    assert (tuned.lr, tuned.lr_schedule, tuned.warmup_steps) == (config.lr, config.lr_schedule, config.warmup_steps)
+    assert Path(tuned.out).name == "200H-200H-784V-m1-relaxed-tuned-1000"
     with pytest.raises(ValueError, match="--recipe must be one of paper, tuned, cosine"):
         cell_config(linear, dataclasses.replace(options, recipe="fast"))
 
