@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 0  # seeds the initialisation, the data order and the sampling noise
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
     threads: int | None = None  # torch.set_num_threads for the run (None: torch's default); 1 on a busy CPU
+    flush_denormal: bool = True  # CPU: subnormal floats count as 0 (3x faster late m = 50 steps; train.denormals)
     # --- validation, logging, checkpoints ---
     eval_every: int = 1000  # validate every N steps and at the end (0: never)
     eval_k: int = 100  # k of the importance-weighted bound L_k used for validation (L_100 as the paper)
@@ -175,8 +176,8 @@ class TrainConfig:
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
 # eval_k and eval_images may change only before the first validation (train.loop._check_resume).
 MUTABLE_ON_RESUME = frozenset(
-    {"steps", "device", "threads", "eval_every", "eval_k", "eval_images", "eval_batch_size", "eval_chunk_size",
-     "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
+    {"steps", "device", "threads", "flush_denormal", "eval_every", "eval_k", "eval_images", "eval_batch_size",
+     "eval_chunk_size", "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
 )
 
 

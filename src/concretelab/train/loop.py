@@ -60,6 +60,7 @@ from concretelab.train.checkpoint import (
     save_checkpoint,
 )
 from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, write_config
+from concretelab.train.denormals import flush_denormals
 from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
 from concretelab.train.distributed import Distributed, all_reduce_gradients, any_rank, setup_distributed
 from concretelab.train.lr_schedule import learning_rate
@@ -330,7 +331,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     fails at once with :class:`~concretelab.train.run_lock.RunFolderBusyError` naming this process.
     """
     writer = int(os.environ.get("RANK", "0")) == 0  # data-parallel: rank 0 writes the folder and holds its lock
-    with num_threads(config.threads), run_lock(config.out) if writer else contextlib.nullcontext():
+    with num_threads(config.threads), flush_denormals(config.flush_denormal), (
+        run_lock(config.out) if writer else contextlib.nullcontext()
+    ):
         return _train(config, resume)
 
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from concretelab.checks import check_int
 from concretelab.objectives import DiscreteModel, discrete_bound_per_image, model_placement
 from concretelab.seeding import derive_seed
+from concretelab.train.denormals import flush_denormals
 from concretelab.train.io import atomic_write_json
 
 __all__ = ["images_digest", "resumable_bound_per_image"]
@@ -110,8 +111,9 @@ def resumable_bound_per_image(
     for start in range(len(done), total, batch_size):
         began = time.perf_counter()
         generator = torch.Generator(device=device).manual_seed(derive_seed(seed, "eval-batch", start // batch_size))
-        values = discrete_bound_per_image(model, images[start : start + batch_size], k, batch_size=batch_size,
-                                          chunk_size=chunk_size, generator=generator)
+        with flush_denormals():  # subnormal log-weights and probabilities made no difference but time
+            values = discrete_bound_per_image(model, images[start : start + batch_size], k, batch_size=batch_size,
+                                              chunk_size=chunk_size, generator=generator)
         done.extend(values.tolist())
         seconds += time.perf_counter() - began
         atomic_write_json(state, {"fingerprint": fingerprint, "seconds": seconds, "bounds": done})
