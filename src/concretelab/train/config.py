@@ -90,7 +90,7 @@ class TrainConfig:
     seed: int = 0  # seeds the initialisation, the data order and the sampling noise
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
     threads: int | None = None  # torch.set_num_threads for the run (None: torch's default); 1 on a busy CPU
-    flush_denormal: bool = True  # CPU: subnormal floats count as 0 (3x faster late m = 50 steps; train.denormals)
+    flush_denormal: bool = True  # CPU: subnormal floats count as 0 (late m = 50 steps 2-3.6x faster; denormals)
     # --- validation, logging, checkpoints ---
     eval_every: int = 1000  # validate every N steps and at the end (0: never)
     eval_k: int = 100  # k of the importance-weighted bound L_k used for validation (L_100 as the paper)

@@ -3,10 +3,9 @@
 Late in training some float32 values fall below the smallest normal number, 2^-126 ≈ 1.2e-38: importance
 weights softmax(log w) over m samples whose log-weights spread over tens of nats, the gradients those weights
 scale, and the probabilities of saturated units. x86 CPUs compute with such subnormal operands in a slow
-microcode path. The matmuls of a backward pass that read them ran 6× slower, and a whole m = 50 VIMCO step of a
-trained 200H~784V took 200 ms instead of 65 (``benchmarks/denormals.py``). Flushing subnormals to zero changes a
-value only where its magnitude is below 1.2e-38 (2.2e-308 in float64), far below anything a bound or an Adam step
-can resolve.
+microcode path: an m = 50 VIMCO step of a trained 200H~784V took 265 ms with them and 73 ms with them flushed
+(``benchmarks/denormals.py``, docs/training.md). Flushing subnormals to zero changes a value only where its
+magnitude is below 1.2e-38 (2.2e-308 in float64), far below anything a bound or an Adam step can resolve.
 
 The setting belongs to a thread (the CPU's MXCSR register). With one torch thread (``--threads 1``, as the Table 1
 cells run) it covers every operation; with more, work that torch hands to its other threads may keep subnormals.
