@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -30,6 +29,7 @@ from concretelab import functional
 from concretelab.data import load_dataset
 from concretelab.models import build_model, networks
 from concretelab.objectives import discrete_bound
+from timing import cpu_seconds
 
 
 def elementwise_then_sum(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -45,14 +45,6 @@ def kernel(form: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
         yield
     finally:
         functional.bernoulli_log_prob_sum, networks.bernoulli_log_prob_sum = saved
-
-
-def cpu_seconds(work: Callable[[], object], inner: int) -> float:
-    work()  # warm-up: allocator, first-call costs
-    start = time.process_time()
-    for _ in range(inner):
-        work()
-    return (time.process_time() - start) / inner
 
 
 def compare(name: str, make_work: Callable[[], Callable[[], object]], repeats: int, inner: int, *,

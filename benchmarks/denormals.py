@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -35,26 +34,18 @@ from concretelab.objectives import discrete_bound, relaxed
 from concretelab.train.denormals import flush_denormals
 from concretelab.train.load import load_run
 from concretelab.train.loop import build_optimizer
+from timing import cpu_seconds
 
 PRIOR_T, POSTERIOR_T = 0.5, 2 / 3  # the paper's temperatures for binary units
-
-
-def cpu_ms(block: Callable[[], None], calls: int) -> float:
-    """CPU milliseconds per call of ``block`` over ``calls`` calls (after one warm-up call)."""
-    block()
-    start = time.process_time()
-    for _ in range(calls):
-        block()
-    return (time.process_time() - start) / calls * 1e3
 
 
 def kept_and_flushed(block: Callable[[], None], calls: int, repeats: int) -> tuple[float, float, float]:
     """(median ms with subnormals kept, median ms flushed, median of the per-repeat ratios kept / flushed)."""
     kept, flushed = [], []
     for _ in range(repeats):
-        kept.append(cpu_ms(block, calls))
+        kept.append(1e3 * cpu_seconds(block, calls))
         with flush_denormals():
-            flushed.append(cpu_ms(block, calls))
+            flushed.append(1e3 * cpu_seconds(block, calls))
     ratios = [a / b for a, b in zip(kept, flushed, strict=True)]
     return statistics.median(kept), statistics.median(flushed), statistics.median(ratios)
 
