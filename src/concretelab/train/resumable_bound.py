@@ -108,15 +108,15 @@ def resumable_bound_per_image(
         logger.info("resuming the evaluation in %s: %d of %d images done", state.name, len(done), total)
         if resumed is not None:
             resumed(len(done))
-    for start in range(len(done), total, batch_size):
-        began = time.perf_counter()
-        generator = torch.Generator(device=device).manual_seed(derive_seed(seed, "eval-batch", start // batch_size))
-        with flush_denormals():  # subnormal log-weights and probabilities made no difference but time
+    with flush_denormals():  # subnormal log-weights and probabilities made no difference but time
+        for start in range(len(done), total, batch_size):
+            began = time.perf_counter()
+            generator = torch.Generator(device=device).manual_seed(derive_seed(seed, "eval-batch", start // batch_size))
             values = discrete_bound_per_image(model, images[start : start + batch_size], k, batch_size=batch_size,
                                               chunk_size=chunk_size, generator=generator)
-        done.extend(values.tolist())
-        seconds += time.perf_counter() - began
-        atomic_write_json(state, {"fingerprint": fingerprint, "seconds": seconds, "bounds": done})
-        if progress is not None:
-            progress(values.shape[0])
+            done.extend(values.tolist())
+            seconds += time.perf_counter() - began
+            atomic_write_json(state, {"fingerprint": fingerprint, "seconds": seconds, "bounds": done})
+            if progress is not None:
+                progress(values.shape[0])
     return torch.tensor(done, dtype=torch.float64), seconds
