@@ -110,6 +110,29 @@ def test_evaluate_never_replaces_another_setting(trained_run, capsys) -> None:
     assert printed.out.count("NLL") == 1 and "NLL" not in printed.err  # the result is printed once
 
 
+def test_evaluate_scores_the_training_images(trained_run, monkeypatch, capsys) -> None:
+    """--split train: the bound on the training images, to set beside validation's when judging overfitting."""
+    from pathlib import Path
+
+    from concretelab.data import Dataset
+    from concretelab.train import evaluate as evaluate_module
+
+    assert main(["evaluate", trained_run, "--k", "2", "--split", "train", "--checkpoint", "last",
+                 "--device", "cpu"]) == 0
+    assert "train NLL" in capsys.readouterr().out
+    result = json.loads((Path(trained_run) / "eval-train-k2-last.json").read_text())
+    assert (result["split"], result["n_images"]) == ("train", 10_000)  # the embedded training split; valid has 1,000
+    assert all(value > 0 for value in result["per_image_nll"])
+    # a training split binarized afresh at every step has no fixed images: refused, naming the split
+    grey = torch.randint(0, 256, (6, 784), dtype=torch.uint8)
+    dynamic = Dataset("grey", grey, grey[:3] // 255, grey[:3] // 255, image_shape=(28, 28), dynamic_binarization=True)
+    monkeypatch.setattr(evaluate_module, "load_dataset", lambda spec: dynamic)
+    with pytest.raises(ValueError, match=r"split 'train'.*binarized afresh"):
+        evaluate_module.evaluate_run(trained_run, k=2, split="train", checkpoint="last", progress=False)
+    with pytest.raises(ValueError, match="split must be one of train, valid, test, got 'training'"):
+        evaluate_module.evaluate_run(trained_run, k=2, split="training", progress=False)
+
+
 def test_evaluate_bad_arguments(trained_run, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as error:
         main(["evaluate", trained_run, "--k", "0"])

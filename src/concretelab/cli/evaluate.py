@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run", metavar="RUN", help="run folder written by concretelab train")
     parser.add_argument("--k", type=positive_int, required=True, help="samples of the bound L_k (paper: 50000)")
-    parser.add_argument("--split", choices=("test", "valid"), default="test", help="split to score (default: test)")
+    parser.add_argument("--split", choices=("test", "valid", "train"), default="test",
+                        help="split to score (default: test; train beside valid measures overfitting)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best validation bound or last step (default: best)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the proposal samples (default: 0)")

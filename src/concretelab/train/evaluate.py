@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from concretelab.checks import check_int
-from concretelab.data import SUBSET_RULE, fixed_subset, load_dataset
+from concretelab.data import SPLITS, SUBSET_RULE, fixed_subset, load_dataset
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
@@ -112,7 +112,8 @@ def evaluate_run(
     Args:
         run: the run folder written by ``concretelab train``.
         k: samples of the importance-weighted bound (50,000 in the paper).
-        split: ``test`` or ``valid``.
+        split: ``test``, ``valid`` or ``train`` (the training images: their bound beside the validation one
+            measures overfitting; a dynamically binarized training split has no fixed images and is refused).
         checkpoint: ``best`` (by validation bound) or ``last``.
         seed: seeds the proposal samples (with each batch's index, so an interrupted evaluation resumes from
             ``<result>.partial.json`` to the same numbers; see :mod:`concretelab.train.resumable_bound`).
@@ -122,8 +123,8 @@ def evaluate_run(
         chunk_size: samples per chunk inside :func:`concretelab.objectives.discrete_bound`.
         batch_size: images per call of ``discrete_bound``.
     """
-    if split not in ("test", "valid"):
-        raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
     check_int("k", k)
@@ -137,7 +138,11 @@ def evaluate_run(
     check_bound_memory(config.model, config.categories, batch=batch_size, chunk_size=chunk_size,
                        device=torch_device, flag="--chunk-size")
     checkpoint_step = saved.step
-    images = load_dataset(config.data).split(split)
+    dataset = load_dataset(config.data)
+    if split == "train" and dataset.dynamic_binarization:
+        raise ValueError(f"split 'train': the training images of {config.data!r} are binarized afresh at every "
+                         "step (grey levels, no fixed 0/1 images to score); evaluate 'valid' or 'test'")
+    images = dataset.split(split)
     if num_images is not None:
         if num_images > images.shape[0]:
             raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
