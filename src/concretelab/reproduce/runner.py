@@ -217,7 +217,9 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     """The cell's TOML config with the command's overrides (budget, data, run folder, validation)."""
     path = options.configs / f"{cell.name}.toml"
     config = load_config(path)
-    overrides: dict[str, Any] = {**recipe_overrides(options.recipe, cell.linear), "progress": False}
+    schedule = recipe_overrides(options.recipe, cell.linear, discrete=cell.discrete_estimator is not None,
+                                samples=cell.samples)
+    overrides: dict[str, Any] = {**schedule, "progress": False}
     if options.steps is not None:
         overrides["steps"] = options.steps
     budget = overrides.get("steps", config.steps)
@@ -225,8 +227,11 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     # a decaying schedule is tied to its budget, so each budget is its own run folder (an interrupted run
     # still resumes in it); a constant-rate run can be extended in place with a larger --steps. The paper's
     # recipe has its own folder, so that it never resumes a tuned run's checkpoint at another learning rate.
+    # A rate other than 1e-3 is in the name too (the folders of the runs at 1e-3 predate it and keep resuming).
     if decays:
-        folder = f"{cell.name}-{options.recipe}-{budget}"
+        lr = overrides.get("lr", config.lr)
+        rate = "" if lr == 1e-3 else f"-lr{lr:g}"
+        folder = f"{cell.name}-{options.recipe}{rate}-{budget}"
     else:
         folder = cell.name if options.recipe == "tuned" else f"{cell.name}-{options.recipe}"
     overrides["out"] = str(options.out / folder)
