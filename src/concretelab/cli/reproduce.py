@@ -72,9 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: a done cell trained for at least --steps is kept)")
     table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     table1.add_argument("--recipe", choices=RECIPE_NAMES, default="tuned",
-                        help="optimiser schedule: tuned (lr 1e-3 with a cosine decay to 0, docs/recipe.md; "
-                        "default), paper (the paper's constant Adam step) or cosine (the same schedule as tuned, "
-                        "the name of the experiment that chose it for linear models)")
+                        help="optimiser schedule: tuned (lr 1e-3 with a cosine decay to 0, 3e-4 for VIMCO and "
+                        "NVIL on nonlinear models at m <= 5, docs/recipe.md; default), paper (the paper's constant "
+                        "Adam step) or cosine (lr 1e-3 with the decay for every cell, the name of the experiment "
+                        "that chose it for linear models)")
     table1.add_argument("--jobs", type=positive_int, default=1,
                         help="cells run side by side, one process and one thread each, with a progress bar per "
                         "cell (default 1); logs in OUT/{cell}.log")
