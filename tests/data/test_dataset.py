@@ -61,8 +61,10 @@ def test_dynamic_dataset_mean_is_that_of_the_binarized_pixel():
         train=grey, valid=binary(2, 3)[:, :4], test=binary(2, 4)[:, :4], image_shape=(2, 2), dynamic_binarization=True
     )
     assert torch.allclose(data.train_mean, torch.tensor([0.0, 1.0, 0.2, 0.4]))
-    with pytest.raises(ValueError, match="holds grey levels, not 0/1"):
-        next(data.eval_batches("train", 2))
+    for refused in (lambda: next(data.eval_batches("train", 2)), lambda: data.binary_split("train")):
+        with pytest.raises(ValueError, match=r"split 'train'.*'toy'.*binarized afresh.*use 'valid' or 'test'"):
+            refused()
+    assert torch.equal(data.binary_split("valid"), data.valid)  # the binary splits are served as stored
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,21 @@ class Dataset:
             raise ValueError(f"Dataset.split: name must be one of {SPLITS}, got {name!r}")
         return getattr(self, name)
 
+    def binary_split(self, name: str) -> Tensor:
+        """The ``(N, H*W)`` uint8 0/1 images of split ``name``, the fixed images a bound is evaluated on.
+
+        The training split of a dynamically binarized dataset holds grey levels, binarized afresh at every
+        training step, so it has no fixed 0/1 images: refused (evaluate ``valid`` or ``test``, or binarize
+        ``train`` yourself with :func:`binarize`).
+        """
+        images = self.split(name)
+        if name == "train" and self.dynamic_binarization:
+            raise ValueError(
+                f"split 'train': the training images of {self.name!r} are grey levels binarized afresh at every "
+                "step, with no fixed 0/1 images to score; use 'valid' or 'test'"
+            )
+        return images
+
     def train_batches(
         self, batch_size: int, *, seed: int, drop_last: bool = False, dtype: torch.dtype = torch.float32
     ) -> BatchIterator:
@@ -101,16 +116,12 @@ class Dataset:
         )
 
     def eval_batches(self, split: str, batch_size: int, *, dtype: torch.dtype = torch.float32) -> Iterator[Tensor]:
-        """The images of a binary split in order, as ``(<= batch_size, H*W)`` 0/1 tensors of ``dtype``.
-
-        The training split of a dynamically binarized dataset has no fixed binary form; evaluate on
-        ``valid`` or ``test``, or binarize ``train`` yourself with :func:`binarize`.
+        """The images of a binary split in order, as ``(<= batch_size, H*W)`` 0/1 tensors of ``dtype``
+        (the split's images from :meth:`binary_split`, which refuses a dynamically binarized training split).
         """
         if batch_size < 1:
             raise ValueError(f"Dataset.eval_batches: batch_size must be >= 1, got {batch_size}")
-        if split == "train" and self.dynamic_binarization:
-            raise ValueError("Dataset.eval_batches: the train split of this dataset holds grey levels, not 0/1")
-        images = self.split(split)
+        images = self.binary_split(split)
         for start in range(0, images.shape[0], batch_size):
             yield images[start : start + batch_size].to(dtype)
 

@@ -139,10 +139,7 @@ def evaluate_run(
                        device=torch_device, flag="--chunk-size")
     checkpoint_step = saved.step
     dataset = load_dataset(config.data)
-    if split == "train" and dataset.dynamic_binarization:
-        raise ValueError(f"split 'train': the training images of {config.data!r} are binarized afresh at every "
-                         "step (grey levels, no fixed 0/1 images to score); evaluate 'valid' or 'test'")
-    images = dataset.split(split)
+    images = dataset.binary_split(split)  # refuses a training split binarized afresh at every step
     if num_images is not None:
         if num_images > images.shape[0]:
             raise ValueError(f"--num-images {num_images} exceeds the {images.shape[0]} images of the {split} split")
