@@ -124,3 +124,31 @@ def test_the_gap_paragraph_estimates_the_papers_quantity_from_the_paired_tighten
     on_subset = {**result, "test_subset_seed": 0}
     assert "estimated -L_50,000" not in render_markdown({"200H-784V-m1-nvil": on_subset}, {})
     assert "estimated" not in render_markdown({"200H-784V-m1-nvil": {**result, "k_tightening": None}}, {})
+
+
+def test_the_overview_plots_the_estimate_where_recorded_and_skips_results_before_the_exact_sampler(tmp_path) -> None:
+    import matplotlib.image
+
+    from concretelab.reproduce.render import overview_point, render_results
+    from concretelab.reproduce.results import write_result
+
+    exact = {**_done("200H~784V-m1-relaxed", 94.0, steps=1_000_000), "sampler": "float64-decided (7b4621d)",
+             "test_images": 10_000, "test_subset_seed": None, "test_nll_ci95": [93.5, 94.5],
+             "k_tightening": {"k": 5000, "large_k": 50000, "images": 1000, "nll_at_k": 93.4, "nll_at_large_k": 92.6,
+                              "difference": 0.8, "difference_ci95": [0.7, 0.9]}}
+    value, half, estimated = overview_point(exact)
+    assert estimated and abs(value - 93.2) < 1e-12 and abs(half - (0.5**2 + 0.1**2) ** 0.5) < 1e-12
+    without = {**exact, "k_tightening": None}
+    assert overview_point(without) == (94.0, 0.5, False)  # -L_k with its own interval
+    assert overview_point({**exact, "sampler": None}) is None  # the float32 sampler's results are not comparable
+    assert overview_point({"cell": "x", "status": "not run"}) is None
+
+    figures = tmp_path / "figures"
+    page = render_results(tmp_path / "results", tmp_path / "RESULTS.md", figures).read_text()
+    assert "overview" not in page and not (figures / "overview.png").exists()  # nothing measured, no figure
+    write_result(tmp_path / "results", exact)
+    page = render_results(tmp_path / "results", tmp_path / "RESULTS.md", figures).read_text()
+    assert "![Every measured cell against the paper](figures/overview.png)" in page
+    assert "on the cell that records it, the larger k lowered -L_k by 0.80 to 0.80 nats" in page
+    image = matplotlib.image.imread(figures / "overview.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600

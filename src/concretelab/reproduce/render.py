@@ -20,7 +20,8 @@ from concretelab.reproduce.recipes import optimiser_schedule
 from concretelab.reproduce.results import load_results
 from concretelab.train.io import atomic_write_text
 
-__all__ = ["DEFAULT_NOT_RUN", "plot_cell", "render_markdown", "render_results"]
+__all__ = ["DEFAULT_NOT_RUN", "large_k_estimate", "overview_point", "plot_cell", "plot_overview", "render_markdown",
+           "render_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +126,25 @@ def _late_trend(result: dict[str, Any]) -> str:
         "; validation had levelled off")
 
 
-def _estimate(result: dict[str, Any], paper_nll: float) -> str:
+def large_k_estimate(result: dict[str, Any]) -> tuple[float, float] | None:
     """The paper's quantity, -L_large_k on every test image, estimated as -L_k on every image less the paired
-    tightening k -> large_k measured on the subset (``k_tightening``); its 95% half-width adds the two parts'
-    half-widths in quadrature, as if they were independent. Empty without a paired tightening."""
+    tightening k -> large_k measured on the subset (``k_tightening``), with a 95% half-width that adds the two
+    parts' half-widths in quadrature, as if they were independent. None without a paired tightening."""
     paired = result.get("k_tightening")
     if not paired or result.get("test_subset_seed") is not None or not result.get("test_nll_ci95"):
-        return ""
-    estimate = result["test_nll"] - paired["difference"]
+        return None
     low, high = result["test_nll_ci95"]
     d_low, d_high = paired["difference_ci95"]
-    half = math.hypot((high - low) / 2, (d_high - d_low) / 2)
+    return result["test_nll"] - paired["difference"], math.hypot((high - low) / 2, (d_high - d_low) / 2)
+
+
+def _estimate(result: dict[str, Any], paper_nll: float) -> str:
+    """:func:`large_k_estimate` as a clause of the gap paragraph; empty without a paired tightening."""
+    found = large_k_estimate(result)
+    if found is None:
+        return ""
+    estimate, half = found
+    paired = result["k_tightening"]
     return (f"; estimated -L_{paired['large_k']:,} on all {result['test_images']:,} test images (-L_{paired['k']:,} "
             f"there less k's tightening on the subset, {paired['difference']:.2f}): {estimate:.2f} ± {half:.2f}, "
             f"{estimate - paper_nll:+.2f} from the paper")
@@ -229,6 +238,84 @@ def plot_cell(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
+_OVERVIEW_SERIES = (  # (label, colour, which cells): the paper's two columns and the rows beyond it
+    ("Concrete (relaxed)", "tab:blue", lambda c: c.objective == "relaxed"),
+    ("VIMCO / NVIL", "tab:orange", lambda c: c.objective in ("vimco", "nvil")),
+    ("beyond the paper", "tab:green", lambda c: c.beyond_paper),
+)
+
+
+def overview_point(result: dict[str, Any]) -> tuple[float, float, bool] | None:
+    """(NLL, 95% half-width, is_large_k_estimate) of a finished result measured with the exact sampler: the
+    estimate of -L_large_k on every test image (:func:`large_k_estimate`) where the result has one, else its
+    -L_k with its own interval; None for a result that is not done or predates the exact sampler."""
+    if not (result.get("status") == "done" and result.get("sampler")):
+        return None
+    found = large_k_estimate(result)
+    if found is not None:
+        return found[0], found[1], True
+    low, high = result.get("test_nll_ci95") or (result["test_nll"], result["test_nll"])
+    return result["test_nll"], (high - low) / 2, False
+
+
+def plot_overview(results: dict[str, dict[str, Any]], path: Path, cells: Sequence[Cell] = CELLS) -> bool:
+    """Every measured cell against the paper in one PNG: a panel per model, m on the x axis, the paper's
+    -L_50,000 as open markers on dashed lines and ours (:func:`overview_point`) as filled markers with 95%
+    intervals, squares where only -L_k at the main k exists. Returns False when no cell has a result."""
+    points = {cell.name: overview_point(results[cell.name]) for cell in cells if cell.name in results}
+    if not any(points.values()):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(cell.model for cell in cells))
+    sample_sizes = sorted({cell.samples for cell in cells})
+    columns = min(3, len(models))
+    rows = math.ceil(len(models) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), dpi=100, squeeze=False)
+    for axis, model in zip(axes.flat, models, strict=False):
+        for offset, (label, colour, keep) in zip((-0.12, 0.0, 0.12), _OVERVIEW_SERIES, strict=True):
+            chosen = [c for c in cells if c.model == model and keep(c)
+                      and (label == "beyond the paper" or not c.beyond_paper)]
+            paper = [(sample_sizes.index(c.samples), c.paper_nll) for c in chosen if c.paper_nll is not None]
+            if paper:
+                axis.plot([x + offset for x, _ in paper], [y for _, y in paper], "o--", mfc="none", color=colour,
+                          lw=0.8, ms=6)
+            for cell in chosen:
+                point = points.get(cell.name)
+                if point is None:
+                    continue
+                value, half, estimated = point
+                x = sample_sizes.index(cell.samples) + offset
+                axis.errorbar(x, value, yerr=half, fmt="o" if estimated else "s", color=colour, ms=5, capsize=2)
+                if cell.paper_nll is not None:
+                    left = offset < 0  # the left series is labelled on its left, the others on their right
+                    axis.annotate(f"{value - cell.paper_nll:+.1f}", (x, value), xytext=(-5 if left else 5, 0),
+                                  textcoords="offset points", fontsize=7, color=colour, va="center",
+                                  ha="right" if left else "left")
+        axis.set_xticks(range(len(sample_sizes)), [f"m = {m}" for m in sample_sizes])
+        axis.set_xlim(-0.6, len(sample_sizes) - 0.4)
+        axis.set_title(model, fontsize=10)
+        axis.set_ylabel("test NLL (nats)")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(models):]:
+        axis.axis("off")
+    handles = [plt.Line2D([], [], color=colour, marker="s", ls="", label=label)
+               for label, colour, _ in _OVERVIEW_SERIES]
+    handles += [
+        plt.Line2D([], [], color="grey", marker="o", mfc="none", ls="--", label="paper, -L_50,000 (10^7 steps)"),
+        plt.Line2D([], [], color="grey", marker="o", ls="", label="ours, estimated -L_50,000 on all test images"),
+        plt.Line2D([], [], color="grey", marker="s", ls="", label="ours, -L_k at the main k (no paired estimate)"),
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.12 if rows > 1 else 0.2, 1, 1))
+    save_figure(figure, path)
+    plt.close(figure)
+    return True
+
+
 def render_markdown(
     results: dict[str, dict[str, Any]], figures: dict[str, str], cells: Sequence[Cell] = CELLS,
     notes: dict[str, str] | None = None,
@@ -261,6 +348,23 @@ def render_markdown(
         f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
         f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",
         "",
+    ]
+    if "overview" in figures:
+        tightening = sorted(r["k_tightening"]["difference"] for r in done if r.get("k_tightening"))
+        n = len(tightening)
+        cells_that = "the cell that records it" if n == 1 else f"the {n} cells that record it"
+        spread = (f" (on {cells_that}, the larger k lowered -L_k by "
+                  f"{tightening[0]:.2f} to {tightening[-1]:.2f} nats)") if tightening else ""
+        lines += [
+            f"![Every measured cell against the paper]({figures['overview']})",
+            "",
+            "Each panel is one model; the numbers are ours minus the paper, in nats. Ours (filled circles) is the "
+            "estimate of the paper's -L_50,000 on all test images: -L_k on all of them less the tightening from k "
+            "to the large k, measured paired on the fixed subset. A result that does not record that tightening "
+            f"shows its -L_k at the main k (squares), which overstates the NLL{spread}.",
+            "",
+        ]
+    lines += [
         "Run cells with `concretelab reproduce table1 --cells PATTERN --steps N --k K --data PATH` (finished "
         "cells are skipped, interrupted ones resume; run folders go to ~/.cache/concretelab/table1). The exact "
         "command behind every number is listed under \"Commands\" below.",
@@ -328,6 +432,8 @@ def render_results(
         path = figures_dir / f"{name}.png"
         if plot_cell(result, path):
             figures[name] = os.path.relpath(path, markdown.parent)
+    if plot_overview(results, figures_dir / "overview.png", cells):
+        figures["overview"] = os.path.relpath(figures_dir / "overview.png", markdown.parent)
     notes = {path.stem: path.read_text(encoding="utf-8") for path in sorted(Path(results_dir).glob("notes/*.md"))}
     atomic_write_text(markdown, render_markdown(results, figures, cells, notes))
     logger.info("wrote %s (%d results, %d figures)", markdown, len(results), len(figures))
