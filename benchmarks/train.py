@@ -16,7 +16,9 @@
    backward pass costs about twice the forward one) at the rate of one large ``torch.mm``, both measured as
    this process's CPU time in the same run, with the step's matmuls replayed alone and the optimiser step alone
    (the rest is elementwise work, autograd and Python); and the same step with the objective under ``torch.compile``
-   (``--compile``; compiling takes minutes on CPU).
+   (``--compile``; compiling takes minutes on CPU). With ``--compile`` it also times the plain loop's step at
+   m = 1 with its loss compiled whole (no graph break), the most a compiled step could gain (``--only compiled``
+   for that alone).
 
 Run: ``.venv/bin/python benchmarks/train.py`` (``--quick`` for a short run, ``--only models`` for part 3 alone).
 Timings depend on the machine and its load; the ratios are what to compare.
@@ -72,13 +74,14 @@ class PlainSBN(nn.Module):
             last = self.dec[0] if isinstance(self.dec[0], nn.Linear) else self.dec[0][-1]
             last.bias.copy_(p.log() - (-p).log1p())
 
-    def bound(self, x: Tensor) -> Tensor:
-        """Relaxed ELBO, binary Concrete in logit space (Maddison et al. 2017, eq. 21 and App. C)."""
+    def bound(self, x: Tensor, uniforms: list[Tensor] | None = None) -> Tensor:
+        """Relaxed ELBO, binary Concrete in logit space (Maddison et al. 2017, eq. 21 and App. C); ``uniforms``
+        (one (batch, 200) tensor in (0, 1) per layer) gives the noise, so that the bound can be compiled whole."""
         lam_q, lam_p = POSTERIOR_T, PRIOR_T
         inp, zs, log_q = x, [], 0.0
-        for enc in self.enc:
+        for i, enc in enumerate(self.enc):
             a = enc(inp)
-            u = torch.rand_like(a)
+            u = torch.rand_like(a) if uniforms is None else uniforms[i]
             noise = u.log() - (-u).log1p()
             z = (a + noise) / lam_q
             log_q = log_q + (math.log(lam_q) + a - lam_q * z - 2 * F.softplus(a - lam_q * z)).sum(-1)
@@ -224,6 +227,50 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
             statistics.median(adam))
 
 
+def plain_step_ms(layers: int, nonlinear: bool, blocks: int, compiled: bool) -> float:
+    """Median CPU ms of one step of the plain loop's bound at m = 1 (fused Adam, batch 64), its noise drawn
+    outside the bound, eager or with the loss under ``torch.compile(fullgraph=True)``: the bound and its
+    backward compiled whole, with no graph break, the best case for compiling a training step."""
+    torch.manual_seed(0)
+    x = (torch.rand(64, 784) < 0.3).float()
+    model = PlainSBN(layers, nonlinear, x.mean(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+
+    def loss(x: Tensor, uniforms: list[Tensor]) -> Tensor:
+        return -model.bound(x, uniforms).mean()
+
+    objective = torch.compile(loss, fullgraph=True) if compiled else loss
+    generator = torch.Generator().manual_seed(1)
+
+    def step() -> None:
+        uniforms = [torch.rand(64, 200, generator=generator).clamp_(1e-7, 1 - 1e-7) for _ in range(layers)]
+        optimizer.zero_grad(set_to_none=True)
+        objective(x, uniforms).backward()
+        optimizer.step()
+
+    for _ in range(5):  # warm-up (and compilation)
+        step()
+    times = []
+    for _ in range(blocks):
+        t0 = time.process_time()
+        for _ in range(50):
+            step()
+        times.append((time.process_time() - t0) / 50 * 1e3)
+    return statistics.median(times)
+
+
+def compiled_plain_benchmark(blocks: int) -> None:
+    print("\nThe plain loop's step at m = 1 (its bound written out, noise drawn outside), eager and compiled whole "
+          "(torch.compile(fullgraph=True) on the loss: the bound and its backward, no graph break), median CPU ms\n")
+    print("| model | eager ms/step | compiled ms/step | compiled / eager |")
+    print("|---|---|---|---|")
+    for spec, layers, nonlinear in (("200H-784V", 1, False), ("200H-200H-784V", 2, False), ("200H~784V", 1, True),
+                                    ("200H~200H~784V", 2, True)):
+        eager = plain_step_ms(layers, nonlinear, blocks, False)
+        compiled = plain_step_ms(layers, nonlinear, blocks, True)
+        print(f"| {spec} | {eager:.2f} | {compiled:.2f} | {compiled / eager:.2f} |", flush=True)
+
+
 def models_benchmark(blocks: int, compile_objective: bool) -> None:
     rate = matmul_rate(1024, clock=time.process_time, per_block=4)  # CPU time, as the steps
     print(f"\nTraining step per Table 1 model (relaxed, batch 64, fused Adam), median CPU ms of {blocks} blocks; "
@@ -254,7 +301,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement (default 1)")
-    parser.add_argument("--only", choices=("trainer", "models", "eval"), help="run one part (default: all three)")
+    parser.add_argument("--only", choices=("trainer", "models", "eval", "compiled"),
+                        help="run one part (default: all three; 'compiled': only the plain step compiled whole)")
     parser.add_argument("--compile", action="store_true", help="part 3: also time the objective under torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -265,6 +313,8 @@ def main() -> None:
         evaluation_benchmark(args.quick)
     if args.only in (None, "models"):
         models_benchmark(3 if args.quick else 5, args.compile)
+    if (args.only in (None, "models") and args.compile) or args.only == "compiled":
+        compiled_plain_benchmark(3 if args.quick else 5)
 
 
 def trainer_benchmark(args: argparse.Namespace) -> None:
