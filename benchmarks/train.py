@@ -205,14 +205,7 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
         optimizer.step()
 
     per_block = max(2, 100 // m)
-    for _ in range(3):  # warm-up (and compilation)
-        step()
-    times = []
-    for _ in range(blocks):
-        t0 = time.process_time()
-        for _ in range(per_block):
-            step()
-        times.append((time.process_time() - t0) / per_block * 1e3)
+    step_time = _median_block_ms(step, blocks, per_block, warmup=3)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profiler:
         step()
     calls = [(event.name, event.input_shapes) for event in profiler.events()
@@ -223,7 +216,7 @@ def step_ms(spec: str, m: int, blocks: int, compile_objective: bool) -> tuple[fl
         for _ in range(per_block):
             optimizer.step()
         adam.append((time.process_time() - t0) / per_block * 1e3)
-    return (statistics.median(times), 3 * 64 * m * lk_flops_per_sample(model), replayed_matmul_ms(calls),
+    return (step_time, 3 * 64 * m * lk_flops_per_sample(model), replayed_matmul_ms(calls),
             statistics.median(adam))
 
 
@@ -248,14 +241,20 @@ def plain_step_ms(layers: int, nonlinear: bool, blocks: int, compiled: bool) -> 
         objective(x, uniforms).backward()
         optimizer.step()
 
-    for _ in range(5):  # warm-up (and compilation)
+    return _median_block_ms(step, blocks, per_block=50, warmup=5)
+
+
+def _median_block_ms(step: Callable[[], None], blocks: int, per_block: int, warmup: int) -> float:
+    """Median CPU ms of one call of ``step`` over ``blocks`` blocks of ``per_block`` calls, after ``warmup``
+    calls (which also compile, where there is something to compile)."""
+    for _ in range(warmup):
         step()
     times = []
     for _ in range(blocks):
         t0 = time.process_time()
-        for _ in range(50):
+        for _ in range(per_block):
             step()
-        times.append((time.process_time() - t0) / 50 * 1e3)
+        times.append((time.process_time() - t0) / per_block * 1e3)
     return statistics.median(times)
 
 

@@ -239,8 +239,8 @@ def plot_cell(result: dict[str, Any], path: Path) -> bool:
 
 
 _OVERVIEW_SERIES = (  # (label, colour, which cells): the paper's two columns and the rows beyond it
-    ("Concrete (relaxed)", "tab:blue", lambda c: c.objective == "relaxed"),
-    ("VIMCO / NVIL", "tab:orange", lambda c: c.objective in ("vimco", "nvil")),
+    ("Concrete (relaxed)", "tab:blue", lambda c: c.objective == "relaxed" and not c.beyond_paper),
+    ("VIMCO / NVIL", "tab:orange", lambda c: c.objective in ("vimco", "nvil") and not c.beyond_paper),
     ("beyond the paper", "tab:green", lambda c: c.beyond_paper),
 )
 
@@ -276,9 +276,8 @@ def plot_overview(results: dict[str, dict[str, Any]], path: Path, cells: Sequenc
     rows = math.ceil(len(models) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), dpi=100, squeeze=False)
     for axis, model in zip(axes.flat, models, strict=False):
-        for offset, (label, colour, keep) in zip((-0.12, 0.0, 0.12), _OVERVIEW_SERIES, strict=True):
-            chosen = [c for c in cells if c.model == model and keep(c)
-                      and (label == "beyond the paper" or not c.beyond_paper)]
+        for offset, (_, colour, keep) in zip((-0.12, 0.0, 0.12), _OVERVIEW_SERIES, strict=True):
+            chosen = [c for c in cells if c.model == model and keep(c)]
             paper = [(sample_sizes.index(c.samples), c.paper_nll) for c in chosen if c.paper_nll is not None]
             if paper:
                 axis.plot([x + offset for x, _ in paper], [y for _, y in paper], "o--", mfc="none", color=colour,
