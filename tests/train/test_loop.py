@@ -158,3 +158,26 @@ def test_models_and_objectives_train(tmp_path, overrides) -> None:
     result = train(small_config(out, steps=4, eval_every=4, **overrides))
     assert math.isfinite(result.last_loss) and math.isfinite(result.best_valid_nll)
     assert evaluate_run(out, k=2, num_images=4, progress=False)["nll"] > 0
+
+
+def test_structured_prediction_relaxes_its_prior_at_one_temperature(tmp_path) -> None:
+    """The conditional prior of a structured model is its proposal: by default both temperatures are the
+    posterior's (2/3 for binary units), and two different ones on the relaxed bound draw a warning."""
+    import warnings
+
+    from concretelab.train import load_config
+
+    structured = {"model": "392V-8H-8H-392V", "steps": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default temperatures train without a warning
+        train(small_config(tmp_path / "default", **structured))
+    resolved = load_config(tmp_path / "default" / "config.toml")
+    assert resolved.temperatures == pytest.approx((2 / 3, 2 / 3))
+    assert small_config(tmp_path / "sbn").temperatures == pytest.approx((1 / 2, 2 / 3))  # SBNs keep the pair
+    two = {"prior_temperature": 0.5, "posterior_temperature": 2 / 3}
+    with pytest.warns(UserWarning, match=r"--prior-temperature 0\.5 and --posterior-temperature 0\.666667"):
+        train(small_config(tmp_path / "two", **structured, **two))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not for an SBN, nor for an estimator on the discrete objective
+        train(small_config(tmp_path / "sbn-two", steps=2, **two))
+        train(small_config(tmp_path / "vimco", **structured, **two, estimator="vimco", samples=2))

@@ -27,6 +27,7 @@ else:  # pragma: no cover
 import tomli_w
 
 from concretelab.checks import parse_number
+from concretelab.models.spec import parse_spec
 from concretelab.schedules import paper_temperatures, parse_schedule
 from concretelab.train.lr_schedule import LR_SCHEDULES
 
@@ -46,9 +47,21 @@ _TEMPERATURE_FIELDS = ("prior_temperature", "posterior_temperature", "temperatur
 
 def default_temperatures(model: str, categories: int | None) -> tuple[float, float]:
     """(prior, posterior) temperatures for a model's units: the paper's for K = 2, 4, 8 (Maddison et al. 2017,
-    App. C), the binary ones otherwise. K is ``categories``, or the model's default (10 for categorical-vae)."""
+    App. C), the binary ones otherwise. K is ``categories``, or the model's default (10 for categorical-vae).
+    A structured-prediction model, whose relaxed prior is also its proposal, gets the posterior's for both
+    (:func:`is_structured`; docs/objectives.md)."""
     k = categories if categories is not None else (10 if model == "categorical-vae" else 2)
-    return paper_temperatures(k) if k in (2, 4, 8) else paper_temperatures(2)
+    prior, posterior = paper_temperatures(k) if k in (2, 4, 8) else paper_temperatures(2)
+    return (posterior, posterior) if is_structured(model) else (prior, posterior)
+
+
+def is_structured(model: str) -> bool:
+    """Whether ``model`` names a structured-prediction spec (``NV-...H-...-MV``), whose conditional prior is
+    its proposal."""
+    try:
+        return parse_spec(model).structured
+    except ValueError:  # another name build_model knows (categorical-vae), or not a spec at all
+        return False
 
 
 def _flag(name: str) -> str:
