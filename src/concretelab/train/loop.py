@@ -60,7 +60,7 @@ from concretelab.train.checkpoint import (
     restore_global_rng,
     save_checkpoint,
 )
-from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, is_structured, write_config
+from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, write_config
 from concretelab.train.denormals import flush_denormals
 from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
 from concretelab.train.distributed import Distributed, all_reduce_gradients, any_rank, setup_distributed
@@ -350,12 +350,13 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
     return run.result(stop)
 
 
-def _warn_on_two_temperatures_without_proposal(config: TrainConfig) -> None:
-    """Warn when a structured-prediction model, whose relaxed prior is its proposal, trains the relaxed bound at
-    two temperatures: the bound then also maximises a ratio of two relaxed densities of the same logits."""
+def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Module) -> None:
+    """Warn when a model whose relaxed prior is its proposal (``proposal_is_prior``, as the relaxed objectives read
+    it) trains the relaxed bound at two temperatures: the bound then also maximises a ratio of two relaxed
+    densities of the same logits."""
     relaxed_bound = config.estimator is None and (config.objective or "relaxed") == "relaxed"
     prior, posterior = config.temperatures
-    if relaxed_bound and is_structured(config.model) and (
+    if relaxed_bound and getattr(model, "proposal_is_prior", False) and (
         (prior, config.prior_schedule) != (posterior, config.posterior_schedule)
     ):
         warnings.warn(
@@ -418,7 +419,7 @@ class _Run:
         self.model = model
         model.to(device).train()
         self.temperatures = Temperatures(config).to(device)  # two schedules: the prior's and the posterior's
-        _warn_on_two_temperatures_without_proposal(config)
+        _warn_on_two_temperatures_without_proposal(config, model)
         self.objective, self.objective_state = _build_objective(config, model)
         own = self.objective_state.parameters() if self.objective_state is not None else ()
         self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
