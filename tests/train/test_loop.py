@@ -181,3 +181,10 @@ def test_structured_prediction_relaxes_its_prior_at_one_temperature(tmp_path) ->
         warnings.simplefilter("error")  # not for an SBN, nor for an estimator on the discrete objective
         train(small_config(tmp_path / "sbn-two", steps=2, **two))
         train(small_config(tmp_path / "vimco", **structured, **two, estimator="vimco", samples=2))
+        # a schedule replaces its constant: equal schedules are one temperature, whatever the unused constants
+        same = {"prior_schedule": "linear:1:1/2:4", "posterior_schedule": "linear:1:1/2:4"}
+        train(small_config(tmp_path / "same-schedule", **structured, **two, **same))
+    with pytest.warns(UserWarning, match=r"--prior-schedule linear:1:1/2:4 and --posterior-temperature 0\.666667"):
+        train(small_config(tmp_path / "mixed", **structured, **two, prior_schedule="linear:1:1/2:4"))
+    with pytest.warns(UserWarning, match=r"--learnable-temperature \(from 0\.666667 and 0\.666667"):
+        train(small_config(tmp_path / "learned", **structured, learnable_temperature=True))

@@ -353,20 +353,31 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
 def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Module) -> None:
     """Warn when a model whose relaxed prior is its proposal (``proposal_is_prior``, as the relaxed objectives read
     it) trains the relaxed bound at two temperatures: the bound then also maximises a ratio of two relaxed
-    densities of the same logits."""
+    densities of the same logits. Two temperatures are two different constants, two different schedules (a
+    schedule replaces its constant), a schedule beside a constant, or two learned ones (they drift apart)."""
     relaxed_bound = config.estimator is None and (config.objective or "relaxed") == "relaxed"
+    if not (relaxed_bound and getattr(model, "proposal_is_prior", False)):
+        return
     prior, posterior = config.temperatures
-    if relaxed_bound and getattr(model, "proposal_is_prior", False) and (
-        (prior, config.prior_schedule) != (posterior, config.posterior_schedule)
-    ):
-        warnings.warn(
-            f"--model {config.model} predicts with its conditional prior as the proposal, so the relaxed bound at "
-            f"--prior-temperature {prior:g} and --posterior-temperature {posterior:g} (or different schedules) also "
-            "maximises the ratio of two relaxed densities of the same logits; at m = 5 that cost 14 nats of "
-            "validation -L_100 (docs/objectives.md). Give both temperatures the same value",
-            UserWarning,
-            stacklevel=3,
+    if config.learnable_temperature:
+        how = f"--learnable-temperature (from {prior:g} and {posterior:g}, learned separately)"
+    elif (config.prior_schedule or prior) != (config.posterior_schedule or posterior):
+        how = " and ".join(
+            f"--{side}-schedule {schedule}" if schedule else f"--{side}-temperature {constant:g}"
+            for side, constant, schedule in (
+                ("prior", prior, config.prior_schedule),
+                ("posterior", posterior, config.posterior_schedule),
+            )
         )
+    else:
+        return
+    warnings.warn(
+        f"--model {config.model} predicts with its conditional prior as the proposal, so the relaxed bound at "
+        f"{how} also maximises the ratio of two relaxed densities of the same logits; at m = 5 that cost 14 nats "
+        "of validation -L_100 (docs/objectives.md). Give both temperatures the same constant or schedule",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 class _Run:
