@@ -404,3 +404,31 @@ def test_a_result_counts_as_done_only_for_the_schedule_it_was_trained_with(tmp_p
     paper = dataclasses.replace(options, recipe="paper")
     paper_config = cell_config(linear, paper)
     assert runner.is_done({**stored, "config": {"lr": paper_config.lr}}, paper.request(paper_config))
+
+
+def test_a_result_counts_as_done_only_for_the_cell_config_it_was_trained_with(tmp_path: Path) -> None:
+    """A cell whose config changed (the structured relaxed cells went from temperatures (1/2, 2/3) to (2/3, 2/3))
+    is run again: the stored result's recorded config, resolved as trained, must define the same cell."""
+    options = runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=1000)
+
+    def stored_for(config: runner.TrainConfig, **changes: object) -> dict:
+        recorded = {key: value for key, value in dataclasses.asdict(config).items() if value is not None}
+        return {"status": "done", "steps": 1000, "request": options.request(config), "config": {**recorded, **changes}}
+
+    relaxed = cell_config(cell_by_name("392V-240H-240H-392V-m5-relaxed"), options)
+    assert relaxed.temperatures == pytest.approx((2 / 3, 2 / 3))
+    assert runner.is_done(stored_for(relaxed), options.request(relaxed))
+    # 2/3 written as the float the old result recorded is the same temperature
+    assert runner.is_done(stored_for(relaxed, posterior_temperature=0.6666666666666666), options.request(relaxed))
+    assert not runner.is_done(stored_for(relaxed, prior_temperature=0.5), options.request(relaxed))
+    assert not runner.is_done(stored_for(relaxed, prior_temperature=0.5), options.request(relaxed), redo=True)
+    assert not runner.is_done(stored_for(relaxed, samples=1), options.request(relaxed))
+    # an unset temperature reads as the default for the model's units: 1/2 for an SBN's prior
+    sbn = cell_config(cell_by_name("200H-784V-m1-relaxed"), options)
+    unset = {key: value for key, value in stored_for(sbn)["config"].items() if key != "prior_temperature"}
+    assert runner.is_done({**stored_for(sbn), "config": unset}, options.request(sbn))
+    assert not runner.is_done(stored_for(sbn, prior_temperature=2 / 3), options.request(sbn))
+    # the discrete objective ignores the temperatures: a VIMCO result is not invalidated by them
+    vimco = cell_config(cell_by_name("392V-240H-240H-392V-m5-vimco"), options)
+    assert runner.is_done(stored_for(vimco, prior_temperature=0.1), options.request(vimco))
+    assert not runner.is_done(stored_for(vimco, estimator="nvil"), options.request(vimco))

@@ -1,10 +1,13 @@
 """Run Table 1 cells: train each from its config file (resuming an interrupted run from its checkpoint),
 evaluate the best checkpoint on the test set, and store a small JSON result per cell.
 
-A cell is *done* when its result file holds a measured value trained for at least the requested steps
-(:func:`is_done`); done cells are skipped, so a finished long run is never replaced by a shorter one. With
-``--redo`` a done cell is re-run (resumed, then re-evaluated) unless its stored request (step budget, k,
-test images, large-k evaluation, data, seed) equals the new one. A cell that is not done is trained with
+A cell is *done* when its result file holds a measured value trained for at least the requested steps, with
+the requested optimiser schedule, from the same cell definition (model, objective, m, temperatures;
+:func:`cell_definition`) (:func:`is_done`). A result whose cell config changed since is not done; if its run folder
+is still there, resuming it stops with an error naming the changed key, so move that folder aside. Done cells
+are skipped, so a finished long run is never replaced by a shorter one. With ``--redo`` a done cell is re-run
+(resumed, then re-evaluated) unless its stored request (step budget, k, test images, large-k evaluation, data,
+seed) equals the new one. A cell that is not done is trained with
 ``resume=True`` in its run folder (``{out}/{cell}``): an interrupted run continues from
 ``checkpoints/last.safetensors`` and a finished one only gets evaluated; evaluations already made are
 cached in the run folder (``reproduce-eval-*.json``) and not repeated.
@@ -52,6 +55,7 @@ __all__ = [
     "CellState",
     "ReproduceOptions",
     "cell_config",
+    "cell_definition",
     "check_clean_for_results",
     "default_out",
     "git_commit",
@@ -115,22 +119,53 @@ class ReproduceOptions:
             "steps": config.steps, "k": self.k, "num_images": self.num_images, "large_k": self.large_k,
             "large_k_images": self.large_k_images if self.large_k else None, "data": config.data,
             "eval_seed": self.eval_seed, "recipe": self.recipe, "schedule": optimiser_schedule(config_to_dict(config)),
+            "definition": cell_definition(config),
         }
+
+
+def cell_definition(config: TrainConfig) -> dict[str, Any]:
+    """What defines a cell besides its budget and schedule: model, objective or estimator, m, batch, seed, and for
+    the relaxed bound the temperatures as trained (resolved, so an unset one reads as the default it ran at)."""
+    definition: dict[str, Any] = {
+        "model": config.model, "categories": config.categories, "estimator": config.estimator,
+        "samples": config.samples, "batch_size": config.batch_size, "seed": config.seed,
+    }
+    if config.estimator is None:  # the temperatures shape only the relaxed objectives
+        definition.update(
+            objective=config.objective or "relaxed", learnable_temperature=config.learnable_temperature,
+            temperatures=[round(float(t), 9) for t in config.temperatures],
+            schedules=[config.prior_schedule, config.posterior_schedule],
+        )
+    return definition
+
+
+def _stored_definition(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """The cell definition of a stored result, from its recorded config; None for a config that records no model
+    (a partial record, which is then compared by its schedule alone)."""
+    recorded = stored.get("config") or {}
+    if "model" not in recorded:
+        return None
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    return cell_definition(config_from_dict({key: value for key, value in recorded.items() if key in known}))
 
 
 def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = False) -> bool:
     """Whether a stored result finishes a request: it is ``done``, was trained with the requested optimiser
     schedule (what the recipe resolves to, compared as trained, so a recipe whose definition changed does not
-    claim results of the old one) and for at least the requested steps. A result is never replaced by a
+    claim results of the old one), is the same cell (:func:`cell_definition`: a config whose temperatures changed
+    does not claim the old result) and for at least the requested steps. A result is never replaced by a
     shorter or differently evaluated run unless ``redo``, which still requires the same request: same steps,
     k, test images, large-k evaluation, data and seed."""
     if stored.get("status") != "done":
         return False
     if optimiser_schedule(stored.get("config") or {}) != request["schedule"]:
         return False
+    definition = _stored_definition(stored)
+    if definition is not None and "definition" in request and definition != request["definition"]:
+        return False  # the cell's config changed since (e.g. its temperatures): the old result is not this cell
     if redo:
         def comparable(req: dict[str, Any]) -> dict[str, Any]:
-            return {key: value for key, value in req.items() if key not in ("recipe", "schedule")}
+            return {key: value for key, value in req.items() if key not in ("recipe", "schedule", "definition")}
 
         return comparable(stored.get("request") or {}) == comparable(request)
     return int(stored.get("steps") or 0) >= request["steps"]
