@@ -66,6 +66,38 @@ def test_resume_refuses_changed_settings(tmp_path) -> None:
         train(small_config(out, steps=4))
 
 
+def test_eval_images_is_a_fixed_random_subset_and_old_runs_keep_their_first_images(tmp_path, monkeypatch) -> None:
+    """--eval-images N validates on the fixed random subset of evaluate --num-images (the splits are not in random
+    order); a run that validated on the first N before that keeps them when resumed."""
+    from concretelab.data import fixed_subset, load_dataset
+    from concretelab.train import loop
+    from concretelab.train.checkpoint import save_checkpoint
+
+    seen: list[torch.Tensor] = []
+    real_validate = loop.validate
+    monkeypatch.setattr(loop, "validate", lambda model, images, **kw: seen.append(images) or real_validate(
+        model, images, **kw))
+    valid = load_dataset("embedded").valid
+    subset = fixed_subset(valid.shape[0], 20, 0)
+    assert subset is not None and not torch.equal(subset, torch.arange(20))
+
+    out = tmp_path / "run"
+    train(small_config(out, steps=4, eval_every=4))  # small_config validates on 20 images
+    assert torch.equal(seen[-1], valid[subset])
+    last = out / "checkpoints" / "last.safetensors"
+    assert load_checkpoint(last).extra["valid_subset"] == "random"
+
+    # a checkpoint written before the rule was recorded, after a validation: the run goes on with the first 20
+    old = load_checkpoint(last)
+    old.extra.pop("valid_subset")
+    save_checkpoint(last, old)
+    train(small_config(out, steps=8, eval_every=4), resume=True)
+    assert torch.equal(seen[-1], valid[:20])
+    assert load_checkpoint(last).extra["valid_subset"] == "first"
+    with pytest.raises(ValueError, match="valid_subset must be one of random, first"):
+        loop.validation_images(valid, 20, "last")
+
+
 def test_validation_k_and_images_are_fixed_once_a_best_checkpoint_exists(tmp_path) -> None:
     """A best checkpoint chosen by L_4 would be replaced by the first L_40 (several nats higher on the same model)
     whatever the model did: after the first validation, --eval-k and --eval-images cannot change on resume."""

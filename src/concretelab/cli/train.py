@@ -53,7 +53,7 @@ _HELP = {
     "steps 1.6-3.6x faster (default: on)",
     "eval_every": "validate every N steps and at the end (0: never)",
     "eval_k": "k of the validation bound L_k",
-    "eval_images": "number of validation images (default: all)",
+    "eval_images": "validate on a fixed random subset of N validation images, as evaluate --num-images (default: all)",
     "eval_batch_size": "validation images per batch",
     "eval_chunk_size": "samples per chunk in the validation bound",
     "log_every": "write a metrics row every N steps",

@@ -107,7 +107,7 @@ class TrainConfig:
     # --- validation, logging, checkpoints ---
     eval_every: int = 1000  # validate every N steps and at the end (0: never)
     eval_k: int = 100  # k of the importance-weighted bound L_k used for validation (L_100 as the paper)
-    eval_images: int | None = None  # validate on the first N validation images (None: all of them)
+    eval_images: int | None = None  # validate on a fixed random subset of N validation images (None: all of them)
     eval_batch_size: int = 100  # images per call of discrete_bound during validation
     eval_chunk_size: int | None = None  # samples per chunk inside discrete_bound (None: its default)
     log_every: int = 50  # write a metrics row every N steps (the hot loop reads the device only then)

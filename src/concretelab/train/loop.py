@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from concretelab.data import load_dataset
+from concretelab.data import fixed_subset, load_dataset
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
@@ -380,6 +380,34 @@ def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Mo
     )
 
 
+VALID_SUBSETS = ("random", "first")  # how --eval-images N picks its images: fixed_subset's rule, or (legacy) first N
+
+
+def _valid_subset_rule(checkpoint: Checkpoint | None) -> str:
+    """``random`` for a new run; a resumed run keeps the rule its checkpoint recorded, and one whose checkpoint
+    predates the record (no ``valid_subset``) but has validated keeps the first N images it was chosen on."""
+    if checkpoint is None:
+        return "random"
+    recorded = checkpoint.extra.get("valid_subset")
+    if recorded is not None:
+        return str(recorded)
+    return "first" if checkpoint.best_valid is not None else "random"
+
+
+def validation_images(images: Tensor, count: int | None, rule: str = "random") -> Tensor:
+    """The validation images of ``--eval-images count``: all of them (None), a fixed random subset
+    (:func:`concretelab.data.fixed_subset` with seed 0, as ``concretelab evaluate --num-images``: the splits are not
+    in random order) or, for runs that validated that way before, the first ``count``."""
+    if rule not in VALID_SUBSETS:
+        raise ValueError(f"valid_subset must be one of {', '.join(VALID_SUBSETS)}, got {rule!r}")
+    if count is None:
+        return images
+    if rule == "first":
+        return images[:count]
+    subset = fixed_subset(images.shape[0], count, 0)
+    return images if subset is None else images[subset]
+
+
 class _Run:
     """One training run. Reads top to bottom: ``__init__`` checks the request and prepares data, model, objective,
     optimizer and the resumed state; :meth:`train` is the loop, one :meth:`step` then one :meth:`flush` (metrics
@@ -436,7 +464,10 @@ class _Run:
         self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
         self.optimizer = build_optimizer(self.params, config.lr, device)
         self.batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches
-        self.valid_images = dataset.valid[: config.eval_images] if config.eval_images else dataset.valid
+        # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
+        # the subset was random keeps them, so that its best checkpoint stays comparable
+        self.valid_subset = _valid_subset_rule(checkpoint)
+        self.valid_images = validation_images(dataset.valid, config.eval_images, self.valid_subset)
         self.context = context = setup_distributed(device)
         shards = context.world_size * config.grad_accum
         if config.batch_size % shards:
@@ -611,7 +642,7 @@ class _Run:
     def checkpoint(self, pending_losses: list[float], owes_validation: bool) -> Checkpoint:
         extra = {"temperatures": self.temperatures.state_dict(),
                  "elapsed": self.elapsed + time.perf_counter() - self.t0,
-                 "loss_window": pending_losses, "validation_due": owes_validation}
+                 "loss_window": pending_losses, "validation_due": owes_validation, "valid_subset": self.valid_subset}
         if self.objective_state is not None:
             extra["estimator"] = self.objective_state.state_dict()
         return Checkpoint(
