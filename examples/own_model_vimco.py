@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from concretelab.data import load_dataset
+from concretelab.data import fixed_subset, load_dataset
 from concretelab.estimators.score import surrogate_loss, vimco_signals
 from concretelab.functional import sample_bernoulli
 from concretelab.objectives import discrete_bound, layer_log_prob
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5, help="K of VIMCO's bound (>= 2)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--k", type=int, default=5000, help="k of the test bound -L_k")
-    parser.add_argument("--test-images", type=int, default=1000, help="the first N test images")
+    parser.add_argument("--test-images", type=int, default=1000, help="a fixed random subset of N test images (the split is not in random order)")
     args = parser.parse_args()
     if args.smoke:
         args.data, args.steps, args.units, args.k, args.test_images = "embedded", 200, 20, 50, 100
@@ -95,7 +95,8 @@ def main() -> None:
         optimizer.step()
         if step % max(1, args.steps // 10) == 0:
             print(f"step {step:>7}: training bound L_{args.samples} = {bound.item():8.2f} nats")
-    test = data.test[: args.test_images].float()
+    subset = fixed_subset(data.test.shape[0], args.test_images)  # None: all of them
+    test = (data.test if subset is None else data.test[subset]).float()
     nll = -discrete_bound(model, test, args.k, generator=torch.Generator().manual_seed(2))
     ci = 1.96 * nll.std().item() / math.sqrt(nll.numel())
     print(f"test -L_{args.k} on {nll.numel()} images: {nll.mean().item():.2f} ± {ci:.2f} nats "
