@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5, help="K of VIMCO's bound (>= 2)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--k", type=int, default=5000, help="k of the test bound -L_k")
-    parser.add_argument("--test-images", type=int, default=1000, help="a fixed random subset of N test images (the split is not in random order)")
+    parser.add_argument("--test-images", type=int, default=1000, help="a fixed random subset of N test images")
     args = parser.parse_args()
     if args.smoke:
         args.data, args.steps, args.units, args.k, args.test_images = "embedded", 200, 20, 50, 100
