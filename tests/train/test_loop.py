@@ -98,6 +98,52 @@ def test_eval_images_is_a_fixed_random_subset_and_old_runs_keep_their_first_imag
         loop.validation_images(valid, 20, "last")
 
 
+def test_a_resumed_run_goes_on_at_the_temperatures_it_trained_at(tmp_path) -> None:
+    """Unset temperatures resolve to defaults that may change between versions (a structured model's prior went
+    from 1/2 to 2/3): resuming checks the temperatures the run trained at, from the checkpoint's record or, for
+    older checkpoints, the last logged training row, and accepts them given explicitly."""
+    from concretelab.train.checkpoint import save_checkpoint
+
+    structured = {"model": "392V-8H-8H-392V"}
+    out = tmp_path / "run"
+    train(small_config(out, steps=4, **structured))  # unset: (2/3, 2/3) today
+    last = out / "checkpoints" / "last.safetensors"
+    assert load_checkpoint(last).extra["resolved_temperatures"] == pytest.approx([2 / 3, 2 / 3])
+    train(small_config(out, steps=6, **structured), resume=True)  # same defaults: goes on
+
+    # as if it had trained under the old default (1/2, 2/3), recorded by the checkpoint
+    old = load_checkpoint(last)
+    old.extra["resolved_temperatures"] = [0.5, 2 / 3]
+    save_checkpoint(last, old)
+    with pytest.raises(ValueError, match=r"cannot resume with --prior-temperature 0\.6666666667: this run trained at "
+                                         r"0\.5 .*pass --prior-temperature 0\.5 --posterior-temperature 0\.6666666667"):
+        train(small_config(out, steps=8, **structured), resume=True)
+    # the temperatures given explicitly where the run left them unset are not a change
+    with pytest.warns(UserWarning, match="conditional prior as the proposal"):  # two temperatures, as it trained
+        train(small_config(out, steps=8, **structured, prior_temperature=0.5, posterior_temperature=2 / 3), resume=True)
+    assert read_metrics(out / "metrics.jsonl")[-1]["prior_temperature"] == pytest.approx(0.5)
+
+    # a checkpoint older than the record: the last logged training row says what the run trained at
+    legacy = tmp_path / "legacy"
+    train(small_config(legacy, steps=4, **structured))
+    old = load_checkpoint(legacy / "checkpoints" / "last.safetensors")
+    del old.extra["resolved_temperatures"]
+    save_checkpoint(legacy / "checkpoints" / "last.safetensors", old)
+    rows = [json.loads(line) for line in (legacy / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if "prior_temperature" in row:
+            row["prior_temperature"] = 0.5
+    (legacy / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(ValueError, match=r"this run trained at 0\.5"):
+        train(small_config(legacy, steps=6, **structured), resume=True)
+
+    # and an explicit temperature still cannot change on resume
+    sbn = tmp_path / "sbn"
+    train(small_config(sbn, steps=2, prior_temperature=0.5))
+    with pytest.raises(ValueError, match=r"cannot resume with --prior-temperature 0\.7: this run trained at 0\.5"):
+        train(small_config(sbn, steps=4, prior_temperature=0.7), resume=True)
+
+
 def test_validation_k_and_images_are_fixed_once_a_best_checkpoint_exists(tmp_path) -> None:
     """A best checkpoint chosen by L_4 would be replaced by the first L_40 (several nats higher on the same model)
     whatever the model did: after the first validation, --eval-k and --eval-images cannot change on resume."""

@@ -296,7 +296,7 @@ def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
                 )
     changed = sorted(
         key for key, value in saved.items()
-        if key in current and key not in MUTABLE_ON_RESUME and current[key] != value
+        if key in current and key not in MUTABLE_ON_RESUME and key not in _TEMPERATURE_KEYS and current[key] != value
     )
     if changed:
         key = changed[0]
@@ -380,6 +380,37 @@ def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Mo
     )
 
 
+_TEMPERATURE_KEYS = ("prior_temperature", "posterior_temperature")  # compared as trained: _check_resumed_temperatures
+
+
+def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint, metrics: Path) -> None:
+    """A resumed run goes on at the constant temperatures it trained at. An unset one resolves to the default for
+    the model's units, and a default may change between versions (structured models: (1/2, 2/3) until 5ce0d22,
+    then the posterior's for both), so the temperatures trained at are read from what the checkpoint recorded,
+    else its config's explicit values, else its run's last logged training row. Giving them explicitly on resume,
+    where the run left them unset, is not a change. (Schedules are compared as config strings; learned
+    temperatures are restored from the checkpoint, whatever their starting values.)"""
+    if config.learnable_temperature or config.prior_schedule or config.posterior_schedule:
+        return
+    trained = checkpoint.extra.get("resolved_temperatures")
+    if trained is None and all(checkpoint.config.get(key) is not None for key in _TEMPERATURE_KEYS):
+        trained = [checkpoint.config[key] for key in _TEMPERATURE_KEYS]
+    if trained is None:
+        rows = [row for row in read_metrics(metrics) if row.get("step", 0) <= checkpoint.step
+                and all(key in row for key in _TEMPERATURE_KEYS)]
+        if not rows:
+            return
+        trained = [rows[-1][key] for key in _TEMPERATURE_KEYS]  # logged as float32
+    trained = [float(value) for value in trained]
+    for side, now, then in zip(("prior", "posterior"), config.temperatures, trained, strict=True):
+        if not math.isclose(now, then, rel_tol=1e-6):
+            raise ValueError(
+                f"cannot resume with --{side}-temperature {now:.10g}: this run trained at {then:.10g} (a flag "
+                f"changed, or a default that has changed since); pass --prior-temperature {trained[0]:.10g} "
+                f"--posterior-temperature {trained[1]:.10g} to continue it, or train in a new run folder"
+            )
+
+
 VALID_SUBSETS = ("random", "first")  # how --eval-images N picks its images: fixed_subset's rule, or (legacy) first N
 
 
@@ -430,6 +461,7 @@ class _Run:
         if resume and self.last_path.exists():
             checkpoint = load_checkpoint(self.last_path)
             _check_resume(config, checkpoint)
+            _check_resumed_temperatures(config, checkpoint, out / "metrics.jsonl")
         elif resume:
             logger.info("no checkpoint in %s: starting from scratch", out)
         elif self.last_path.exists():
@@ -642,7 +674,8 @@ class _Run:
     def checkpoint(self, pending_losses: list[float], owes_validation: bool) -> Checkpoint:
         extra = {"temperatures": self.temperatures.state_dict(),
                  "elapsed": self.elapsed + time.perf_counter() - self.t0,
-                 "loss_window": pending_losses, "validation_due": owes_validation, "valid_subset": self.valid_subset}
+                 "loss_window": pending_losses, "validation_due": owes_validation, "valid_subset": self.valid_subset,
+                 "resolved_temperatures": list(self.config.temperatures)}
         if self.objective_state is not None:
             extra["estimator"] = self.objective_state.state_dict()
         return Checkpoint(
