@@ -136,6 +136,13 @@ def test_a_resumed_run_goes_on_at_the_temperatures_it_trained_at(tmp_path) -> No
     (legacy / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     with pytest.raises(ValueError, match=r"this run trained at 0\.5"):
         train(small_config(legacy, steps=6, **structured), resume=True)
+    # an estimator on the discrete objective uses no temperature: nothing to compare
+    vimco = tmp_path / "vimco"
+    train(small_config(vimco, steps=4, **structured, estimator="vimco", samples=2))
+    old = load_checkpoint(vimco / "checkpoints" / "last.safetensors")
+    old.extra["resolved_temperatures"] = [0.5, 2 / 3]
+    save_checkpoint(vimco / "checkpoints" / "last.safetensors", old)
+    train(small_config(vimco, steps=6, **structured, estimator="vimco", samples=2), resume=True)
 
     # and an explicit temperature still cannot change on resume
     sbn = tmp_path / "sbn"

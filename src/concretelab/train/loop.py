@@ -389,8 +389,10 @@ def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint, met
     then the posterior's for both), so the temperatures trained at are read from what the checkpoint recorded,
     else its config's explicit values, else its run's last logged training row. Giving them explicitly on resume,
     where the run left them unset, is not a change. (Schedules are compared as config strings; learned
-    temperatures are restored from the checkpoint, whatever their starting values.)"""
-    if config.learnable_temperature or config.prior_schedule or config.posterior_schedule:
+    temperatures are restored from the checkpoint, whatever their starting values; the discrete estimators use no
+    temperature.)"""
+    scheduled = config.prior_schedule or config.posterior_schedule
+    if config.estimator is not None or config.learnable_temperature or scheduled:
         return
     trained = checkpoint.extra.get("resolved_temperatures")
     if trained is None and all(checkpoint.config.get(key) is not None for key in _TEMPERATURE_KEYS):
