@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from concretelab.data import fixed_subset, load_dataset
+from concretelab.data import SUBSET_SEED, fixed_subset, load_dataset
 from concretelab.estimators.layered import sample_draw
 from concretelab.objectives import discrete_bound_per_image
 from concretelab.train.checkpoint import load_checkpoint
@@ -71,7 +71,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for split in ("train", "valid"):
         images = dataset.binary_split(split)
-        subset = fixed_subset(images.shape[0], min(args.images, images.shape[0]), 0)
+        subset = fixed_subset(images.shape[0], min(args.images, images.shape[0]), SUBSET_SEED)
         images = (images if subset is None else images[subset]).float()
         generator = torch.Generator().manual_seed(args.seed)
         with torch.no_grad():

@@ -35,13 +35,14 @@ from concretelab.data.dataset import SPLITS, Dataset, binarize
 from concretelab.data.fetch import BINARIZED_MNIST_URL, FetchError, fetch_binarized_mnist
 from concretelab.data.idx import LabelledImages, load_labelled_idx_folder
 from concretelab.data.resolve import DATA_NAMES, load_dataset
-from concretelab.data.subsets import SUBSET_RULE, fixed_subset
+from concretelab.data.subsets import SUBSET_RULE, SUBSET_SEED, fixed_subset
 
 __all__ = [
     "BINARIZED_MNIST_URL",
     "DATA_NAMES",
     "SPLITS",
     "SUBSET_RULE",
+    "SUBSET_SEED",
     "BatchIterator",
     "Dataset",
     "FetchError",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["SUBSET_RULE", "fixed_subset"]
+__all__ = ["SUBSET_RULE", "SUBSET_SEED", "fixed_subset"]
 
+SUBSET_SEED = 0  # the one subset of N images that evaluate --num-images and train --eval-images score
 # recorded beside a result computed on a subset, so a reader can rebuild the images without this package
 SUBSET_RULE = "sorted(torch.randperm(N, generator=torch.Generator().manual_seed(subset_seed))[:n])"
 

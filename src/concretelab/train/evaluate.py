@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from concretelab.checks import check_int
-from concretelab.data import SPLITS, SUBSET_RULE, fixed_subset, load_dataset
+from concretelab.data import SPLITS, SUBSET_RULE, SUBSET_SEED, fixed_subset, load_dataset
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
@@ -35,7 +35,6 @@ __all__ = ["evaluate_run", "mean_and_stderr", "paired_difference", "result_path"
 
 logger = logging.getLogger(__name__)
 
-SUBSET_SEED = 0  # --num-images N scores the same N images for every run, checkpoint and --seed
 
 
 def result_path(

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from concretelab.data import fixed_subset, load_dataset
+from concretelab.data import SUBSET_SEED, fixed_subset, load_dataset
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
@@ -437,7 +437,7 @@ def validation_images(images: Tensor, count: int | None, rule: str = "random") -
         return images
     if rule == "first":
         return images[:count]
-    subset = fixed_subset(images.shape[0], count, 0)
+    subset = fixed_subset(images.shape[0], count, SUBSET_SEED)
     return images if subset is None else images[subset]
 
 
