@@ -50,6 +50,11 @@ def test_old_sampler_dagger_and_the_gap_paragraph() -> None:
     table = text.split("## Commands")[0]
     rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
     assert "(+12.70) †" in rows["200H-784V-m1-relaxed"] and "†" not in rows["200H~784V-m1-relaxed"].split("|")[6]
+    assert "† marks a result measured before commit 7b4621d" in text
+    assert "Rows marked † predate the exact sampler" in text
+    # without a † row the page does not explain the mark
+    clean = render_markdown({"200H~784V-m1-relaxed": new}, {})
+    assert "†" not in clean and "What the gaps mean." in clean
     # the recipe's name and the schedule it trained with (a result without a config: the trainer's defaults)
     assert "1,000,000 (10.00% of 10^7), tuned recipe (lr 1e-3, cosine)" in rows["200H~784V-m1-relaxed"]
     assert "paper recipe (lr 1e-4, constant)" in rows["200H-784V-m1-relaxed"]

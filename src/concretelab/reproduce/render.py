@@ -168,9 +168,14 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
                      f"its steps{trend}.")
     if not parts:
         return []
+    dagger = any(
+        not results[c.name].get("sampler") for c in chosen
+        if results.get(c.name, {}).get("status") == "done"
+    )
     return [
         "What the gaps mean. A cell still improving at the end of its budget is limited by the budget, not by the "
-        "method: the paper trained 10^7 steps. Rows marked † predate the exact sampler and are not comparable.",
+        "method: the paper trained 10^7 steps."
+        + (" Rows marked † predate the exact sampler and are not comparable." if dagger else ""),
         "",
         *parts,
         "",
@@ -315,6 +320,14 @@ def plot_overview(results: dict[str, dict[str, Any]], path: Path, cells: Sequenc
     return True
 
 
+_DAGGER_LEGEND = [
+    "† marks a result measured before commit 7b4621d, with the float32 sampler `rand() < sigmoid(a)` that "
+    "proposes a unit with posterior logit below about −17 far more often than its probability; such a "
+    "result can overstate the bound (a too-low NLL) and is kept only until the cell is run again.",
+    "",
+]
+
+
 def render_markdown(
     results: dict[str, dict[str, Any]], figures: dict[str, str], cells: Sequence[Cell] = CELLS,
     notes: dict[str, str] | None = None,
@@ -339,10 +352,7 @@ def render_markdown(
         "per-image difference, which separates what the larger k changes from the subset's own mean. "
         "-L_k over-estimates the NLL and tightens as k grows.",
         "",
-        "† marks a result measured before commit 7b4621d, with the float32 sampler `rand() < sigmoid(a)` that "
-        "proposes a unit with posterior logit below about −17 far more often than its probability; such a "
-        "result can overstate the bound (a too-low NLL) and is kept only until the cell is run again.",
-        "",
+        *_DAGGER_LEGEND * any(not r.get("sampler") for r in done),
         f"Cells measured: {len(done)} of {len(cells)} "
         f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
         f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",
