@@ -352,7 +352,7 @@ def render_markdown(
         "per-image difference, which separates what the larger k changes from the subset's own mean. "
         "-L_k over-estimates the NLL and tightens as k grows.",
         "",
-        *_DAGGER_LEGEND * any(not r.get("sampler") for r in done),
+        *(_DAGGER_LEGEND if any(not r.get("sampler") for r in done) else []),
         f"Cells measured: {len(done)} of {len(cells)} "
         f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
         f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",
