@@ -78,6 +78,11 @@ def _large_k(result: dict[str, Any]) -> str:
     return text
 
 
+def _old_sampler(result: dict[str, Any] | None) -> bool:
+    """A finished result measured before the exact sampler (it records none): its row carries †."""
+    return bool(result) and result.get("status") == "done" and not result.get("sampler")
+
+
 def _row(cell: Cell, result: dict[str, Any] | None, figure_rel: str | None) -> str:
     paper = "-" if cell.paper_nll is None else f"{cell.paper_nll:.1f}"
     objective = cell.objective + (" (m = 1 column of VIMCO)" if cell.objective == "nvil" else "")
@@ -87,7 +92,7 @@ def _row(cell: Cell, result: dict[str, Any] | None, figure_rel: str | None) -> s
         reason = reason.replace("|", "\\|").replace("\n", " ")
         return head + f" not run ({reason}) | | | | | |"
     delta = "" if cell.paper_nll is None else f" ({result['test_nll'] - cell.paper_nll:+.2f})"
-    if not result.get("sampler"):
+    if _old_sampler(result):
         delta += " †"
     images = f"{result['test_images']:,}"
     curve = f"[curve]({figure_rel})" if figure_rel else "-"
@@ -168,10 +173,7 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
                      f"its steps{trend}.")
     if not parts:
         return []
-    dagger = any(
-        not results[c.name].get("sampler") for c in chosen
-        if results.get(c.name, {}).get("status") == "done"
-    )
+    dagger = any(_old_sampler(results.get(c.name)) for c in chosen)
     return [
         "What the gaps mean. A cell still improving at the end of its budget is limited by the budget, not by the "
         "method: the paper trained 10^7 steps."
@@ -352,7 +354,7 @@ def render_markdown(
         "per-image difference, which separates what the larger k changes from the subset's own mean. "
         "-L_k over-estimates the NLL and tightens as k grows.",
         "",
-        *(_DAGGER_LEGEND if any(not r.get("sampler") for r in done) else []),
+        *(_DAGGER_LEGEND if any(_old_sampler(r) for r in done) else []),
         f"Cells measured: {len(done)} of {len(cells)} "
         f"({sum(1 for c in cells if not c.beyond_paper)} in the paper's table, "
         f"{sum(1 for c in cells if c.beyond_paper)} beyond it).",

@@ -36,7 +36,6 @@ __all__ = ["evaluate_run", "mean_and_stderr", "paired_difference", "result_path"
 logger = logging.getLogger(__name__)
 
 
-
 def result_path(
     run: str | Path, split: str, k: int, checkpoint: str, *, num_images: int | None = None, seed: int = 0
 ) -> Path:
