@@ -1,0 +1,92 @@
+"""The CUDA path: samplers at the float32 extremes, the bound against exact enumeration, training, and a
+checkpoint that moves between CUDA and the CPU. Skipped where no GPU is present (CI); run on a GPU machine with
+``pytest tests/test_cuda.py``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from concretelab.distributions import BinConcrete, Concrete
+from concretelab.functional import sample_uniform_open
+from concretelab.objectives import discrete_bound
+from concretelab.train import train
+from concretelab.train.metrics import read_metrics
+from objectives._exact import exact_terms
+from objectives.test_bound import _data, _tiny
+from train._helpers import model_tensors, small_config
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = torch.device("cuda")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator(device=CUDA).manual_seed(seed)
+
+
+def test_open_uniform_never_returns_0_or_1_in_float32() -> None:
+    # CUDA's generator draws from (0, 1], the CPU's from [0, 1): both ends must be excluded
+    u = sample_uniform_open((1 << 27,), generator=_gen(0), dtype=torch.float32, device=CUDA)
+    assert float(u.min()) > 0.0 and float(u.max()) < 1.0
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 0.1, 2 / 3, 5.0])
+def test_concrete_rounding_and_finiteness_at_extreme_logits(temperature: float) -> None:
+    logits = torch.tensor([-30.0, 0.0, 1.0, 30.0, 29.0], device=CUDA)
+    n = 400_000
+    d = Concrete(temperature, logits=logits)
+    x, log_p = d.sample_and_log_prob((n,), generator=_gen(1))
+    assert bool(torch.isfinite(log_p).all()) and bool(torch.isfinite(x).all())
+    assert bool(((x >= 0) & (x <= 1)).all())
+    torch.testing.assert_close(x.sum(-1).double(), torch.ones(n, dtype=torch.float64, device=CUDA), atol=1e-5, rtol=0)
+    # rounding: P(argmax X = k) = alpha_k / sum alpha, at every temperature; 5 sd of a binomial frequency
+    freq = torch.bincount(x.argmax(-1), minlength=5).double().cpu() / n
+    p = torch.softmax(logits.double().cpu(), 0)
+    assert bool(((freq - p).abs() <= 5 * (p * (1 - p) / n).sqrt() + 1e-12).all()), (freq, p)
+
+
+def test_bin_concrete_cdf_on_cuda() -> None:
+    # P(X <= x) = sigmoid(lambda * logit(x) - log alpha); Kolmogorov-Smirnov bound 1.63 / sqrt(n) (alpha = 0.01)
+    temperature, logit_alpha, n = 0.5, 1.3, 200_000
+    x = BinConcrete(temperature, logits=torch.tensor(logit_alpha, device=CUDA)).sample((n,), generator=_gen(2))
+    grid = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
+    empirical = (x.double().cpu()[:, None] <= grid).double().mean(0)
+    exact = torch.sigmoid(temperature * torch.logit(grid) - logit_alpha)
+    assert float((empirical - exact).abs().max()) < 1.63 / math.sqrt(n)
+
+
+@pytest.mark.parametrize(("spec", "categories", "dim"), [("2H-3H-5V", 2, 5), ("4H~4H-6V", 4, 6)])
+def test_bound_on_cuda_approaches_the_exact_marginal(spec: str, categories: int, dim: int) -> None:
+    model = _tiny(spec, categories)
+    x = _data(3, dim)
+    log_joint, log_q = exact_terms(model, x)
+    log_p = torch.logsumexp(log_joint, 0)
+    rho = torch.logsumexp(log_q + 2 * (log_joint - log_q), 0).sub(2 * log_p).exp() - 1
+    k = 20_000
+    lk = discrete_bound(model.to(CUDA), x.to(CUDA), k, generator=_gen(3)).cpu()
+    tol = 5 * (rho / k).sqrt() + rho / k + 1e-9  # delta method, as in tests/objectives/test_bound.py
+    assert ((lk - log_p).abs() < tol).all(), (lk, log_p, tol)
+
+
+@pytest.mark.parametrize("objective", ["relaxed", "discrete"])
+def test_training_on_cuda_is_finite_and_resumes_bit_identically(tmp_path, objective: str) -> None:
+    extra = {"objective": objective, "estimator": "vimco", "samples": 5} if objective == "discrete" else {}
+    straight, half = tmp_path / "straight", tmp_path / "half"
+    train(small_config(straight, steps=40, device="cuda", checkpoint_every=10, **extra))
+    train(small_config(half, steps=20, device="cuda", checkpoint_every=10, **extra))
+    train(small_config(half, steps=40, device="cuda", checkpoint_every=10, **extra), resume=True)
+    a, b = model_tensors(straight), model_tensors(half)
+    assert all(bool(torch.isfinite(t).all()) for t in a.values())
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def test_a_cuda_run_resumes_on_the_cpu(tmp_path) -> None:
+    out = tmp_path / "run"
+    train(small_config(out, steps=20, device="cuda", checkpoint_every=10))
+    train(small_config(out, steps=40, device="cpu", checkpoint_every=10), resume=True)
+    rows = [row for row in read_metrics(out / "metrics.jsonl") if "loss" in row]
+    assert [row["step"] for row in rows] == list(range(2, 41, 2))
+    assert all(math.isfinite(row["loss"]) for row in rows)
