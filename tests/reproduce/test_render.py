@@ -157,3 +157,15 @@ def test_the_overview_plots_the_estimate_where_recorded_and_skips_results_before
     assert "on the cell that records it, the larger k lowered -L_k by 0.80 to 0.80 nats" in page
     image = matplotlib.image.imread(figures / "overview.png")
     assert image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_a_call_that_only_evaluated_says_the_training_ran_earlier() -> None:
+    fresh = {**_done("200H-784V-m1-relaxed", 120.0), "device": "cpu (x86_64)", "resumed_from": None}
+    evaluated = {**_done("200H-784V-m5-relaxed", 110.0), "device": "cpu (x86_64)", "resumed_from": 100}
+    resumed = {**_done("200H-784V-m50-relaxed", 100.0), "device": "cpu (x86_64)", "resumed_from": 60}
+    text = render_markdown({r["cell"]: r for r in (fresh, evaluated, resumed)}, {})
+    details = text.split("## Run details")[1].splitlines()
+    row = {name: next(line for line in details if line.startswith(f"| `{name}`"))
+           for name in ("200H-784V-m1-relaxed", "200H-784V-m5-relaxed", "200H-784V-m50-relaxed")}
+    assert row["200H-784V-m5-relaxed"].startswith("| `200H-784V-m5-relaxed` | evaluated on cpu (x86_64); trained by an")
+    assert "earlier call" not in row["200H-784V-m1-relaxed"] and "earlier call" not in row["200H-784V-m50-relaxed"]

@@ -45,6 +45,16 @@ def _rate(result: dict[str, Any]) -> str:
     return f" ({result['steps'] / seconds:.0f})" if seconds else ""
 
 
+def _device(result: dict[str, Any]) -> str:
+    """Where the result's call ran; a call that found its run folder fully trained only evaluated there, and says
+    so (the training ran in an earlier call, possibly on another machine: the table's notes say where)."""
+    device = result.get("device", "-")
+    resumed, steps = result.get("resumed_from"), result.get("steps")
+    if resumed is not None and steps is not None and resumed >= steps:
+        return f"evaluated on {device}; trained by an earlier call"
+    return str(device)
+
+
 def _steps(steps: int) -> str:
     return f"{steps:,} ({steps / _PAPER_STEPS:.2%} of 10^7)"
 
@@ -416,7 +426,7 @@ def render_markdown(
             valid = "-" if r.get("best_valid_nll") is None else f"{r['best_valid_nll']:.2f}"
             valid_images = r.get("valid_images") or "all"
             lines.append(
-                f"| `{r['cell']}` | {r.get('device', '-')} | {_duration(r.get('train_seconds'))}{_rate(r)} |"
+                f"| `{r['cell']}` | {_device(r)} | {_duration(r.get('train_seconds'))}{_rate(r)} |"
                 f" {_duration(r.get('eval_seconds'))} | {r.get('checkpoint_step', '-')} |"
                 f" {valid} (L_{r.get('valid_k', '?')}, {valid_images}) | `{r.get('data', '-')}` |"
             )
