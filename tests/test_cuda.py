@@ -12,7 +12,7 @@ import torch
 from concretelab.distributions import BinConcrete, Concrete
 from concretelab.functional import sample_uniform_open
 from concretelab.objectives import discrete_bound
-from concretelab.train import train
+from concretelab.train import load_checkpoint, train
 from concretelab.train.metrics import read_metrics
 from objectives._exact import exact_terms
 from objectives.test_bound import _data, _tiny
@@ -87,6 +87,8 @@ def test_a_cuda_run_resumes_on_the_cpu(tmp_path) -> None:
     out = tmp_path / "run"
     train(small_config(out, steps=20, device="cuda", checkpoint_every=10))
     train(small_config(out, steps=40, device="cpu", checkpoint_every=10), resume=True)
+    devices = load_checkpoint(out / "checkpoints" / "last.safetensors").extra["devices"]
+    assert [first for first, _ in devices] == [0, 20] and devices[0][1].startswith(torch.cuda.get_device_name())
     rows = [row for row in read_metrics(out / "metrics.jsonl") if "loss" in row]
     assert [row["step"] for row in rows] == list(range(2, 41, 2))
     assert all(math.isfinite(row["loss"]) for row in rows)

@@ -169,3 +169,14 @@ def test_a_call_that_only_evaluated_says_the_training_ran_earlier() -> None:
            for name in ("200H-784V-m1-relaxed", "200H-784V-m5-relaxed", "200H-784V-m50-relaxed")}
     assert row["200H-784V-m5-relaxed"].startswith("| `200H-784V-m5-relaxed` | evaluated on cpu (x86_64); trained by an")
     assert "earlier call" not in row["200H-784V-m1-relaxed"] and "earlier call" not in row["200H-784V-m50-relaxed"]
+
+
+def test_recorded_training_devices_are_named() -> None:
+    cpu, gpu = "cpu (x86_64)", "NVIDIA H200, torch 2.11.0"
+    same = {**_done("200H-784V-m1-relaxed", 120.0), "device": cpu, "train_devices": [[0, cpu]], "resumed_from": 100}
+    moved = {**_done("200H-784V-m5-relaxed", 110.0), "device": cpu, "train_devices": [[0, gpu], [60, cpu]]}
+    text = render_markdown({r["cell"]: r for r in (same, moved)}, {})
+    details = text.split("## Run details")[1]
+    assert f"| `200H-784V-m1-relaxed` | {cpu} |" in details
+    moved_row = f"| `200H-784V-m5-relaxed` | trained on {gpu} from step 0, {cpu} from step 60; evaluated on {cpu} |"
+    assert moved_row in details

@@ -87,6 +87,7 @@ def test_table1_end_to_end(tmp_path: Path) -> None:
         assert "--steps 3" in result["command"] and "--k 4" in result["command"]
         assert isinstance(result["commit"], str) and result["commit"]
         assert result["device"].startswith("cpu")
+        assert result["train_devices"] == [[0, result["device"]]]  # one stretch of training, on this CPU
         assert [row[0] for row in result["curves"]["valid_nll"]][-1] == 3
         assert result["config"]["model"] == cell.model
         assert not Path(result["config"]["out"]).is_absolute()  # a result names no machine path

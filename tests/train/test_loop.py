@@ -273,3 +273,22 @@ def test_structured_prediction_relaxes_its_prior_at_one_temperature(tmp_path) ->
         train(small_config(tmp_path / "mixed", **structured, **two, prior_schedule="linear:1:1/2:4"))
     with pytest.warns(UserWarning, match=r"--learnable-temperature \(from 0\.666667 and 0\.666667"):
         train(small_config(tmp_path / "learned", **structured, learnable_temperature=True))
+
+
+def test_checkpoints_record_where_each_stretch_of_training_ran(tmp_path) -> None:
+    import dataclasses as dc
+
+    from concretelab.train.checkpoint import save_checkpoint
+    from concretelab.train.loop import describe_device
+
+    here = describe_device(torch.device("cpu"))
+    out = tmp_path / "run"
+    train(small_config(out, steps=4))
+    last = out / "checkpoints" / "last.safetensors"
+    assert load_checkpoint(last).extra["devices"] == [[0, here]]
+    train(small_config(out, steps=6), resume=True)  # the same device: still one stretch
+    assert load_checkpoint(last).extra["devices"] == [[0, here]]
+    moved = load_checkpoint(last)  # as if steps 0..6 had run on another machine
+    save_checkpoint(last, dc.replace(moved, extra={**moved.extra, "devices": [[0, "elsewhere"]]}))
+    train(small_config(out, steps=8), resume=True)
+    assert load_checkpoint(last).extra["devices"] == [[0, "elsewhere"], [6, here]]

@@ -46,13 +46,20 @@ def _rate(result: dict[str, Any]) -> str:
 
 
 def _device(result: dict[str, Any]) -> str:
-    """Where the result's call ran; a call that found its run folder fully trained only evaluated there, and says
-    so (the training ran in an earlier call, possibly on another machine: the table's notes say where)."""
-    device = result.get("device", "-")
+    """Where the result's training and evaluation ran. The trainer records the device of each stretch of
+    training in its checkpoints (``train_devices``, from 2026-11-30); for older run folders, a call that found
+    the folder fully trained only evaluated, and says so (the table's notes say where the training ran)."""
+    device = str(result.get("device", "-"))
+    stretches = result.get("train_devices")
+    if stretches:
+        if len(stretches) == 1 and stretches[0][1] == device:
+            return device
+        trained = ", ".join(f"{where} from step {first:,}" for first, where in stretches)
+        return f"trained on {trained}; evaluated on {device}"
     resumed, steps = result.get("resumed_from"), result.get("steps")
     if resumed is not None and steps is not None and resumed >= steps:
         return f"evaluated on {device}; trained by an earlier call"
-    return str(device)
+    return device
 
 
 def _steps(steps: int) -> str:

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import subprocess
 import time
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from concretelab.reproduce.results import load_result, not_run_result, write_res
 from concretelab.train import TrainConfig, load_checkpoint, load_config, train
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.io import atomic_write_json
-from concretelab.train.loop import resolve_device
+from concretelab.train.loop import describe_device, resolve_device
 from concretelab.train.metrics import read_metrics
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
 
@@ -286,14 +285,6 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
     return config_from_dict(overrides, config, source=f"reproduce options for {cell.name}")
 
 
-def _device_text(config: TrainConfig) -> str:
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    return f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads), torch {torch.__version__}"
-
-
 def _evaluate(
     run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
     options: ReproduceOptions, label: str,
@@ -422,7 +413,8 @@ def _run_cell_locked(
         "seconds": trained.seconds + eval_seconds,
         "wall_seconds_this_call": time.perf_counter() - started,
         "resumed_from": resumed_from,
-        "device": _device_text(config),
+        "device": describe_device(resolve_device(config.device)),
+        "train_devices": load_checkpoint(checkpoint).extra.get("devices"),  # [first step, device] per stretch
         "commit": commit,
         "command": command,
         "request": options.request(config),

@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import math
 import os
+import platform
 import random
 import signal
 import threading
@@ -76,6 +77,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainResult",
     "build_optimizer",
+    "describe_device",
     "num_threads",
     "resolve_device",
     "train",
@@ -111,6 +113,15 @@ class TrainResult:
     stopped_by_signal: int | None
     out: Path
     seconds: float
+
+
+def describe_device(device: torch.device) -> str:
+    """The device a run trains or evaluates on, in words, with torch's version (recorded with each result)."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    return f"{device.type} ({cpu}, {os.cpu_count()} cores, {threads} torch threads), torch {torch.__version__}"
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -514,10 +525,14 @@ class _Run:
 
         # ----- resume: parameters, Adam, step, data position, RNG states, the row in progress ---------------
         self.step, self.best_bound, self.elapsed, self.validation_due = 0, None, 0.0, False
+        self.devices: list[list[Any]] = []  # [first step, device] of each stretch of training, across resumes
         if checkpoint is not None:
             self._restore(checkpoint)
         else:
             _seed_globals(config.seed)
+        here = describe_device(device)
+        if not self.devices or self.devices[-1][1] != here:
+            self.devices.append([self.step, here])
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_config(config, out / "config.toml")
@@ -541,6 +556,7 @@ class _Run:
         self.step, self.best_bound, self.elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
         self.window.load(list(checkpoint.extra.get("loss_window", [])))
         self.validation_due = bool(checkpoint.extra.get("validation_due", False))
+        self.devices = [list(segment) for segment in checkpoint.extra.get("devices", [])]  # absent before 2026-11-30
         logger.info("resumed %s at step %d", self.out, self.step)
 
     # ----- the loop ---------------------------------------------------------------------------------------------
@@ -677,7 +693,7 @@ class _Run:
         extra = {"temperatures": self.temperatures.state_dict(),
                  "elapsed": self.elapsed + time.perf_counter() - self.t0,
                  "loss_window": pending_losses, "validation_due": owes_validation, "valid_subset": self.valid_subset,
-                 "resolved_temperatures": list(self.config.temperatures)}
+                 "resolved_temperatures": list(self.config.temperatures), "devices": self.devices}
         if self.objective_state is not None:
             extra["estimator"] = self.objective_state.state_dict()
         return Checkpoint(
