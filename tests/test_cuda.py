@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 
+import concretelab.reproduce.runner as runner
+from concretelab.cli import main
 from concretelab.distributions import BinConcrete, Concrete
 from concretelab.functional import sample_uniform_open
 from concretelab.objectives import discrete_bound
@@ -16,6 +18,7 @@ from concretelab.train import load_checkpoint, train
 from concretelab.train.metrics import read_metrics
 from objectives._exact import exact_terms
 from objectives.test_bound import _data, _tiny
+from reproduce.test_reproduce_command import _argv, _result
 from train._helpers import model_tensors, small_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -92,3 +95,19 @@ def test_a_cuda_run_resumes_on_the_cpu(tmp_path) -> None:
     rows = [row for row in read_metrics(out / "metrics.jsonl") if "loss" in row]
     assert [row["step"] for row in rows] == list(range(2, 41, 2))
     assert all(math.isfinite(row["loss"]) for row in rows)
+
+
+def test_reproduce_trains_and_evaluates_on_the_gpu(tmp_path, monkeypatch) -> None:
+    seen: list[str] = []
+    evaluate = runner.evaluate_images
+
+    def spy(model, images, **options):
+        seen.append(next(model.parameters()).device.type)
+        return evaluate(model, images, **options)
+
+    monkeypatch.setattr(runner, "evaluate_images", spy)
+    assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 3, "--large-k", "16", "--large-k-images", "6")) == 0
+    result = _result(tmp_path, "200H-784V-m1-relaxed")
+    assert seen == ["cuda", "cuda"]  # -L_k on the test images and the larger k on the subset
+    assert result["device"].startswith(torch.cuda.get_device_name())
+    assert result["train_devices"] == [[0, result["device"]]]

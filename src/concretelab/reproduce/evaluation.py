@@ -60,10 +60,10 @@ class Evaluation:
         return values
 
 
-def load_trained_model(path: str | Path) -> tuple[nn.Module, int]:
-    """The model of a checkpoint file (rebuilt from its ``model_args``) in eval mode, and its step."""
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
+    """The model of a checkpoint file (rebuilt from its ``model_args``) in eval mode on ``device``, and its step."""
     checkpoint = load_checkpoint(path)
-    return model_from_checkpoint(checkpoint), checkpoint.step
+    return model_from_checkpoint(checkpoint, device=device), checkpoint.step
 
 
 @torch.no_grad()

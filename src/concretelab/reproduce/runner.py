@@ -287,12 +287,13 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
 
 def _evaluate(
     run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
-    options: ReproduceOptions, label: str,
+    options: ReproduceOptions, label: str, device: torch.device,
 ) -> tuple[Evaluation, torch.Tensor | None]:
     """-L_k of the checkpoint on all test images (``subset`` None) or on the fixed subset drawn by
     :func:`fixed_subset`, and the per-image values (None from a cache written before they were kept); cached in
-    the run folder, and saved there batch by batch while it runs, so that an interrupted evaluation resumes."""
-    model, step = load_trained_model(checkpoint)
+    the run folder, and saved there batch by batch while it runs, so that an interrupted evaluation resumes. It
+    runs on the cell's training device (``--device``; a GPU where ``auto`` finds one)."""
+    model, step = load_trained_model(checkpoint, device)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
     batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
@@ -369,17 +370,18 @@ def _run_cell_locked(
         return None
     best = run / "checkpoints" / "best.safetensors"
     checkpoint = best if best.is_file() else last
+    device = resolve_device(config.device)
     update("evaluating", f"-L_{options.k}")
     total = test_images.shape[0]
     main, main_nll = _evaluate(run, checkpoint, test_images, k=options.k,
                                subset=fixed_subset(total, options.num_images, options.eval_seed), options=options,
-                               label=cell.name)
+                               label=cell.name, device=device)
     large, tightening = None, None
     if options.large_k is not None:
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
         subset = fixed_subset(total, options.large_k_images, options.eval_seed)
         large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, subset=subset, options=options,
-                                     label=cell.name)
+                                     label=cell.name, device=device)
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
     eval_seconds = main.seconds + (large.seconds if large else 0.0)
     result: dict[str, Any] = {
@@ -413,7 +415,7 @@ def _run_cell_locked(
         "seconds": trained.seconds + eval_seconds,
         "wall_seconds_this_call": time.perf_counter() - started,
         "resumed_from": resumed_from,
-        "device": describe_device(resolve_device(config.device)),
+        "device": describe_device(device),
         "train_devices": load_checkpoint(checkpoint).extra.get("devices"),  # [first step, device] per stretch
         "commit": commit,
         "command": command,
