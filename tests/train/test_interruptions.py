@@ -248,3 +248,65 @@ def test_sigint_during_evaluate_stops_within_a_second_without_a_traceback(tmp_pa
     # as above: the bound itself takes minutes, so stopping within 30 s (under 3 s when idle) means at once
     assert took < 30.0, f"took {took:.1f} s: the evaluation was not abandoned at once"
     assert not list(out.glob("eval-*.json")) and not list(out.glob(".eval-*"))
+
+
+# ----- issue 27: --log-every may change on resume, also between two rows --------------------------------------
+
+
+def _stop_by_sigterm_after(out, stop_after: int, **config: object):
+    """Train ``small_config(out, **config)`` in-process, SIGTERM arriving in the forward pass of step
+    ``stop_after + 1``: the run stops at step ``stop_after`` with the losses since its last row pending."""
+    from concretelab import objectives
+
+    real = objectives.OBJECTIVES["relaxed"]
+    calls = {"n": 0}
+
+    def signalling(model, x, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == stop_after + 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model, x, **kwargs)
+
+    objectives.OBJECTIVES["relaxed"] = signalling
+    try:
+        return train(small_config(out, **config))
+    finally:
+        objectives.OBJECTIVES["relaxed"] = real
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "stop_after"),
+    [
+        (7, 2, 5),  # no row yet, 5 losses pending; the next row (at 6) covers 6 steps, more than --log-every 2
+        (4, 6, 7),  # a row at 4, 3 losses pending; the next row (at 12) covers 8 steps, more than --log-every 6
+    ],
+)
+def test_resume_with_another_log_every_keeps_the_pending_losses(tmp_path, before, after, stop_after) -> None:
+    """A run stopped between two metrics rows resumes with another --log-every: no crash, the same tensors as an
+    uninterrupted run, and each row after the resume averages the losses of every step since the row before it."""
+    steps = 14
+    per_step = tmp_path / "per_step"  # the loss of every step, logged one by one
+    train(small_config(per_step, steps=steps, log_every=1, checkpoint_every=1000))
+    loss_at = {row["step"]: row["loss"] for row in _rows(per_step) if "loss" in row}
+
+    out = tmp_path / "run"
+    result = _stop_by_sigterm_after(out, stop_after, steps=steps, log_every=before, checkpoint_every=1000)
+    assert result.stopped_by_signal == signal.SIGTERM and result.step == stop_after
+    pending = load_checkpoint(out / "checkpoints/last.safetensors").extra["loss_window"]
+    assert len(pending) == stop_after % before > 0  # stopped between two rows
+
+    train(small_config(out, steps=steps, log_every=after, checkpoint_every=1000), resume=True)
+    rows = [row for row in _rows(out) if "loss" in row]
+    last_before = stop_after - stop_after % before
+    want_steps = [s for s in range(before, stop_after + 1, before)]
+    want_steps += [s for s in range(stop_after + 1, steps + 1) if s % after == 0 or s == steps]
+    assert [row["step"] for row in rows] == want_steps
+    previous = 0
+    for row in rows:
+        covered = range(previous + 1, row["step"] + 1)
+        assert row["loss"] == pytest.approx(sum(loss_at[s] for s in covered) / len(covered), rel=1e-9), row["step"]
+        previous = row["step"]
+    assert rows[len(range(before, stop_after + 1, before))]["step"] - last_before > after  # the row that overflowed
+    a, b = model_tensors(per_step), model_tensors(out)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

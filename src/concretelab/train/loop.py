@@ -14,7 +14,9 @@ the sampling noise of shard ``s`` at step ``t`` comes from a generator seeded wi
 ``(seed, t, s)``, and a fresh run seeds the global RNGs from ``seed``. A checkpoint stores the parameters,
 Adam's state, the step, the data position, the global RNG states, the losses of the metrics row in progress
 and whether a validation is owed, so a resumed run (after ``kill -9`` too) replays an uninterrupted one:
-the same tensors and the same metrics rows at the same steps, wall-clock fields aside. A global batch is
+the same tensors and the same metrics rows at the same steps, wall-clock fields aside. ``--log-every`` may
+change on resume: the next row is then written at the next multiple of the new value and covers every loss
+since the last row, those gathered before the interruption included. A global batch is
 cut into ``world_size x grad_accum`` equal shards; one process with ``grad_accum = W`` draws the same noise
 as W data-parallel processes.
 
@@ -226,9 +228,16 @@ class _StopSignals:
 
 
 class _LossWindow:
-    """The per-step losses of the metrics row in progress, kept on the device (no per-step host sync)."""
+    """The per-step losses of the metrics row in progress, kept on the device (no per-step host sync).
+
+    ``size`` slots hold the losses between two rows of one ``--log-every``. A run resumed with another
+    ``--log-every`` brings the losses pending since its last row, and its next row (at the next multiple of the
+    new value) covers them and every step up to it: :meth:`load` grows the buffer to hold them all, and
+    :meth:`reset` returns it to ``size`` slots after that row.
+    """
 
     def __init__(self, size: int, device: torch.device, context: Distributed) -> None:
+        self.size = size
         self.values = torch.zeros(size, device=device)
         self.count = 0
         self.context = context
@@ -256,14 +265,30 @@ class _LossWindow:
         return values
 
     def reset(self) -> None:
-        self.values.zero_()
+        if self.values.numel() != self.size:  # grown by load(): back to one row's losses
+            self.values = torch.zeros(self.size, dtype=self.values.dtype, device=self.values.device)
+        else:
+            self.values.zero_()
         self.count = 0
 
-    def load(self, values: list[float]) -> None:
-        self.values.zero_()
+    def load(self, values: list[float], steps_to_next_row: int) -> None:
+        """Restore the losses pending in a checkpoint, with room for the ``steps_to_next_row`` steps still to
+        come before the next row; the buffer grows when they do not fit in ``size`` slots (a resumed run's
+        ``--log-every`` differs from the one its pending losses were gathered under)."""
+        needed = len(values) + max(steps_to_next_row, 0)
+        if needed > self.values.numel():
+            self.values = torch.zeros(needed, dtype=self.values.dtype, device=self.values.device)
+        else:
+            self.values.zero_()
         if values:
             self.values[: len(values)] = torch.tensor(values, dtype=self.values.dtype)
         self.count = len(values)
+
+
+def _next_row_step(step: int, log_every: int, steps: int) -> int:
+    """The step of the first training row after ``step``: the next multiple of ``log_every``, or the last step
+    ``steps`` when that comes first (``step`` itself when no step is left)."""
+    return max(min((step // log_every + 1) * log_every, steps), step)
 
 
 def validate(
@@ -542,6 +567,7 @@ class _Run:
                       if config.tensorboard and context.is_main else None)
         self.last_loss: float | None = None
         self.t0 = self.row_t0 = time.perf_counter()
+        self.row_first_step = self.step  # steps/s counts the steps taken since row_t0 (not those before a resume)
         self.bar = tqdm(total=config.steps, initial=self.step, unit="step", dynamic_ncols=True,
                         disable=None if (config.progress and context.is_main) else True)
 
@@ -554,7 +580,9 @@ class _Run:
         self.batches.load_state_dict(checkpoint.data_state)
         restore_global_rng(checkpoint.rng)
         self.step, self.best_bound, self.elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
-        self.window.load(list(checkpoint.extra.get("loss_window", [])))
+        # the losses since the run's last row: the next row covers them, whatever --log-every they were gathered under
+        pending = list(checkpoint.extra.get("loss_window", []))
+        self.window.load(pending, _next_row_step(self.step, self.config.log_every, self.config.steps) - self.step)
         self.validation_due = bool(checkpoint.extra.get("validation_due", False))
         self.devices = [list(segment) for segment in checkpoint.extra.get("devices", [])]  # absent before 2026-11-30
         logger.info("resumed %s at step %d", self.out, self.step)
@@ -656,10 +684,10 @@ class _Run:
             "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
             "lr": self.optimizer.param_groups[0]["lr"],
             "time": self.elapsed + now - self.t0,
-            "steps_per_s": len(values) / max(now - self.row_t0, 1e-9),
+            "steps_per_s": (self.step - self.row_first_step) / max(now - self.row_t0, 1e-9),
         })
         self.window.reset()
-        self.row_t0 = now
+        self.row_t0, self.row_first_step = now, self.step
         return loss
 
     def validate(self, stop: _StopSignals) -> bool:
