@@ -18,25 +18,81 @@ from ._helpers import small_config
 FAST = ["--steps", "1", "--batch-size", "8", "--eval-every", "0", "--no-progress", "--threads", "1"]
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--log-every", "100000000000", "--steps", "100000000000"], "--log-every 100000000000 would keep"),
-        (["--model", "200000000H~784V"], "--model 200000000H~784V has"),
-        (["--model", "8H-784V", "--samples", "1000000000"], "--samples 1000000000 x --batch-size 8"),
-        (["--model", "8H-784V", "--eval-every", "1", "--eval-chunk-size", "1000000000"], "--eval-chunk-size"),
-        (["--model", "8H-500V"], "--model 8H-500V has 500 visible units, but --data embedded has 784 pixels"),
-        (["--model", "8H-784V", "--data", ""], "--data must not be empty"),
-        (["--model", "8H-784V", "--objective", "relaxed", "--estimator", "vimco", "--samples", "2"],
-         "--objective relaxed cannot be combined with --estimator vimco"),
-    ],
-)
+# Refused by train before any file is written, each naming the flag (and by --dry-run, test below).
+REFUSED = [
+    (["--log-every", "100000000000", "--steps", "100000000000"], "--log-every 100000000000 would keep"),
+    (["--model", "200000000H~784V"], "--model 200000000H~784V has"),
+    (["--model", "8H-784V", "--samples", "1000000000"], "--samples 1000000000 x --batch-size 8"),
+    (["--model", "8H-784V", "--eval-every", "1", "--eval-chunk-size", "1000000000"], "--eval-chunk-size"),
+    (["--model", "8H-500V"], "--model 8H-500V has 500 visible units, but --data embedded has 784 pixels"),
+    (["--model", "8H-784V", "--data", ""], "--data must not be empty"),
+    (["--model", "8H-784V", "--objective", "relaxed", "--estimator", "vimco", "--samples", "2"],
+     "--objective relaxed cannot be combined with --estimator vimco"),
+    # issue 27: combinations --dry-run accepted
+    (["--model", "8H-784V", "--estimator", "rebar"], "--estimator 'rebar' is not supported for training"),
+    (["--model", "8H-784V", "--categories", "4", "--estimator", "disarm"],
+     "--estimator disarm needs a binary SBN (--categories 2)"),
+    (["--model", "8H-784V", "--estimator", "nvil", "--objective", "relaxed-logratio"],
+     "--objective relaxed-logratio cannot be combined with --estimator nvil"),
+    (["--model", "8H-784V", "--batch-size", "20000"], "--batch-size 20000 exceeds the 10000 training images"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), REFUSED)
 def test_refused_before_any_file(tmp_path, capsys, argv, message) -> None:
     out = tmp_path / "run"
     assert main(["train", *FAST, *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()  # no config.toml, no metrics.jsonl, no folder
+
+
+@pytest.mark.parametrize(("argv", "message"), REFUSED)
+def test_dry_run_refuses_what_train_refuses(tmp_path, capsys, argv, message) -> None:
+    """Issue 27: ``--dry-run`` makes every check ``train`` makes before its first step, with the same message."""
+    out = tmp_path / "run"
+    assert main(["train", "--dry-run", *FAST, *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_dry_run_and_train_call_one_check(tmp_path, capsys, monkeypatch) -> None:
+    """The dry run and training run the same check function (concretelab.train.loop.check_run), so what one
+    accepts the other accepts: a refusal put into it refuses both."""
+    from concretelab.train import loop
+
+    calls = []
+
+    def refuse(config, *, resume=False):
+        calls.append(resume)
+        raise ValueError("--model refused by the shared check")
+
+    monkeypatch.setattr(loop, "check_run", refuse)
+    out = tmp_path / "run"
+    for dry in (["--dry-run"], []):
+        assert main(["train", *dry, *FAST, "--model", "8H-784V", "--out", str(out)]) == 2
+        assert "--model refused by the shared check" in capsys.readouterr().err
+    assert calls == [False, False] and not out.exists()
+
+
+def test_dry_run_makes_the_resume_checks_and_writes_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *FAST[2:], "--model", "8H-784V", "--steps", "6", "--out", str(out)]) == 0
+    before = {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+    refused = [
+        (["--model", "8H-784V"], "already holds a run (checkpoints/last.safetensors); pass --resume"),
+        (["--resume", "--steps", "3"], "--steps 3 is below the 6 steps this run has already done"),
+        (["--resume", "--lr", "0.01"], "cannot resume with --lr 0.01"),
+        (["--resume", "--steps", "8", "--prior-temperature", "0.7"], "cannot resume with --prior-temperature 0.7"),
+    ]
+    for argv, message in refused:
+        assert main(["train", "--dry-run", *argv, "--out", str(out)]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert main(["train", "--dry-run", "--resume", "--steps", "8", "--log-every", "3", "--out", str(out)]) == 0
+    assert f"# resumes {out} at step 6" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()} == before
 
 
 def test_evaluate_refuses_a_chunk_that_cannot_fit(tmp_path, capsys) -> None:

@@ -15,6 +15,10 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concretelab.train.config import TrainConfig
 
 __all__ = ["register"]
 
@@ -76,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", dest="config_file", metavar="FILE", help="TOML file of configuration overrides")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the resolved configuration and the model's parameter count, train nothing, "
-                        "write nothing")
+                        help="print the resolved configuration and the model's parameter count and make every "
+                        "check train makes before its first step; train nothing, write nothing")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = field.default
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and saved.is_file():
         config = resolve_config(config_file=args.config_file, overrides=overrides, base=load_config(saved))
     if args.dry_run:
-        return _dry_run(config)
+        return _dry_run(config, resume=args.resume)
     try:
         result = train(config, resume=args.resume)
     except NonFiniteLossError as error:
@@ -116,23 +120,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run(config: object) -> int:
-    """The resolved configuration as TOML, then the model's size (built on the meta device: no memory)."""
+def _dry_run(config: TrainConfig, *, resume: bool) -> int:
+    """The resolved configuration as TOML and the model's size, then every check ``train`` makes before its first
+    step (:func:`concretelab.train.loop.check_run`, the same function): a configuration the dry run accepts is
+    one ``train`` starts. Trains nothing and writes nothing."""
     import tomli_w
-    import torch
 
-    from concretelab.models import build_model
     from concretelab.train.config import config_to_dict
-    from concretelab.train.resources import check_resources
+    from concretelab.train.loop import check_run
 
     values = {k: v for k, v in config_to_dict(config).items() if v is not None}
     prior, posterior = config.temperatures
     print("# resolved configuration (concretelab train --dry-run)")
     print(f"# temperatures used: prior {prior:.6g}, posterior {posterior:.6g}")
     print(tomli_w.dumps(values), end="")
-    with torch.device("meta"):
-        model = build_model(config.model, categories=config.categories)
-    parameters = sum(p.numel() for p in model.parameters())
+    checked = check_run(config, resume=resume)  # ValueError naming the flag, as train raises it
+    parameters = sum(p.numel() for p in checked.architecture.parameters())
     print(f"# model {config.model}: {parameters:,} parameters ({parameters * 4 / 2**20:.1f} MiB in float32)")
-    check_resources(config, torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device))
+    if checked.checkpoint is not None:
+        print(f"# resumes {config.out} at step {checked.checkpoint.step}")
     return 0

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from concretelab.data import SUBSET_SEED, fixed_subset, load_dataset
+from concretelab.data import SUBSET_SEED, Dataset, fixed_subset, load_dataset
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
@@ -75,10 +75,12 @@ from concretelab.train.seeding import derive_seed
 from concretelab.train.tensorboard import TensorBoardLog, require_tensorboard
 
 __all__ = [
+    "CheckedRun",
     "ForcedStop",
     "NonFiniteLossError",
     "TrainResult",
     "build_optimizer",
+    "check_run",
     "describe_device",
     "num_threads",
     "resolve_device",
@@ -477,6 +479,73 @@ def validation_images(images: Tensor, count: int | None, rule: str = "random") -
     return images if subset is None else images[subset]
 
 
+@dataclasses.dataclass
+class CheckedRun:
+    """What :func:`check_run` found while checking a request: the device, the checkpoint a ``--resume`` continues
+    from (None for a fresh run), the data set, the model's architecture on the meta device (no memory), the rule
+    that picks the validation images and the number of data-parallel processes."""
+
+    device: torch.device
+    checkpoint: Checkpoint | None
+    dataset: Dataset
+    architecture: nn.Module
+    valid_subset: str
+    world_size: int
+
+
+def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
+    """Every check :func:`train` makes before its first step, in its order, writing nothing: raises ``ValueError``
+    naming the flag (``FileNotFoundError`` for missing data) where :func:`train` would refuse ``config``.
+
+    The estimator, objective and model (:func:`~concretelab.train.discrete.check_estimator_config`), the device,
+    the run folder (a run there needs ``--resume``; a resumed run may change only what
+    :data:`~concretelab.train.config.MUTABLE_ON_RESUME` lists, at the temperatures it trained at), the memory the
+    run needs (:func:`~concretelab.train.resources.check_resources`), TensorBoard, the data against the model and
+    the batch size against the data and the shards. ``concretelab train --dry-run`` calls it, so what the dry run
+    accepts, training accepts. Warns, as training does, where a flag combination is known to cost nats.
+    """
+    check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
+    if config.estimator is None and (config.objective or "relaxed") not in OBJECTIVES:
+        raise ValueError(
+            f"--objective {config.objective}: unknown objective; expected one of {', '.join(sorted(OBJECTIVES))}"
+        )
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    out = Path(config.out)
+    last_path = out / "checkpoints" / "last.safetensors"
+    checkpoint: Checkpoint | None = None
+    if resume and last_path.exists():
+        checkpoint = load_checkpoint(last_path)
+        _check_resume(config, checkpoint)
+        _check_resumed_temperatures(config, checkpoint, out / "metrics.jsonl")
+    elif not resume and last_path.exists():
+        raise ValueError(f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out")
+    check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
+    if config.tensorboard:
+        require_tensorboard()  # ValueError naming --tensorboard and the install command
+    dataset = load_dataset(config.data)
+    with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
+        architecture = build_model(config.model, categories=config.categories)
+    pixels = int(dataset.train.shape[1])
+    if model_input_size(architecture) != pixels:
+        raise ValueError(
+            f"--model {config.model} has {model_input_size(architecture)} visible units, but --data {config.data} "
+            f"has {pixels} pixels per image"
+        )
+    if config.batch_size > dataset.train.shape[0]:
+        raise ValueError(
+            f"--batch-size {config.batch_size} exceeds the {dataset.train.shape[0]} training images of --data "
+            f"{config.data}; every batch is full, so use at most {dataset.train.shape[0]}"
+        )
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's; the process group is joined by train only
+    shards = max(world_size, 1) * config.grad_accum
+    if config.batch_size % shards:
+        raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
+    _warn_on_two_temperatures_without_proposal(config, architecture)
+    # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
+    # the subset was random keeps them, so that its best checkpoint stays comparable
+    return CheckedRun(device, checkpoint, dataset, architecture, _valid_subset_rule(checkpoint), max(world_size, 1))
+
+
 class _Run:
     """One training run. Reads top to bottom: ``__init__`` checks the request and prepares data, model, objective,
     optimizer and the resumed state; :meth:`train` is the loop, one :meth:`step` then one :meth:`flush` (metrics
@@ -486,41 +555,18 @@ class _Run:
     # ----- what to train, where, and whether it fits (all checked before any file is written) ---------------
     def __init__(self, config: TrainConfig, resume: bool) -> None:
         self.config = config
-        check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
-        if config.estimator is None and (config.objective or "relaxed") not in OBJECTIVES:
-            raise ValueError(
-                f"--objective {config.objective}: unknown objective; expected one of {', '.join(sorted(OBJECTIVES))}"
-            )
-        self.device = device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+        checked = check_run(config, resume=resume)  # every refusal, naming the flag; --dry-run runs the same
+        self.device = device = checked.device
         self.out = out = Path(config.out)
         self.last_path = out / "checkpoints" / "last.safetensors"
         self.best_path = out / "checkpoints" / "best.safetensors"
-        checkpoint: Checkpoint | None = None
-        if resume and self.last_path.exists():
-            checkpoint = load_checkpoint(self.last_path)
-            _check_resume(config, checkpoint)
-            _check_resumed_temperatures(config, checkpoint, out / "metrics.jsonl")
-        elif resume:
+        checkpoint = checked.checkpoint
+        if resume and checkpoint is None:
             logger.info("no checkpoint in %s: starting from scratch", out)
-        elif self.last_path.exists():
-            raise ValueError(
-                f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out"
-            )
         self.resumed_at = None if checkpoint is None else checkpoint.step
-        check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
-        if config.tensorboard:
-            require_tensorboard()  # ValueError naming --tensorboard and the install command
 
         # ----- data, model, objective, optimizer ------------------------------------------------------------
-        self.dataset = dataset = load_dataset(config.data)
-        with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
-            probe = build_model(config.model, categories=config.categories)
-        pixels = int(dataset.train.shape[1])
-        if model_input_size(probe) != pixels:
-            raise ValueError(
-                f"--model {config.model} has {model_input_size(probe)} visible units, but --data {config.data} has "
-                f"{pixels} pixels per image"
-            )
+        self.dataset = dataset = checked.dataset
         with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
             torch.manual_seed(config.seed)
             model: TrainableModel = build_model(config.model, categories=config.categories,
@@ -528,23 +574,18 @@ class _Run:
         self.model = model
         model.to(device).train()
         self.temperatures = Temperatures(config).to(device)  # two schedules: the prior's and the posterior's
-        _warn_on_two_temperatures_without_proposal(config, model)
         self.objective, self.objective_state = _build_objective(config, model)
         own = self.objective_state.parameters() if self.objective_state is not None else ()
         self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
         self.optimizer = build_optimizer(self.params, config.lr, device)
         self.batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches
-        # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
-        # the subset was random keeps them, so that its best checkpoint stays comparable
-        self.valid_subset = _valid_subset_rule(checkpoint)
+        self.valid_subset = checked.valid_subset  # --eval-images N: check_run's rule (a random subset, or the first N)
         self.valid_images = validation_images(dataset.valid, config.eval_images, self.valid_subset)
         self.context = context = setup_distributed(device)
-        shards = context.world_size * config.grad_accum
-        if config.batch_size % shards:
-            raise ValueError(
-                f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})"
-            )
-        self.shard_size = config.batch_size // shards
+        if context.world_size != checked.world_size:  # torchrun sets WORLD_SIZE; a process group of another size
+            raise ValueError(f"the process group has {context.world_size} processes, but WORLD_SIZE is "
+                             f"{checked.world_size}")
+        self.shard_size = config.batch_size // (context.world_size * config.grad_accum)
         self.generator = torch.Generator(device=device)
         self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context)
 
