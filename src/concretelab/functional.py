@@ -55,6 +55,7 @@ __all__ = [
     "sample_logistic_and_log_pdf",
     "sample_uniform_open",
     "softplus",
+    "traced",
 ]
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -75,7 +76,9 @@ def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
     """The shape ``shapes`` broadcast to, as ``torch.broadcast_shapes`` (and the same ``RuntimeError`` when they
     do not broadcast), in plain Python: torch's version goes through its reference implementation and costs
     about 60 microseconds a call, which the distributions pay once or twice per object."""
-    ndim = max((len(shape) for shape in shapes), default=0)
+    ndim = 0
+    for shape in shapes:  # not max(..., default=0): torch.compile(fullgraph=True) cannot trace the keyword
+        ndim = max(ndim, len(shape))
     out = [1] * ndim
     for shape in shapes:
         for i, size in enumerate(shape, start=ndim - len(shape)):
@@ -261,11 +264,16 @@ def _check_noise(noise: Tensor, logits: Tensor) -> None:
         )
 
 
+def traced(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is being traced by ``torch.compile`` or is inside a ``torch.func`` transform (vmap,
+    grad, jacrev): there a check that reads its values (``bool(...)``) would break the graph or fail, so
+    value checks run only eagerly."""
+    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+
+
 def _check_temperature_values(temperature: Tensor) -> None:
-    """Eager check that a tensor temperature is finite and positive. It is skipped while tracing for
-    ``torch.compile`` and for a temperature inside a ``torch.func`` transform (vmap, grad), where its
-    values may be batched."""
-    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(temperature):
+    """Eager check that a tensor temperature is finite and positive (skipped where :func:`traced`)."""
+    if traced(temperature):
         return
     if not bool((torch.isfinite(temperature) & (temperature > 0)).all()):
         raise ValueError(
@@ -315,15 +323,31 @@ def perturb_and_scale(logits: Tensor, noise: Tensor, temperature: float | Tensor
     return torch.where(excluded, float("-inf"), finite / temperature)
 
 
+def _check_logit_values(logits: Tensor, dim: int) -> None:
+    """Eager check (skipped where :func:`traced`) that no logit is NaN and every slice along ``dim`` has a
+    finite logit: otherwise the softmax is 0/0 and the sample NaN."""
+    if traced(logits) or not logits.numel():
+        return
+    if bool(torch.isnan(logits).any()):
+        raise ValueError(f"logits must not contain NaN, got a tensor of shape {tuple(logits.shape)} with NaN entries")
+    if not bool((logits > float("-inf")).any(dim=dim).all()):
+        raise ValueError(
+            f"logits must have at least one finite (not -inf) value in every slice along dim {dim}, got a tensor "
+            f"of shape {tuple(logits.shape)} with a slice that excludes every category"
+        )
+
+
 def _concrete_scores(logits: Tensor, temperature: float | Tensor, dim: int, generator: torch.Generator | None,
                      noise: Tensor | None) -> tuple[int, Tensor]:
-    """The checked category dim and the scores (logits + G) / temperature, G drawn or given (Def. 1)."""
+    """The category dim, counted from the right (a tensor temperature may add leading dims to the scores), and
+    the scores (logits + G) / temperature, G drawn or given (Def. 1)."""
     dim = _check_dim(logits, dim)
+    _check_logit_values(logits, dim)
     if noise is None:
         noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
     else:
         _check_noise(noise, logits)
-    return dim, perturb_and_scale(logits, noise, _temperature_for(temperature, logits, dim))
+    return dim - logits.dim(), perturb_and_scale(logits, noise, _temperature_for(temperature, logits, dim))
 
 
 def log_gumbel_softmax(
@@ -398,7 +422,7 @@ def gumbel_topk(
     size = logits.shape[dim]
     if not isinstance(k, int) or not 1 <= k <= size:
         raise ValueError(f"k must be an integer in [1, {size}] (the size of dim {dim}), got {k!r}")
-    available = int((logits > float("-inf")).sum(dim=dim).min()) if logits.numel() else size
+    available = size if traced(logits) or not logits.numel() else int((logits > float("-inf")).sum(dim=dim).min())
     if k > available:
         raise ValueError(
             f"k={k} exceeds the number of categories with finite logits along dim {dim} (as few as {available})"
@@ -415,10 +439,15 @@ class _LogSoftmaxAndSoftmax(torch.autograd.Function):
     """(y, x) = (s - logsumexp(s), softmax(s)) along the last dim, in one pass of exp, with a fused backward:
 
         ds = dy + x * dx - x * (sum(dy) + sum(x * dx)).
+
+    In the setup_context form, so that torch.func transforms (grad, vmap, jacrev) compose with it; the backward
+    is written in differentiable operations on the saved softmax, so double backward works too.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, scores: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(scores: Tensor) -> tuple[Tensor, Tensor]:
         # finite: every row has a finite logit (validated) and the noise is finite
         shift = scores.amax(dim=-1, keepdim=True)
         centred = scores - shift
@@ -426,8 +455,11 @@ class _LogSoftmaxAndSoftmax(torch.autograd.Function):
         total = e.sum(dim=-1, keepdim=True)
         y = centred - total.log()
         x = e.div_(total)
-        ctx.save_for_backward(x)
         return y, x
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: tuple[Tensor, Tensor]) -> None:
+        ctx.save_for_backward(output[1])
 
     @staticmethod
     def backward(ctx: Any, grad_y: Tensor | None, grad_x: Tensor | None) -> Tensor:

@@ -1,10 +1,12 @@
 """A remembered log-space point is never used for a tensor whose values changed after sampling (issue 10.1).
 
-Every route of an in-place change is tried: the tensor itself, ``.data`` (which has its own version counter),
-an inference-mode tensor (which has none), a change under ``no_grad``, a view, and a NumPy alias. After the
-change, ``log_prob`` must equal the density of the new values computed from scratch (a clone, which no
-cache knows); that path is checked against 50-digit mpmath in test_reference_accuracy.py. Each case failed
-before the fix (the issue's numbers: BinConcrete -0.6930, 0.1520 instead of -0.6931, -0.6931).
+Every route of an in-place change is tried: the tensor itself, a change under ``no_grad``, a view, an
+inference-mode tensor (which has no version counter: its record compares a snapshot), ``.data`` (which has its
+own version counter) and a NumPy alias. After the change, ``log_prob`` must equal the density of the new values
+computed from scratch (a clone, which no record knows); that path is checked against 50-digit mpmath in
+test_reference_accuracy.py. The default guard (a stamp: version counter, data pointer, storage offset, shape,
+stride) sees every route PyTorch's version counter sees; ``.data`` and NumPy writes bypass that counter, and the
+``"values"`` guard (:func:`concretelab.distributions.record_guard`) sees them (docs/api.md explains the choice).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from concretelab.distributions import (
     LogitBinConcrete,
     StraightThroughBinConcrete,
     StraightThroughConcrete,
+    record_guard,
 )
 
 FAMILIES: dict[str, tuple[Callable[[torch.Tensor], object], float]] = {
@@ -55,16 +58,43 @@ def _change(route: str, x: torch.Tensor, value: float) -> torch.Tensor:
     return x
 
 
+STAMPED_ROUTES = ["in place", "no_grad", "view"]  # seen by the version counter
+UNSTAMPED_ROUTES = [".data", "numpy"]  # not seen by it: the "values" guard compares snapshots
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
-@pytest.mark.parametrize("route", ["in place", ".data", "no_grad", "view", "numpy"])
-def test_changed_sample_is_scored_from_its_values(family: str, route: str) -> None:
+@pytest.mark.parametrize(
+    ("route", "guard"),
+    [(route, "stamp") for route in STAMPED_ROUTES] + [(route, "values") for route in STAMPED_ROUTES + UNSTAMPED_ROUTES],
+)
+def test_changed_sample_is_scored_from_its_values(family: str, route: str, guard: str) -> None:
     make, value = FAMILIES[family]
-    dist = make(_logits(family))
-    x = dist.rsample((2,), generator=torch.Generator().manual_seed(0))
-    assert not x.requires_grad  # constant logits: the sample can be written in place
-    scored = dist.log_prob(_change(route, x, value))
-    fresh = dist.log_prob(x.detach().clone())
+    with record_guard(guard):  # type: ignore[arg-type]
+        dist = make(_logits(family))
+        x = dist.rsample((2,), generator=torch.Generator().manual_seed(0))
+        assert not x.requires_grad  # constant logits: the sample can be written in place
+        scored = dist.log_prob(_change(route, x, value))
+        fresh = dist.log_prob(x.detach().clone())
     torch.testing.assert_close(scored, fresh, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_guard_off_scores_every_sample_from_its_values(family: str) -> None:
+    """With the record off, log_prob of a sample is the general formula on its value (a clone gives the same)."""
+    make, _ = FAMILIES[family]
+    with record_guard("off"):
+        dist = make(_logits(family))
+        x = dist.rsample((3,), generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.clone()), rtol=0, atol=0)
+
+
+def test_a_record_taken_under_the_stamp_guard_is_not_trusted_under_the_values_guard() -> None:
+    """A sample remembered without a snapshot cannot be proven unchanged by values: it is scored from them."""
+    dist = Concrete(1e-3, logits=torch.tensor([[0.0, -5.0, -9.0]]))
+    x = dist.rsample((4,), generator=torch.Generator().manual_seed(3))
+    assert (x == 0).any() and dist.log_prob(x).isfinite().all()  # the record works under the stamp guard
+    with record_guard("values"), pytest.raises(ValueError, match="boundary of the simplex"):
+        dist.log_prob(x)  # no snapshot: scored from the value, which underflowed
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -86,14 +116,29 @@ def test_the_issue_numbers() -> None:
 
 
 @pytest.mark.parametrize("family", ["Concrete", "ExpConcrete"])
-def test_parameters_changed_through_data_are_noticed(family: str) -> None:
+@pytest.mark.parametrize(("route", "guard"), [("in place", "stamp"), (".data", "values")])
+def test_parameters_changed_after_sampling_are_noticed(family: str, route: str, guard: str) -> None:
     """The own-sample identity ignores the logits' values; a change of them after sampling must switch it off."""
     make, _ = FAMILIES[family]
-    logits = torch.tensor([[0.3, -1.2, 2.0]], requires_grad=True)
-    dist = make(logits)
-    x = dist.rsample(generator=torch.Generator().manual_seed(2))
-    logits.data.add_(torch.tensor([[1.0, 0.0, -3.0]]))
-    torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.detach().clone()), rtol=1e-6, atol=1e-6)
+    with record_guard(guard):  # type: ignore[arg-type]
+        logits = torch.tensor([[0.3, -1.2, 2.0]], requires_grad=True)
+        dist = make(logits)
+        x = dist.rsample(generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            (logits.data if route == ".data" else logits).add_(torch.tensor([[1.0, 0.0, -3.0]]))
+        torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.detach().clone()), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("family", "noise"), [("Concrete", "Gumbel"), ("ExpConcrete", "Gumbel")])
+def test_caller_noise_reused_after_sampling_is_noticed(family: str, noise: str) -> None:
+    """Issue 27, Why 2: ``rsample(noise=g)`` then ``g.copy_(new)``: log_prob must score the sample, not new noise."""
+    make, _ = FAMILIES[family]
+    dist = make(torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.0, -1.0]]))
+    g = torch.distributions.Gumbel(0.0, 1.0).sample((2, 3))
+    x = dist.rsample(noise=g)
+    before = dist.log_prob(x.clone())
+    g.copy_(torch.distributions.Gumbel(0.0, 1.0).sample((2, 3)))
+    torch.testing.assert_close(dist.log_prob(x), before, rtol=1e-6, atol=1e-6)
 
 
 def test_unchanged_samples_still_use_the_remembered_point() -> None:
@@ -117,9 +162,9 @@ def test_straight_through_sample_changed_in_place_is_refused(make, logits, chang
     assert dist.log_prob(x).isfinite().all()  # unchanged: scored from its soft point
     with torch.no_grad():
         if changed is None:
-            x.data.copy_(1 - x.data)  # flip every bit
+            x.copy_(1 - x)  # flip every bit
         else:
-            x.data.copy_(changed.expand_as(x))  # every row to category 0 (most rows were another one)
+            x.copy_(changed.expand_as(x))  # every row to category 0 (most rows were another one)
     with pytest.raises(ValueError, match="changed after sampling"):
         dist.log_prob(x)
 

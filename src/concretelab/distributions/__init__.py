@@ -2,9 +2,11 @@
 
 Families (one per module): :class:`ExpConcrete` and :class:`Concrete` (``concrete.py``),
 :class:`BinConcrete` and :class:`LogitBinConcrete` (``binary_concrete.py``), the straight-through
-variants (``straight_through.py``) and :class:`HardConcrete` (``hard_concrete.py``).
+variants (``straight_through.py``) and :class:`HardConcrete` (``hard_concrete.py``). :func:`record_guard` sets
+how a sample's remembered log-space point is proven current (``_record.py``).
 """
 
+from concretelab.distributions._record import record_guard, set_record_guard
 from concretelab.distributions.binary_concrete import BinConcrete, LogitBinConcrete
 from concretelab.distributions.concrete import Concrete, ExpConcrete
 from concretelab.distributions.hard_concrete import HardConcrete
@@ -21,4 +23,6 @@ __all__ = [
     "LogitBinConcrete",
     "StraightThroughBinConcrete",
     "StraightThroughConcrete",
+    "record_guard",
+    "set_record_guard",
 ]

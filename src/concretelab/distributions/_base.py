@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
-from concretelab.distributions._record import cached_log, remember_log
+from concretelab.distributions._record import Recalled, recall, remember_log
 from concretelab.distributions.constraints import (
     categorical_logits,
     finite_positive,
@@ -32,6 +32,7 @@ from concretelab.functional import (
     perturb_and_scale,
     sample_gumbel_and_exponential,
     sample_logistic_and_log_pdf,
+    traced,
 )
 
 __all__ = [
@@ -39,8 +40,9 @@ __all__ = [
     "CategoricalConcreteParams",
     "GumbelDraw",
     "LogisticDraw",
-    "cached_log",
+    "Recalled",
     "check_noise",
+    "recall",
     "remember_log",
 ]
 
@@ -74,18 +76,23 @@ class _ZeroGradientLink(torch.autograd.Function):
 
     The log-density at a distribution's own sample, written from the noise, does not depend on the logits
     at all (docs/math.md); linking it keeps ``autograd.grad(log_prob, logits)`` answering 0 rather than
-    raising that the logits were not used.
+    raising that the logits were not used. In the setup_context form, so that ``torch.func`` transforms
+    (grad, vmap, jacrev) and double backward compose with it.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, value: Tensor, params: Tensor) -> Tensor:
-        ctx.params_shape, ctx.params_dtype, ctx.params_device = params.shape, params.dtype, params.device
+    def forward(value: Tensor, params: Tensor) -> Tensor:
         return value.view_as(value)
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        ctx.params_shape = inputs[1].shape
+
+    @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        zeros = torch.zeros((), dtype=ctx.params_dtype, device=ctx.params_device).expand(ctx.params_shape)
-        return grad, zeros
+        return grad, grad.new_zeros(()).expand(ctx.params_shape)
 
 
 def link_zero_gradient(value: Tensor, params: Tensor) -> Tensor:
@@ -93,6 +100,32 @@ def link_zero_gradient(value: Tensor, params: Tensor) -> Tensor:
     if params.requires_grad and torch.is_grad_enabled():
         return _ZeroGradientLink.apply(value, params)
     return value
+
+
+Slope = Callable[[Tensor, Tensor], Tensor]
+
+
+class _PointOfValue(torch.autograd.Function):
+    """The remembered log-space ``point`` of a sample, with the gradient of the sample ``value`` it stands for:
+    forward ``point``, backward ``grad * slope(value, point)``, slope = d point / d value (for Concrete, whose
+    point is log x, slope = 1/x). The slope is computed from the saved value, so double backward differentiates
+    it too."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(point: Tensor, value: Tensor, slope: Slope) -> Tensor:
+        return point.view_as(point)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor, Slope], output: Tensor) -> None:
+        point, value, ctx.slope = inputs
+        ctx.save_for_backward(point, value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
+        point, value = ctx.saved_tensors
+        return None, (grad * ctx.slope(value.to(grad.dtype), point)).to(value.dtype), None
 
 
 def check_noise(noise: Tensor, shape: torch.Size, kind: str) -> None:
@@ -171,16 +204,21 @@ class _ConcreteParams(Distribution):
             if probs is None:
                 self._check_param("logits", param, self.arg_constraints["logits"])
         outer = param.shape[:-1] if self._categorical else param.shape
+        given = temp.shape
         if self._categorical and temp.dim() == param.dim() and temp.dim() > 0 and temp.shape[-1] == 1:
             temp = temp.squeeze(-1)  # (N, 1) with logits (N, K): batch shape (N,)
         try:
             batch_shape = broadcast_shapes(temp.shape, outer)
         except RuntimeError:
-            raise _broadcast_error(
+            error = _broadcast_error(
                 "temperature against the batch shape of the logits",
-                ("temperature", temp.shape),
+                ("temperature", given),
                 ("logits" + (" batch" if self._categorical else ""), outer),
-            ) from None
+            )
+            if temp.shape != given:
+                error = ValueError(f"{error}; a temperature with the logits' number of dimensions and a last "
+                                   f"dimension of 1 stands for the batch shape {tuple(temp.shape)}")
+            raise error from None
         event_shape = param.shape[-1:] if self._categorical else torch.Size()
         self.temperature = temp.expand(batch_shape)
         self.logits = param.expand(batch_shape + event_shape)
@@ -189,6 +227,8 @@ class _ConcreteParams(Distribution):
         return batch_shape, event_shape
 
     def _check_param(self, name: str, value: Tensor, constraint: constraints.Constraint) -> None:
+        if traced(value):
+            return  # values cannot be read while tracing; they are checked in eager mode
         valid = constraint.check(value)
         if not bool(valid.all()):
             raise ValueError(
@@ -279,7 +319,7 @@ class _ConcreteParams(Distribution):
                 ("value", value.shape),
                 ("batch_shape + event_shape", self.batch_shape + self.event_shape),
             ) from None
-        if self._validate_args:
+        if self._validate_args and not traced(value):
             support = self.support
             valid = support.check(value)  # type: ignore[union-attr]
             if not bool(valid.all()):
@@ -287,6 +327,42 @@ class _ConcreteParams(Distribution):
                     f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the support "
                     f"({support!r}) of the distribution {type(self).__name__}, but found invalid values:\n{value}"
                 )
+
+
+    # --- scoring a remembered sample -----------------------------------------------------------------------
+    # The record is an optimisation: log_prob of a remembered sample must equal the general formula applied to
+    # the sample's value, in value and in every gradient. Which gradient that is depends on the sample:
+    #   * it carries its sampling path (it has a grad_fn): the total derivative along the path, which the
+    #     identity at the own sample gives directly, and the remembered point (which carries the same path)
+    #     gives through the general formula;
+    #   * it is a leaf that requires grad (``d.sample().requires_grad_()``): the partial derivatives with
+    #     respect to the parameters and to the value (the point is linked to the value by _PointOfValue);
+    #   * it has no path (``sample()``, ``detach``-free tensors drawn under no_grad): the partial derivatives
+    #     with respect to the parameters, the sample held fixed (the score function: REINFORCE).
+
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """d point / d value for a leaf sample, point its log-space point (1 where the value is the point)."""
+        return torch.ones_like(point)
+
+    def _scoring_point(self, value: Tensor, recalled: Recalled) -> Tensor:
+        """The remembered log-space point of ``value``, carrying the gradient the general formula gives it."""
+        point = recalled.log_point
+        if point is value or value.grad_fn is not None:
+            return point  # the sample itself, or a point on the same sampling path
+        point = point.detach()
+        if value.requires_grad and torch.is_grad_enabled():
+            return _PointOfValue.apply(point, value, self._point_slope)
+        return point
+
+    def _own_noise_if_exact(self, value: Tensor, recalled: Recalled) -> tuple[Tensor, Tensor | None] | None:
+        """The noise of ``value`` when the identity at the own sample gives the general formula's value and
+        gradients: the sample is this distribution's own (unchanged, as its parameters and noise), and either it
+        carries its sampling path (the identity is the total derivative along it) or no gradient can flow."""
+        own = recalled.own_noise(self)
+        if own is None or value.grad_fn is not None:
+            return own
+        needs_grad = value.requires_grad or self.logits.requires_grad or self.temperature.requires_grad
+        return None if needs_grad and torch.is_grad_enabled() else own
 
 
 class CategoricalConcreteParams(_ConcreteParams):
@@ -302,8 +378,8 @@ class CategoricalConcreteParams(_ConcreteParams):
     def __init__(
         self,
         temperature: float | Tensor,
-        logits: Tensor | None = None,
         probs: Tensor | None = None,
+        logits: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
         batch_shape, event_shape = self._init_params(temperature, logits, probs, validate_args, torch.log)
@@ -335,7 +411,10 @@ class CategoricalConcreteParams(_ConcreteParams):
 
     @lazy_property
     def _has_excluded(self) -> bool:
-        """Whether some category has logit -inf (checked once per distribution)."""
+        """Whether some category has logit -inf (checked once per distribution; assumed where the logits are
+        traced, whose values cannot be read: the masked arithmetic is right either way)."""
+        if traced(self.logits):
+            return True
         return bool(self.logits.amin() == float("-inf")) if self.logits.numel() else False
 
     @property
@@ -363,8 +442,8 @@ class BinaryConcreteParams(_ConcreteParams):
     def __init__(
         self,
         temperature: float | Tensor,
-        logits: float | Tensor | None = None,
         probs: float | Tensor | None = None,
+        logits: float | Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
         batch_shape, event_shape = self._init_params(

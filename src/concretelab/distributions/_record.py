@@ -1,75 +1,148 @@
 """The record a sample keeps of the log-space point it was drawn from (and, for the identity at a distribution's
-own sample, its noise), and the rule for using it: only while the sample provably holds the values it was drawn
-with. Keyed by identity (as torch's Transform cache with cache_size=1) and held weakly.
+own sample, its noise), and the rule for using it: only while the sample, the noise and the distribution's
+parameters provably hold the values they had at sampling time. Keyed by identity (as torch's Transform cache
+with cache_size=1) and held weakly.
+
+The proof is a *stamp* taken at sampling time and compared before every use, at O(1) cost and with no host
+synchronisation on CUDA: a tensor's version counter, data pointer, storage offset, shape, stride, dtype and
+device. PyTorch bumps the version counter on every in-place change through the tensor or any view of it (under
+``no_grad`` and ``inference_mode`` too), so a changed sample, changed noise or changed parameters fail the
+comparison and ``log_prob`` computes the density from the values.
+
+Two routes leave no trace in a version counter:
+
+* *inference tensors* (made under ``torch.inference_mode()``) have none. Their record keeps a snapshot of the
+  sample's values and compares it before use (the only case that pays a pass over memory);
+* writes through ``.data`` or a NumPy alias of the sample, its noise or the parameters, which PyTorch documents
+  as invisible to autograd's own checks. :func:`record_guard` chooses what to do about them: ``"stamp"`` (the
+  default: the stamp, as autograd), ``"values"`` (also compare snapshots of the sample, noise and parameters
+  before every use, which sees these writes at the cost of copies and comparisons) or ``"off"`` (never use a
+  record; every value is scored from its values, which underflow at low temperature).
+
+Nothing is remembered under ``torch.compile`` or inside a ``torch.func`` transform (a record keyed by object
+identity would break the graph; a functorch wrapper has no storage to stamp): such samples are scored from their
+values, and ``sample_and_log_prob`` returns the exact density with the sample.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["cached_log", "cached_own_noise", "remember_log"]
+from concretelab.functional import traced
 
-# ----------------------------------------------------------------------------------------------
-# The log-space cache: rsample remembers, for the tensor it returns, the log-space value it came from.
-# Keyed by identity (as torch's Transform cache with cache_size=1), held weakly, for every sample.
+__all__ = ["Recalled", "recall", "record_guard", "remember_log", "set_record_guard"]
 
-# A remembered point is used only for a tensor whose values are provably those it was drawn with: the entry
-# keeps a snapshot of the sample's values and compares it (torch.equal) before every use. The version counter
-# alone is not enough: a change through ``x.data`` (its own counter), an inference tensor (no counter) or
-# a NumPy view leaves it untouched. When the values differ the point is ignored and the density is
-# recomputed from the value (never the reverse).
+Guard = Literal["stamp", "values", "off"]
+_GUARDS: tuple[str, ...] = ("stamp", "values", "off")
+_guard: list[str] = ["stamp"]  # the current mode, in a list so that the context manager can restore it
+
+
+def set_record_guard(mode: Guard) -> None:
+    """Set how a remembered point is proven current (see the module docstring): ``"stamp"`` (default),
+    ``"values"`` or ``"off"``."""
+    if mode not in _GUARDS:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, _GUARDS))}, got {mode!r}")
+    _guard[0] = mode
+
+
+@contextlib.contextmanager
+def record_guard(mode: Guard) -> Iterator[None]:
+    """Within the block, remembered points are proven current by ``mode`` (:func:`set_record_guard`)."""
+    previous = _guard[0]
+    set_record_guard(mode)
+    try:
+        yield
+    finally:
+        _guard[0] = previous
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """What ``tensor`` held at sampling time: its stamp, and a copy of its values where the stamp cannot prove
+    them (an inference tensor, or every tensor under the ``"values"`` guard)."""
+
+    stamp: tuple[Any, ...] | None
+    snapshot: Tensor | None
+
+    @staticmethod
+    def of(tensor: Tensor, *, values: bool) -> _Proof:
+        inference = tensor.is_inference()
+        snapshot = None
+        if inference or values:
+            with torch.no_grad():
+                snapshot = tensor.detach().clone()
+        return _Proof(None if inference else _stamp(tensor), snapshot)
+
+    def holds(self, tensor: Tensor) -> bool:
+        if tensor.is_inference() != (self.stamp is None):
+            return False
+        if self.stamp is not None and _stamp(tensor) != self.stamp:
+            return False
+        if self.snapshot is not None:
+            with torch.no_grad():
+                return tensor.shape == self.snapshot.shape and bool(torch.equal(tensor.detach(), self.snapshot))
+        return True
+
+
+def _stamp(tensor: Tensor) -> tuple[Any, ...]:
+    return (tensor._version, tensor.data_ptr(), tensor.storage_offset(), tensor.shape, tensor.stride(),
+            tensor.dtype, tensor.device)
+
+
 @dataclass(frozen=True)
 class _Origin:
-    """Where a sample came from: the distribution that drew it, its noise, and snapshots of that
-    distribution's parameters at the time (so a later change of the parameters, by any route, is noticed)."""
+    """Where a sample came from: the distribution that drew it, its noise (and exp(-noise) when drawn here), and
+    proofs that the noise and the distribution's parameters are unchanged."""
 
     source: weakref.ref[Any]
     noise: Tensor
-    params: tuple[Tensor, Tensor]
     exp_neg_noise: Tensor | None
+    proofs: tuple[_Proof, _Proof, _Proof]  # noise, logits, temperature
+
+    def current_for(self, dist: Any) -> bool:
+        noise, logits, temperature = self.proofs
+        return (self.source() is dist and noise.holds(self.noise) and logits.holds(dist.logits)
+                and temperature.holds(dist.temperature))
 
 
 @dataclass(frozen=True)
-class _Remembered:
-    """The record kept for one sample: a weak reference to it, the snapshot of its values, the log-space
-    point it came from (None when the sample is its own log-space point) and, for the own-sample identity,
-    its origin."""
+class Recalled:
+    """A remembered sample, proven unchanged: its log-space point (the sample itself for a family that samples
+    in log space; it carries the sampling graph when the sample does) and where it came from."""
 
-    sample: weakref.ref[Tensor]
-    snapshot: Tensor
-    log_value: Tensor | None
+    log_point: Tensor
     origin: _Origin | None
 
-    def log_point_of(self, value: Tensor) -> Tensor | None:
-        """The log-space point, if ``value`` is the remembered sample and still holds the values it was drawn
-        with; None otherwise."""
-        if self.sample() is not value or not _same_values(value, self.snapshot):
+    def own_noise(self, dist: Any) -> tuple[Tensor, Tensor | None] | None:
+        """``(noise, exp(-noise) or None)`` if ``dist`` drew the sample and its parameters and the noise are
+        unchanged since (the identity at the own sample holds); None otherwise."""
+        if self.origin is None or not self.origin.current_for(dist):
             return None
-        return value if self.log_value is None else self.log_value
+        return self.origin.noise, self.origin.exp_neg_noise
 
 
-_LOG_CACHE: dict[int, _Remembered] = {}
+@dataclass(frozen=True)
+class _Entry:
+    sample: weakref.ref[Tensor]
+    proof: _Proof
+    log_value: Tensor | None  # None: the sample is its own log-space point (no strong reference to it here)
+    origin: _Origin | None
+
+
+_LOG_CACHE: dict[int, _Entry] = {}
 
 
 def _forget(key: int, ref: weakref.ref[Tensor]) -> None:
     entry = _LOG_CACHE.get(key)
     if entry is not None and entry.sample is ref:
         del _LOG_CACHE[key]
-
-
-def _same_values(value: Tensor, snapshot: Tensor) -> bool:
-    with torch.no_grad():
-        return value.shape == snapshot.shape and bool(torch.equal(value.detach(), snapshot))
-
-
-def _param_snapshot(dist: Any) -> tuple[Tensor, Tensor]:
-    with torch.no_grad():
-        return dist.logits.detach().clone(), dist.temperature.detach().clone()
 
 
 def remember_log(
@@ -81,45 +154,30 @@ def remember_log(
     exp_neg_noise: Tensor | None = None,
 ) -> None:
     """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates),
-    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample).
-
-    Under ``torch.compile`` nothing is remembered (a record keyed by object identity would break the graph and
-    force a recompilation for every new sample): scored there, a sample is scored from its value."""
-    if torch.compiler.is_compiling():
+    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample)."""
+    mode = _guard[0]
+    if mode == "off" or traced(sample):
         return
+    values = mode == "values"
     key = id(sample)
     ref = weakref.ref(sample, lambda r, key=key: _forget(key, r))
     origin = None
     if source is not None and noise is not None:
-        origin = _Origin(weakref.ref(source), noise, _param_snapshot(source), exp_neg_noise)
-    with torch.no_grad():
-        snapshot = sample.detach().clone()
-    # A sample that is its own log-space point (ExpConcrete, LogitBinConcrete) is stored as None: a strong
-    # reference to it here would keep it alive forever.
-    _LOG_CACHE[key] = _Remembered(ref, snapshot, None if log_value is sample else log_value, origin)
+        proofs = (_Proof.of(noise, values=values), _Proof.of(source.logits, values=values),
+                  _Proof.of(source.temperature, values=values))
+        origin = _Origin(weakref.ref(source), noise, exp_neg_noise, proofs)
+    _LOG_CACHE[key] = _Entry(ref, _Proof.of(sample, values=values), None if log_value is sample else log_value,
+                             origin)
 
 
-def cached_log(value: Tensor) -> Tensor | None:
-    """The log-space value ``value`` was sampled from, if it is (by identity) a sample we produced and its
-    values are unchanged since (compared with a snapshot); always None under ``torch.compile``."""
-    if torch.compiler.is_compiling():
+def recall(value: Tensor) -> Recalled | None:
+    """The record of ``value`` if it is (by identity) a sample we produced and it holds the values it was drawn
+    with (proven by the current :func:`record_guard`); None otherwise."""
+    if _guard[0] == "off" or traced(value):
         return None
     entry = _LOG_CACHE.get(id(value))
-    return None if entry is None else entry.log_point_of(value)
-
-
-def cached_own_noise(value: Tensor, dist: Any) -> tuple[Tensor, Tensor, Tensor | None] | None:
-    """``(log_value, noise, exp(-noise) or None)`` if ``value`` is an unmodified sample that ``dist`` itself
-    drew and ``dist``'s parameters have not changed since; None otherwise (and under ``torch.compile``)."""
-    if torch.compiler.is_compiling():
+    if entry is None or entry.sample() is not value or not entry.proof.holds(value):
         return None
-    entry = _LOG_CACHE.get(id(value))
-    if entry is None or entry.origin is None:
-        return None
-    origin = entry.origin
-    if origin.source() is not dist or not (
-        _same_values(dist.logits, origin.params[0]) and _same_values(dist.temperature, origin.params[1])
-    ):
-        return None
-    log_value = entry.log_point_of(value)
-    return None if log_value is None else (log_value, origin.noise, origin.exp_neg_noise)
+    if _guard[0] == "values" and entry.proof.snapshot is None:
+        return None  # remembered under the stamp guard: its values cannot be proven now
+    return Recalled(value if entry.log_value is None else entry.log_value, entry.origin)

@@ -26,12 +26,14 @@ from torch.distributions import constraints
 from concretelab.distributions._base import (
     BinaryConcreteParams,
     SampleShape,
+    recall,
+    remember_log,
 )
-from concretelab.distributions._record import cached_log, remember_log
 from concretelab.functional import (
     logit_binconcrete_log_density,
     logit_binconcrete_log_density_at_noise,
     softplus,
+    traced,
 )
 
 __all__ = ["BinConcrete", "LogitBinConcrete"]
@@ -51,14 +53,20 @@ class _LogitSpaceBinary(BinaryConcreteParams):
         return log_q if log_jacobian is None else log_q - log_jacobian
 
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        """The logit-space point of ``value``: remembered for a sample of ours, else computed."""
+        """The logit-space point of a ``value`` with no record, computed from its values."""
         raise NotImplementedError  # pragma: no cover
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """log q(z) (eq. 21) minus the log-Jacobian of the value at z; shape (sample..., batch...)."""
+        """log q(z) (eq. 21) minus the log-Jacobian of the value at z; shape (sample..., batch...). A remembered
+        sample is scored from its logit (exact where the value rounded to 0 or 1), with the gradients the
+        general formula gives the value (_ConcreteParams._scoring_point)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        z = self._logit_of(value, logits.dtype)
+        recalled = recall(value)
+        if recalled is None:
+            z = self._logit_of(value, logits.dtype)
+        else:
+            z = self._scoring_point(value, recalled).to(logits.dtype)
         return self._minus_log_jacobian(logit_binconcrete_log_density(z, logits, temperature), z)
 
     def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
@@ -97,8 +105,7 @@ class LogitBinConcrete(_LogitSpaceBinary):
         return None
 
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        z = cached_log(value)
-        return value.to(dtype) if z is None else z.to(dtype)
+        return value.to(dtype)
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(Z <= z) = sigmoid(lambda z - log alpha)."""
@@ -134,12 +141,13 @@ class BinConcrete(_LogitSpaceBinary):
         # log sigmoid'(z) = log x + log(1 - x) = -softplus(-z) - softplus(z)
         return -softplus(-z) - softplus(z)
 
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """d logit(x) / d x = 1 / (x (1 - x))."""
+        return (value * (1 - value)).reciprocal()
+
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        z = cached_log(value)
-        if z is not None:
-            return z.to(dtype)
         value = value.to(dtype)
-        if bool(((value <= 0) | (value >= 1)).any()):
+        if not traced(value) and bool(((value <= 0) | (value >= 1)).any()):
             raise ValueError(
                 "value has an entry at 0 or 1 (or outside [0, 1]): the BinConcrete density is defined on the "
                 "open interval (0, 1). Score the tensor that rsample returned (its logit is remembered), or use "

@@ -32,13 +32,15 @@ from concretelab.distributions._base import (
     GumbelDraw,
     SampleShape,
     link_zero_gradient,
+    recall,
 )
-from concretelab.distributions._record import cached_log, cached_own_noise, remember_log
+from concretelab.distributions._record import remember_log
 from concretelab.distributions.constraints import log_simplex, simplex
 from concretelab.functional import (
     exp_concrete_log_density,
     exp_concrete_log_density_at_noise,
     log_softmax_and_softmax,
+    traced,
 )
 
 __all__ = ["Concrete", "ExpConcrete"]
@@ -51,7 +53,7 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
     log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        """The log-space point of ``value``: remembered for a sample of ours, else computed."""
+        """The log-space point of a ``value`` with no record, computed from its values."""
         raise NotImplementedError  # pragma: no cover
 
     def _log_jacobian(self, y: Tensor, logits: Tensor) -> Tensor | None:
@@ -72,16 +74,20 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log kappa(y) (eq. 8) minus the log-Jacobian, y the log-space point of ``value``; shape
-        (sample..., batch...). A sample this distribution drew itself (unchanged since, as its parameters) is
-        scored from its noise: the same number and the same pathwise gradient in fewer passes."""
+        (sample..., batch...). A remembered sample is scored from its log-space point (exact where the simplex
+        value underflowed), and one this distribution drew itself from its noise where that identity gives the
+        same value and gradients (_ConcreteParams._own_noise_if_exact): the same numbers in fewer passes."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        own = cached_own_noise(value, self)
-        if own is not None:
-            y = own[0].to(logits.dtype)
-            log_kappa = self._log_kappa_at_noise(own[1], own[2])
-        else:
+        recalled = recall(value)
+        if recalled is None:
             y = self._log_of(value, logits.dtype)
+            return self._minus_log_jacobian(exp_concrete_log_density(y, logits, temperature), y, logits)
+        y = self._scoring_point(value, recalled).to(logits.dtype)
+        own = self._own_noise_if_exact(value, recalled)
+        if own is not None:
+            log_kappa = self._log_kappa_at_noise(*own)
+        else:
             log_kappa = exp_concrete_log_density(y, logits, temperature)
         return self._minus_log_jacobian(log_kappa, y, logits)
 
@@ -125,8 +131,7 @@ class ExpConcrete(_LogSpaceCategorical):
         return out
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        y = cached_log(value)
-        return value.to(dtype) if y is None else y.to(dtype)
+        return value.to(dtype)
 
     def _log_jacobian(self, y: Tensor, logits: Tensor) -> None:
         return None
@@ -154,13 +159,14 @@ class Concrete(_LogSpaceCategorical):
         remember_log(x, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
         return x
 
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """d log x / d x = 1/x."""
+        return value.reciprocal()
+
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        y = cached_log(value)
-        if y is not None:
-            return y.to(dtype)
         value = value.to(dtype)
         included = self.logits > float("-inf")
-        if bool(((value <= 0) & included).any()):
+        if not traced(value) and bool(((value <= 0) & included).any()):
             raise ValueError(
                 "value has a zero (or negative) component in a category with a finite logit: it lies on the "
                 "boundary of the simplex, where the Concrete density is not defined. Score the tensor that "

@@ -25,8 +25,9 @@ from torch.distributions import constraints
 from concretelab.distributions._base import (
     BinaryConcreteParams,
     _as_float_tensor,
+    recall,
+    remember_log,
 )
-from concretelab.distributions._record import cached_log, remember_log
 from concretelab.functional import binconcrete_log_density, softplus
 
 __all__ = ["HardConcrete"]
@@ -70,6 +71,13 @@ class HardConcrete(BinaryConcreteParams):
         remember_log(out, z)  # log_prob of this tensor uses z, not the rounded (possibly half-precision) value
         return out
 
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """d logit(S) / d z for z = S (u - l) + l inside (0, 1): 1/(z - l) + 1/(u - z); 0 where clipped (a mass
+        does not depend on the value)."""
+        interior = (value > 0) & (value < 1)
+        inside = torch.where(interior, value, 0.5)
+        return torch.where(interior, (inside - self.lower).reciprocal() + (self.upper - inside).reciprocal(), 0.0)
+
     def _log_mass_zero(self, logits: Tensor, temperature: Tensor) -> Tensor:
         # log sigmoid(w) = -softplus(-w), w = lambda log(-l/u) - log alpha
         return -softplus(logits - temperature * math.log(-self.lower / self.upper))
@@ -86,11 +94,11 @@ class HardConcrete(BinaryConcreteParams):
         """log P(Z=0) at 0, log P(Z=1) at 1, log p_S((z-l)/(u-l)) - log(u-l) on (0, 1); shape (sample..., batch...)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        z = cached_log(value)
-        if z is not None:
+        recalled = recall(value)
+        if recalled is not None:
             # A sample of ours: S = sigmoid(z) is its pre-clip point; it was clipped to 0 iff
             # z <= logit(-l/(u-l)) = log(-l/u), to 1 iff z >= logit((1-l)/(u-l)) = log((1-l)/(u-1)).
-            z = z.to(logits.dtype)
+            z = self._scoring_point(value, recalled).to(logits.dtype)
             at_or_below = z <= math.log(-self.lower / self.upper)
             at_or_above = z >= math.log((1 - self.lower) / (self.upper - 1))
             interior = ~(at_or_below | at_or_above)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.distributions._base import GumbelDraw
-from concretelab.distributions._record import cached_log, remember_log
+from concretelab.distributions._base import GumbelDraw, remember_log
 from concretelab.distributions.binary_concrete import BinConcrete
 from concretelab.distributions.concrete import Concrete, ExpConcrete
 from concretelab.functional import one_hot_argmax
@@ -24,17 +23,14 @@ from concretelab.functional import one_hot_argmax
 __all__ = ["StraightThroughBinConcrete", "StraightThroughConcrete"]
 
 
-def _soft_point_or_raise(value: Tensor, what: str) -> Tensor:
-    """The soft point remembered for ``value``, which must be the unchanged tensor ``rsample``/``sample`` returned."""
-    soft = cached_log(value)
-    if soft is None:
-        raise ValueError(
-            f"log_prob of a {what} needs the soft (relaxed) point the hard value came from: a hard value has no "
-            "density. Pass the very tensor that rsample/sample returned, unchanged (a copy, reshape or detach of "
-            "it, a plain tensor, or a sample changed after sampling carries no soft point), or draw with "
-            "sample_and_log_prob, which returns the log-density with the sample."
-        )
-    return soft
+def _no_soft_point(what: str) -> ValueError:
+    """The error for a value with no remembered soft point (it is not the unchanged tensor rsample/sample returned)."""
+    return ValueError(
+        f"log_prob of a {what} needs the soft (relaxed) point the hard value came from: a hard value has no "
+        "density. Pass the very tensor that rsample/sample returned, unchanged (a copy, reshape or detach of "
+        "it, a plain tensor, or a sample changed after sampling carries no soft point), or draw with "
+        "sample_and_log_prob, which returns the log-density with the sample."
+    )
 
 
 def _one_hot_of_log_point(y: Tensor) -> Tensor:
@@ -59,7 +55,11 @@ class StraightThroughConcrete(Concrete):
         return value
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        return _soft_point_or_raise(value, "straight-through Concrete sample").to(dtype)
+        raise _no_soft_point("straight-through Concrete sample")
+
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """The straight-through convention: the hard value's gradient is the soft sample's, d log x / d x = 1/x."""
+        return torch.exp(-point)
 
     @property
     def soft(self) -> ExpConcrete:
@@ -82,4 +82,9 @@ class StraightThroughBinConcrete(BinConcrete):
         return value
 
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
-        return _soft_point_or_raise(value, "straight-through BinConcrete sample").to(dtype)
+        raise _no_soft_point("straight-through BinConcrete sample")
+
+    def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
+        """The straight-through convention: the hard value's gradient is the soft sample's, 1 / (s (1 - s))."""
+        soft = torch.sigmoid(point)
+        return (soft * (1 - soft)).reciprocal()
