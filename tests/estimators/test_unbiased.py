@@ -3,6 +3,9 @@
 Each check draws N independent one-sample (or one-set) estimates with ``per_draw`` and requires
 |mean − exact| <= 5·SE + 1e-6 for every coordinate, SE the sample standard error; at a fixed seed this is
 deterministic, and for a correct estimator a coordinate fails with probability about 6e-7.
+
+The last tests here are controls: a deliberately biased estimator, judged by the same z-test at the same budget,
+must be rejected, so a pass above means something.
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ import torch
 
 from concretelab.estimators import ESTIMATORS, exact_gradient, exact_multisample_gradient, get_estimator
 
+from ._controls import CONTROLS
 from ._problems import PROBLEMS, within_confidence, z_scores
 
+# The z-test (``within_confidence``): |mean − exact| <= 5·SE + 1e-6 in every coordinate. With N = 20 000 draws the
+# mean is normal to a good approximation and SE's own error is about 1/sqrt(2N) = 0.5 %, so a correct estimator
+# fails a coordinate with the two-sided normal tail P(|Z| > 5) = 5.7e-7: at most 9 × 5.7e-7 = 5e-6 per case (9
+# coordinates at most), about 2e-4 over the ~40 cases of this file. The seeds are fixed, so a pass or fail is
+# reproducible; the controls at the end show that a 5 % bias is rejected at this budget and threshold.
 NUM_DRAWS = 20_000
 
 UNBIASED = [n for n, cls in ESTIMATORS.items() if cls.unbiased and n != "vimco"]
@@ -27,7 +36,7 @@ CASES = [
 
 def _draws(name, problem, *, num_samples=None, warmup=0, seed=0, **options):
     p = PROBLEMS[problem]
-    est = get_estimator(name, p.family, **options)
+    est = CONTROLS[name](p.family, **options) if name in CONTROLS else get_estimator(name, p.family, **options)
     k = num_samples or est.min_samples
     gen = torch.Generator().manual_seed(seed)
     for _ in range(warmup):  # let stateful estimators adapt first
@@ -134,3 +143,36 @@ def test_unbiased_on_random_problems(name, seed):
         draws = est.per_draw(f, logits, est.min_samples, 100_000, generator=gen)
         exact = exact_gradient(f, logits, family)
         assert within_confidence(draws, exact), f"{family} z-scores {z_scores(draws, exact)}"
+
+
+CONTROL_SAMPLES = 20  # K: the control's bias is −g/K, 5 % of every coordinate of the gradient
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_z_test_rejects_a_biased_control(problem):
+    """The z-test above can fail: ``BatchMeanReinforce`` (REINFORCE whose baseline includes the sample itself, so
+    E[ĝ] = (1 − 1/K) g) goes through the same ``_draws``, N and 5·SE threshold and is rejected.
+
+    At K = 20 the bias is 5 % of the gradient, and at this seed the worst coordinate is 13.7 (bernoulli_nonlinear),
+    19.3 (bernoulli_quadratic), 57.3 (categorical_nonlinear) and 22.7 (categorical_quadratic) standard errors off:
+    a 5 % bias is far above the resolution of the test, while a correct estimator's |z| stays below 5 with
+    probability 1 − 5e-6. We require max |z| > 10, so the control fails by a margin, not by chance. The same draws
+    are accepted against their true mean (1 − 1/K) g, so what is rejected is the bias, not the budget.
+    """
+    k = CONTROL_SAMPLES
+    draws, exact = _draws("batch_mean_reinforce", problem, num_samples=k)
+    z = z_scores(draws, exact)
+    assert not within_confidence(draws, exact), f"biased control accepted: z-scores {z}"
+    assert z.abs().max() > 10, f"the control's bias is too close to the threshold: z-scores {z}"
+    target = (1 - 1 / k) * exact
+    assert within_confidence(draws, target), f"z-scores against (1 − 1/K) g: {z_scores(draws, target)}"
+
+
+def test_biased_control_is_reinforce_loo_scaled_by_k_minus_1_over_k():
+    """On the same samples the control is exactly reinforce_loo × (K − 1)/K, and reinforce_loo at this K passes the
+    z-test; so the control differs from an accepted estimator by nothing but its 5 % bias."""
+    problem, k = "bernoulli_quadratic", CONTROL_SAMPLES
+    control, exact = _draws("batch_mean_reinforce", problem, num_samples=k)
+    loo, _ = _draws("reinforce_loo", problem, num_samples=k)
+    torch.testing.assert_close(control, loo * (k - 1) / k)
+    assert within_confidence(loo, exact), f"z-scores {z_scores(loo, exact)}"
