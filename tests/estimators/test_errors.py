@@ -101,3 +101,53 @@ def test_learned_baselines_refuse_a_new_problem_size_until_reset(name):
         est.estimate(f, torch.zeros(4), 2)
     est.reset()
     est.estimate(f, torch.zeros(4), 2)
+
+
+# ----- issue 27: a pathwise estimator refuses an f it cannot differentiate, naming itself ---------------------
+
+_WEIGHT = torch.tensor(1.0, requires_grad=True)
+NON_DIFFERENTIABLE = {
+    "no graph": lambda b: torch.ones(b.shape[0]),
+    "detached": lambda b: b.detach().reshape(b.shape[0], -1).sum(-1),
+    "argmax": lambda b: b.reshape(b.shape[0], -1).argmax(-1).to(b.dtype),
+    "threshold": lambda b: (b > 0.5).to(b.dtype).reshape(b.shape[0], -1).sum(-1),
+    "round": lambda b: b.round().reshape(b.shape[0], -1).sum(-1),
+    "own parameters only": lambda b: _WEIGHT * (b > 0.5).to(b.dtype).reshape(b.shape[0], -1).sum(-1),
+}
+PATHWISE = sorted(name for name, cls in ESTIMATORS.items() if cls.differentiable_f)
+
+
+def test_the_pathwise_estimators_include_rebar_and_relax():
+    assert {"rebar", "relax", "concrete", "st_gumbel", "straight_through"} <= set(PATHWISE)
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+@pytest.mark.parametrize("family", ["bernoulli", "categorical"])
+@pytest.mark.parametrize("how", sorted(NON_DIFFERENTIABLE))
+def test_pathwise_estimators_refuse_a_non_differentiable_f(name, family, how):
+    cls = ESTIMATORS[name]
+    if family not in cls.families:
+        pytest.skip(f"{name} has no {family} family")
+    est = get_estimator(name, family)
+    theta = torch.zeros(3, 4) if family == "categorical" else torch.zeros(3)
+    message = rf"estimator '{name}'.*f must be differentiable with respect to its input"
+    with pytest.raises(ValueError, match=message):
+        est.estimate(NON_DIFFERENTIABLE[how], theta, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=message):
+        est.per_draw(NON_DIFFERENTIABLE[how], theta, 2, 3, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("name", PATHWISE)
+def test_pathwise_estimators_accept_a_differentiable_f_that_also_rounds(name):
+    """Rounding in f is refused only where it leaves no gradient: f = (b − round(b))² + Σ b is differentiable."""
+    g = lambda b: (b - b.round()).pow(2).sum(-1) + b.sum(-1)  # noqa: E731
+    est = get_estimator(name)
+    grad = est.estimate(g, torch.zeros(3), 4, generator=torch.Generator().manual_seed(0))
+    assert grad.shape == (3,) and bool(torch.isfinite(grad).all())
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in ESTIMATORS.items() if not c.differentiable_f))
+def test_score_function_estimators_take_a_non_differentiable_f(name):
+    est = get_estimator(name)
+    grad = est.estimate(NON_DIFFERENTIABLE["threshold"], torch.zeros(3), 4, generator=torch.Generator().manual_seed(0))
+    assert grad.shape == (3,)

@@ -12,7 +12,9 @@ Sec. 2).
 The objective f receives a batch of points of shape (M, *logits.shape) for any M and returns shape (M,);
 row m of its output must depend only on row m of its input (no batch statistics across rows). Pathwise
 estimators (``differentiable_f = True``) also evaluate it at relaxed points (values in [0, 1] or on the
-simplex) and differentiate it; score-function estimators only call it on exact samples.
+simplex) and differentiate it, so f must be differentiable with respect to its input (checked by
+:class:`PathwiseObjective`: ValueError naming the estimator otherwise); score-function estimators only call it
+on exact samples.
 
 Terminology. A *sample* is one b ~ p_θ. A *draw* is one independent estimate of g: for the single-sample
 estimators one draw uses one sample (plus the f-evaluations it pairs with it), for the multi-sample ones
@@ -47,6 +49,7 @@ __all__ = [
     "GradientEstimator",
     "MultiSampleEstimator",
     "Objective",
+    "PathwiseObjective",
     "RelaxedPathwiseEstimator",
     "SingleSampleEstimator",
     "bernoulli_conditional_logistic",
@@ -87,6 +90,97 @@ def evaluate(f: Objective, points: Tensor) -> Tensor:
             f"f must map a batch of shape {tuple(points.shape)} to values of shape ({points.shape[0]},), got {got}"
         )
     return values
+
+
+#: Operations whose gradient torch defines as zero everywhere: an f that rounds its input through one of them has
+#: no pathwise gradient, though torch differentiates it without complaint.
+_ZERO_GRADIENT_OPS = ("RoundBackward", "FloorBackward", "CeilBackward", "SignBackward", "SgnBackward",
+                      "TruncBackward")
+
+
+def _zero_gradient_op(roots: list[Tensor]) -> str | None:
+    """The name of the first zero-gradient operation (round, floor, ...) in the graph of ``roots``, or None."""
+    seen: set[object] = set()
+    stack = [root.grad_fn for root in roots if root.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        name = type(node).__name__
+        if name.startswith(_ZERO_GRADIENT_OPS):
+            return name.removesuffix("Backward0").removesuffix("Backward1").removesuffix("Backward").lower()
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return None
+
+
+class PathwiseObjective:
+    """f as a pathwise estimator evaluates it: at points carrying the graph to the logits, where f must be
+    differentiable with respect to its input.
+
+    Calling it evaluates f (:func:`evaluate`) and raises ``ValueError`` at once when f's values carry no gradient
+    (f detached, thresholded or took an argmax of its input, or left torch). After the backward pass,
+    :meth:`check` raises ``ValueError`` when the gradient never reached f's input (its values depend on other
+    tensors only, such as f's own parameters) or when it is zero at every point because f rounds its input
+    (round, floor, ceil, sign, trunc: torch gives them a zero gradient). Each message names the estimator.
+    Costs one device synchronisation per check.
+    """
+
+    def __init__(self, f: Objective, estimator: str) -> None:
+        self.f = f
+        self.estimator = estimator
+        self._roots: list[Tensor] = []  # f's values at points with a graph, one per evaluation
+        self._reached: set[int] = set()  # the evaluations whose points the backward pass reached
+        self._nonzero: list[Tensor] = []  # per reached evaluation: whether its input gradient has a nonzero entry
+        self._checked = False
+
+    def __call__(self, points: Tensor) -> Tensor:
+        values = evaluate(self.f, points)
+        if not points.requires_grad:
+            return values
+        if not values.requires_grad:
+            raise self._error(
+                "its values carry no gradient (f detaches its input, compares or thresholds "
+                "it, takes an argmax of it, or computes outside torch)"
+            )
+        index = len(self._roots)
+        self._roots.append(values)
+        points.register_hook(lambda grad: self._record(index, grad))
+        return values
+
+    def _record(self, index: int, grad: Tensor) -> None:
+        if not self._checked and index not in self._reached:  # a later double backward may pass here again
+            self._reached.add(index)
+            self._nonzero.append(grad.detach().ne(0).any())
+
+    def check(self) -> None:
+        """After the backward pass through f: ValueError when f's gradient did not reach its input, or is zero at
+        every point because f rounds its input. Releases the graph it held."""
+        roots, self._roots = self._roots, []
+        nonzero, self._nonzero = self._nonzero, []
+        self._checked = True
+        if len(self._reached) < len(roots):
+            raise self._error(
+                "the gradient of its values never reaches its input (they depend on other tensors only, such as "
+                "f's own parameters, or on the input through a detached or non-differentiable step)"
+            )
+        if nonzero and not bool(torch.stack(nonzero).any()):
+            op = _zero_gradient_op(roots)
+            if op is not None:
+                raise self._error(
+                    f"f applies {op} to its input, whose gradient torch defines as zero, so its gradient is zero "
+                    "at every point"
+                )
+
+    def _error(self, why: str) -> ValueError:
+        from concretelab.estimators import ESTIMATORS  # the registry imports this module
+
+        score = ", ".join(sorted(name for name, cls in ESTIMATORS.items() if not cls.differentiable_f))
+        return ValueError(
+            f"estimator {self.estimator!r} differentiates f through relaxed or straight-through samples, so f must be "
+            f"differentiable with respect to its input: {why}. Make f differentiable in its input, or use a "
+            f"score-function estimator, which needs f's values only ({score})"
+        )
 
 
 def hard_sample(z: Tensor, family: str) -> Tensor:
@@ -363,13 +457,18 @@ class MultiSampleEstimator(GradientEstimator):
         raise NotImplementedError
 
 
-def pathwise_per_sample(surrogate: Callable[[Tensor], Tensor], logits: Tensor, num: int) -> Tensor:
+def pathwise_per_sample(
+    surrogate: Callable[[Tensor], Tensor], logits: Tensor, num: int, objective: PathwiseObjective
+) -> Tensor:
     """Per-sample gradients: ∂/∂θ_n of ``surrogate(θ_rep).sum()``, θ_rep the logits repeated ``num`` times.
 
     ``surrogate`` maps the (num, *shape) repeated logits to (num,) values whose row n depends only on
-    θ_rep[n], so the gradient's row n is the one-sample estimate of sample n.
+    θ_rep[n], so the gradient's row n is the one-sample estimate of sample n. It evaluates f through
+    ``objective``, which is checked after the backward pass (ValueError naming the estimator when f is not
+    differentiable with respect to its input).
     """
     rep = logits.detach().expand(num, *logits.shape).clone().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(surrogate(rep).sum(), rep)
-    return grad
+        (grad,) = torch.autograd.grad(surrogate(rep).sum(), rep, allow_unused=True)
+    objective.check()
+    return torch.zeros_like(rep) if grad is None else grad

@@ -22,6 +22,7 @@ from torch import Tensor
 from concretelab.checks import check_positive
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     SingleSampleEstimator,
     conditional_noise,
     conditional_perturbation,
@@ -76,10 +77,13 @@ def control_variate_estimates(
     control: Callable[[Tensor], Tensor],
     *,
     create_graph: bool,
+    objective: PathwiseObjective,
 ) -> Tensor:
     """(num, *logits.shape) one-sample estimates ĝ; with ``create_graph`` they stay differentiable in φ.
 
-    ``control`` maps perturbed logits (M, *shape) to c_φ values (M,); it is called once on z and z̃ stacked.
+    ``control`` maps perturbed logits (M, *shape) to c_φ values (M,); it is called once on z and z̃ stacked and
+    evaluates f at relaxed points through ``objective``, checked after the pathwise backward pass (ValueError
+    naming the estimator when f is not differentiable with respect to its input).
     """
     noise, b = perturb_and_sample(logits, num, family, generator)  # (num, *shape) each
     cond = conditional_noise(b, family, generator)
@@ -91,7 +95,10 @@ def control_variate_estimates(
         z_tilde = conditional_perturbation(rep, b, family, cond)
         c = control(torch.cat([z, z_tilde]))  # (2 num,)
         c_z, c_tilde = c[:num], c[num:]
-        (pathwise,) = torch.autograd.grad((c_z - c_tilde).sum(), rep, create_graph=create_graph)
+        (pathwise,) = torch.autograd.grad((c_z - c_tilde).sum(), rep, create_graph=create_graph, allow_unused=True)
+        objective.check()
+        if pathwise is None:  # not reached: check() raised unless f was never evaluated at a relaxed point
+            pathwise = torch.zeros_like(rep)
         if not create_graph:
             c_tilde = c_tilde.detach()
         score = b - mean_param(logits, family)  # ∇_θ log p_θ(b), no graph needed

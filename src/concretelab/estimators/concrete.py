@@ -21,8 +21,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     RelaxedPathwiseEstimator,
-    evaluate,
     pathwise_per_sample,
     perturb,
     relax_point,
@@ -36,9 +36,10 @@ class Concrete(RelaxedPathwiseEstimator):
 
     name = "concrete"
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         noise = perturb(logits, num, self.family, generator) - logits
 
         def surrogate(theta: Tensor) -> Tensor:
-            return evaluate(f, relax_point(theta + noise, self.temperature, self.family))
+            return objective(relax_point(theta + noise, self.temperature, self.family))
 
-        return pathwise_per_sample(surrogate, logits, num)
+        return pathwise_per_sample(surrogate, logits, num, objective)

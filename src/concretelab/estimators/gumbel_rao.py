@@ -24,10 +24,10 @@ from torch import Tensor
 from concretelab.checks import check_int as check_count
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     RelaxedPathwiseEstimator,
     conditional_noise,
     conditional_perturbation,
-    evaluate,
     exact_sample,
     pathwise_per_sample,
     relax_point,
@@ -46,6 +46,7 @@ class GumbelRao(RelaxedPathwiseEstimator):
         self.inner_samples = check_count("inner_samples", inner_samples)
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         m = self.inner_samples
         b = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         b_rep = b.unsqueeze(0).expand(m, *b.shape)  # (M, num, *shape)
@@ -54,6 +55,6 @@ class GumbelRao(RelaxedPathwiseEstimator):
 
         def surrogate(theta: Tensor) -> Tensor:
             soft = relax_point(theta + noise, self.temperature, self.family).mean(dim=0)  # (num, *shape)
-            return evaluate(f, b + soft - soft.detach())
+            return objective(b + soft - soft.detach())
 
-        return pathwise_per_sample(surrogate, logits, num)
+        return pathwise_per_sample(surrogate, logits, num, objective)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, evaluate, relax_point
+from concretelab.estimators._base import Objective, PathwiseObjective, relax_point
 from concretelab.estimators._control_variate import ControlVariateEstimator, control_variate_estimates, variance_step
 
 __all__ = ["REBAR"]
@@ -52,13 +52,15 @@ class REBAR(ControlVariateEstimator):
         self.optimizer = torch.optim.Adam([self.eta_param, self.log_temperature], lr=self.lr)
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         eta = self.eta_param.to(logits.dtype)
         temperature = self.log_temperature.exp().to(logits.dtype)
 
         def control(z: Tensor) -> Tensor:
-            return eta * evaluate(f, relax_point(z, temperature, self.family))
+            return eta * objective(relax_point(z, temperature, self.family))
 
-        grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt)
+        grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt,
+                                          objective=objective)
         if self.adapt:
             self.last_second_moment = variance_step(grads, [self.eta_param, self.log_temperature], self.optimizer)
         return grads.detach()

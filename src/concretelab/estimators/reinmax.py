@@ -27,8 +27,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     RelaxedPathwiseEstimator,
-    evaluate,
     exact_sample,
     mean_param,
     pathwise_per_sample,
@@ -43,6 +43,7 @@ class ReinMax(RelaxedPathwiseEstimator):
 
     name = "reinmax"
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         d = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         pi0 = mean_param(logits, self.family)
         pi1 = 0.5 * (d + mean_param(logits / self.temperature, self.family))
@@ -51,6 +52,6 @@ class ReinMax(RelaxedPathwiseEstimator):
             correction = 2.0 * softmax_jacobian_surrogate(pi1, theta, self.family) - 0.5 * softmax_jacobian_surrogate(
                 pi0, theta, self.family
             )
-            return evaluate(f, d + correction)
+            return objective(d + correction)
 
-        return pathwise_per_sample(surrogate, logits, num)
+        return pathwise_per_sample(surrogate, logits, num, objective)

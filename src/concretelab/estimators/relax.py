@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from concretelab.checks import check_int as check_count
-from concretelab.estimators._base import Objective, evaluate, relax_point
+from concretelab.estimators._base import Objective, PathwiseObjective, relax_point
 from concretelab.estimators._control_variate import ControlVariateEstimator, control_variate_estimates, variance_step
 
 __all__ = ["RELAX"]
@@ -77,14 +77,16 @@ class RELAX(ControlVariateEstimator):
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         net = self._network(logits)
         net_dtype = net[0].weight.dtype
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         eta = self.eta_param.to(logits.dtype)
         temperature = self.log_temperature.exp().to(logits.dtype)
 
         def control(z: Tensor) -> Tensor:
             residual = net(z.reshape(z.shape[0], -1).to(net_dtype)).squeeze(-1).to(z.dtype)
-            return eta * evaluate(f, relax_point(z, temperature, self.family)) + residual
+            return eta * objective(relax_point(z, temperature, self.family)) + residual
 
-        grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt)
+        grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt,
+                                          objective=objective)
         if self.adapt and self.optimizer is not None:
             params = [self.eta_param, self.log_temperature, *net.parameters()]
             self.last_second_moment = variance_step(grads, params, self.optimizer)

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     RelaxedPathwiseEstimator,
-    evaluate,
     pathwise_per_sample,
     perturb_and_sample,
     relax_point,
@@ -37,10 +37,11 @@ class STGumbel(RelaxedPathwiseEstimator):
 
     name = "st_gumbel"
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         noise, b = perturb_and_sample(logits, num, self.family, generator)  # (num, *shape) each
 
         def surrogate(theta: Tensor) -> Tensor:
             soft = relax_point(theta + noise, self.temperature, self.family)
-            return evaluate(f, b + soft - soft.detach())
+            return objective(b + soft - soft.detach())
 
-        return pathwise_per_sample(surrogate, logits, num)
+        return pathwise_per_sample(surrogate, logits, num, objective)

@@ -23,8 +23,8 @@ from torch import Tensor
 
 from concretelab.estimators._base import (
     Objective,
+    PathwiseObjective,
     SingleSampleEstimator,
-    evaluate,
     exact_sample,
     mean_param,
     pathwise_per_sample,
@@ -43,10 +43,11 @@ class StraightThrough(SingleSampleEstimator):
     differentiable_f = True
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         b = exact_sample(logits, num, self.family, generator)
 
         def surrogate(theta: Tensor) -> Tensor:
             # value b, gradient J_p(θ)ᵀ ∇_b f
-            return evaluate(f, b + softmax_jacobian_surrogate(mean_param(theta, self.family), theta, self.family))
+            return objective(b + softmax_jacobian_surrogate(mean_param(theta, self.family), theta, self.family))
 
-        return pathwise_per_sample(surrogate, logits, num)
+        return pathwise_per_sample(surrogate, logits, num, objective)
