@@ -9,34 +9,33 @@ import torch
 
 from concretelab.estimators.score import (
     RunningMoments,
-    bernoulli_log_prob,
     bernoulli_score,
-    categorical_log_prob,
     categorical_score,
     leave_one_out_baseline,
     surrogate_loss,
     vimco_signals,
 )
+from concretelab.functional import bernoulli_log_prob, categorical_log_prob
 
 
 def test_log_probs_match_torch_and_stay_finite():
     logits = torch.tensor([-50.0, -3.0, 0.0, 2.0, 50.0], dtype=torch.float64)
     b = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
     expected = torch.distributions.Bernoulli(logits=logits).log_prob(b)
-    torch.testing.assert_close(bernoulli_log_prob(b, logits), expected)
+    torch.testing.assert_close(bernoulli_log_prob(logits, b), expected)
     cat_logits = torch.tensor([[0.2, -1.0, 3.0], [50.0, -50.0, 0.0]], dtype=torch.float64)
     one_hot = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     expected = torch.distributions.Categorical(logits=cat_logits).log_prob(one_hot.argmax(-1))
-    torch.testing.assert_close(categorical_log_prob(one_hot, cat_logits), expected)
+    torch.testing.assert_close(categorical_log_prob(cat_logits, one_hot), expected)
 
 
 def test_scores_are_gradients_of_the_log_probs():
     logits = torch.tensor([[0.2, -1.0, 3.0]], dtype=torch.float64, requires_grad=True)
     b = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)
-    (g,) = torch.autograd.grad(bernoulli_log_prob(b, logits).sum(), logits)
+    (g,) = torch.autograd.grad(bernoulli_log_prob(logits, b).sum(), logits)
     torch.testing.assert_close(g, bernoulli_score(b, logits.detach()))
     one_hot = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
-    (g,) = torch.autograd.grad(categorical_log_prob(one_hot, logits).sum(), logits)
+    (g,) = torch.autograd.grad(categorical_log_prob(logits, one_hot).sum(), logits)
     torch.testing.assert_close(g, categorical_score(one_hot, logits.detach()))
 
 
@@ -45,7 +44,7 @@ def test_surrogate_loss_gradient_is_signal_minus_baseline_times_score():
     b = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # (samples, units)
     signal = torch.tensor([[3.0], [1.0]], dtype=torch.float64, requires_grad=True)
     baseline = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-    loss = surrogate_loss(bernoulli_log_prob(b, logits), signal, baseline).sum()
+    loss = surrogate_loss(bernoulli_log_prob(logits, b), signal, baseline).sum()
     g_logits, g_signal, g_baseline = torch.autograd.grad(loss, (logits, signal, baseline), allow_unused=True)
     expected = ((signal.detach() - 0.5) * bernoulli_score(b, logits.detach())).sum(0)
     torch.testing.assert_close(g_logits, expected)
@@ -110,3 +109,46 @@ def test_running_moments():
     copy = RunningMoments(decay=0.5, groups=2)
     copy.load_state_dict(layered.state_dict())
     assert torch.equal(copy.var, layered.var) and int(copy.count) == 2
+
+
+def test_log_prob_names_are_not_ambiguous():
+    """Issue 27: ``estimators.score.bernoulli_log_prob(b, logits)`` took the arguments of
+    ``functional.bernoulli_log_prob(logits, value)`` swapped, and ``objectives.bernoulli_log_prob`` summed over the
+    units under the same name: mixing them up was silently wrong. Now every public ``*_log_prob*`` of the package
+    takes ``(logits, value)``, one name means one function, and a name that sums says so."""
+    import inspect
+
+    import concretelab.estimators
+    import concretelab.estimators.score
+    import concretelab.functional
+    import concretelab.objectives
+    import concretelab.objectives.terms
+
+    score = concretelab.estimators.score
+    for name in ("bernoulli_log_prob", "categorical_log_prob"):
+        assert name not in score.__all__ and not hasattr(score, name)
+        assert name not in concretelab.objectives.__all__ and not hasattr(concretelab.objectives, name)
+    modules = (concretelab.functional, concretelab.objectives, concretelab.objectives.terms, concretelab.estimators,
+               score)
+    g = torch.Generator().manual_seed(0)
+    logits = {"bernoulli": torch.randn(4, 5, generator=g, dtype=torch.float64),
+              "categorical": torch.randn(4, 5, 3, generator=g, dtype=torch.float64)}
+    values = {"bernoulli": torch.rand(2, 4, 5, generator=g, dtype=torch.float64),
+              "categorical": torch.softmax(torch.randn(2, 4, 5, 3, generator=g, dtype=torch.float64), -1)}
+    results: dict[str, list[torch.Tensor]] = {}
+    for module in modules:
+        for name in module.__all__:
+            if not name.startswith(("bernoulli_log_prob", "categorical_log_prob")):
+                continue
+            function = getattr(module, name)
+            assert list(inspect.signature(function).parameters)[:2] == ["logits", "value"], (module.__name__, name)
+            family = name.split("_")[0]
+            out = function(value=values[family], logits=logits[family])  # by keyword: no order to get wrong
+            # elementwise over the units (2, 4, 5), or summed over them (2, 4) where the name ends in _sum
+            assert out.shape == ((2, 4) if name.endswith("_sum") else (2, 4, 5)), (module.__name__, name)
+            results.setdefault(name, []).append(out)
+    assert {"bernoulli_log_prob", "bernoulli_log_prob_sum", "categorical_log_prob", "categorical_log_prob_sum"} <= set(
+        results)
+    for name, outs in results.items():  # one name, one function
+        for out in outs[1:]:
+            torch.testing.assert_close(out, outs[0], rtol=1e-12, atol=1e-12, msg=name)

@@ -10,30 +10,30 @@ from torch.distributions import Bernoulli, Categorical, kl_divergence
 
 from concretelab.objectives import (
     bernoulli_kl,
-    bernoulli_log_prob,
+    bernoulli_log_prob_sum,
     categorical_kl,
-    categorical_log_prob,
+    categorical_log_prob_sum,
     log_mean_exp,
 )
 
 F64 = torch.float64
 
 
-def test_bernoulli_log_prob_at_discrete_and_relaxed_values():
+def test_bernoulli_log_prob_sum_at_discrete_and_relaxed_values():
     g = torch.Generator().manual_seed(0)
     logits = 3 * torch.randn(4, 5, generator=g, dtype=F64)
     for value in (torch.randint(0, 2, (3, 4, 5), generator=g).to(F64), torch.rand(3, 4, 5, generator=g, dtype=F64)):
         want = Bernoulli(logits=logits, validate_args=False).log_prob(value).sum(-1)
-        torch.testing.assert_close(bernoulli_log_prob(logits, value), want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(bernoulli_log_prob_sum(logits, value), want, rtol=1e-12, atol=1e-12)
 
 
-def test_categorical_log_prob_matches_one_hot_lookup():
+def test_categorical_log_prob_sum_matches_one_hot_lookup():
     g = torch.Generator().manual_seed(1)
     logits = 2 * torch.randn(4, 3, 6, generator=g, dtype=F64)
     index = torch.randint(0, 6, (2, 4, 3), generator=g)
     value = torch.nn.functional.one_hot(index, 6).to(F64)
     want = Categorical(logits=logits).log_prob(index).sum(-1)
-    torch.testing.assert_close(categorical_log_prob(logits, value), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(categorical_log_prob_sum(logits, value), want, rtol=1e-12, atol=1e-12)
 
 
 def test_kls_match_torch_and_stay_finite_for_huge_logits():

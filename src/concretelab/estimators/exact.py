@@ -26,7 +26,7 @@ from concretelab.estimators._base import (
     check_logits,
     evaluate,
 )
-from concretelab.estimators.score import bernoulli_log_prob, categorical_log_prob
+from concretelab.functional import bernoulli_log_prob, categorical_log_prob
 
 __all__ = ["MAX_STATES", "enumerate_states", "exact_expectation", "exact_gradient", "exact_multisample_gradient"]
 
@@ -74,8 +74,8 @@ def enumerate_states(logits: Tensor, family: str, start: int, stop: int) -> Tens
 def _log_prob(states: Tensor, logits: Tensor, family: str) -> Tensor:
     """log p_θ(state) summed over variables: (M,)."""
     if family == "bernoulli":
-        return bernoulli_log_prob(states, logits).reshape(states.shape[0], -1).sum(dim=1)
-    return categorical_log_prob(states, logits).reshape(states.shape[0], -1).sum(dim=1)
+        return bernoulli_log_prob(logits, states).reshape(states.shape[0], -1).sum(dim=1)
+    return categorical_log_prob(logits, states).reshape(states.shape[0], -1).sum(dim=1)
 
 
 def _prepare(logits: Tensor, family: str, chunk_size: int) -> tuple[int, Tensor]:

@@ -8,6 +8,12 @@ per-example learning signals, input-dependent baselines and layer-wise condition
 Shapes: ``log_prob``, ``signal`` and ``baseline`` broadcast against each other; the leading axis is the
 sample axis where one is needed (``leave_one_out_baseline``, ``vimco_signals``).
 
+Log-probabilities come from :mod:`concretelab.functional`: ``bernoulli_log_prob(logits, value)`` (elementwise)
+and ``categorical_log_prob(logits, value)`` (summed over the categories), logits first like every
+``*_log_prob`` of the package. (This module's own ``bernoulli_log_prob(b, logits)`` and
+``categorical_log_prob(b, logits)``, the same names with the arguments swapped, were removed: swapping them
+was silently wrong.)
+
 References
     [1] Williams, "Simple statistical gradient-following algorithms", Machine Learning 1992.
     [2] Mnih & Gregor, "Neural Variational Inference and Learning in Belief Networks", ICML 2014 (Sec. 3).
@@ -22,31 +28,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from concretelab import functional
 from concretelab.checks import check_int
 
 __all__ = [
     "RunningMoments",
-    "bernoulli_log_prob",
     "bernoulli_score",
-    "categorical_log_prob",
     "categorical_score",
     "leave_one_out_baseline",
     "surrogate_loss",
     "vimco_signals",
 ]
-
-
-def bernoulli_log_prob(b: Tensor, logits: Tensor) -> Tensor:
-    """Elementwise log p(b) = b θ − softplus(θ) (no log of σ(θ)); b ∈ {0, 1}
-    (:func:`concretelab.functional.bernoulli_log_prob`, arguments in the estimators' order)."""
-    return functional.bernoulli_log_prob(logits, b)
-
-
-def categorical_log_prob(b: Tensor, logits: Tensor) -> Tensor:
-    """log p(b) = Σ_k b_k log_softmax(θ)_k for one-hot b of shape (..., K); returns shape (...)
-    (:func:`concretelab.functional.categorical_log_prob`)."""
-    return functional.categorical_log_prob(logits, b)
 
 
 def bernoulli_score(b: Tensor, logits: Tensor) -> Tensor:

@@ -54,9 +54,9 @@ from concretelab.objectives.relaxed import (
 )
 from concretelab.objectives.terms import (
     bernoulli_kl,
-    bernoulli_log_prob,
+    bernoulli_log_prob_sum,
     categorical_kl,
-    categorical_log_prob,
+    categorical_log_prob_sum,
     layer_kl,
     layer_log_prob,
     log_mean_exp,
@@ -70,9 +70,9 @@ __all__ = [
     "StreamingLogMeanExp",
     "TrainableModel",
     "bernoulli_kl",
-    "bernoulli_log_prob",
+    "bernoulli_log_prob_sum",
     "categorical_kl",
-    "categorical_log_prob",
+    "categorical_log_prob_sum",
     "default_chunk_size",
     "discrete_bound",
     "discrete_bound_per_image",

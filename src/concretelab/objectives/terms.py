@@ -22,24 +22,26 @@ from concretelab import functional
 
 __all__ = [
     "bernoulli_kl",
-    "bernoulli_log_prob",
+    "bernoulli_log_prob_sum",
     "categorical_kl",
-    "categorical_log_prob",
+    "categorical_log_prob_sum",
     "layer_kl",
     "layer_log_prob",
     "log_mean_exp",
 ]
 
 
-def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)); logits broadcast to value
-    (the kernel :func:`concretelab.functional.bernoulli_log_prob_sum`)."""
+def bernoulli_log_prob_sum(logits: Tensor, value: Tensor) -> Tensor:
+    """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)), summed over the last (units)
+    dimension; logits broadcast to value (:func:`concretelab.functional.bernoulli_log_prob_sum`; the elementwise
+    form is :func:`concretelab.functional.bernoulli_log_prob`)."""
     return functional.bernoulli_log_prob_sum(logits, value)
 
 
-def categorical_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """sum_units sum_k b_k log_softmax(a)_k; logits (..., units, K) broadcast to value
-    (the kernel :func:`concretelab.functional.categorical_log_prob`, summed over the units)."""
+def categorical_log_prob_sum(logits: Tensor, value: Tensor) -> Tensor:
+    """sum_units sum_k b_k log_softmax(a)_k, summed over the units; logits (..., units, K) broadcast to value
+    (:func:`concretelab.functional.categorical_log_prob`, which sums over the categories only, summed over the
+    units)."""
     return functional.categorical_log_prob(logits, value).sum(-1)
 
 
@@ -60,7 +62,7 @@ def categorical_kl(q_logits: Tensor, p_logits: Tensor) -> Tensor:
 
 def layer_log_prob(categories: int, logits: Tensor, value: Tensor) -> Tensor:
     """Bernoulli (categories == 2) or categorical log-probability of ``value`` under ``logits``."""
-    return bernoulli_log_prob(logits, value) if categories == 2 else categorical_log_prob(logits, value)
+    return bernoulli_log_prob_sum(logits, value) if categories == 2 else categorical_log_prob_sum(logits, value)
 
 
 def layer_kl(categories: int, q_logits: Tensor, p_logits: Tensor) -> Tensor:
