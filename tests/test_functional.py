@@ -320,6 +320,53 @@ def test_torch_compile_fullgraph_given_noise() -> None:
         torch.testing.assert_close(got, want)
 
 
+def test_gumbel_max_and_topk_under_vmap_and_compile_given_noise() -> None:
+    """Issue 27: gumbel_topk read a value (``int(...)``) to check k, which fails under vmap and breaks a
+    fullgraph compile; given the noise, both kernels are pure tensor functions and must work there."""
+    logits = torch.randn(5, 6, generator=_gen(60), dtype=torch.float64)
+    noise = F.sample_gumbel(logits.shape, generator=_gen(61), dtype=torch.float64)
+    expected_top = torch.topk(logits + noise, 3, dim=-1).indices
+    expected_max = (logits + noise).argmax(-1)
+    torch.testing.assert_close(torch.func.vmap(lambda a, g: F.gumbel_topk(a, 3, noise=g))(logits, noise),
+                               expected_top)
+    torch.testing.assert_close(torch.func.vmap(lambda a, g: F.gumbel_max(a, noise=g))(logits, noise), expected_max)
+    topk = torch.compile(lambda a, g: F.gumbel_topk(a, 3, noise=g), fullgraph=True, backend="eager")
+    argmax = torch.compile(lambda a, g: F.gumbel_max(a, noise=g), fullgraph=True, backend="eager")
+    torch.testing.assert_close(topk(logits, noise), expected_top)
+    torch.testing.assert_close(argmax(logits, noise), expected_max)
+
+
+def test_tensor_temperature_with_more_dims_than_the_batch_normalises_over_the_categories() -> None:
+    """Issue 27: logits (4,) with temperatures (3,) give 3 samples of 4 categories, each on the simplex (the
+    category dim was resolved before the temperature added a leading dim, and rows summed to 2.08, 0.54, 1.38)."""
+    logits = torch.tensor([1.0, 0.0, -1.0, 0.5], dtype=torch.float64)
+    temperature = torch.tensor([0.1, 0.5, 1.0], dtype=torch.float64)
+    noise = F.sample_gumbel((4,), generator=_gen(62), dtype=torch.float64)
+    soft = F.gumbel_softmax(logits, temperature, noise=noise)
+    assert soft.shape == (3, 4)
+    for i, t in enumerate(temperature):
+        torch.testing.assert_close(soft[i], torch.softmax((logits + noise) / t, -1))
+    hard = F.gumbel_softmax(logits, temperature, hard=True, noise=noise)
+    assert torch.equal(hard, torch.nn.functional.one_hot((logits + noise).argmax(), 4).double().expand(3, 4))
+    log_y = F.log_gumbel_softmax(logits, temperature, noise=noise)
+    torch.testing.assert_close(log_y.exp(), soft)
+
+
+@pytest.mark.parametrize(
+    ("logits", "match"),
+    [
+        (torch.tensor([[0.0, float("nan"), 1.0]]), "must not contain NaN"),
+        (torch.tensor([[0.0, 1.0], [float("-inf"), float("-inf")]]), "at least one finite"),
+    ],
+)
+def test_gumbel_softmax_refuses_logits_that_give_nan(logits: torch.Tensor, match: str) -> None:
+    """Issue 27: NaN logits, or a row whose every logit is -inf (softmax 0/0), returned NaN; the distributions
+    refuse them, and so do the kernels."""
+    for kernel in (F.gumbel_softmax, F.log_gumbel_softmax):
+        with pytest.raises(ValueError, match=match):
+            kernel(logits, 0.5)
+
+
 @pytest.mark.slow
 def test_torch_compile_inductor_fullgraph_given_noise() -> None:
     logits = torch.randn(3, 4, generator=_gen(45))

@@ -243,6 +243,8 @@ def _float64_gumbel_scores(logits: Tensor, shape: torch.Size, generator: torch.G
 def one_hot_argmax(scores: Tensor, dim: int = -1) -> Tensor:
     """The one-hot of argmax along ``dim``, in the dtype and shape of ``scores`` (ties: the first index)."""
     index = scores.argmax(dim=dim, keepdim=True)
+    if traced(scores):  # out of place: vmap has a batching rule for scatter, not for scatter_
+        return torch.zeros_like(scores).scatter(dim, index, 1.0)
     return torch.zeros_like(scores).scatter_(dim, index, 1.0)
 
 

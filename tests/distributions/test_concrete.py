@@ -12,6 +12,8 @@ from torch.autograd import gradcheck
 from concretelab.distributions import Concrete, ExpConcrete
 from concretelab.functional import sample_gumbel
 
+from .test_routes import ref_exp_concrete
+
 F64 = torch.float64
 
 
@@ -93,20 +95,24 @@ def test_own_samples_have_finite_log_prob(n: int, dtype: torch.dtype) -> None:
 
 
 def test_underflowed_sample_scored_through_the_cache_matches_log_space() -> None:
+    """At temperature 1e-3 the simplex sample has exact zeros; log_prob of the sample (its remembered point) equals
+    the independent float64 formula at y = log_softmax((a + G)/lambda), computed here from the noise."""
     logits = torch.tensor([0.0, 3.0, -2.0], dtype=F64)
     noise = sample_gumbel((50, 3), generator=_gen(8), dtype=F64)
-    concrete, exp_concrete = Concrete(1e-3, logits=logits), ExpConcrete(1e-3, logits=logits)
-    x, y = concrete.rsample((50,), noise=noise), exp_concrete.rsample((50,), noise=noise)
+    concrete = Concrete(1e-3, logits=logits)
+    x = concrete.rsample((50,), noise=noise)
     assert bool((x == 0).any())
-    torch.testing.assert_close(concrete.log_prob(x), exp_concrete.log_prob(y) - y.sum(-1))
+    t = torch.tensor(1e-3, dtype=F64)
+    y = torch.log_softmax((logits + noise) / t, -1)
+    torch.testing.assert_close(concrete.log_prob(x), ref_exp_concrete(y, logits, t) - y.sum(-1), rtol=1e-9, atol=1e-6)
     # A copy is not the sample: it is scored through log(x), and a zero is on the boundary.
     with pytest.raises(ValueError, match="boundary of the simplex"):
         concrete.log_prob(x.clone())
-    # Scoring the cached sample under another distribution uses the same log-space point.
+    # Scoring the remembered sample under another distribution uses the same log-space point.
     other = Concrete(2.0, logits=torch.zeros(3, dtype=F64))
-    torch.testing.assert_close(
-        other.log_prob(x), ExpConcrete(2.0, logits=torch.zeros(3, dtype=F64)).log_prob(y) - y.sum(-1)
-    )
+    two = torch.tensor(2.0, dtype=F64)
+    torch.testing.assert_close(other.log_prob(x), ref_exp_concrete(y, torch.zeros(3, dtype=F64), two) - y.sum(-1),
+                               rtol=1e-9, atol=1e-6)
 
 
 def test_cache_ignores_a_sample_changed_in_place() -> None:

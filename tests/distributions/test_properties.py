@@ -19,7 +19,7 @@ from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, Relaxed
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 
 from concretelab.distributions import BinConcrete, Concrete, ExpConcrete, LogitBinConcrete
-from concretelab.functional import gumbel_max, sample_gumbel, sample_logistic
+from concretelab.functional import gumbel_max, sample_gumbel
 
 F64 = torch.float64
 P_MIN = 1e-3
@@ -270,42 +270,5 @@ def test_agrees_with_torch_relaxed_bernoulli(t: float) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The identity at a distribution's own sample.
-
-
-def test_exp_concrete_log_prob_at_own_sample_does_not_depend_on_logits() -> None:
-    """log kappa(y(G; alpha); alpha) = log (n-1)! + (n-1) log lambda - sum G - n logsumexp(-G) for all alpha:
-    its total derivative with respect to the logits is 0, and sample_and_log_prob computes it from G."""
-    logits = torch.randn(4, 6, generator=_gen(9), dtype=F64, requires_grad=True)
-    noise = sample_gumbel((10, 4, 6), generator=_gen(10), dtype=F64)
-    d = ExpConcrete(0.3, logits=logits)
-    lp_path = d.log_prob(d.rsample((10,), noise=noise))
-    (g,) = torch.autograd.grad(lp_path.sum(), logits)
-    assert g.abs().max().item() < 1e-10
-    # d.log_prob of d's own sample uses the identity itself; an equal but distinct distribution scores the
-    # same points through the full formula, whose total gradient must vanish numerically too.
-    other = ExpConcrete(0.3, logits=logits)
-    lp_formula = other.log_prob(d.rsample((10,), noise=noise))
-    torch.testing.assert_close(lp_formula, lp_path, rtol=1e-12, atol=1e-10)
-    (g_formula,) = torch.autograd.grad(lp_formula.sum(), logits)
-    assert 0 < g_formula.abs().max().item() < 1e-10  # computed through y (rounding only), not structurally 0
-    y, lp = d.sample_and_log_prob((10,), noise=noise)
-    torch.testing.assert_close(lp, lp_path, rtol=1e-12, atol=1e-10)
-    (g2,) = torch.autograd.grad(lp.sum() + 0 * y.sum(), logits, materialize_grads=True)
-    assert bool((g2 == 0).all())
-    shifted = ExpConcrete(0.3, logits=logits.detach() + torch.randn(4, 6, generator=_gen(11), dtype=F64) * 5)
-    torch.testing.assert_close(shifted.sample_and_log_prob((10,), noise=noise)[1], lp.detach())
-
-
-@pytest.mark.parametrize("cls", [Concrete, BinConcrete, LogitBinConcrete])
-def test_sample_and_log_prob_identity_other_families(cls: type) -> None:
-    binary = cls is not Concrete
-    logits = torch.tensor([0.3, -1.0, 2.0], dtype=F64, requires_grad=True)
-    noise = (sample_logistic if binary else sample_gumbel)((50, 3), generator=_gen(12), dtype=F64)
-    d = cls(torch.tensor(0.7, dtype=F64), logits=logits)
-    _x, lp = d.sample_and_log_prob((50,), noise=noise)
-    torch.testing.assert_close(lp, d.log_prob(d.rsample((50,), noise=noise)), rtol=1e-12, atol=1e-10)
-    # (LogitBinConcrete's density at its own noise does not depend on the logits: no graph, gradient 0)
-    g1 = torch.autograd.grad(lp.sum(), logits)[0] if lp.requires_grad else torch.zeros_like(logits)
-    g2 = torch.autograd.grad(d.log_prob(d.rsample((50,), noise=noise)).sum(), logits)[0]
-    torch.testing.assert_close(g1, g2, rtol=1e-9, atol=1e-9)
+# The identity at a distribution's own sample: tests/distributions/test_routes.py compares log_prob on every
+# route (its own sample through rsample, sample, sample_and_log_prob, ...) with an independent float64 formula.

@@ -59,9 +59,16 @@ def test_rsample_has_grad_and_sample_has_none(example: Example) -> None:
     x = d.rsample((3,), generator=torch.Generator().manual_seed(2))
     leaves = [p for p in (d.logits, d.temperature) if p.requires_grad]
     if leaves:
+        # The sample depends on every parameter that requires grad (a weighted sum, so a gradient that only
+        # looks right when summed over the simplex cannot hide), and the score function of a sample() (the
+        # sample held fixed) is not zero either (issue 27: it was, through the identity at the own sample).
         assert x.requires_grad
-        grads = torch.autograd.grad(x.sum() + d.log_prob(x).sum(), leaves, allow_unused=True)
-        assert any(g is not None for g in grads)
+        weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(12), dtype=x.dtype)
+        for leaf, g in zip(leaves, torch.autograd.grad((weights * x).sum(), leaves), strict=True):
+            assert bool(torch.isfinite(g).all()) and bool((g != 0).any()), f"d sample / d {tuple(leaf.shape)} is {g}"
+        fixed = d.sample((3,), generator=torch.Generator().manual_seed(2))
+        for leaf, g in zip(leaves, torch.autograd.grad(d.log_prob(fixed).sum(), leaves), strict=True):
+            assert bool(torch.isfinite(g).all()) and bool((g != 0).any()), f"score / d {tuple(leaf.shape)} is {g}"
     assert not d.sample((3,), generator=torch.Generator().manual_seed(2)).requires_grad
     with torch.no_grad():
         assert torch.equal(x, d.sample((3,), generator=torch.Generator().manual_seed(2)))

@@ -170,11 +170,12 @@ def test_straight_through_sample_changed_in_place_is_refused(make, logits, chang
 
 
 def test_under_torch_compile_samples_are_scored_from_their_values() -> None:
-    """Under torch.compile nothing is remembered (no identity-keyed record in the graph): log_prob of a sample is
-    computed from its value, which at a moderate temperature is the same number as eager mode gives."""
-    import torch
-
-    from concretelab.distributions import BinConcrete, Concrete
+    """Under torch.compile nothing is remembered: a record keyed by object identity would need a guard on each new
+    sample's identity (a recompilation per call) or a graph break. So the function below must compile as one graph
+    (fullgraph=True) and be reused for fresh samples without recompiling, and log_prob of a sample there is the
+    formula on its value: a sample drawn outside the compiled function, changed in a way no stamp sees (through
+    ``.data``), is scored from its new values."""
+    import torch._dynamo
 
     def score(logits: torch.Tensor, noise: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
         x = Concrete(0.7, logits=logits, validate_args=False).rsample(noise=noise)
@@ -183,8 +184,17 @@ def test_under_torch_compile_samples_are_scored_from_their_values() -> None:
             0.7, logits=logits[..., 0], validate_args=False).log_prob(b)
 
     g = torch.Generator().manual_seed(0)
-    logits, noise = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g,
-                                                                                     dtype=torch.float64)
-    bits = torch.randn(5, generator=g, dtype=torch.float64)
-    compiled = torch.compile(score, backend="eager", fullgraph=False)
-    torch.testing.assert_close(compiled(logits, noise, bits), score(logits, noise, bits), rtol=1e-9, atol=1e-9)
+    logits = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    compiled = torch.compile(score, backend="eager", fullgraph=True)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):  # fresh samples each call: no recompilation
+            noise, bits = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, generator=g,
+                                                                                             dtype=torch.float64)
+            torch.testing.assert_close(compiled(logits, noise, bits), score(logits, noise, bits), rtol=1e-9, atol=1e-9)
+
+    dist = Concrete(0.7, logits=logits)
+    x = dist.rsample(generator=g)
+    x.data.copy_(torch.full_like(x, 0.25))  # invisible to the stamp; the record is not consulted when compiled
+    scored = torch.compile(lambda v: dist.log_prob(v), backend="eager", fullgraph=True)(x)
+    torch.testing.assert_close(scored, dist.log_prob(x.clone()), rtol=1e-9, atol=1e-9)
