@@ -330,8 +330,12 @@ def _check_logit_values(logits: Tensor, dim: int) -> None:
     finite logit: otherwise the softmax is 0/0 and the sample NaN."""
     if traced(logits) or not logits.numel():
         return
+    if bool(torch.isfinite(logits.amax(dim=dim)).all()):  # one pass: a NaN or a slice of -inf shows in its max
+        return
     if bool(torch.isnan(logits).any()):
         raise ValueError(f"logits must not contain NaN, got a tensor of shape {tuple(logits.shape)} with NaN entries")
+    if bool((logits == float("inf")).any()):
+        raise ValueError(f"logits must be below +inf, got a tensor of shape {tuple(logits.shape)} with +inf entries")
     if not bool((logits > float("-inf")).any(dim=dim).all()):
         raise ValueError(
             f"logits must have at least one finite (not -inf) value in every slice along dim {dim}, got a tensor "

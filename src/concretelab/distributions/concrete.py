@@ -65,12 +65,17 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         log_jacobian = self._log_jacobian(y, logits)
         return log_kappa if log_jacobian is None else log_kappa - log_jacobian
 
-    def _log_kappa_at_noise(self, noise: Tensor, exp_neg_noise: Tensor | None) -> Tensor:
+    def _at_noise_minus_log_jacobian(self, noise: Tensor, exp_neg_noise: Tensor | None, y: Tensor) -> Tensor:
+        """The log-density at the own sample y drawn with ``noise``: log kappa from the noise identity (which does
+        not depend on the logits) minus the log-Jacobian at y."""
         logits, temperature = self._compute()
         log_kappa = exp_concrete_log_density_at_noise(
             noise, logits, temperature, has_excluded=self._has_excluded, exp_neg_gumbel=exp_neg_noise
         )
-        return link_zero_gradient(log_kappa, logits)  # it does not depend on the logits: gradient exactly 0
+        log_jacobian = self._log_jacobian(y, logits)
+        if log_jacobian is not None:
+            return log_kappa - log_jacobian  # y links the logits (along the sampling path, when there is one)
+        return link_zero_gradient(log_kappa, logits)  # gradient exactly 0 rather than "not used in the graph"
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log kappa(y) (eq. 8) minus the log-Jacobian, y the log-space point of ``value``; shape
@@ -86,18 +91,15 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         y = self._scoring_point(value, recalled).to(logits.dtype)
         own = self._own_noise_if_exact(value, recalled)
         if own is not None:
-            log_kappa = self._log_kappa_at_noise(*own)
-        else:
-            log_kappa = exp_concrete_log_density(y, logits, temperature)
-        return self._minus_log_jacobian(log_kappa, y, logits)
+            return self._at_noise_minus_log_jacobian(*own, y)
+        return self._minus_log_jacobian(exp_concrete_log_density(y, logits, temperature), y, logits)
 
     def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
                                  noise: Tensor | None) -> tuple[Tensor, Tensor]:
         """The sample and its log-density in one pass: log kappa from the noise identity, minus the log-Jacobian."""
         draw = self._scores(sample_shape, generator, noise)
         y, x = log_softmax_and_softmax(draw.scores)
-        log_kappa = self._log_kappa_at_noise(draw.noise, draw.exp_neg_noise)
-        return self._value_of(y, x, draw), self._minus_log_jacobian(log_kappa, y, self.logits)
+        return self._value_of(y, x, draw), self._at_noise_minus_log_jacobian(draw.noise, draw.exp_neg_noise, y)
 
 
 class ExpConcrete(_LogSpaceCategorical):
