@@ -22,6 +22,7 @@ current code is faster). Issue 27's acceptance is the first line at (200000, 10)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
+import concretelab.distributions
 from concretelab.distributions import Concrete, ExpConcrete
 from concretelab.functional import gumbel_softmax
 
@@ -52,6 +54,11 @@ def make_cases(shape: tuple[int, int]) -> dict[str, Callable[[], None]]:
         d = Concrete(temperature, logits=logits, validate_args=False)
         x = d.rsample()
         ((x * weight).sum() + d.log_prob(x).sum()).backward()
+
+    def ours_concrete_values_guard() -> None:
+        guard = getattr(concretelab.distributions, "record_guard", None)  # absent before issue 27
+        with guard("values") if guard is not None else contextlib.nullcontext():
+            ours_concrete()
 
     def ours_concrete_fused() -> None:
         d = Concrete(temperature, logits=logits, validate_args=False)
@@ -91,6 +98,7 @@ def make_cases(shape: tuple[int, int]) -> dict[str, Callable[[], None]]:
 
     cases = {
         "concretelab Concrete rsample+log_prob": ours_concrete,
+        "concretelab Concrete rsample+log_prob, values guard": ours_concrete_values_guard,
         "concretelab Concrete sample_and_log_prob": ours_concrete_fused,
         "torch RelaxedOneHotCategorical rsample+log_prob": torch_concrete,
         "concretelab ExpConcrete rsample+log_prob": ours_exp,
@@ -117,6 +125,7 @@ def time_interleaved(cases: dict[str, Callable[[], None]], repeats: int) -> dict
 COMPARISONS = (
     ("torch RelaxedOneHotCategorical rsample+log_prob", "concretelab Concrete rsample+log_prob"),
     ("torch RelaxedOneHotCategorical rsample+log_prob", "concretelab Concrete sample_and_log_prob"),
+    ("concretelab Concrete rsample+log_prob, values guard", "concretelab Concrete rsample+log_prob"),
     ("torch ExpRelaxedCategorical rsample+log_prob", "concretelab ExpConcrete rsample+log_prob"),
     ("torch F.gumbel_softmax", "concretelab gumbel_softmax"),
 )
@@ -126,6 +135,7 @@ COMPARISONS = (
 
 VERSIONED_CASES = (  # the cases of make_cases whose code is concretelab's, and the floor
     "concretelab Concrete rsample+log_prob",
+    "concretelab Concrete rsample+log_prob, values guard",
     "concretelab Concrete sample_and_log_prob",
     "concretelab ExpConcrete rsample+log_prob",
     "concretelab gumbel_softmax",
@@ -200,13 +210,13 @@ def compare_with(baseline: str, shapes: list[tuple[int, int]], repeats: int, thr
                 medians = {key: statistics.median(values) for key, values in seconds.items()}
                 names = list(workers)
                 print(f"\nshape {shape}")
-                print(f"  {'case':<44}" + "".join(f"{n[:26]:>28}" for n in names) + f"{'baseline / current':>20}")
+                print(f"  {'case':<52}" + "".join(f"{n[:26]:>28}" for n in names) + f"{'baseline / current':>20}")
                 for case in VERSIONED_CASES:
                     floor = {n: medians[(n, VERSIONED_CASES[-1])] for n in names}
                     cells = "".join(f"{medians[(n, case)] * 1e3:>12.3f} ms {medians[(n, case)] / floor[n]:>5.1f}x rand"
                                     for n in names)
                     ratio = medians[(names[1], case)] / medians[(names[0], case)]
-                    print(f"  {case:<44}{cells}{ratio:>19.2f}x")
+                    print(f"  {case:<52}{cells}{ratio:>19.2f}x")
         finally:
             for worker in workers.values():
                 worker.close()
