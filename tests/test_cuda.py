@@ -111,3 +111,22 @@ def test_reproduce_trains_and_evaluates_on_the_gpu(tmp_path, monkeypatch) -> Non
     assert seen == ["cuda", "cuda"]  # -L_k on the test images and the larger k on the subset
     assert result["device"].startswith(torch.cuda.get_device_name())
     assert result["train_devices"] == [[0, result["device"]]]
+
+
+@pytest.mark.parametrize("cls", [Concrete, BinConcrete])
+def test_log_prob_of_a_remembered_sample_does_not_synchronise(cls: type) -> None:
+    """Issue 27: the record is proven current by a stamp (version counter, data pointer, ...) read on the host, so
+    log_prob of a remembered sample and its backward never wait for the GPU (torch's sync debug mode raises on a
+    synchronising call). Construction and rsample may synchronise (argument checks); scoring must not."""
+    logits = torch.randn(512, 10, device="cuda", requires_grad=True)
+    d = cls(0.5, logits=logits if cls is Concrete else logits[:, 0], validate_args=False)
+    x = d.rsample()
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        lp = d.log_prob(x)
+        (x.sum() + lp.sum()).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert bool(torch.isfinite(logits.grad).all())

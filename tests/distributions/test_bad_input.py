@@ -129,6 +129,13 @@ CASES = [
         r"logits batch \(2,\)",
     ),
     (
+        "(3, 1) temperature against (2, 4) logits",  # issue 27: the error named shape (3,), not the (3, 1) given
+        lambda: Concrete(torch.ones(3, 1), logits=torch.zeros(2, 4)),
+        r"shapes do not broadcast \(temperature against the batch shape of the logits\): temperature \(3, 1\), "
+        r"logits batch \(2,\); a temperature with the logits' number of dimensions and a last dimension of 1 "
+        r"stands for the batch shape \(3,\)",
+    ),
+    (
         "binary temperature shape",
         lambda: BinConcrete(torch.ones(4), logits=torch.zeros(3)),
         r"shapes do not broadcast .*: temperature \(4,\), logits \(3,\)",

@@ -93,3 +93,13 @@ def test_probs_and_logits_parametrisations_agree() -> None:
     a, b = BinConcrete(0.7, logits=logits), BinConcrete(0.7, probs=torch.sigmoid(logits))
     torch.testing.assert_close(a.log_prob(x), b.log_prob(x))
     torch.testing.assert_close(a.probs, torch.sigmoid(logits))
+
+
+def test_positional_order_is_torchs() -> None:
+    """Issue 27: torch is ``RelaxedBernoulli(temperature, probs, logits)``; the second positional argument is probs."""
+    probs = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(BinConcrete(0.5, probs).probs, probs)
+    torch.testing.assert_close(LogitBinConcrete(0.5, probs).probs, probs)
+    reference = torch.distributions.RelaxedBernoulli(torch.tensor(0.5, dtype=torch.float64), probs)
+    x = reference.sample((5,))
+    torch.testing.assert_close(BinConcrete(0.5, probs).log_prob(x), reference.log_prob(x), rtol=1e-9, atol=1e-9)

@@ -208,3 +208,16 @@ def test_unnormalised_probs_are_normalised_as_torch_does() -> None:
     torch.testing.assert_close(ours.probs, theirs.probs, rtol=0, atol=1e-15)
     x = theirs.sample((5,), )
     torch.testing.assert_close(ours.log_prob(x), theirs.log_prob(x), rtol=1e-10, atol=1e-10)
+
+
+def test_positional_order_is_torchs() -> None:
+    """Issue 27: torch is ``RelaxedOneHotCategorical(temperature, probs, logits)``; ported code that passes the
+    second argument positionally must mean probs here too (it meant logits, giving probs [0.354, 0.646])."""
+    probs = torch.tensor([0.2, 0.8], dtype=F64)
+    torch.testing.assert_close(Concrete(0.5, probs).probs, probs)
+    torch.testing.assert_close(ExpConcrete(0.5, probs).probs, probs)
+    reference = torch.distributions.RelaxedOneHotCategorical(torch.tensor(0.5, dtype=F64), probs)
+    x = reference.sample((5,))
+    torch.testing.assert_close(Concrete(0.5, probs).log_prob(x), reference.log_prob(x), rtol=1e-9, atol=1e-9)
+    logits = torch.tensor([0.3, -0.3], dtype=F64)
+    torch.testing.assert_close(Concrete(0.5, None, logits).logits, logits)
