@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from _example_support import figure_path
 from concretelab.distributions import HardConcrete
 from labelled_data import FASHION_MNIST, labelled_images
 
@@ -83,8 +84,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000, help="training steps of batch 100 per lam")
     parser.add_argument("--hidden", default="300,100", help="the two hidden layers' widths")
     parser.add_argument("--lams", default="0,0.1,1,10,100", help="L0 weights lam to sweep")
-    parser.add_argument("--out", type=Path, default=Path("hard-concrete-l0.png"), help="the figure")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the figure (default: hard-concrete-l0.png here; with --smoke, in a temporary folder)")
     args = parser.parse_args()
+    args.out = figure_path(args.out, args.smoke, "hard-concrete-l0.png")
     if args.smoke:
         args.steps, args.hidden, args.lams = 150, "32,16", "0,100"
     data = labelled_images(args.smoke, args.data)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from _example_support import require
 from concretelab.data import load_labelled_idx_folder
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -16,9 +17,8 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 def labelled_images(smoke: bool, folder: Path = FASHION_MNIST) -> tuple[torch.Tensor, ...]:
     """(train_x, train_y, test_x, test_y, image_shape): pixels in [0, 1], flattened, and integer labels."""
     if smoke:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
+        datasets = require("sklearn.datasets", "examples")
+        digits = datasets.load_digits()
         x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
         y = torch.tensor(digits.target)
         return x[:1500], y[:1500], x[1500:], y[1500:], (8, 8)

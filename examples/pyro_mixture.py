@@ -19,13 +19,17 @@ from __future__ import annotations
 import argparse
 import itertools
 
-import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO
-from pyro.optim import Adam
 from torch import nn
 
-from concretelab.pyro import Concrete
+from _example_support import require
+
+pyro = require("pyro", "pyro")  # before concretelab.pyro, which needs it too
+
+from pyro.infer import SVI, Trace_ELBO  # noqa: E402 - after the check for the extra
+from pyro.optim import Adam  # noqa: E402
+
+from concretelab.pyro import Concrete  # noqa: E402
 
 TRUE_MEANS = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from _example_support import figure_path
 from concretelab.functional import gumbel_topk, sample_gumbel
 from labelled_data import FASHION_MNIST, labelled_images
 
@@ -95,8 +96,10 @@ def main() -> None:
     parser.add_argument("--ks", default="5,10,20,50", help="numbers of pixels to select")
     parser.add_argument("--relaxed-forward", action="store_true",
                         help="train on the relaxed mask itself instead of straight-through k-hot masks")
-    parser.add_argument("--out", type=Path, default=Path("subset-selection.png"), help="the figure")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the figure (default: subset-selection.png here; with --smoke, in a temporary folder)")
     args = parser.parse_args()
+    args.out = figure_path(args.out, args.smoke, "subset-selection.png")
     if args.smoke:
         args.steps, args.hidden, args.ks = 150, 32, "4,16"
     data = labelled_images(args.smoke, args.data)

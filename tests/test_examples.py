@@ -29,3 +29,30 @@ def test_smoke(tmp_path: Path, script: str, expected: str) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout
+    assert not any(tmp_path.iterdir()), f"--smoke wrote into the current folder: {sorted(tmp_path.iterdir())}"
+
+
+# A site hook that makes a module unimportable, as on a machine without the extra installed.
+_BLOCK = """
+import sys
+for name in {names!r}:
+    sys.modules[name] = None  # `import name` now raises ImportError
+"""
+
+
+@pytest.mark.parametrize(("script", "blocked", "extra"), [
+    ("pyro_mixture.py", ["pyro"], "pyro"),
+    ("hard_concrete_l0.py", ["sklearn", "sklearn.datasets"], "examples"),
+    ("subset_selection.py", ["sklearn", "sklearn.datasets"], "examples"),
+])
+def test_a_missing_extra_is_one_line_naming_its_install(tmp_path: Path, script: str, blocked: list[str],
+                                                        extra: str) -> None:
+    """Issue 30: without the extra, the script stops with one line naming ``pip install 'concretelab[extra]'``, not
+    a bare ModuleNotFoundError."""
+    (tmp_path / "sitecustomize.py").write_text(_BLOCK.format(names=blocked))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--smoke"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"{script} needs {blocked[-1]}: pip install 'concretelab[{extra}]'"]
