@@ -37,12 +37,12 @@ def test_bad_temperature(name, bad):
 def test_bad_family():
     with pytest.raises(ValueError, match="family must be one of"):
         get_estimator("reinforce", family="gaussian")
-    for name in ("arm", "disarm"):
+    for name in ("arm", "disarm", "arms"):
         with pytest.raises(ValueError, match=f"{name}.*only family 'bernoulli'.*categorical"):
             get_estimator(name, family="categorical")
 
 
-@pytest.mark.parametrize("name", ["reinforce_loo", "vimco"])
+@pytest.mark.parametrize("name", ["reinforce_loo", "vimco", "arms"])
 def test_multi_sample_estimators_need_two_samples(name):
     with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
         get_estimator(name).estimate(f, logits, 1)

@@ -30,10 +30,12 @@ EXAMPLES = {
     "relax": {"hidden": 8, "seed": 3},
     "arm": {},
     "disarm": {},
+    "arms": {},
 }
 
 NAMES = (
-    "reinforce reinforce_loo nvil vimco straight_through st_gumbel gumbel_rao reinmax concrete rebar relax arm disarm"
+    "reinforce reinforce_loo nvil vimco straight_through st_gumbel gumbel_rao reinmax concrete rebar relax arm disarm "
+    "arms"
 ).split()
 
 
@@ -56,7 +58,7 @@ def test_registry_has_every_estimator_and_examples():
 
 def test_categorical_support_is_as_documented():
     binary_only = sorted(n for n, cls in ESTIMATORS.items() if "categorical" not in cls.families)
-    assert binary_only == ["arm", "disarm"]
+    assert binary_only == ["arm", "arms", "disarm"]
 
 
 class CountingObjective:

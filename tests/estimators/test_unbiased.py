@@ -83,6 +83,19 @@ def test_vimco_matches_exact_multisample_gradient(problem, k):
     assert (exact - plain).abs().max() > 0.05
 
 
+#: Multi-sample estimators whose samples interact beyond a plain average (coupled draws, baselines or control variates
+#: built from the other samples): also tested at K > 2, where they differ from their K = 2 form.
+LARGER_K = ["arms"]
+
+
+@pytest.mark.parametrize("name", LARGER_K)
+@pytest.mark.parametrize("problem", ["bernoulli_quadratic", "bernoulli_nonlinear"])
+@pytest.mark.parametrize("k", [3, 5])
+def test_multi_sample_estimators_at_larger_k(name, problem, k):
+    draws, exact = _draws(name, problem, num_samples=k, seed=4)
+    assert within_confidence(draws, exact), f"z-scores {z_scores(draws, exact)}"
+
+
 def test_reinforce_loo_uses_all_samples_of_a_set():
     p = PROBLEMS["bernoulli_quadratic"]
     draws, exact = _draws("reinforce_loo", "bernoulli_quadratic", num_samples=5)

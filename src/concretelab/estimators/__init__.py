@@ -11,7 +11,7 @@ distribution given by logits θ (VIMCO: the gradient of log mean_k exp f(b^k) ov
 
 ``f`` maps a batch (M, *logits.shape) to (M,), row by row. ``estimate(..., reduce=False)`` returns the
 draws whose mean is the estimate: one per sample for single-sample estimators, one row for the
-multi-sample ones (``reinforce_loo``, ``vimco``), whose draw is the whole set of ``num_samples`` samples.
+multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the whole set of ``num_samples`` samples.
 ``per_draw`` returns independent estimates, each from ``num_samples`` samples, for variance and SNR.
 
 Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample``, ``differentiable_f``
@@ -40,9 +40,10 @@ rebar              yes        yes          yes       3 (+ double backward when a
 relax              yes        yes          yes       3 (+ double backward when adapting)
 arm                yes        no           yes       2
 disarm             yes        no           yes       2
+arms               yes        no           yes       1 (num_samples >= 2, copula-coupled)
 =================  =========  ===========  ========  =====================================
 
-ARM and DisARM are binary only (their categorical generalisations ARSM and U2G are not implemented).
+ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented).
 
 The score-function pieces (log-probabilities, scores, leave-one-out and VIMCO signals, NVIL's running
 moments and ``surrogate_loss``) are in :mod:`concretelab.estimators.score` for trainers that need
@@ -56,6 +57,7 @@ from typing import Any
 
 from concretelab.estimators._base import FAMILIES, GradientEstimator, MultiSampleEstimator, SingleSampleEstimator
 from concretelab.estimators.arm import ARM
+from concretelab.estimators.arms import ARMS
 from concretelab.estimators.concrete import Concrete
 from concretelab.estimators.disarm import DisARM
 from concretelab.estimators.exact import (
@@ -84,6 +86,7 @@ from concretelab.estimators.vimco import VIMCO
 
 __all__ = [
     "ARM",
+    "ARMS",
     "ESTIMATORS",
     "FAMILIES",
     "MAX_STATES",
@@ -130,6 +133,7 @@ ESTIMATORS: dict[str, type[GradientEstimator]] = {
         RELAX,
         ARM,
         DisARM,
+        ARMS,
     )
 }
 

@@ -37,6 +37,7 @@ from concretelab.functional import (
     sample_categorical,
     sample_gumbel,
     sample_logistic,
+    sample_uniform_open,
     softplus,
 )
 
@@ -52,11 +53,13 @@ __all__ = [
     "PathwiseObjective",
     "RelaxedPathwiseEstimator",
     "SingleSampleEstimator",
+    "arms_weight",
     "bernoulli_conditional_logistic",
     "categorical_conditional_gumbel",
     "check_positive",
     "conditional_noise",
     "conditional_perturbation",
+    "dirichlet_copula_bernoulli",
     "disarm_weight",
     "evaluate",
     "logistic_pair",
@@ -234,6 +237,43 @@ def logistic_pair(
     b = (theta - noise > 0).to(logits.dtype)
     b_anti = (theta + noise > 0).to(logits.dtype)
     return noise.to(logits.dtype), b, b_anti
+
+
+def dirichlet_copula_bernoulli(logits: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    """k draws of Bernoulli(σ(θ)), shape (k, *logits.shape), in the logits' dtype, coupled along the first axis by
+    the Dirichlet copula (Dimitriev & Zhou 2021, ARMS, Sec. 3) and independent across the elements of ``logits``.
+
+    d ~ Dirichlet(1, ..., 1) over the k draws (d_j = E_j / Σ_i E_i, E_j standard exponentials), u_j = (1 − d_j)^{k−1}
+    (Uniform(0, 1) marginally: d_j ~ Beta(1, k − 1)); b_j = 1[u_j < p] where p = σ(θ) < ½ and b_j = 1[1 − u_j < p]
+    where p >= ½, so that the copula always couples the rarer value, as the authors' code does. At k = 2,
+    u_2 = 1 − u_1: DisARM's antithetic pair. Decided in float64 and in log space, with 1 − d_j = Σ_{i≠j} E_i / Σ_i E_i
+    summed without cancellation: log u_j = (k − 1) (log Σ_{i≠j} E_i − log Σ_i E_i).
+    """
+    shape = (k, *logits.shape)
+    u = sample_uniform_open(shape, generator=generator, dtype=torch.float64, device=logits.device)
+    e = u.log_().neg_()  # (k, *shape) standard exponentials
+    others = torch.stack([torch.cat([e[:j], e[j + 1:]]).sum(0) for j in range(k)])  # Σ_{i≠j} E_i, no cancellation
+    log_u = (k - 1) * (others.log() - e.sum(0).log())  # log (1 − d_j)^{k−1}
+    theta = logits.detach().to(torch.float64)
+    below = log_u < -softplus(-theta)  # u < p
+    above = log_u > -softplus(theta)  # u > 1 − p, i.e. 1 − u < p
+    return torch.where(theta < 0, below, above).to(logits.dtype)
+
+
+def arms_weight(logits: Tensor, k: int) -> Tensor:
+    """1 / (1 − ρ): the factor that makes leave-one-out REINFORCE unbiased on the k copula-coupled draws of
+    :func:`dirichlet_copula_bernoulli` (Dimitriev & Zhou 2021, ARMS), elementwise, as a constant (no graph).
+
+    ρ = (P(b_i = b_j = 1) − p²) / (p (1 − p)) is the correlation of two of the draws; with m = min(p, 1 − p) = σ(−|θ|)
+    (the value the copula couples) and the copula's bivariate CDF C(m, m) = max(0, 2 m^{1/(k−1)} − 1)^{k−1},
+    1 / (1 − ρ) = p (1 − p) / (m − C(m, m)) = (1 − m) / (1 − C(m, m)/m). At k = 2, C = 0 and the factor is σ(|θ|),
+    DisARM's. Computed in float64 and returned in the logits' dtype.
+    """
+    theta = logits.detach().to(torch.float64)
+    m = torch.sigmoid(-theta.abs())
+    c = torch.relu(2 * m.pow(1.0 / (k - 1)) - 1).pow(k - 1)  # 0 whenever m < 2^{−(k−1)}, so for m = 0 too
+    c_over_m = torch.where(c > 0, c / m, torch.zeros_like(m))  # <= m: the draws are negatively correlated
+    return ((1 - m) / (1 - c_over_m)).to(logits.dtype)
 
 
 def relax_point(z: Tensor, temperature: Tensor | float, family: str) -> Tensor:
