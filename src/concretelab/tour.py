@@ -164,11 +164,24 @@ def _to_plane(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return p[..., 0], p[..., 1]
 
 
+def _draw_simplex(ax: Any) -> None:
+    """The triangle's edges and its vertices labelled by the category that is 1 there (x = e_k)."""
+    ax.plot([0, 1, 0.5, 0], [0, 0, math.sqrt(3) / 2, 0], color="k", lw=0.8)
+    for k, (x, y, ha, va) in enumerate(((0.0, 0.0, "right", "top"), (1.0, 0.0, "left", "top"),
+                                        (0.5, math.sqrt(3) / 2, "center", "bottom"))):
+        ax.annotate(f"$e_{k + 1}$", (x, y), xytext=(0, 0), textcoords="offset points", ha=ha, va=va, fontsize=10)
+    ax.set_xlim(-0.15, 1.15)
+    ax.set_ylim(-0.15, 1.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
 def plot_simplex_density(path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from matplotlib.tri import Triangulation
 
     logits = torch.tensor(ALPHA, dtype=torch.float64).log()
@@ -182,15 +195,16 @@ def plot_simplex_density(path: Path) -> None:
     axes[0].set_title("discrete: probabilities " + ", ".join(f"{p:.2f}" for p in probs.tolist()))
     for ax, temperature in zip(axes[1:], TEMPERATURES, strict=True):
         log_density = Concrete(temperature, logits=logits, validate_args=False).log_prob(x)
-        shown = ax.tricontourf(triangulation, log_density.numpy(), levels=30, cmap="viridis")
-        fig.colorbar(shown, ax=ax, label="log density")
+        # level boundaries on round numbers, so that the colour bar's ticks are round too
+        low, high = float(log_density.min()), float(log_density.max())
+        levels = MaxNLocator(nbins=12, steps=[1, 2, 5, 10]).tick_values(low, high)
+        round_ticks = MaxNLocator(nbins=5, steps=[1, 2, 5, 10]).tick_values(low, high)
+        ticks = [t for t in round_ticks if levels[0] <= t <= levels[-1]]
+        shown = ax.tricontourf(triangulation, log_density.numpy(), levels=levels, cmap="viridis")
+        fig.colorbar(shown, ax=ax, label="log density", ticks=ticks)
         ax.set_title(f"Concrete, temperature {temperature:g}")
     for ax in axes:
-        ax.plot([0, 1, 0.5, 0], [0, 0, math.sqrt(3) / 2, 0], color="k", lw=0.8)
-        ax.set_xlim(-0.15, 1.15)
-        ax.set_ylim(-0.15, 1.0)
-        ax.set_aspect("equal")
-        ax.axis("off")
+        _draw_simplex(ax)
     fig.suptitle("Concrete(alpha = (2, 0.5, 1), temperature) on the 2-simplex (cf. Maddison et al. 2017, Fig. 1)")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
@@ -202,6 +216,7 @@ def plot_simplex_samples(path: Path, generator: torch.Generator) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     logits = torch.tensor(ALPHA, dtype=torch.float64).log()
     temperatures = (10.0, 1.0, 0.5, 0.1, 0.01)
@@ -209,13 +224,13 @@ def plot_simplex_samples(path: Path, generator: torch.Generator) -> None:
     for ax, temperature in zip(axes, temperatures, strict=True):
         x = Concrete(temperature, logits=logits).sample((2000,), generator=generator)
         px, py = _to_plane(x)
-        ax.scatter(px, py, s=2, alpha=0.4, c=x.argmax(-1).numpy(), cmap="tab10", vmin=0, vmax=9)
-        ax.plot([0, 1, 0.5, 0], [0, 0, math.sqrt(3) / 2, 0], color="k", lw=0.8)
+        ax.scatter(px, py, s=2, alpha=0.4, c=[f"C{k}" for k in x.argmax(-1).tolist()])
+        _draw_simplex(ax)
         ax.set_title(f"temperature {temperature:g}")
-        ax.set_aspect("equal")
-        ax.axis("off")
+    handles = [Line2D([], [], marker="o", ls="", color=f"C{k}", label=f"argmax = category {k + 1}") for k in range(3)]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.suptitle("2,000 Concrete samples per temperature, coloured by argmax (alpha = (2, 0.5, 1))")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room for the legend below
     save_figure(fig, path, dpi=110)
     plt.close(fig)
 

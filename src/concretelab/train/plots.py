@@ -69,6 +69,47 @@ def _save_image(array: Tensor, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _pair_canvas(originals: Tensor, reconstructions: Tensor, shape: tuple[int, int], columns: int
+                 ) -> tuple[Tensor, list[float], list[str]]:
+    """Originals and their reconstructions as paired rows: each row of ``columns`` test images directly above the
+    row of their reconstructions (1 pixel apart; pairs a quarter image apart). Returns the canvas (NaN where there
+    is no image), and the centre and label of each row."""
+    h, w = shape
+    n = originals.shape[0]
+    pairs = math.ceil(n / columns)
+    inner, outer = 1, max(3, h // 4)
+    height = pairs * (2 * h + inner) + (pairs - 1) * outer
+    canvas = torch.full((height, columns * (w + 1) - 1), float("nan"))
+    centres, labels = [], []
+    for p in range(pairs):
+        top = p * (2 * h + inner + outer)
+        for row, images, label in ((top, originals, "test"), (top + h + inner, reconstructions, "reconstruction")):
+            for c in range(min(columns, n - p * columns)):
+                canvas[row : row + h, c * (w + 1) : c * (w + 1) + w] = images[p * columns + c].reshape(h, w)
+            centres.append(row + (h - 1) / 2)
+            labels.append(label)
+    return canvas, centres, labels
+
+
+def _save_pairs(originals: Tensor, reconstructions: Tensor, shape: tuple[int, int], columns: int, path: Path,
+                title: str) -> None:
+    """The figure of :func:`_pair_canvas`, each row labelled on the left, the background white."""
+    canvas, centres, labels = _pair_canvas(originals, reconstructions, shape, columns)
+    fig, ax = plt.subplots(figsize=(7, 7 * canvas.shape[0] / canvas.shape[1] + 0.5))
+    cmap = plt.get_cmap("gray_r").copy()
+    cmap.set_bad("white")
+    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_yticks(centres, labels, fontsize=7)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
 def plot_learning_curves(run: str | Path, path: Path) -> None:
     """Training loss (−relaxed bound) and validation −L_k against the step, on one axis (nats)."""
     rows = read_metrics(Path(run) / "metrics.jsonl")
@@ -120,9 +161,7 @@ def plot_run(
     _save_image(_grid(samples.cpu(), shape, columns), paths[1], f"{config.model}: pixel probabilities of samples")
 
     recon = reconstruction_probs(model, test, generator).detach().cpu()
-    pairs = torch.stack([test, recon], dim=1).reshape(-1, test.shape[1])  # data, reconstruction, ...
-    half = max(1, num_images // 2)
-    _save_image(_grid(pairs[: 2 * half], shape, 2 * max(1, columns // 2)), paths[2],
-                f"{config.model}: test image | reconstruction p(x | h), h ~ q(h | x)")
+    _save_pairs(test, recon, shape, min(columns * 2, 16), paths[2],
+                f"{config.model}: each test image above its reconstruction p(x | h), h ~ q(h | x)")
     logger.info("plots written to %s", out)
     return paths
