@@ -31,11 +31,12 @@ EXAMPLES = {
     "arm": {},
     "disarm": {},
     "arms": {},
+    "indecater": {},
 }
 
 NAMES = (
     "reinforce reinforce_loo nvil vimco straight_through st_gumbel gumbel_rao reinmax concrete rebar relax arm disarm "
-    "arms"
+    "arms indecater"
 ).split()
 
 
@@ -50,7 +51,8 @@ def test_registry_has_every_estimator_and_examples():
         for part in ("Approximates", "With", "Requires", "References"):
             assert part in doc, f"{name}: module docstring lacks {part}"
         assert isinstance(cls.unbiased, bool)
-        assert cls.evaluations_per_sample in (1, 2, 3)
+        # a fixed count, or None where it grows with the problem (IndeCateR: see evaluations(logits))
+        assert cls.evaluations_per_sample in ((None,) if name == "indecater" else (1, 2, 3))
         assert set(cls.families) <= {"bernoulli", "categorical"}
         assert set(EXAMPLES[name]) <= set(estimator_options(name))
         assert cls.objective == ("multisample" if name == "vimco" else "expectation")
@@ -91,7 +93,9 @@ def test_shapes_and_evaluation_counts(name, family):
     k = 4
     grad = est.estimate(f, logits, k, generator=torch.Generator().manual_seed(0))
     assert grad.shape == logits.shape and grad.dtype == logits.dtype and not grad.requires_grad
-    assert f.rows == est.evaluations_per_sample * k
+    assert f.rows == est.evaluations(logits) * k
+    if est.evaluations_per_sample is not None:
+        assert est.evaluations(logits) == est.evaluations_per_sample
     draws = est.estimate(f, logits, k, generator=torch.Generator().manual_seed(0), reduce=False)
     expected_rows = 1 if est.multi_sample else k
     assert draws.shape == (expected_rows, *logits.shape)

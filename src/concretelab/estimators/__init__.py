@@ -14,8 +14,10 @@ draws whose mean is the estimate: one per sample for single-sample estimators, o
 multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the whole set of ``num_samples`` samples.
 ``per_draw`` returns independent estimates, each from ``num_samples`` samples, for variance and SNR.
 
-Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample``, ``differentiable_f``
-(pathwise: f differentiated, and called at relaxed points by ``concrete``, ``rebar`` and ``relax``),
+Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample`` (None for ``indecater``, whose
+count grows with the number of variables: ``est.evaluations(logits)`` gives it for any estimator),
+``differentiable_f`` (pathwise: f differentiated, and called at relaxed points by ``concrete``, ``rebar`` and
+``relax``),
 ``multi_sample``, ``min_samples`` and ``stateful``. Stateful estimators (``reinforce``'s moving-average
 baseline, ``nvil``'s baseline network, ``rebar``'s η and λ, ``relax``'s control variate) adapt their
 parameters after every call to ``estimate``/``per_draw``, using only past draws for the current estimate
@@ -41,6 +43,7 @@ relax              yes        yes          yes       3 (+ double backward when a
 arm                yes        no           yes       2
 disarm             yes        no           yes       2
 arms               yes        no           yes       1 (num_samples >= 2, copula-coupled)
+indecater          yes        yes          yes       1 + n (K − 1) for n variables of K categories
 =================  =========  ===========  ========  =====================================
 
 ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented).
@@ -67,6 +70,7 @@ from concretelab.estimators.exact import (
     exact_multisample_gradient,
 )
 from concretelab.estimators.gumbel_rao import GumbelRao
+from concretelab.estimators.indecater import IndeCateR
 from concretelab.estimators.layered import (
     LayeredDisARM,
     LayeredEstimator,
@@ -98,6 +102,7 @@ __all__ = [
     "DisARM",
     "GradientEstimator",
     "GumbelRao",
+    "IndeCateR",
     "LayeredDisARM",
     "LayeredEstimator",
     "LayeredNVIL",
@@ -134,6 +139,7 @@ ESTIMATORS: dict[str, type[GradientEstimator]] = {
         ARM,
         DisARM,
         ARMS,
+        IndeCateR,
     )
 }
 

@@ -363,16 +363,17 @@ class GradientEstimator:
 
     Class attributes describe the estimator to the lab: ``name`` (the registry key), ``families`` it
     supports, ``unbiased`` (for ∂/∂θ E[f(b)], or for VIMCO the multi-sample objective), ``evaluations_per_sample``
-    (f-evaluations per sample), ``differentiable_f`` (whether f is differentiated and called on relaxed
-    points), ``min_samples``, ``stateful`` (adapts parameters as it is called; ``reset()`` restores them) and
-    ``objective`` (``"expectation"``, or ``"multisample"`` for VIMCO, whose reference is
+    (f-evaluations per sample; None where the count depends on the number of variables, as IndeCateR's does:
+    ``evaluations(logits)`` gives the count for a shape), ``differentiable_f`` (whether f is differentiated and
+    called on relaxed points), ``min_samples``, ``stateful`` (adapts parameters as it is called; ``reset()``
+    restores them) and ``objective`` (``"expectation"``, or ``"multisample"`` for VIMCO, whose reference is
     ``exact_multisample_gradient``).
     """
 
     name: ClassVar[str] = ""
     families: ClassVar[tuple[str, ...]] = FAMILIES
     unbiased: ClassVar[bool] = True
-    evaluations_per_sample: ClassVar[int] = 1
+    evaluations_per_sample: ClassVar[int | None] = 1  # None: depends on the logits' shape, see evaluations(logits)
     differentiable_f: ClassVar[bool] = False
     multi_sample: ClassVar[bool] = False
     min_samples: ClassVar[int] = 1
@@ -394,6 +395,13 @@ class GradientEstimator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(family={self.family!r})"
+
+    def evaluations(self, logits: Tensor) -> int:
+        """f-evaluations per sample for ``logits``: ``evaluations_per_sample``, or, where that is None (IndeCateR's
+        count grows with the number of variables), the count for this shape."""
+        if self.evaluations_per_sample is None:  # pragma: no cover - such estimators override this method
+            raise NotImplementedError(f"{type(self).__name__} must define evaluations(logits)")
+        return int(self.evaluations_per_sample)
 
     def reset(self) -> None:
         """Restore the initial adaptive state (no-op for stateless estimators)."""

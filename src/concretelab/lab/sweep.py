@@ -4,12 +4,15 @@ For each configuration the lab draws ``draws`` independent estimates, each what
 ``estimator.estimate(f, logits, samples)`` returns (computed in batches with ``estimator.per_draw``), and
 summarises them with :func:`concretelab.lab.metrics.gradient_metrics`. Cost is measured two ways: the number
 of points at which f is evaluated (counted by wrapping f, and compared with the declared
-``evaluations_per_sample × samples``) and the wall time of separate ``estimate`` calls.
+``evaluations(logits) × samples``) and the wall time of separate ``estimate`` calls.
 
 Equal cost. With ``samples=None`` every estimator gets the same budget of f-evaluations per estimate:
-samples = max(min_samples, budget // evaluations_per_sample). The table also reports the work-normalised
-variance tr Σ × evaluations per estimate (the variance one evaluation's worth of the estimator would have,
-for estimators whose variance falls like 1/samples), so estimators can be compared at any budget.
+samples = max(min_samples, budget // evaluations per sample), the evaluations per sample being
+``estimator.evaluations(logits)`` (``evaluations_per_sample``, except for IndeCateR, whose 1 + n (K − 1) grows
+with the problem's n variables of K categories, so it may exceed the budget with one sample). The table also
+reports the work-normalised variance tr Σ × evaluations per estimate (the variance one evaluation's worth of the
+estimator would have, for estimators whose variance falls like 1/samples), so estimators can be compared at any
+budget.
 
 Stateful estimators (REINFORCE's moving-average baseline, NVIL's baseline network, REBAR's η and λ,
 RELAX's control variate) are ``reset()`` before every batch of draws, so they are measured at their
@@ -128,13 +131,13 @@ class _CountingObjective:
         return self.f(b)
 
 
-def _samples_for(estimator: Any, config: SweepConfig) -> int:
+def _samples_for(estimator: Any, config: SweepConfig, logits: Tensor) -> int:
     minimum = int(getattr(estimator, "min_samples", 1))
     if config.samples is not None:
         if config.samples < minimum:
             raise ValueError(f"estimator {estimator.name!r} needs samples >= {minimum}, got samples={config.samples}")
         return config.samples
-    per_sample = int(estimator.evaluations_per_sample)
+    per_sample = estimator.evaluations(logits)
     samples = max(minimum, config.budget // per_sample)
     if samples * per_sample != config.budget:
         log.warning(
@@ -181,7 +184,8 @@ def _measure(
 ) -> dict[str, Any]:
     options = {} if temperature is None else {"temperature": temperature}
     estimator = get_estimator(name, family=problem.family, **options)
-    samples = _samples_for(estimator, config)
+    samples = _samples_for(estimator, config, problem.logits)
+    per_sample = estimator.evaluations(problem.logits)
     reference = _reference(problem, name, samples, cache)
     counted = _CountingObjective(problem.f)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, problem.key, name, temperature, "draws"))
@@ -221,7 +225,7 @@ def _measure(
     metrics = gradient_metrics(
         estimates, exact, confidence=config.confidence, bootstrap=config.bootstrap, generator=boot_gen
     )
-    evaluations = int(estimator.evaluations_per_sample) * samples
+    evaluations = per_sample * samples
     row: dict[str, Any] = {
         "problem": problem.key,
         "family": problem.family,
@@ -233,7 +237,7 @@ def _measure(
         else "none (not enumerable)",
         "samples": samples,
         "draws": config.draws,
-        "evaluations_per_sample": int(estimator.evaluations_per_sample),
+        "evaluations_per_sample": per_sample,
         "evaluations_per_estimate": evaluations,
         "evaluations_counted": evaluations_counted,
         "dimension": int(problem.logits.numel()),
