@@ -33,6 +33,7 @@ ADAPTED = {
     "nvil": ("net.weight", "net.bias", "moments.mean", "moments.var", "moments.count"),
     "rebar": ("eta_param", "log_temperature"),
     "relax": ("eta_param", "log_temperature", "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"),
+    "double_cv": ("alpha_param",),
 }
 
 

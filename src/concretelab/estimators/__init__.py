@@ -16,13 +16,13 @@ multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the wh
 
 Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample`` (None for ``indecater``, whose
 count grows with the number of variables: ``est.evaluations(logits)`` gives it for any estimator),
-``differentiable_f`` (pathwise: f differentiated, and called at relaxed points by ``concrete``, ``rebar`` and
-``relax``),
-``multi_sample``, ``min_samples`` and ``stateful``. Stateful estimators (``reinforce``'s moving-average
-baseline, ``nvil``'s baseline network, ``rebar``'s η and λ, ``relax``'s control variate) adapt their
-parameters after every call to ``estimate``/``per_draw``, using only past draws for the current estimate
-(``rebar``/``relax`` use them in the current estimate too, which keeps it unbiased since any control
-variate does); ``reset()`` restores their initial state and their initialisation is seeded.
+``differentiable_f`` (f differentiated: called at relaxed points by ``concrete``, ``rebar`` and ``relax``, and
+differentiated at the exact samples by ``double_cv``), ``multi_sample``, ``min_samples`` and ``stateful``. Stateful
+estimators (``reinforce``'s moving-average baseline, ``nvil``'s baseline network, ``rebar``'s η and λ, ``relax``'s
+control variate, ``double_cv``'s α) adapt their parameters after every call to ``estimate``/``per_draw``, using
+only past draws for the current estimate (``rebar``/``relax``/``double_cv`` use them in the current estimate too,
+which keeps it unbiased since any control variate does); ``reset()`` restores their initial state and their
+initialisation is seeded.
 
 Supported combinations (an unsupported one raises ValueError at ``get_estimator``):
 
@@ -44,6 +44,7 @@ arm                yes        no           yes       2
 disarm             yes        no           yes       2
 arms               yes        no           yes       1 (num_samples >= 2, copula-coupled)
 indecater          yes        yes          yes       1 + n (K − 1) for n variables of K categories
+double_cv          yes        no           yes       1 + backward (num_samples >= 2)
 =================  =========  ===========  ========  =====================================
 
 ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented).
@@ -63,6 +64,7 @@ from concretelab.estimators.arm import ARM
 from concretelab.estimators.arms import ARMS
 from concretelab.estimators.concrete import Concrete
 from concretelab.estimators.disarm import DisARM
+from concretelab.estimators.double_cv import DoubleCV
 from concretelab.estimators.exact import (
     MAX_STATES,
     exact_expectation,
@@ -100,6 +102,7 @@ __all__ = [
     "VIMCO",
     "Concrete",
     "DisARM",
+    "DoubleCV",
     "GradientEstimator",
     "GumbelRao",
     "IndeCateR",
@@ -140,6 +143,7 @@ ESTIMATORS: dict[str, type[GradientEstimator]] = {
         DisARM,
         ARMS,
         IndeCateR,
+        DoubleCV,
     )
 }
 

@@ -62,11 +62,13 @@ __all__ = [
     "dirichlet_copula_bernoulli",
     "disarm_weight",
     "evaluate",
+    "leave_one_out_mean",
     "logistic_pair",
     "one_hot_argmax",
     "perturb_and_sample",
     "relax_point",
     "softmax_jacobian_surrogate",
+    "values_and_input_gradients",
 ]
 
 
@@ -503,6 +505,30 @@ class MultiSampleEstimator(GradientEstimator):
     ) -> Tensor:
         """(num_sets, *logits.shape) estimates, each from its own set of ``num_samples`` samples."""
         raise NotImplementedError
+
+
+def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple[Tensor, Tensor]:
+    """(f(b), ∇_b f(b)) at exact samples b (M, *shape), both detached, in b's dtype: one evaluation per row and one
+    backward pass, for estimators whose control variates use f's gradient at the samples (``double_cv``,
+    ``rodeo``). f must be differentiable with respect to its input: ValueError naming ``estimator`` otherwise
+    (:class:`PathwiseObjective`)."""
+    objective = PathwiseObjective(f, estimator)
+    points = b.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        values = objective(points)
+        (grad,) = torch.autograd.grad(values.sum(), points, allow_unused=True)
+    objective.check()
+    grad = torch.zeros_like(points) if grad is None else grad
+    return values.detach().to(b.dtype), grad.detach().to(b.dtype)
+
+
+def leave_one_out_mean(values: Tensor, dim: int) -> Tensor:
+    """(1/(K−1)) Σ_{j≠k} values_j along ``dim`` (K >= 2), for every k, summed without subtracting values_k from the
+    total (no cancellation when one value dominates)."""
+    k = values.shape[dim]
+    parts = values.unbind(dim)
+    others = [sum(parts[:j] + parts[j + 1:]) for j in range(k)]
+    return torch.stack(others, dim) / (k - 1)
 
 
 def pathwise_per_sample(
