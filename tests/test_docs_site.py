@@ -1,13 +1,16 @@
 """The documentation site (issues 12.2 and 30): ``mkdocs build --strict`` succeeds, every public name of the six
 documented subpackages has an entry (an anchor ``concretelab.<module>.<name>``) in its reference page, and a broken
-link or anchor fails the strict build.
+link or anchor fails the strict build. Math is rendered by the KaTeX served with the site (no network).
 
-The site is built once per test session (the ``site`` fixture); the planted-link test builds its own copy."""
+The site is built once per test module (the ``site`` fixture); the planted-link test builds its own copy."""
 
 from __future__ import annotations
 
+import html
 import importlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,3 +67,53 @@ def test_a_broken_link_or_anchor_fails_the_strict_build(tmp_path: Path) -> None:
     warnings = [line for line in built.stderr.splitlines() if line.startswith("WARNING")]  # INFO lines don't fail
     for planted in ("no-such-page.md", "no-such-anchor", "figures/no-such-folder/"):
         assert any(planted in line for line in warnings), f"no warning names {planted!r}:\n{built.stderr[-3000:]}"
+
+
+MATH_PAGES = ("math", "objectives")
+ARITHMATEX = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.DOTALL)
+KATEX_CHECK = """
+const katex = require(process.argv[1]);
+const formulas = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const errors = [];
+for (const [tex, display] of formulas) {
+  try { katex.renderToString(tex, {displayMode: display, throwOnError: true, strict: "error"}); }
+  catch (error) { errors.push(tex + " :: " + error.message); }
+}
+console.log(JSON.stringify(errors));
+"""
+
+
+def _formulas(page: str) -> list[tuple[str, bool]]:
+    """The TeX of every formula pymdownx.arithmatex left in a built page, and whether it is displayed."""
+    found = []
+    for tag, body in ARITHMATEX.findall(page):
+        tex = html.unescape(body).strip()
+        found.append((tex[2:-2] if tex[:2] in ("\\(", "\\[") else tex, tag == "div"))
+    return found
+
+
+def test_math_is_rendered_by_the_katex_served_with_the_site(site: Path) -> None:
+    katex = site / "assets" / "katex"
+    css = (katex / "katex.min.css").read_text(encoding="utf-8")
+    fonts = set(re.findall(r"url\((fonts/[^)]+\.woff2)\)", css))
+    assert fonts and all((katex / font).is_file() for font in fonts), "KaTeX's WOFF2 fonts are not served"
+    for name in MATH_PAGES:
+        page = (site / name / "index.html").read_text(encoding="utf-8")
+        for asset in ("assets/katex/katex.min.js", "assets/katex-init.js", "assets/katex/katex.min.css"):
+            assert f'"../{asset}"' in page, f"{name} does not load {asset} from the site"
+        assert not re.search(r'(src|href)="https?://[^"]*katex', page), f"{name} loads KaTeX from the network"
+        written = (REPO / "docs" / f"{name}.md").read_text(encoding="utf-8").splitlines().count("$$") // 2
+        displayed = sum(display for _, display in _formulas(page))
+        assert displayed == written > 0, f"{name}: {displayed} displayed formulas for {written} $$ blocks"
+        text = re.sub(r"<(code|pre|script)\b.*?</\1>", "", ARITHMATEX.sub("", page), flags=re.DOTALL)
+        assert "$" not in re.sub(r"<[^>]+>", "", text), f"{name}: a $ that was not turned into math"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run KaTeX")
+def test_every_formula_parses_with_katex(site: Path) -> None:
+    """KaTeX renders a formula it cannot parse as red source text in the browser; here it must parse."""
+    formulas = [f for name in MATH_PAGES for f in _formulas((site / name / "index.html").read_text(encoding="utf-8"))]
+    checked = subprocess.run(["node", "-e", KATEX_CHECK, str(site / "assets" / "katex" / "katex.min.js")],
+                             input=json.dumps(formulas), capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert json.loads(checked.stdout) == []
