@@ -77,7 +77,9 @@ def test_hand_written_notes_go_under_their_section(tmp_path) -> None:
     write_result(tmp_path / "results", _done("200H-784V-m1-relaxed", 108.0))
     (tmp_path / "results" / "notes").mkdir()
     (tmp_path / "results" / "notes" / "structured.md").write_text("Structured: a note about the gaps.\n")
-    page = render_results(tmp_path / "results", tmp_path / "RESULTS.md", tmp_path / "figures").read_text()
+    summary = render_results(tmp_path / "results", tmp_path / "RESULTS.md", tmp_path / "figures")
+    page = (tmp_path / "RESULTS-details.md").read_text()  # the notes go on the details page
+    assert "a note about the gaps" not in summary.read_text()
     structured = page.index("## Structured prediction")
     beyond = page.index("## Beyond the paper")
     assert structured < page.index("Structured: a note about the gaps.") < beyond
@@ -154,7 +156,8 @@ def test_the_overview_plots_the_estimate_where_recorded_and_skips_results_before
     write_result(tmp_path / "results", exact)
     page = render_results(tmp_path / "results", tmp_path / "RESULTS.md", figures).read_text()
     assert "![Every measured cell against the paper](figures/overview.png)" in page
-    assert "on the cell that records it, the larger k lowered -L_k by 0.80 to 0.80 nats" in page
+    details = (tmp_path / "RESULTS-details.md").read_text()
+    assert "on the cell that records it, the larger k lowered -L_k by 0.80 to 0.80 nats" in details
     image = matplotlib.image.imread(figures / "overview.png")
     assert image.shape[0] > 300 and image.shape[1] > 600
 
@@ -180,3 +183,35 @@ def test_recorded_training_devices_are_named() -> None:
     assert f"| `200H-784V-m1-relaxed` | {cpu} |" in details
     moved_row = f"| `200H-784V-m5-relaxed` | trained on {gpu} from step 0, {cpu} from step 60; evaluated on {cpu} |"
     assert moved_row in details
+
+
+def test_the_summary_page_is_table_1_in_the_papers_layout(tmp_path) -> None:
+    """Issue 30, item 1: one compact table (models as rows; Concrete and VIMCO/NVIL at m = 1, 5, 50 as columns), each
+    cell ``paper · ours · gap`` with the one headline number the overview figure plots too (the estimated -L_50,000
+    where recorded, else -L_k marked ᵏ), a footnote mark on the deliberately changed structured Concrete cells, the
+    details on a second page, and no lab-notebook words."""
+    from concretelab.reproduce.render import overview_point, render_summary
+
+    exact = {"sampler": "float64-decided", "test_subset_seed": None}  # measured with the exact sampler, all images
+    estimated = {**_done("200H~784V-m1-relaxed", 94.0), **exact, "test_nll_ci95": [93.5, 94.5],
+                 "k_tightening": {"k": 5000, "large_k": 50000, "difference": 0.8, "difference_ci95": [0.7, 0.9],
+                                  "nll_at_k": 94.2, "nll_at_large_k": 93.4, "images": 1000}}
+    plain = {**_done("200H-784V-m5-vimco", 105.0), **exact}
+    structured = {**_done("392V-240H-240H-392V-m1-relaxed", 57.0), **exact}
+    results = {r["cell"]: r for r in (estimated, plain, structured)}
+    text = render_summary(results, {"overview": "figures/overview.png"})
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    assert lines[header] == ("| model | Concrete, m = 1 | Concrete, m = 5 | Concrete, m = 50 | NVIL, m = 1 | VIMCO, m = 5 "
+                             "| VIMCO, m = 50 |")
+    rows = {line.split("`")[1]: line.split(" | ") for line in lines[header + 2 : header + 7]}
+    assert set(rows) == {"200H-784V", "200H-200H-784V", "200H~784V", "200H~200H~784V", "392V-240H-240H-392V"}
+    value = overview_point(estimated)[0]  # 93.2: the figure's number is the table's
+    assert rows["200H~784V"][1] == f"92.1 · **{value:.1f}** · +{value - 92.1:.1f}"
+    assert rows["200H-784V"][5] == "101.9 · **105.0**ᵏ · +3.1"  # no paired tightening: -L_k, marked
+    assert rows["392V-240H-240H-392V"][1] == "58.5 · **57.0**ᵏᵗ · −1.5"  # one temperature: footnote t
+    assert rows["200H-784V"][1] == "107.3 · not run · –"
+    assert "ᵗ **One temperature for the structured Concrete cells.**" in text
+    assert "](RESULTS-details.md)" in text and "![Every measured cell against the paper](figures/overview.png)" in text
+    for word in ("issue", "queued", "worktree"):
+        assert word not in text.lower()

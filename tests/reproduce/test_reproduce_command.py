@@ -50,7 +50,8 @@ def _rows(markdown: str) -> dict[str, str]:
 def test_table1_end_to_end(tmp_path: Path) -> None:
     status = main(_argv(tmp_path, [*RUN, "200H-784V-m5-vimco"], 3, "--large-k", "16", "--large-k-images", "6"))
     assert status == 0
-    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "| model | Concrete, m = 1 |" in (tmp_path / "RESULTS.md").read_text()  # the summary page
+    markdown = (tmp_path / "RESULTS-details.md").read_text()  # and the per-cell rows beside it
     rows = _rows(markdown)
     assert {cell.name for cell in TABLE1} <= set(rows)  # every cell of the paper's table has a row
     for cell in TABLE1:
@@ -238,7 +239,7 @@ def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     low, high = paired["difference_ci95"]
     assert low < paired["difference"] < high
     assert paired["difference"] > 0  # L_k rises with k in expectation; 40 vs 4 samples on an untrained model
-    assert "lowers it by" in (tmp_path / "RESULTS.md").read_text()
+    assert "lowers it by" in (tmp_path / "RESULTS-details.md").read_text()
 
 
 def test_the_cli_repeats_the_runners_defaults_and_recipes() -> None:
@@ -271,7 +272,7 @@ def test_a_cell_the_trainer_rejects_is_recorded_and_the_others_run(tmp_path: Pat
     assert rejected["status"] == "not run" and "--samples must be >= 1" in rejected["reason"]
     assert rejected["test_nll"] is None
     assert _result(tmp_path, "200H-784V-m1-relaxed")["status"] == "done"
-    row = _rows((tmp_path / "RESULTS.md").read_text())["200H-784V-m5-relaxed"]
+    row = _rows((tmp_path / "RESULTS-details.md").read_text())["200H-784V-m5-relaxed"]
     assert "not run (ValueError: --samples must be >= 1" in row
 
 
@@ -283,7 +284,7 @@ def test_jobs_run_cells_side_by_side(tmp_path: Path) -> None:
         assert result["status"] == "done" and result["steps"] == 3
         assert "--threads 1" in result["command"]  # each worker runs one thread
         assert (tmp_path / "runs" / f"{name}.log").read_text().startswith("$ ")
-    assert "200H~784V-m1-relaxed" in (tmp_path / "RESULTS.md").read_text()
+    assert "200H~784V-m1-relaxed" in (tmp_path / "RESULTS-details.md").read_text()
 
 
 def test_results_are_recorded_only_from_a_clean_tree(tmp_path: Path, monkeypatch, capsys) -> None:
