@@ -202,8 +202,8 @@ def test_the_summary_page_is_table_1_in_the_papers_layout(tmp_path) -> None:
     text = render_summary(results, {"overview": "figures/overview.png"})
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
-    assert lines[header] == ("| model | Concrete, m = 1 | Concrete, m = 5 | Concrete, m = 50 | NVIL, m = 1 | VIMCO, m = 5 "
-                             "| VIMCO, m = 50 |")
+    assert lines[header] == ("| model | Concrete, m = 1 | Concrete, m = 5 | Concrete, m = 50 | NVIL, m = 1 "
+                             "| VIMCO, m = 5 | VIMCO, m = 50 |")
     rows = {line.split("`")[1]: line.split(" | ") for line in lines[header + 2 : header + 7]}
     assert set(rows) == {"200H-784V", "200H-200H-784V", "200H~784V", "200H~200H~784V", "392V-240H-240H-392V"}
     value = overview_point(estimated)[0]  # 93.2: the figure's number is the table's
