@@ -37,12 +37,12 @@ def test_bad_temperature(name, bad):
 def test_bad_family():
     with pytest.raises(ValueError, match="family must be one of"):
         get_estimator("reinforce", family="gaussian")
-    for name in ("arm", "disarm", "arms", "double_cv"):
+    for name in ("arm", "disarm", "arms", "double_cv", "rodeo"):
         with pytest.raises(ValueError, match=f"{name}.*only family 'bernoulli'.*categorical"):
             get_estimator(name, family="categorical")
 
 
-@pytest.mark.parametrize("name", ["reinforce_loo", "vimco", "arms", "double_cv"])
+@pytest.mark.parametrize("name", ["reinforce_loo", "vimco", "arms", "double_cv", "rodeo"])
 def test_multi_sample_estimators_need_two_samples(name):
     with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
         get_estimator(name).estimate(f, logits, 1)
@@ -88,6 +88,8 @@ def test_bad_objective():
         ("gumbel_rao", {"inner_samples": 0}, "inner_samples"),
         ("double_cv", {"alpha": math.inf}, "alpha"),
         ("double_cv", {"lr": -1.0}, "lr"),
+        ("rodeo", {"beta": math.nan}, "beta"),
+        ("rodeo", {"alpha": "1"}, "alpha"),
     ],
 )
 def test_bad_options(name, options, match):

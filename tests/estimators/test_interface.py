@@ -33,11 +33,12 @@ EXAMPLES = {
     "arms": {},
     "indecater": {},
     "double_cv": {"alpha": 0.5, "lr": 1e-3},
+    "rodeo": {"alpha": 0.5, "beta": 0.2},
 }
 
 NAMES = (
     "reinforce reinforce_loo nvil vimco straight_through st_gumbel gumbel_rao reinmax concrete rebar relax arm disarm "
-    "arms indecater double_cv"
+    "arms indecater double_cv rodeo"
 ).split()
 
 
@@ -61,7 +62,7 @@ def test_registry_has_every_estimator_and_examples():
 
 def test_categorical_support_is_as_documented():
     binary_only = sorted(n for n, cls in ESTIMATORS.items() if "categorical" not in cls.families)
-    assert binary_only == ["arm", "arms", "disarm", "double_cv"]
+    assert binary_only == ["arm", "arms", "disarm", "double_cv", "rodeo"]
 
 
 class CountingObjective:

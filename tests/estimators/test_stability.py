@@ -34,6 +34,7 @@ ADAPTED = {
     "rebar": ("eta_param", "log_temperature"),
     "relax": ("eta_param", "log_temperature", "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"),
     "double_cv": ("alpha_param",),
+    "rodeo": ("alpha_param", "beta_param"),
 }
 
 

@@ -87,7 +87,7 @@ def test_vimco_matches_exact_multisample_gradient(problem, k):
 
 #: Multi-sample estimators whose samples interact beyond a plain average (coupled draws, baselines or control variates
 #: built from the other samples): also tested at K > 2, where they differ from their K = 2 form.
-LARGER_K = ["arms", "double_cv"]
+LARGER_K = ["arms", "double_cv", "rodeo"]
 
 
 @pytest.mark.parametrize("name", LARGER_K)

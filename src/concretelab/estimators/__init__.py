@@ -17,12 +17,12 @@ multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the wh
 Each class has ``name``, ``families``, ``unbiased``, ``evaluations_per_sample`` (None for ``indecater``, whose
 count grows with the number of variables: ``est.evaluations(logits)`` gives it for any estimator),
 ``differentiable_f`` (f differentiated: called at relaxed points by ``concrete``, ``rebar`` and ``relax``, and
-differentiated at the exact samples by ``double_cv``), ``multi_sample``, ``min_samples`` and ``stateful``. Stateful
-estimators (``reinforce``'s moving-average baseline, ``nvil``'s baseline network, ``rebar``'s η and λ, ``relax``'s
-control variate, ``double_cv``'s α) adapt their parameters after every call to ``estimate``/``per_draw``, using
-only past draws for the current estimate (``rebar``/``relax``/``double_cv`` use them in the current estimate too,
-which keeps it unbiased since any control variate does); ``reset()`` restores their initial state and their
-initialisation is seeded.
+differentiated at the exact samples by ``double_cv`` and ``rodeo``), ``multi_sample``, ``min_samples`` and
+``stateful``. Stateful estimators (``reinforce``'s moving-average baseline, ``nvil``'s baseline network,
+``rebar``'s η and λ, ``relax``'s control variate, ``double_cv``'s α, ``rodeo``'s α and β) adapt their parameters
+after every call to ``estimate``/``per_draw``, using only past draws for the current estimate
+(``rebar``/``relax``/``double_cv``/``rodeo`` use them in the current estimate too, which keeps it unbiased since
+any control variate does); ``reset()`` restores their initial state and their initialisation is seeded.
 
 Supported combinations (an unsupported one raises ValueError at ``get_estimator``):
 
@@ -45,9 +45,12 @@ disarm             yes        no           yes       2
 arms               yes        no           yes       1 (num_samples >= 2, copula-coupled)
 indecater          yes        yes          yes       1 + n (K − 1) for n variables of K categories
 double_cv          yes        no           yes       1 + backward (num_samples >= 2)
+rodeo              yes        no           yes       1 + backward (num_samples >= 2)
 =================  =========  ===========  ========  =====================================
 
-ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented).
+ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented); so are
+``double_cv`` and ``rodeo``, whose control variates here are written for binary variables (the papers' categorical
+forms are not implemented). ``indecater`` takes both families.
 
 The score-function pieces (log-probabilities, scores, leave-one-out and VIMCO signals, NVIL's running
 moments and ``surrogate_loss``) are in :mod:`concretelab.estimators.score` for trainers that need
@@ -86,6 +89,7 @@ from concretelab.estimators.reinforce import Reinforce
 from concretelab.estimators.reinforce_loo import ReinforceLOO
 from concretelab.estimators.reinmax import ReinMax
 from concretelab.estimators.relax import RELAX
+from concretelab.estimators.rodeo import RODEO
 from concretelab.estimators.st_gumbel import STGumbel
 from concretelab.estimators.straight_through import StraightThrough
 from concretelab.estimators.vimco import VIMCO
@@ -99,6 +103,7 @@ __all__ = [
     "NVIL",
     "REBAR",
     "RELAX",
+    "RODEO",
     "VIMCO",
     "Concrete",
     "DisARM",
@@ -144,6 +149,7 @@ ESTIMATORS: dict[str, type[GradientEstimator]] = {
         ARMS,
         IndeCateR,
         DoubleCV,
+        RODEO,
     )
 }
 
