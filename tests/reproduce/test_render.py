@@ -38,6 +38,8 @@ def test_rows_reasons_commands_and_comparison() -> None:
     assert f"not run ({DEFAULT_NOT_RUN})" in untouched
     assert "cmd 200H-784V-m1-disarm" in text
     assert "118.50 vs 120.00 nats (difference -1.50" in text
+    # issue 29: a comparison that mixes estimators says when it is not at equal compute (DisARM's antithetic pair)
+    assert "not equal compute: decoder evaluations per image per step, disarm 2, Concrete at m = 1 1)" in text
     assert "`200H-200H-784V-m1-disarm` and `200H-200H-784V-m1-relaxed` differ in budget" in text
 
 

@@ -202,6 +202,16 @@ def _gap_paragraph(chosen: Sequence[Cell], results: dict[str, dict[str, Any]]) -
     ]
 
 
+def _evaluations(cell: Cell) -> int:
+    """Decoder evaluations per image per training step of a cell: m samples times its estimator's evaluations per
+    sample (DisARM's antithetic pair: 2), the estimators' measure of compute (issue 29: equal compute is equal
+    evaluations)."""
+    from concretelab.estimators import ESTIMATORS  # only the rows beyond the paper need it
+
+    per_sample = getattr(ESTIMATORS.get(cell.objective), "evaluations_per_sample", 1) or 1
+    return cell.samples * int(per_sample)
+
+
 def _comparisons(extra: Sequence[Cell], results: dict[str, dict[str, Any]]) -> list[str]:
     """For each measured row beyond the paper, the relaxed (Concrete) row of the same model and m, when both
     were trained for the same steps and evaluated with the same k on the same test images."""
@@ -213,11 +223,15 @@ def _comparisons(extra: Sequence[Cell], results: dict[str, dict[str, Any]]) -> l
             continue
         same = all(ours.get(key) == base.get(key) for key in ("steps", "k", "test_images", "test_subset_seed"))
         if same:
+            ours_cost, base_cost = _evaluations(cell), cell.samples  # the relaxed objective: 1 per sample
+            compute = ("the same compute" if ours_cost == base_cost else
+                       f"not equal compute: decoder evaluations per image per step, {cell.objective} {ours_cost}, "
+                       f"Concrete at m = {cell.samples} {base_cost}")
             lines.append(
                 f"- `{cell.name}` vs `{base['cell']}` (same {ours['steps']:,} steps, -L_{ours['k']:,} on the same "
-                f"{ours['test_images']:,} test images): {ours['test_nll']:.2f} vs {base['test_nll']:.2f} nats "
-                f"(difference {ours['test_nll'] - base['test_nll']:+.2f}; paper's Concrete {cell.model} m = "
-                f"{cell.samples}: {base['paper_nll']})."
+                f"{ours['test_images']:,} test images; {compute}): {ours['test_nll']:.2f} vs "
+                f"{base['test_nll']:.2f} nats (difference {ours['test_nll'] - base['test_nll']:+.2f}; paper's "
+                f"Concrete {cell.model} m = {cell.samples}: {base['paper_nll']})."
             )
         else:
             lines.append(f"- `{cell.name}` and `{base['cell']}` differ in budget or evaluation "
