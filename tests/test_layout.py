@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "concretelab"
 LAYER = {
-    "checks": 0, "files": 0, "seeding": 0,
+    "checks": 0, "devices": 0, "files": 0, "seeding": 0,
     "functional": 1, "data": 1,
     "distributions": 2,
     "objectives": 3,

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from concretelab.data import fixed_subset, load_dataset
+from concretelab.devices import describe_device, resolve_device
 from concretelab.reproduce.cells import Cell
 from concretelab.reproduce.evaluation import (
     Evaluation,
@@ -44,7 +45,6 @@ from concretelab.reproduce.results import load_result, not_run_result, write_res
 from concretelab.train import TrainConfig, load_checkpoint, load_config, train
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.io import atomic_write_json
-from concretelab.train.loop import describe_device, resolve_device
 from concretelab.train.metrics import read_metrics
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
 

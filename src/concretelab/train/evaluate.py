@@ -23,11 +23,11 @@ from tqdm.auto import tqdm
 
 from concretelab.checks import check_int
 from concretelab.data import SPLITS, SUBSET_RULE, SUBSET_SEED, fixed_subset, load_dataset
+from concretelab.devices import resolve_device
 from concretelab.train.checkpoint import load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.load import checkpoint_path, model_from_checkpoint
-from concretelab.train.loop import resolve_device
 from concretelab.train.resources import check_bound_memory
 from concretelab.train.resumable_bound import resumable_bound_per_image
 

@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import math
 import os
-import platform
 import random
 import signal
 import threading
@@ -53,6 +52,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from concretelab.data import SUBSET_SEED, Dataset, fixed_subset, load_dataset
+from concretelab.devices import describe_device, resolve_device
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
 from concretelab.schedules import ConstantTemperature, LearnableTemperature, parse_schedule
@@ -109,7 +109,7 @@ class _PhaseAborted(Exception):
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` returns: the final step, why it stopped, and where things are."""
+    """What [`train`][concretelab.train.train] returns: the final step, why it stopped, and where things are."""
 
     step: int
     best_valid_nll: float | None
@@ -117,26 +117,6 @@ class TrainResult:
     stopped_by_signal: int | None
     out: Path
     seconds: float
-
-
-def describe_device(device: torch.device) -> str:
-    """The device a run trains or evaluates on, in words, with torch's version (recorded with each result)."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    threads = torch.get_num_threads()
-    return f"{device.type} ({cpu}, {os.cpu_count()} cores, {threads} torch threads), torch {torch.__version__}"
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is CUDA when available (one device per local rank), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-    return torch.device(name)
 
 
 def build_optimizer(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
@@ -304,7 +284,7 @@ def validate(
     progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Per-image L_k (Burda et al. 2016, eq. 8) of the discrete model on ``images``, shape ``(N,)``
-    (:func:`concretelab.objectives.discrete_bound_per_image`)."""
+    ([`concretelab.objectives.discrete_bound_per_image`][concretelab.objectives.discrete_bound_per_image])."""
     return discrete_bound_per_image(model, images, k, batch_size=batch_size, chunk_size=chunk_size,
                                     generator=generator, progress=progress)
 
@@ -364,10 +344,11 @@ def _seed_globals(seed: int) -> None:
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     """Train ``config.model`` with ``config.objective``; returns when ``config.steps`` steps are done, or
-    after saving a checkpoint when SIGINT/SIGTERM arrives. Raises :class:`NonFiniteLossError` on NaN/inf.
-    ``resume=True`` continues from ``config.out``'s last checkpoint (or starts fresh when there is none).
-    Holds the run folder's lock throughout (:func:`concretelab.train.run_lock.run_lock`): a second writer
-    fails at once with :class:`~concretelab.train.run_lock.RunFolderBusyError` naming this process.
+    after saving a checkpoint when SIGINT/SIGTERM arrives. Raises
+    [`NonFiniteLossError`][concretelab.train.NonFiniteLossError] on NaN/inf. ``resume=True`` continues from
+    ``config.out``'s last checkpoint (or starts fresh when there is none). Holds the run folder's lock throughout
+    (`concretelab.train.run_lock.run_lock`): a second writer fails at once with `RunFolderBusyError` naming this
+    process.
     """
     writer = int(os.environ.get("RANK", "0")) == 0  # data-parallel: rank 0 writes the folder and holds its lock
     with num_threads(config.threads), flush_denormals(config.flush_denormal), (
@@ -639,7 +620,7 @@ class _Run:
             self.step, config.steps,
         )
         if self.validation_due:  # a validation abandoned by a signal before the checkpoint: do it now
-            self.validation_due = not self.validate(stop)
+            self.validation_due = not self.run_validation(stop)
         while self.step < config.steps and not stop.requested and not self.validation_due:
             if not self.take_step(stop):
                 break  # a signal arrived during the step: it was abandoned
@@ -692,7 +673,7 @@ class _Run:
             self.last_loss = self.write_row()
             self.bar.set_postfix(bound=f"{-self.last_loss:.2f}", refresh=False)
         if config.eval_every and (step % config.eval_every == 0 or last_step):
-            self.validation_due = not self.validate(stop)
+            self.validation_due = not self.run_validation(stop)
             if self.context.enabled and any_rank(self.validation_due or stop.requested, self.context, self.device):
                 stop.signal = stop.signal or signal.SIGTERM
         if self.validation_due or stop.requested:
@@ -731,7 +712,7 @@ class _Run:
         self.row_t0, self.row_first_step = now, self.step
         return loss
 
-    def validate(self, stop: _StopSignals) -> bool:
+    def run_validation(self, stop: _StopSignals) -> bool:
         """Validate at this step (rank 0) and keep the best checkpoint; False when a signal abandoned it."""
         config = self.config
         if not self.context.is_main:
