@@ -140,9 +140,9 @@ def sample_gumbel_and_exponential(
 ) -> tuple[Tensor, Tensor]:
     """Standard Gumbel noise G and E = exp(-G) = -log U, a standard exponential, from the same draw.
 
-    E is the intermediate of G = -log E that :func:`sample_gumbel` discards; the identity at a Concrete
-    distribution's own sample needs log sum_k exp(-G_k) = log sum_k E_k, which E gives in one pass.
-    Both are in the compute dtype (float32 for half-precision requests).
+    E is the intermediate of G = -log E that [`sample_gumbel`][concretelab.functional.sample_gumbel] discards; the
+    identity at a Concrete distribution's own sample needs log sum_k exp(-G_k) = log sum_k E_k, which E gives in one
+    pass. Both are in the compute dtype (float32 for half-precision requests).
     """
     u = sample_uniform_open(shape, generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
     exponential = u.log_().neg_()
@@ -162,7 +162,7 @@ def sample_logistic_and_log_pdf(
     device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor]:
     """Standard logistic noise L = log U - log(1 - U) and its log-density at L, from the same draw as
-    :func:`sample_logistic`:
+    [`sample_logistic`][concretelab.functional.sample_logistic]:
 
         log f(L) = -softplus(-L) - softplus(L) = log U + log(1 - U),
 
@@ -226,9 +226,10 @@ def sample_discrete(
     categories: int, logits: Tensor, shape: Sequence[int], generator: torch.Generator | None = None
 ) -> Tensor:
     """A discrete draw of ``shape`` (logits broadcast to it) for a layer of ``categories``: Bernoulli(sigmoid(a))
-    as 0/1 when it is 2 (:func:`sample_bernoulli`), else a one-hot Categorical(softmax(a)) by the Gumbel-max trick
-    (:func:`sample_categorical`; Maddison et al. 2017, eq. 3). Both decide in float64, so no state is proposed
-    more often than its probability by float rounding."""
+    as 0/1 when it is 2 ([`sample_bernoulli`][concretelab.functional.sample_bernoulli]), else a one-hot
+    Categorical(softmax(a)) by the Gumbel-max trick ([`sample_categorical`][concretelab.functional.sample_categorical];
+    Maddison et al. 2017, eq. 3). Both decide in float64, so no state is proposed more often than its probability by
+    float rounding."""
     if categories == 2:
         return sample_bernoulli(logits, shape, generator=generator)
     return sample_categorical(logits, shape, generator=generator)
@@ -404,7 +405,8 @@ def gumbel_max(
 
     Given ``noise`` (standard Gumbel, shaped like ``logits``) it is the argmax of the Concrete sample
     built from the same noise, at every temperature. Without it, the draw is decided in float64 (as in
-    :func:`sample_categorical`), so no category is drawn more often than its probability by float rounding.
+    [`sample_categorical`][concretelab.functional.sample_categorical]), so no category is drawn more often than its
+    probability by float rounding.
     """
     dim = _check_dim(logits, dim)
     if noise is None:  # an exact draw: decided in float64 (see sample_categorical)
@@ -422,7 +424,8 @@ def gumbel_topk(
 ) -> Tensor:
     """Indices of the k largest logits_k + G_k: k categories drawn without replacement, in order of
     selection (Kool et al. 2019, Gumbel-top-k). Categories with -inf logits are never drawn, so k must
-    not exceed the number of finite logits along ``dim`` (checked). ``noise``: as in :func:`gumbel_max`.
+    not exceed the number of finite logits along ``dim`` (checked). ``noise``: as in
+    [`gumbel_max`][concretelab.functional.gumbel_max].
     """
     dim = _check_dim(logits, dim)
     size = logits.shape[dim]
@@ -538,8 +541,9 @@ def exp_concrete_log_density_at_noise(
 
     which holds for every alpha (see docs/math.md), so its gradient with respect to the logits is 0.
     ``has_excluded=False`` promises that no logit is -inf and skips the masking (three fewer passes);
-    ``exp_neg_gumbel``, exp(-G) when already known (see :func:`sample_gumbel_and_exponential`), turns
-    logsumexp_k(-G_k) into log sum_k exp(-G_k) with no exp pass and no max-shift (it is finite and positive).
+    ``exp_neg_gumbel``, exp(-G) when already known (see
+    [`sample_gumbel_and_exponential`][concretelab.functional.sample_gumbel_and_exponential]), turns logsumexp_k(-G_k)
+    into log sum_k exp(-G_k) with no exp pass and no max-shift (it is finite and positive).
     """
     if not has_excluded:
         n = gumbel.shape[-1]
@@ -569,7 +573,8 @@ def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
 
 
 def bernoulli_log_prob_sum(logits: Tensor, value: Tensor) -> Tensor:
-    """:func:`bernoulli_log_prob` summed over the last dimension: sum_d value_d a_d - sum_d softplus(a_d).
+    """[`bernoulli_log_prob`][concretelab.functional.bernoulli_log_prob] summed over the last dimension: sum_d value_d
+    a_d - sum_d softplus(a_d).
 
     The two sums are taken apart, so no (samples, batch, units) difference is allocated, and logits broadcast
     over samples (a posterior's (batch, units) against (samples, batch, units) values) pass softplus once
@@ -607,7 +612,8 @@ def logit_binconcrete_log_density_at_noise(
         log lambda - softplus(-L) - softplus(L),
 
     which does not depend on alpha. ``log_pdf``, the standard logistic log-density at L when already known
-    (see :func:`sample_logistic_and_log_pdf`), replaces the two softplus passes.
+    (see [`sample_logistic_and_log_pdf`][concretelab.functional.sample_logistic_and_log_pdf]), replaces the two softplus
+    passes.
     """
     if log_pdf is None:
         log_pdf = -softplus(-logistic) - softplus(logistic)

@@ -116,6 +116,7 @@ def _z_scores(rows: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
     ("name", "spec", "m"),
     [("vimco", "2H-2H-5V", 3), ("reinforce_loo", "2H-2H-5V", 3), ("nvil", "2H-2H-5V", 2),
      ("disarm", "3H-5V", 1), ("disarm", "2H-2H-5V", 1), ("disarm", "2H-2H-5V", 2),
+     ("arms", "3H-5V", 2), ("arms", "2H-2H-5V", 3), ("arms", "2H-2H-5V", 5),
      ("vimco", "2V-2H-2H-3V", 3), ("nvil", "2V-2H-2H-3V", 1), ("nvil", "2V-2H-2H-3V", 2),
      ("reinforce_loo", "2V-2H-2H-3V", 3)],
 )
@@ -211,7 +212,7 @@ def test_every_training_estimator_is_the_layered_form_of_a_lab_estimator() -> No
     from concretelab.estimators import ESTIMATORS
     from concretelab.train.discrete import TRAINING_ESTIMATORS
 
-    assert set(TRAINING_ESTIMATORS) == {"disarm", "nvil", "reinforce_loo", "vimco"}
+    assert set(TRAINING_ESTIMATORS) == {"arms", "disarm", "nvil", "reinforce_loo", "vimco"}
     for name in TRAINING_ESTIMATORS:
         objective = build_estimator_objective(name, build_model("4H-4H-16V"))
         assert isinstance(objective, EstimatorObjective) and type(objective) is ESTIMATORS[name].layered
@@ -254,6 +255,7 @@ FAST = ["--batch-size", "16", "--lr", "3e-3", "--device", "cpu", "--log-every", 
     ("estimator", "model", "samples"),
     [("vimco", "8H-784V", 3), ("nvil", "8H-784V", 1), ("nvil", "4H-4H-784V", 2),
      ("reinforce_loo", "4H-4H-784V", 2), ("disarm", "8H-784V", 1), ("disarm", "4H-4H-784V", 1),
+     ("arms", "4H-4H-784V", 3),
      ("vimco", "392V-4H-4H-392V", 3), ("nvil", "392V-4H-4H-392V", 1)],
 )
 def test_every_estimator_trains_from_the_command_line(tmp_path, estimator, model, samples) -> None:
@@ -296,6 +298,10 @@ def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
         (["--estimator", "vimco", "--samples", "1"], "--estimator vimco needs --samples >= 2"),
         (["--estimator", "reinforce_loo"], "--estimator reinforce_loo needs --samples >= 2"),
         (["--estimator", "rebar"], "--estimator 'rebar' is not supported for training"),
+        (["--estimator", "indecater"], "indecater is defined for a single layer of independent variables"),
+        (["--estimator", "rodeo", "--samples", "4"], "rodeo is defined for a single layer"),
+        (["--estimator", "arms", "--samples", "1"], "--estimator arms needs --samples >= 2"),
+        (["--estimator", "arms", "--samples", "2", "--model", "392V-8H-392V"], "structured-prediction"),
         (["--estimator", "nvil", "--model", "categorical-vae"], "sigmoid belief nets only"),
         (["--estimator", "disarm", "--model", "392V-8H-392V"], "structured-prediction"),
         (["--estimator", "disarm", "--model", "8H-8H-784V", "--categories", "4"],

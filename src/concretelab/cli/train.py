@@ -31,7 +31,7 @@ _HELP = {
     "objective": "training objective: relaxed, relaxed-logratio or relaxed-analytic-kl (with --estimator: "
     "the discrete bound; leave unset or pass discrete)",
     "estimator": "train an SBN on the discrete objective with this gradient estimator: vimco (--samples >= 2), "
-    "nvil, reinforce_loo (--samples >= 2) or disarm (one binary layer); --objective is then ignored",
+    "nvil, reinforce_loo (--samples >= 2), disarm or arms (--samples >= 2) (binary SBNs); --objective is then ignored",
     "samples": "m, samples in the multi-sample training bound",
     "prior_temperature": "temperature of the relaxed prior: a number or a fraction such as 1/2 (default: the "
     "paper's for the units: 1/2 binary, 2/3 4-ary, 2/5 8-ary)",

@@ -1,9 +1,12 @@
 """Concrete-family distributions: torch.distributions subclasses, exact in log space.
 
-Families (one per module): :class:`ExpConcrete` and :class:`Concrete` (``concrete.py``),
-:class:`BinConcrete` and :class:`LogitBinConcrete` (``binary_concrete.py``), the straight-through
-variants (``straight_through.py``) and :class:`HardConcrete` (``hard_concrete.py``). :func:`record_guard` sets
-how a sample's remembered log-space point is proven current (``_record.py``).
+Families (one per module): [`ExpConcrete`][concretelab.distributions.ExpConcrete] and
+[`Concrete`][concretelab.distributions.Concrete] (``concrete.py``),
+[`BinConcrete`][concretelab.distributions.BinConcrete] and
+[`LogitBinConcrete`][concretelab.distributions.LogitBinConcrete] (``binary_concrete.py``), the straight-through variants
+(``straight_through.py``) and [`HardConcrete`][concretelab.distributions.HardConcrete] (``hard_concrete.py``).
+[`record_guard`][concretelab.distributions.record_guard] sets how a sample's remembered log-space point is proven
+current (``_record.py``).
 """
 
 from concretelab.distributions._record import record_guard, set_record_guard

@@ -54,7 +54,8 @@ def set_record_guard(mode: Guard) -> None:
 
 @contextlib.contextmanager
 def record_guard(mode: Guard) -> Iterator[None]:
-    """Within the block, remembered points are proven current by ``mode`` (:func:`set_record_guard`)."""
+    """Within the block, remembered points are proven current by ``mode``
+    ([`set_record_guard`][concretelab.distributions.set_record_guard])."""
     previous = _guard[0]
     set_record_guard(mode)
     try:

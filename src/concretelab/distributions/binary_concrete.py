@@ -127,7 +127,7 @@ class BinConcrete(_LogitSpaceBinary):
     ``rsample`` remembers the logit of each sample it returns, so ``log_prob`` of a sample that rounded to
     exactly 0 or 1 is still exact. Other values at 0 or 1 are on the boundary and raise ``ValueError``.
 
-    Args: as :class:`LogitBinConcrete`; logits = log alpha.
+    Args: as [`LogitBinConcrete`][concretelab.distributions.LogitBinConcrete]; logits = log alpha.
     """
 
     support = constraints.unit_interval

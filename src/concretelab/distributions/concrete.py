@@ -150,8 +150,8 @@ class Concrete(_LogSpaceCategorical):
     values are scored through log(x); one with a zero component of an included category is on the
     boundary, where the density is not defined, and raises ``ValueError``.
 
-    Args: as :class:`ExpConcrete`. A category with logit -inf gets exactly 0 in every sample, and
-    log_prob is the density over the remaining categories.
+    Args: as [`ExpConcrete`][concretelab.distributions.ExpConcrete]. A category with logit -inf gets exactly 0 in every
+    sample, and log_prob is the density over the remaining categories.
     """
 
     support = simplex

@@ -45,7 +45,7 @@ class StraightThroughConcrete(Concrete):
     """Concrete with straight-through samples: forward one-hot argmax of the Concrete sample, backward the
     Concrete sample's gradient (Jang et al. 2017, Sec. 2.2). ``log_prob`` scores the soft point.
 
-    Args: as :class:`~concretelab.distributions.Concrete`.
+    Args: as [`Concrete`][concretelab.distributions.Concrete].
     """
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
@@ -71,7 +71,7 @@ class StraightThroughBinConcrete(BinConcrete):
     """BinConcrete with straight-through samples: forward 1[X > 1/2] (exactly 0 or 1), backward the gradient
     of X = sigmoid((log alpha + L)/lambda). ``log_prob`` scores the soft point.
 
-    Args: as :class:`~concretelab.distributions.BinConcrete`.
+    Args: as [`BinConcrete`][concretelab.distributions.BinConcrete].
     """
 
     def _value_of(self, z: Tensor) -> Tensor:

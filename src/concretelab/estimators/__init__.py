@@ -53,7 +53,7 @@ ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and
 forms are not implemented). ``indecater`` takes both families.
 
 The score-function pieces (log-probabilities, scores, leave-one-out and VIMCO signals, NVIL's running
-moments and ``surrogate_loss``) are in :mod:`concretelab.estimators.score` for trainers that need
+moments and ``surrogate_loss``) are in `concretelab.estimators.score` for trainers that need
 per-example learning signals and layer-wise baselines.
 """
 

@@ -19,7 +19,8 @@ With
 Requires
     binary variables only (``family="bernoulli"``) and num_samples >= 2. One f-evaluation per sample, at exact
     samples; one draw (one estimate) is the whole coupled set of K samples, so ``estimate(..., reduce=False)`` has
-    one row and ``per_draw`` gives independent sets.
+    one row and ``per_draw`` gives independent sets. ``concretelab train --estimator arms --samples K`` trains binary
+    sigmoid belief nets with it on every layer (:class:`~concretelab.estimators.layered.LayeredARMS`).
 
 References
     [1] Dimitriev & Zhou, "ARMS: Antithetic-REINFORCE-Multi-Sample Gradient for Binary Variables", ICML 2021.
@@ -39,6 +40,7 @@ from concretelab.estimators._base import (
     dirichlet_copula_bernoulli,
     evaluate,
 )
+from concretelab.estimators.layered import LayeredARMS
 
 __all__ = ["ARMS"]
 
@@ -48,6 +50,7 @@ class ARMS(MultiSampleEstimator):
 
     name = "arms"
     families = ("bernoulli",)
+    layered = LayeredARMS  # the same estimator applied layer by layer to a model (concretelab train)
     unbiased = True
     evaluations_per_sample = 1
 

@@ -23,9 +23,14 @@ to the data). With ``log w = log p(x, h) − log q(h | x)``:
   completed from q; the gradient ½ (f(b) − f(b̃)) :func:`~concretelab.estimators._base.disarm_weight` with f
   the layer's local signal is backpropagated through the layer's logits. Layer 0's pair gives the bound and the
   generative gradient (over its 2m samples).
+- :class:`LayeredARMS` (binary layers, m = K >= 2; Dimitriev & Zhou 2021): as DisARM, with the pair replaced by K
+  samples of layer l coupled by the Dirichlet copula (:func:`~concretelab.estimators._base.dirichlet_copula_bernoulli`)
+  given one trunk h_0..h_{l−1} per example, each branch completed from q, and the gradient
+  1/(1 − ρ) ⊙ (1/(K − 1)) Σ_k (f_k − f̄)(b^k − σ(a)) (:func:`~concretelab.estimators._base.arms_weight`) with f the
+  layer's local signal. Layer 0's K samples give the bound and the generative gradient.
 
-The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for NVIL, REINFORCE-LOO and
-DisARM (as in Mnih & Gregor 2014); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose proposal part is not zero for m >= 2.
+The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for NVIL, REINFORCE-LOO, DisARM
+and ARMS (as in Mnih & Gregor 2014); VIMCO keeps Σ_i w̃_i ∇ log w_i, whose proposal part is not zero for m >= 2.
 
 Structured prediction (``proposal_is_prior``): log q(h | u) = log p(h | u), log w = log p(y | h), and one set of
 parameters is both generative and proposal; the pathwise term is ∇ log w = ∇ log p(y | h) and every layer's
@@ -37,6 +42,7 @@ References
     [3] Kool, van Hoof & Welling, "Buy 4 REINFORCE samples, get a baseline for free!", ICLR 2019 workshop.
     [4] Dong, Mnih & Tucker, "DisARM: An Antithetic Gradient Estimator for Binary Latent Variables",
         NeurIPS 2020.
+    [5] Dimitriev & Zhou, "ARMS: Antithetic-REINFORCE-Multi-Sample Gradient for Binary Variables", ICML 2021.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from concretelab.checks import check_int
-from concretelab.estimators._base import disarm_weight, logistic_pair
+from concretelab.estimators._base import arms_weight, dirichlet_copula_bernoulli, disarm_weight, logistic_pair
 from concretelab.estimators.score import RunningMoments, leave_one_out_baseline, surrogate_loss, vimco_signals
 from concretelab.functional import sample_discrete
 from concretelab.objectives import layer_log_prob
@@ -58,6 +64,7 @@ from concretelab.objectives.protocols import DiscreteModel, RelaxedModel
 
 __all__ = [
     "DiscreteDraw",
+    "LayeredARMS",
     "LayeredDisARM",
     "LayeredEstimator",
     "LayeredNVIL",
@@ -145,7 +152,8 @@ def _value_with_gradient_of(value: Tensor, gradient_of: Tensor) -> Tensor:
 
 
 class LayeredEstimator(nn.Module):
-    """An estimator applied layer by layer to a model; subclasses implement :meth:`estimate`.
+    """An estimator applied layer by layer to a model; subclasses implement
+    [`estimate`][concretelab.estimators.LayeredEstimator.estimate].
 
     ``min_samples``: the smallest m it is defined for; ``binary_only``: it needs binary layers;
     ``structured``: it supports ``proposal_is_prior`` models."""
@@ -313,4 +321,42 @@ class LayeredDisARM(LayeredEstimator):
             half_diff = 0.5 * (f[:m] - f[m:]).unsqueeze(-1)  # (m, batch, 1)
             surrogate = surrogate + (half_diff * disarm_weight(b, b_anti, a) * a).sum(-1).mean(0)
             trunk.append(b)
+        return _value_with_gradient_of(bound, surrogate)
+
+
+class LayeredARMS(LayeredEstimator):
+    """ARMS per binary layer (m = K >= 2 copula-coupled samples per example; no structured prediction): K decoder
+    evaluations at layer 0, and K evaluations of the terms above each higher layer, whose K samples share one trunk."""
+
+    min_samples = 2
+    binary_only = True
+    structured = False
+
+    def estimate(self, model: _Model, x: Tensor, samples: int, generator: torch.Generator | None) -> Tensor:
+        k, layers = samples, len(model.latent_categories)
+        trunk: list[Tensor] = []  # h_0..h_{l−1} of the first of the K samples, (1, batch, units) each
+        surrogate = bound = x.new_zeros(x.shape[0])
+        for layer in range(layers):
+            a = model.proposal_logits(layer, x, trunk)  # (batch, units) for layer 0, else (1, batch, units)
+            a = a.reshape(a.shape[-2:])  # (batch, units): one trunk per example
+            b = dirichlet_copula_bernoulli(a, k, generator)  # (K, batch, units), coupled along K
+            h = [t.expand(k, *t.shape[1:]) for t in trunk] + [b]  # (K, batch, ...) per layer
+            for i in range(layer + 1, layers):  # complete each branch from q
+                h.append(_draw_layer(model, i, x, h, k, generator)[1])
+            log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
+                                 for i in range(layer, layers)]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1}), (K, batch)
+            if layer == 0:
+                log_p = model.log_joint(x, h)  # (K, batch); the generative gradient, every sample
+                f = (log_p - log_q).detach()  # the full log w
+                surrogate = surrogate + log_p.mean(0)
+                bound = f.mean(0)
+            else:  # local signal: the terms of log p that involve h_l, ..., h_top (no decoder)
+                prior = model.prior_logits(x, h)
+                log_p_upper = torch.stack([layer_log_prob(2, prior[i], h[i]).expand_as(log_q)
+                                           for i in range(layer - 1, layers)]).sum(0)
+                f = (log_p_upper - log_q).detach()
+            centred = (f - f.mean(0)).unsqueeze(-1)  # (K, batch, 1)
+            signal = (centred * (b - torch.sigmoid(a.detach()))).sum(0) / (k - 1)  # (batch, units)
+            surrogate = surrogate + (arms_weight(a, k) * signal * a).sum(-1)
+            trunk.append(b[:1])
         return _value_with_gradient_of(bound, surrogate)

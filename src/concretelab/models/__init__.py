@@ -1,8 +1,8 @@
 """Discrete-latent models: sigmoid belief nets (binary or K-ary units), structured prediction, and the
-categorical VAE of Jang et al. (2017). Build them by name with :func:`build_model`.
+categorical VAE of Jang et al. (2017). Build them by name with [`build_model`][concretelab.models.build_model].
 
 Every model implements the discrete-model protocol (``sample_posterior``, ``log_joint``; see
-docs/dev/contracts.md), the relaxed protocol of :mod:`concretelab.objectives`, ``generate`` and
+docs/dev/contracts.md), the relaxed protocol of [`concretelab.objectives`][concretelab.objectives], ``generate`` and
 ``model_args()`` (``build_model(**model.model_args())`` rebuilds the architecture).
 """
 

@@ -28,11 +28,12 @@ __all__ = ["SigmoidBeliefNet"]
 
 
 class SigmoidBeliefNet(LatentModel):
-    """An SBN with its inference network, built from a parsed spec (use :meth:`from_spec`).
+    """An SBN with its inference network, built from a parsed spec (use
+    [`from_spec`][concretelab.models.SigmoidBeliefNet.from_spec]).
 
     Layers are stored in proposal order: index 0 is h_1 (next to the pixels), the last is the top layer.
     Args:
-        spec: a parsed :class:`NetworkSpec` without conditioning pixels.
+        spec: a parsed [`NetworkSpec`][concretelab.models.NetworkSpec] without conditioning pixels.
         train_mean: (visible,) training pixel means for the output bias (None: zero bias).
     """
 
@@ -69,7 +70,7 @@ class SigmoidBeliefNet(LatentModel):
     def from_spec(
         cls, spec: str, categories: int = 2, *, train_mean: Tensor | None = None
     ) -> SigmoidBeliefNet:
-        """Build from a spec string such as ``200H~784V`` (see :mod:`concretelab.models.spec`)."""
+        """Build from a spec string such as ``200H~784V`` (see `concretelab.models.spec`)."""
         return cls(parse_spec(spec, categories), train_mean=train_mean)
 
     def model_args(self) -> dict[str, Any]:

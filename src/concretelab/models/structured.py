@@ -28,7 +28,7 @@ class StructuredPredictionSBN(LatentModel):
     """p(lower | upper) through stochastic layers; the conditional prior is the proposal.
 
     Args:
-        spec: a parsed structured-prediction :class:`NetworkSpec` (``NV-...H-...-MV``).
+        spec: a parsed structured-prediction [`NetworkSpec`][concretelab.models.NetworkSpec] (``NV-...H-...-MV``).
         train_mean: (N + M,) training pixel means of the full image (the lower part sets the output bias).
     """
 

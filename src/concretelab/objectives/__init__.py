@@ -1,20 +1,23 @@
 """Objectives for discrete-latent models: relaxed training bounds and the discrete importance-weighted bound.
 
-Training objectives, registered in :data:`OBJECTIVES` under their CLI names and all called as
-``fn(model, x, *, samples, prior_temperature, posterior_temperature, generator=None) -> (batch,)``:
+Training objectives, registered in [`OBJECTIVES`][concretelab.objectives.OBJECTIVES] under their CLI names and all
+called as ``fn(model, x, *, samples, prior_temperature, posterior_temperature, generator=None) -> (batch,)``:
 
-- ``relaxed`` (default, :func:`relaxed`): relaxed densities for q and p in log space; a true lower bound of
-  the relaxed model's log-marginal (Maddison et al. 2017, Sec. 4 and Appendix C);
-- ``relaxed-logratio`` (:func:`relaxed_logratio`): discrete log-ratio log P(b)/Q(b) at b = relaxed sample;
-- ``relaxed-analytic-kl`` (:func:`relaxed_analytic_kl`): reconstruction at the relaxed sample minus the
-  analytic discrete KL of each layer.
+- ``relaxed`` (default, [`relaxed`][concretelab.objectives.relaxed.relaxed]): relaxed densities for q and p in log
+  space; a true lower bound of the relaxed model's log-marginal (Maddison et al. 2017, Sec. 4 and Appendix C);
+- ``relaxed-logratio`` ([`relaxed_logratio`][concretelab.objectives.relaxed_logratio]): discrete log-ratio log P(b)/Q(b)
+  at b = relaxed sample;
+- ``relaxed-analytic-kl`` ([`relaxed_analytic_kl`][concretelab.objectives.relaxed_analytic_kl]): reconstruction at the
+  relaxed sample minus the analytic discrete KL of each layer.
 
-Evaluation: :func:`discrete_bound` (L_k of the discrete model, streamed; k up to 50,000) and
-:func:`discrete_bound_per_image` (the same over a whole split, in batches, with progress).
+Evaluation: [`discrete_bound`][concretelab.objectives.discrete_bound] (L_k of the discrete model, streamed; k up to
+50,000) and [`discrete_bound_per_image`][concretelab.objectives.discrete_bound_per_image] (the same over a whole split,
+in batches, with progress).
 
-The relaxed protocol (:class:`RelaxedModel`; :class:`DiscreteModel` for :func:`discrete_bound`,
-:class:`TrainableModel` for the trainer). Objectives never import models; a model offers, with layers
-numbered in proposal order (the order the proposal samples them; 0 first):
+The relaxed protocol ([`RelaxedModel`][concretelab.objectives.RelaxedModel];
+[`DiscreteModel`][concretelab.objectives.DiscreteModel] for [`discrete_bound`][concretelab.objectives.discrete_bound],
+[`TrainableModel`][concretelab.objectives.TrainableModel] for the trainer). Objectives never import models; a model
+offers, with layers numbered in proposal order (the order the proposal samples them; 0 first):
 
 - ``latent_categories: tuple[int, ...]``: categories per stochastic layer; 2 means binary units whose logits
   and values have shape (..., batch, units); K > 2 means K-ary units with shape (..., batch, units, K);
@@ -27,8 +30,8 @@ numbered in proposal order (the order the proposal samples them; 0 first):
 - ``proposal_is_prior: bool`` (optional, default False): the proposal is the conditional prior (structured
   prediction), so prior logits are the proposal's and are not recomputed.
 
-The discrete-model protocol (``sample_posterior``, ``log_joint``) that :func:`discrete_bound` consumes is
-documented there and in docs/dev/contracts.md.
+The discrete-model protocol (``sample_posterior``, ``log_joint``) that
+[`discrete_bound`][concretelab.objectives.discrete_bound] consumes is documented there and in docs/dev/contracts.md.
 """
 
 from __future__ import annotations

@@ -85,10 +85,11 @@ def discrete_bound(
 
         L_k(x) = log (1/k) sum_i exp(log p(x, h_i) - log q(h_i | x)),   h_i ~ q(. | x).
 
-    The k samples are drawn in chunks of ``chunk_size`` (default: :func:`default_chunk_size`, about 2**23
-    elements per (chunk, batch, D) tensor) and their log-weights folded into a streaming log-mean-exp
-    (:class:`StreamingLogMeanExp`), so memory is bounded for any k (50,000 is routine). Runs under
-    ``torch.no_grad()``; the result has x's dtype.
+    The k samples are drawn in chunks of ``chunk_size`` (default:
+    [`default_chunk_size`][concretelab.objectives.default_chunk_size], about 2**23 elements per (chunk, batch, D)
+    tensor) and their log-weights folded into a streaming log-mean-exp
+    ([`StreamingLogMeanExp`][concretelab.objectives.StreamingLogMeanExp]), so memory is bounded for any k (50,000 is
+    routine). Runs under ``torch.no_grad()``; the result has x's dtype.
 
     The model needs only the discrete-model protocol (docs/dev/contracts.md), so any ``nn.Module`` works:
 
@@ -145,12 +146,12 @@ def discrete_bound_per_image(
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Tensor:
-    """L_k of every image (Burda et al. 2016, eq. 8), float64 on the CPU, shape (N,): :func:`discrete_bound` on
-    ``batch_size`` images at a time, moved to the device and dtype of the model's parameters (a module's; else
-    the images' device, in float32). A module is put in eval mode for the evaluation and left as it was.
-    ``images`` (N, D) may be uint8 or float 0/1; ``progress(n)`` is called after each batch with the number of
-    images it held. The generator is used in sequence over the batches, so a fixed seed and batch size give a
-    reproducible result.
+    """L_k of every image (Burda et al. 2016, eq. 8), float64 on the CPU, shape (N,):
+    [`discrete_bound`][concretelab.objectives.discrete_bound] on ``batch_size`` images at a time, moved to the device
+    and dtype of the model's parameters (a module's; else the images' device, in float32). A module is put in eval mode
+    for the evaluation and left as it was. ``images`` (N, D) may be uint8 or float 0/1; ``progress(n)`` is called after
+    each batch with the number of images it held. The generator is used in sequence over the batches, so a fixed seed
+    and batch size give a reproducible result.
     """
     if not isinstance(images, Tensor) or images.dim() != 2 or images.shape[0] < 1:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__

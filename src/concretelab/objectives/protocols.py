@@ -20,9 +20,11 @@ __all__ = ["DiscreteModel", "RelaxedModel", "TrainableModel"]
 
 @runtime_checkable
 class RelaxedModel(Protocol):
-    """What the relaxed objectives (:func:`relaxed`, :func:`relaxed_logratio`, :func:`relaxed_analytic_kl`)
-    call. A model may also set ``proposal_is_prior = True`` (structured prediction: the prior's logits are the
-    proposal's and are not recomputed); without it the objectives take False."""
+    """What the relaxed objectives ([`relaxed`][concretelab.objectives.relaxed.relaxed],
+    [`relaxed_logratio`][concretelab.objectives.relaxed_logratio],
+    [`relaxed_analytic_kl`][concretelab.objectives.relaxed_analytic_kl]) call. A model may also set ``proposal_is_prior
+    = True`` (structured prediction: the prior's logits are the proposal's and are not recomputed); without it the
+    objectives take False."""
 
     #: Categories per stochastic layer: 2 for binary units, K > 2 for K-ary ones.
     latent_categories: tuple[int, ...]
@@ -44,7 +46,7 @@ class RelaxedModel(Protocol):
 
 @runtime_checkable
 class DiscreteModel(Protocol):
-    """What :func:`discrete_bound` calls: the discrete model and its proposal."""
+    """What [`discrete_bound`][concretelab.objectives.discrete_bound] calls: the discrete model and its proposal."""
 
     def sample_posterior(
         self, x: Tensor, num_samples: int, *, generator: torch.Generator | None = None

@@ -11,7 +11,7 @@ of the objective's per-sample log-weight ``log w_i`` (the analytic-KL objective,
 log-weight, averages its m single-sample values instead).
 
 The relaxed protocol a model implements (``latent_categories``, ``proposal_logits``, ``prior_logits``,
-``log_likelihood``, ``proposal_is_prior``) is described in :mod:`concretelab.objectives`.
+``log_likelihood``, ``proposal_is_prior``) is described in [`concretelab.objectives`][concretelab.objectives].
 
 Sampling. Layer i of the proposal (in proposal order, layer 0 first) draws its noise from ``generator``
 as ``sample_logistic((m, batch, units))`` would (binary: the same uniforms, the same transform) or with

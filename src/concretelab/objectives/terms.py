@@ -33,15 +33,16 @@ __all__ = [
 
 def bernoulli_log_prob_sum(logits: Tensor, value: Tensor) -> Tensor:
     """sum_units [b a - softplus(a)] (= b log sigmoid(a) + (1-b) log sigmoid(-a)), summed over the last (units)
-    dimension; logits broadcast to value (:func:`concretelab.functional.bernoulli_log_prob_sum`; the elementwise
-    form is :func:`concretelab.functional.bernoulli_log_prob`)."""
+    dimension; logits broadcast to value
+    ([`concretelab.functional.bernoulli_log_prob_sum`][concretelab.functional.bernoulli_log_prob_sum]; the elementwise
+    form is [`concretelab.functional.bernoulli_log_prob`][concretelab.functional.bernoulli_log_prob])."""
     return functional.bernoulli_log_prob_sum(logits, value)
 
 
 def categorical_log_prob_sum(logits: Tensor, value: Tensor) -> Tensor:
     """sum_units sum_k b_k log_softmax(a)_k, summed over the units; logits (..., units, K) broadcast to value
-    (:func:`concretelab.functional.categorical_log_prob`, which sums over the categories only, summed over the
-    units)."""
+    ([`concretelab.functional.categorical_log_prob`][concretelab.functional.categorical_log_prob], which sums over the
+    categories only, summed over the units)."""
     return functional.categorical_log_prob(logits, value).sum(-1)
 
 

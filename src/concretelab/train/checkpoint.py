@@ -190,7 +190,8 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and verify a checkpoint; raises :class:`CheckpointError` if it is truncated or corrupted."""
+    """Read and verify a checkpoint; raises [`CheckpointError`][concretelab.train.CheckpointError] if it is truncated or
+    corrupted."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")

@@ -119,7 +119,7 @@ class TrainConfig:
     @property
     def temperatures(self) -> tuple[float, float]:
         """(prior, posterior) temperatures: the values given, or where unset the paper's for the model's units
-        (:func:`default_temperatures`), resolved from ``model`` and ``categories`` whenever they are read."""
+        (`default_temperatures`), resolved from ``model`` and ``categories`` whenever they are read."""
         prior, posterior = default_temperatures(self.model, self.categories)
         return (
             prior if self.prior_temperature is None else self.prior_temperature,

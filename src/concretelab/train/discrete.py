@@ -54,15 +54,25 @@ TRAINING_ESTIMATORS: dict[str, int] = {
 EstimatorObjective = LayeredEstimator
 
 
+def _single_layer_note(name: str) -> str:
+    """Why a known estimator without a layered form cannot train: it is defined for one layer only."""
+    if name not in ESTIMATORS:
+        return ""
+    return (f": {name} is defined for a single layer of independent variables (one logits tensor and one f: "
+            f"concretelab.estimators.get_estimator({name!r}) and 'concretelab lab gradients --estimators {name}'), "
+            "not layer by layer for a model's latents")
+
+
 def check_estimator_config(config: Any) -> None:
     """ValueError naming the flag when ``config`` (a TrainConfig) asks for an estimator run it cannot do.
 
     Rules: ``--estimator`` must be one of :data:`TRAINING_ESTIMATORS`; ``--samples`` at least its minimum
     (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be unset or
-    ``discrete`` (an explicit ``relaxed`` is refused, not reinterpreted); ``--model`` an SBN spec (DisARM:
-    one binary stochastic layer).
+    ``discrete`` (an explicit ``relaxed`` is refused, not reinterpreted); ``--model`` an SBN spec (DisARM, ARMS:
+    binary). An estimator without a layered form (``indecater``, ``double_cv``, ``rodeo``, the relaxations) is
+    refused with a message saying it is defined for a single layer.
     ``--objective discrete`` without ``--estimator`` is an error too. A structured-prediction spec is
-    accepted by every estimator but ``disarm``.
+    accepted by every estimator but ``disarm`` and ``arms``.
     """
     name = config.estimator
     if name is None:
@@ -72,9 +82,8 @@ def check_estimator_config(config: Any) -> None:
             )
         return
     if name not in TRAINING_ESTIMATORS:
-        raise ValueError(
-            f"--estimator {name!r} is not supported for training; expected one of {', '.join(TRAINING_ESTIMATORS)}"
-        )
+        raise ValueError(f"--estimator {name!r} is not supported for training{_single_layer_note(name)}; expected one "
+                         f"of {', '.join(TRAINING_ESTIMATORS)}")
     if config.samples < TRAINING_ESTIMATORS[name]:
         raise ValueError(
             f"estimator {name!r} with samples={config.samples} is not supported: --estimator {name} needs "
@@ -113,7 +122,7 @@ def build_estimator_objective(name: str, model: nn.Module, *, seed: int = 0, **o
     untouched), on the model's device and dtype. ``options`` go to the estimator (e.g. ``normalise`` for NVIL)."""
     cls = ESTIMATORS[name].layered if name in ESTIMATORS else None
     if cls is None:
-        raise ValueError(f"estimator {name!r} is not supported for training; expected one of "
+        raise ValueError(f"estimator {name!r} is not supported for training{_single_layer_note(name)}; expected one of "
                          f"{', '.join(TRAINING_ESTIMATORS)}")
     allowed = (SigmoidBeliefNet, StructuredPredictionSBN) if cls.structured else (SigmoidBeliefNet,)
     if not isinstance(model, allowed):
