@@ -117,3 +117,53 @@ def test_every_formula_parses_with_katex(site: Path) -> None:
                              input=json.dumps(formulas), capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr[-3000:]
     assert json.loads(checked.stdout) == []
+
+
+RAW_ROLE = re.compile(r":(class|func|meth|mod|data|attr|exc|obj):(?=\S)")
+# Private names that the docstrings still mention in prose as owners of private helpers (the log_prob docstrings of
+# distributions/concrete.py and binary_concrete.py), never as a base class; allowed only in the form `Name._helper`.
+PRIVATE_IN_PROSE = {"_ConcreteParams"}
+
+
+def _public_classes() -> list[tuple[str, type]]:
+    found = []
+    for name in MODULES:
+        module = importlib.import_module(f"concretelab.{name}")
+        found += [(name, obj) for member in module.__all__ if isinstance(obj := getattr(module, member), type)]
+    return found
+
+
+def _page_text(site: Path, name: str) -> str:
+    page = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_every_public_class_shows_its_public_methods_inherited_ones_included(site: Path) -> None:
+    """Each public member a class has from the package (its own or a base's) has an entry under the class."""
+    for name, cls in _public_classes():
+        page = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+        members = {member for member in dir(cls) if not member.startswith("_")
+                   and next(k for k in cls.__mro__ if member in vars(k)).__module__.startswith("concretelab")}
+        missing = sorted(m for m in members if f'id="concretelab.{name}.{cls.__name__}.{m}"' not in page)
+        assert not missing, f"{cls.__name__} on the {name} page lacks {missing}"
+    page = (site / "reference" / "distributions" / "index.html").read_text(encoding="utf-8")
+    for cls in ("Concrete", "ExpConcrete"):
+        for method in ("rsample", "sample", "log_prob", "sample_and_log_prob"):
+            assert f'id="concretelab.distributions.{cls}.{method}"' in page, f"{cls}.{method}"
+    first = [page.index(f'id="concretelab.distributions.{cls}"') for cls in ("Concrete", "ExpConcrete", "BinConcrete")]
+    assert first == sorted(first), "Concrete and ExpConcrete come first on the distributions page"
+
+
+def test_reference_pages_show_no_raw_sphinx_roles_and_no_private_bases(site: Path) -> None:
+    public = {obj for _, obj in _public_classes()}
+    private_bases = {base.__name__ for cls in public for base in cls.__mro__[1:]
+                     if base.__module__.startswith("concretelab") and base not in public}
+    assert {"_LogSpaceCategorical", "CategoricalConcreteParams"} <= private_bases  # the check sees them
+    for name in MODULES:
+        text = _page_text(site, name)
+        roles = sorted({text[max(0, m.start() - 40):m.end() + 30] for m in RAW_ROLE.finditer(text)})
+        assert not roles, f"raw Sphinx roles on the {name} page: {roles}"
+        for base in sorted(private_bases):
+            shown = re.findall(rf"(?<![\w.]){re.escape(base)}\b(?!\._)" if base in PRIVATE_IN_PROSE
+                               else rf"(?<![\w.]){re.escape(base)}\b", text)
+            assert not shown, f"the private base {base} is named on the {name} page"
