@@ -434,3 +434,26 @@ def test_a_result_counts_as_done_only_for_the_cell_config_it_was_trained_with(tm
     vimco = cell_config(cell_by_name("392V-240H-240H-392V-m5-vimco"), options)
     assert runner.is_done(stored_for(vimco, prior_temperature=0.1), options.request(vimco))
     assert not runner.is_done(stored_for(vimco, estimator="nvil"), options.request(vimco))
+
+
+def test_a_cell_reads_the_checkpoint_it_evaluates_once(tmp_path: Path, monkeypatch) -> None:
+    """Issue 30: the runner read the same checkpoint up to four times (its step before training, the model for each
+    of the two evaluations, its devices for the result). Now the evaluated checkpoint is read and verified once,
+    whatever the number of evaluations; the step before training comes from the header alone. (Every whole-file
+    read of a checkpoint is counted, the trainer's own resume included.)"""
+    reads: list[str] = []
+    read_bytes = Path.read_bytes
+
+    def counting(path: Path) -> bytes:
+        if path.suffix == ".safetensors":
+            reads.append(path.name)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    argv = _argv(tmp_path, ["200H-784V-m1-relaxed"], 3, "--large-k", "8", "--large-k-images", "6")
+    assert main(argv) == 0
+    assert reads.count("best.safetensors") == 1, reads
+    reads.clear()
+    assert main([*argv, "--steps", "4"]) == 0  # trained on from its last checkpoint, evaluated again
+    assert reads.count("best.safetensors") == 1 and reads.count("last.safetensors") == 1, reads  # + train's resume
+    assert _result(tmp_path, "200H-784V-m1-relaxed")["train_devices"]

@@ -37,14 +37,15 @@ from concretelab.reproduce.evaluation import (
     Evaluation,
     evaluate_images,
     k_tightening,
-    load_trained_model,
     summarize,
 )
 from concretelab.reproduce.recipes import optimiser_schedule, recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
-from concretelab.train import TrainConfig, load_checkpoint, load_config, train
+from concretelab.train import TrainConfig, TrainResult, load_checkpoint, load_config, train
+from concretelab.train.checkpoint import checkpoint_step
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.io import atomic_write_json
+from concretelab.train.load import model_from_checkpoint
 from concretelab.train.metrics import read_metrics
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
 
@@ -286,18 +287,17 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
 
 
 def _evaluate(
-    run: Path, checkpoint: Path, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
-    options: ReproduceOptions, label: str, device: torch.device,
+    run: Path, trained: _TrainedModel, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
+    options: ReproduceOptions, label: str,
 ) -> tuple[Evaluation, torch.Tensor | None]:
-    """-L_k of the checkpoint on all test images (``subset`` None) or on the fixed subset drawn by
+    """-L_k of the trained model on all test images (``subset`` None) or on the fixed subset drawn by
     :func:`fixed_subset`, and the per-image values (None from a cache written before they were kept); cached in
     the run folder, and saved there batch by batch while it runs, so that an interrupted evaluation resumes. It
     runs on the cell's training device (``--device``; a GPU where ``auto`` finds one)."""
-    model, step = load_trained_model(checkpoint, device)
     n = images.shape[0] if subset is None else subset.shape[0]
     subset_seed = None if subset is None else options.eval_seed
     batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
-    tag = f"test-k{k}-n{n}-seed{options.eval_seed}{batch}-{checkpoint.stem}-step{step}"
+    tag = f"test-k{k}-n{n}-seed{options.eval_seed}{batch}-{trained.name}-step{trained.step}"
     cache = run / f"reproduce-eval-{tag}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text(encoding="utf-8"))
@@ -307,16 +307,31 @@ def _evaluate(
         logger.info("%s: reusing %s", label, cache.name)
         return Evaluation(**stored), None if per_image is None else torch.tensor(per_image, dtype=torch.float64)
     chosen = images if subset is None else images[subset]
-    logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, checkpoint.name, step)
+    logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, trained.name, trained.step)
     state = run / f"reproduce-eval-{tag}.partial.json"  # an interrupted evaluation resumes from it
-    nll, seconds = evaluate_images(model, chosen, k=k, state=state, seed=options.eval_seed,
-                                   identity={"checkpoint": checkpoint.stem, "checkpoint_step": step},
+    nll, seconds = evaluate_images(trained.model(), chosen, k=k, state=state, seed=options.eval_seed,
+                                   identity={"checkpoint": trained.name, "checkpoint_step": trained.step},
                                    batch_size=options.eval_batch_size, label=label)
-    evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=checkpoint.stem,
-                           checkpoint_step=step, seed=options.eval_seed, seconds=seconds)
+    evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=trained.name,
+                           checkpoint_step=trained.step, seed=options.eval_seed, seconds=seconds)
     atomic_write_json(cache, {**evaluation.to_dict(), "per_image_nll": nll.tolist()})
     state.unlink(missing_ok=True)
     return evaluation, nll
+
+
+class _TrainedModel:
+    """The checkpoint a cell is evaluated at, read and verified once (its step and devices at once; the model,
+    rebuilt on ``device``, only when an evaluation is not cached)."""
+
+    def __init__(self, path: Path, device: torch.device) -> None:
+        self.checkpoint = load_checkpoint(path)
+        self.name, self.step, self.device = path.stem, self.checkpoint.step, device
+        self._model: torch.nn.Module | None = None
+
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = model_from_checkpoint(self.checkpoint, device=self.device)
+        return self._model
 
 
 def _curves(run: Path) -> dict[str, list[list[float]]]:
@@ -357,11 +372,11 @@ def _run_cell_locked(
     commit: str,
     update: Callable[[str, str], None],
 ) -> dict[str, Any] | None:
+    """Train (or resume) the cell, evaluate its best checkpoint (read once) at k and at the large k, and write the
+    result; None when a signal interrupted training."""
     run = Path(config.out)
     last = run / "checkpoints" / "last.safetensors"
-    resumed_from = None
-    if last.is_file():
-        resumed_from = load_checkpoint(last).step
+    resumed_from = checkpoint_step(last) if last.is_file() else None
     update("training", f"from step {resumed_from or 0} to {config.steps}")
     started = time.perf_counter()
     trained = train(config, resume=True)
@@ -369,22 +384,35 @@ def _run_cell_locked(
         update("interrupted", f"at step {trained.step} (checkpoint saved)")
         return None
     best = run / "checkpoints" / "best.safetensors"
-    checkpoint = best if best.is_file() else last
     device = resolve_device(config.device)
+    evaluated = _TrainedModel(best if best.is_file() else last, device)
     update("evaluating", f"-L_{options.k}")
     total = test_images.shape[0]
-    main, main_nll = _evaluate(run, checkpoint, test_images, k=options.k,
+    main, main_nll = _evaluate(run, evaluated, test_images, k=options.k,
                                subset=fixed_subset(total, options.num_images, options.eval_seed), options=options,
-                               label=cell.name, device=device)
+                               label=cell.name)
     large, tightening = None, None
     if options.large_k is not None:
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
         subset = fixed_subset(total, options.large_k_images, options.eval_seed)
-        large, large_nll = _evaluate(run, checkpoint, test_images, k=options.large_k, subset=subset, options=options,
-                                     label=cell.name, device=device)
+        large, large_nll = _evaluate(run, evaluated, test_images, k=options.large_k, subset=subset, options=options,
+                                     label=cell.name)
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
+    result = _result(cell, options, config, trained, main, large, tightening, evaluated, command=command,
+                     commit=commit, resumed_from=resumed_from, wall_seconds=time.perf_counter() - started)
+    write_result(options.results, result)
+    update("done", f"{main.nll:.2f} nats (-L_{main.k}, {trained.step} steps)")
+    return result
+
+
+def _result(
+    cell: Cell, options: ReproduceOptions, config: TrainConfig, trained: TrainResult, main: Evaluation,
+    large: Evaluation | None, tightening: dict[str, Any] | None, evaluated: _TrainedModel, *, command: str,
+    commit: str, resumed_from: int | None, wall_seconds: float,
+) -> dict[str, Any]:
+    """The JSON result of a cell: what was trained, how it was evaluated, the numbers, and how to reproduce them."""
     eval_seconds = main.seconds + (large.seconds if large else 0.0)
-    result: dict[str, Any] = {
+    return {
         "cell": cell.name,
         "status": "done",
         "model": cell.model,
@@ -413,22 +441,19 @@ def _run_cell_locked(
         "train_seconds": trained.seconds,
         "eval_seconds": eval_seconds,
         "seconds": trained.seconds + eval_seconds,
-        "wall_seconds_this_call": time.perf_counter() - started,
+        "wall_seconds_this_call": wall_seconds,
         "resumed_from": resumed_from,
-        "device": describe_device(device),
-        "train_devices": load_checkpoint(checkpoint).extra.get("devices"),  # [first step, device] per stretch
+        "device": describe_device(evaluated.device),
+        "train_devices": evaluated.checkpoint.extra.get("devices"),  # [first step, device] per stretch
         "commit": commit,
         "command": command,
         "request": options.request(config),
         "recipe": options.recipe,
         "sampler": EXACT_SAMPLER,
         "config": _portable({key: value for key, value in config_to_dict(config).items() if value is not None}),
-        "curves": _curves(run),
+        "curves": _curves(Path(config.out)),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_result(options.results, result)
-    update("done", f"{main.nll:.2f} nats (-L_{main.k}, {trained.step} steps)")
-    return result
 
 
 def run_cells(

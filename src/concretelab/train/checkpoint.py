@@ -189,6 +189,20 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The step a checkpoint file was saved at, read from its header alone (the tensors are neither read nor
+    verified: for a progress message or a record, not for resuming)."""
+    path = Path(path)
+    with path.open("rb") as file:
+        head = file.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        header = _read_header(head + file.read(length), path)
+    try:
+        return int((header.get("__metadata__") or {})["step"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {str(path)!r} records no step in its header") from error
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; raises [`CheckpointError`][concretelab.train.CheckpointError] if it is truncated or
     corrupted."""
