@@ -65,3 +65,17 @@ def test_estimate_is_one_row_per_coupled_set():
     logits = torch.tensor([0.2, -1.0, 0.7], dtype=torch.float64)
     assert est.estimate(f, logits, 4, reduce=False).shape == (1, 3)
     assert est.per_draw(f, logits, 4, 6).shape == (6, 3)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_copula_never_draws_the_rare_value_at_logit_30(k):
+    """At logits ∓30 (probability 9.4e-14 of the rare value) 2^22 coupled sets hold no rare value: an exact sampler
+    puts one there with probability 2^22 · k · 9.4e-14 < 2e-6, while a float32 uniform grid (rand() < p) would put
+    about k · 2^22 · 2^-24 = k / 4 there on average (see tests/test_functional_discrete.py)."""
+    g = torch.Generator().manual_seed(20261129)
+    rare = 0
+    for _ in range(4):
+        logits = torch.tensor([-30.0, 30.0]).expand(2**20, 2)  # float32 logits: the decision is made in float64
+        b = dirichlet_copula_bernoulli(logits, k, g)
+        rare += int(b[..., 0].count_nonzero()) + int((1 - b[..., 1]).count_nonzero())
+    assert rare == 0
