@@ -167,3 +167,37 @@ def test_reference_pages_show_no_raw_sphinx_roles_and_no_private_bases(site: Pat
             shown = re.findall(rf"(?<![\w.]){re.escape(base)}\b(?!\._)" if base in PRIVATE_IN_PROSE
                                else rf"(?<![\w.]){re.escape(base)}\b", text)
             assert not shown, f"the private base {base} is named on the {name} page"
+
+
+def _readme_section(title: str) -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_home_page_has_the_readme_quick_start_and_guarantees() -> None:
+    """The home page copies the README's "Ten lines" example and its Guarantees table; they must not drift apart."""
+    home = (REPO / "docs" / "index.md").read_text(encoding="utf-8")
+    ten_lines = re.search(r"```python\n.*?```\n", _readme_section("Ten lines"), re.DOTALL)
+    assert ten_lines and ten_lines.group(0) in home, "the home page's quick start is not the README's Ten lines"
+    rows = [line for line in _readme_section("Guarantees").splitlines() if line.startswith("|")]
+    rows = [re.sub(r"\[docs/([^\]]*)\]\(docs/", r"[\1](", row) for row in rows]  # links from the README into docs/
+    assert rows and "\n".join(rows) in home, "the home page's Guarantees table is not the README's"
+
+
+def test_examples_page_lists_every_example_script_and_its_figures() -> None:
+    page = (REPO / "docs" / "examples.md").read_text(encoding="utf-8")
+    scripts = sorted(p.name for p in (REPO / "examples").glob("*.py") if '__name__ == "__main__"' in p.read_text())
+    assert len(scripts) >= 5
+    for script in scripts:
+        assert f"python examples/{script} --smoke" in page, f"docs/examples.md has no command for {script}"
+    for figure in sorted((REPO / "docs" / "figures" / "examples").iterdir()):
+        source = REPO / "examples" / "figures" / figure.name
+        assert source.is_file() and source.read_bytes() == figure.read_bytes(), f"{figure.name} differs from examples/"
+
+
+def test_home_page_links_figure_examples_and_estimators(site: Path) -> None:
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert 'src="figures/table1/overview.png"' in home
+    assert re.search(r'href="estimators/(#which-estimator)?">Which estimator\?</a>', home)
+    assert 'href="examples/"' in home and (site / "examples" / "index.html").is_file()
+    assert 'href="https://github.com/concretelab/concretelab"' in home  # repo_url
