@@ -59,7 +59,8 @@ class _LogitSpaceBinary(BinaryConcreteParams):
     def log_prob(self, value: Tensor) -> Tensor:
         """log q(z) (eq. 21) minus the log-Jacobian of the value at z; shape (sample..., batch...). A remembered
         sample is scored from its logit (exact where the value rounded to 0 or 1), with the gradients the
-        general formula gives the value (_ConcreteParams._scoring_point)."""
+        general formula gives the value: partial derivatives for a sample without a sampling path, its own gradient
+        for a leaf sample (docs/api.md)."""
         self._validate_value(value)
         logits, temperature = self._compute()
         recalled = recall(value)

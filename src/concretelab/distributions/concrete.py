@@ -81,7 +81,8 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         """log kappa(y) (eq. 8) minus the log-Jacobian, y the log-space point of ``value``; shape
         (sample..., batch...). A remembered sample is scored from its log-space point (exact where the simplex
         value underflowed), and one this distribution drew itself from its noise where that identity gives the
-        same value and gradients (_ConcreteParams._own_noise_if_exact): the same numbers in fewer passes."""
+        same value and gradients (a sample that carries its sampling path, or no gradient at all): the same
+        numbers in fewer passes."""
         self._validate_value(value)
         logits, temperature = self._compute()
         recalled = recall(value)
