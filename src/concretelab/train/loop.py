@@ -69,6 +69,7 @@ from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objec
 from concretelab.train.distributed import Distributed, all_reduce_gradients, any_rank, setup_distributed
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
+from concretelab.train.migrate import TEMPERATURE_KEYS, migrate_checkpoint
 from concretelab.train.resources import check_resources, model_input_size
 from concretelab.train.run_lock import run_lock
 from concretelab.train.seeding import derive_seed
@@ -314,7 +315,7 @@ def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
                 )
     changed = sorted(
         key for key, value in saved.items()
-        if key in current and key not in MUTABLE_ON_RESUME and key not in _TEMPERATURE_KEYS and current[key] != value
+        if key in current and key not in MUTABLE_ON_RESUME and key not in TEMPERATURE_KEYS and current[key] != value
     )
     if changed:
         key = changed[0]
@@ -399,29 +400,18 @@ def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Mo
     )
 
 
-_TEMPERATURE_KEYS = ("prior_temperature", "posterior_temperature")  # compared as trained: _check_resumed_temperatures
-
-
-def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint, metrics: Path) -> None:
-    """A resumed run goes on at the constant temperatures it trained at. An unset one resolves to the default for
-    the model's units, and a default may change between versions (structured models: (1/2, 2/3) until 5ce0d22,
-    then the posterior's for both), so the temperatures trained at are read from what the checkpoint recorded,
-    else its config's explicit values, else its run's last logged training row. Giving them explicitly on resume,
-    where the run left them unset, is not a change. (Schedules are compared as config strings; learned
-    temperatures are restored from the checkpoint, whatever their starting values; the discrete estimators use no
-    temperature.)"""
+def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint) -> None:
+    """A resumed run goes on at the constant temperatures it trained at, as its checkpoint records them
+    (``resolved_temperatures``; :func:`~concretelab.train.migrate.migrate_checkpoint` reads them for older run
+    folders). Giving them explicitly on resume, where the run left them unset, is not a change. (Schedules are
+    compared as config strings; learned temperatures are restored from the checkpoint, whatever their starting
+    values; the discrete estimators use no temperature.)"""
     scheduled = config.prior_schedule or config.posterior_schedule
     if config.estimator is not None or config.learnable_temperature or scheduled:
         return
     trained = checkpoint.extra.get("resolved_temperatures")
-    if trained is None and all(checkpoint.config.get(key) is not None for key in _TEMPERATURE_KEYS):
-        trained = [checkpoint.config[key] for key in _TEMPERATURE_KEYS]
     if trained is None:
-        rows = [row for row in read_metrics(metrics) if row.get("step", 0) <= checkpoint.step
-                and all(key in row for key in _TEMPERATURE_KEYS)]
-        if not rows:
-            return
-        trained = [rows[-1][key] for key in _TEMPERATURE_KEYS]  # logged as float32
+        return
     trained = [float(value) for value in trained]
     for side, now, then in zip(("prior", "posterior"), config.temperatures, trained, strict=True):
         if not math.isclose(now, then, rel_tol=1e-6):
@@ -433,17 +423,6 @@ def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint, met
 
 
 VALID_SUBSETS = ("random", "first")  # how --eval-images N picks its images: fixed_subset's rule, or (legacy) first N
-
-
-def _valid_subset_rule(checkpoint: Checkpoint | None) -> str:
-    """``random`` for a new run; a resumed run keeps the rule its checkpoint recorded, and one whose checkpoint
-    predates the record (no ``valid_subset``) but has validated keeps the first N images it was chosen on."""
-    if checkpoint is None:
-        return "random"
-    recorded = checkpoint.extra.get("valid_subset")
-    if recorded is not None:
-        return str(recorded)
-    return "first" if checkpoint.best_valid is not None else "random"
 
 
 def validation_images(images: Tensor, count: int | None, rule: str = "random") -> Tensor:
@@ -495,9 +474,9 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     last_path = out / "checkpoints" / "last.safetensors"
     checkpoint: Checkpoint | None = None
     if resume and last_path.exists():
-        checkpoint = load_checkpoint(last_path)
+        checkpoint = migrate_checkpoint(load_checkpoint(last_path), out / "metrics.jsonl")  # older run folders
         _check_resume(config, checkpoint)
-        _check_resumed_temperatures(config, checkpoint, out / "metrics.jsonl")
+        _check_resumed_temperatures(config, checkpoint)
     elif not resume and last_path.exists():
         raise ValueError(f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out")
     check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
@@ -524,7 +503,8 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     _warn_on_two_temperatures_without_proposal(config, architecture)
     # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
     # the subset was random keeps them, so that its best checkpoint stays comparable
-    return CheckedRun(device, checkpoint, dataset, architecture, _valid_subset_rule(checkpoint), max(world_size, 1))
+    valid_subset = "random" if checkpoint is None else str(checkpoint.extra["valid_subset"])
+    return CheckedRun(device, checkpoint, dataset, architecture, valid_subset, max(world_size, 1))
 
 
 class _Run:
