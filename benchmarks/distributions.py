@@ -8,7 +8,7 @@ For each shape (batch, K) it times forward + backward of
 and the floor, torch.rand of the same shape. Every case runs once per round, rounds are interleaved,
 and the table shows medians and the ratio torch / concretelab (> 1: concretelab is faster).
 
-    python benchmarks/distributions.py [--repeats 15] [--threads 2]
+    python benchmarks/distributions.py [--repeats 15] [--threads 2] [--shapes 200000x10] [--compile]
 
 With ``--baseline COMMIT`` it compares this checkout's concretelab with the package at COMMIT *in the same run*:
 two worker processes, one importing each version (COMMIT's ``src/`` is extracted with ``git archive`` into a
@@ -39,16 +39,26 @@ from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
 import concretelab.distributions
 from concretelab.distributions import Concrete, ExpConcrete
-from concretelab.functional import gumbel_softmax
+from concretelab.functional import gumbel_softmax, sample_gumbel
 
 SHAPES = ((200_000, 10), (4096, 1000), (64, 200))
 TEMPERATURE = 0.5
 
 
-def make_cases(shape: tuple[int, int]) -> dict[str, Callable[[], None]]:
+def make_cases(shape: tuple[int, int], compiled: bool = False) -> dict[str, Callable[[], None]]:
     logits = torch.randn(shape, requires_grad=True)
     weight = torch.randn(shape)
     temperature = torch.tensor(TEMPERATURE)
+
+    def fused_step(a: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        x, lp = Concrete(temperature, logits=a, validate_args=False).sample_and_log_prob(noise=noise)
+        return (x * weight).sum() + lp.sum()
+
+    compiled_step = torch.compile(fused_step, fullgraph=True) if compiled else None
+
+    def ours_concrete_compiled() -> None:  # inductor fuses the elementwise passes (records are off when compiled)
+        assert compiled_step is not None
+        compiled_step(logits, sample_gumbel(shape)).backward()
 
     def ours_concrete() -> None:
         d = Concrete(temperature, logits=logits, validate_args=False)
@@ -98,6 +108,7 @@ def make_cases(shape: tuple[int, int]) -> dict[str, Callable[[], None]]:
 
     cases = {
         "concretelab Concrete rsample+log_prob": ours_concrete,
+        **({"concretelab Concrete sample_and_log_prob, torch.compile": ours_concrete_compiled} if compiled else {}),
         "concretelab Concrete rsample+log_prob, values guard": ours_concrete_values_guard,
         "concretelab Concrete sample_and_log_prob": ours_concrete_fused,
         "torch RelaxedOneHotCategorical rsample+log_prob": torch_concrete,
@@ -233,6 +244,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--baseline", default=None, help="also time the package at this commit, in the same run")
     parser.add_argument("--shapes", type=_shape, nargs="+", default=list(SHAPES), help="shapes as ROWSxCOLS")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time sample_and_log_prob + backward under torch.compile (inductor; slow to build)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # worker mode (--baseline)
     args = parser.parse_args()
     if args.serve:
@@ -247,7 +260,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU float32, temperature {TEMPERATURE}")
     print(f"median of {args.repeats} interleaved rounds; forward + backward\n")
     for shape in args.shapes:
-        medians = time_interleaved(make_cases(shape), args.repeats)
+        medians = time_interleaved(make_cases(shape, args.compile), args.repeats)
         floor = medians["floor: torch.rand"]
         print(f"shape {shape}")
         print(f"  {'case':<50} {'ms':>9} {'x floor':>8}")
