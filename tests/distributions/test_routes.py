@@ -327,8 +327,9 @@ ROUTES: dict[str, Callable[[Family, Any], Scored]] = {
     "pickle": _copied(lambda x: pickle.loads(pickle.dumps(x))),
     "changed in place": _changed("in place"),
     "changed through a view": _changed("view"),
+    "changed through .data": _changed(".data"),
+    "changed through NumPy": _changed("numpy"),
     "changed through .data (values guard)": _changed(".data", "values"),
-    "changed through NumPy (values guard)": _changed("numpy", "values"),
 }
 # Routes whose value is not the unchanged sample: a straight-through family refuses them.
 NOT_THE_SAMPLE = {"detach", "clone of a sample()", "clone of an rsample()", "copy.deepcopy", "pickle"} | {
