@@ -268,13 +268,16 @@ class _ConcreteParams(Distribution):
     def _noise(self, sample_shape: SampleShape, generator: torch.Generator | None, noise: Tensor | None, kind: str,
                draw: Callable[..., tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor | None]:
         """The family's standard noise for ``sample_shape`` in the compute dtype, with what ``draw`` returns
-        beside it (None for ``noise`` the caller gave, which is checked against the shape)."""
+        beside it (None for ``noise`` the caller gave, which is checked against the shape). Noise the caller gave
+        is copied (a differentiable copy: gradients still reach it), so that the sample's record holds noise no
+        one else can change, whatever the caller later does with its buffer."""
         shape = self._extended_shape(torch.Size(sample_shape))
         dtype = compute_dtype(self.logits.dtype)
         if noise is None:
             return draw(shape, generator=generator, dtype=dtype, device=self.logits.device)
         check_noise(noise, shape, kind)
-        return noise.to(dtype), None
+        converted = noise.to(dtype)
+        return (converted.clone() if converted is noise else converted), None
 
     def sample(self, sample_shape: SampleShape = (), *, generator: torch.Generator | None = None,
                noise: Tensor | None = None) -> Tensor:

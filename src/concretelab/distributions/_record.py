@@ -13,11 +13,12 @@ Two routes leave no trace in a version counter:
 
 * *inference tensors* (made under ``torch.inference_mode()``) have none. Their record keeps a snapshot of the
   sample's values and compares it before use (the only case that pays a pass over memory);
-* writes through ``.data`` or a NumPy alias of the sample, its noise or the parameters, which PyTorch documents
-  as invisible to autograd's own checks. :func:`record_guard` chooses what to do about them: ``"stamp"`` (the
-  default: the stamp, as autograd), ``"values"`` (also compare snapshots of the sample, noise and parameters
-  before every use, which sees these writes at the cost of copies and comparisons) or ``"off"`` (never use a
-  record; every value is scored from its values, which underflow at low temperature).
+* writes through ``.data`` or a NumPy alias, which PyTorch documents as invisible to autograd's own checks. Into
+  the sample, they are seen all the same: its storage is shared copy-on-write with the record (below). Noise the
+  caller gives is copied by the distribution, so no one else can write it. Into the parameters, they are seen only
+  under the ``"values"`` guard of :func:`record_guard`: ``"stamp"`` (the default), ``"values"`` (also compare
+  snapshots of the sample, noise and parameters before every use, at the cost of copies and comparisons) or
+  ``"off"`` (never use a record; every value is scored from its values, which underflow at low temperature).
 
 Nothing is remembered under ``torch.compile`` or inside a ``torch.func`` transform (a record keyed by object
 identity would break the graph; a functorch wrapper has no storage to stamp): such samples are scored from their
