@@ -24,6 +24,7 @@ estimators one draw uses one sample (plus the f-evaluations it pairs with it), f
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -520,6 +521,30 @@ def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple
     objective.check()
     grad = torch.zeros_like(points) if grad is None else grad
     return values.detach().to(b.dtype), grad.detach().to(b.dtype)
+
+
+@dataclass(frozen=True)
+class TaylorSamples:
+    """K exact Bernoulli samples per set with what the Taylor-expansion control variates (``double_cv``, ``rodeo``)
+    need: f at the samples (sets, K), the samples (sets, K, *shape), p = σ(θ) (*shape), the scores b − p and the
+    slopes ḡ_{−k} = (1/(K−1)) Σ_{j≠k} ∇f(b^j), the mean gradient of f at the *other* samples (sets, K, *shape)."""
+
+    values: Tensor
+    samples: Tensor
+    probs: Tensor
+    scores: Tensor
+    slopes: Tensor
+
+    @staticmethod
+    def draw(f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None,
+             estimator: str) -> TaylorSamples:
+        shape = logits.shape
+        b = exact_sample(logits, num_sets * num_samples, "bernoulli", generator)
+        values, grads = values_and_input_gradients(f, b, estimator)
+        samples = b.reshape(num_sets, num_samples, *shape)
+        probs = torch.sigmoid(logits)
+        slopes = leave_one_out_mean(grads.reshape(num_sets, num_samples, *shape), dim=1)
+        return TaylorSamples(values.reshape(num_sets, num_samples), samples, probs, samples - probs, slopes)
 
 
 def leave_one_out_mean(values: Tensor, dim: int) -> Tensor:

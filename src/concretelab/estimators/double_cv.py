@@ -42,9 +42,8 @@ from concretelab.checks import check_positive
 from concretelab.estimators._base import (
     MultiSampleEstimator,
     Objective,
-    exact_sample,
+    TaylorSamples,
     leave_one_out_mean,
-    values_and_input_gradients,
 )
 from concretelab.estimators._control_variate import variance_step
 
@@ -86,16 +85,11 @@ class DoubleCV(MultiSampleEstimator):
     def per_set(
         self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None
     ) -> Tensor:
-        k, shape = num_samples, logits.shape
-        b = exact_sample(logits, num_sets * k, self.family, generator)
-        values, grads = values_and_input_gradients(f, b, self.name)
-        values = values.reshape(num_sets, k)
-        grads = grads.reshape(num_sets, k, *shape)  # g_k = ∇f(b^k)
-        p = torch.sigmoid(logits)
-        score = b.reshape(num_sets, k, *shape) - p  # s_k
-        slope = leave_one_out_mean(grads, dim=1)  # ḡ_{−k}
+        k = num_samples
+        taylor = TaylorSamples.draw(f, logits, k, num_sets, generator, self.name)
+        values, p, score, slope = taylor.values, taylor.probs, taylor.scores, taylor.slopes  # slope: ḡ_{−k}
         cv = (slope * score).reshape(num_sets, k, -1).sum(-1)  # c_k = ḡ_{−k} · s_k, (sets, K)
-        correction = grads.mean(dim=1) * p * (1 - p)  # ḡ ⊙ p (1 − p), the control variate's expectation
+        correction = slope.mean(dim=1) * p * (1 - p)  # ḡ ⊙ p (1 − p) (the mean of the ḡ_{−k} is ḡ): E[c_k s_k]
         with torch.enable_grad():
             alpha = self.alpha_param.to(logits.dtype)
             signal = values - alpha * cv  # f̃_k

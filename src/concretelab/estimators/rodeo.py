@@ -52,9 +52,8 @@ from concretelab.checks import check_positive
 from concretelab.estimators._base import (
     MultiSampleEstimator,
     Objective,
-    exact_sample,
+    TaylorSamples,
     leave_one_out_mean,
-    values_and_input_gradients,
 )
 from concretelab.estimators._control_variate import variance_step
 
@@ -122,13 +121,10 @@ class RODEO(MultiSampleEstimator):
         self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None
     ) -> Tensor:
         k, shape = num_samples, logits.shape
-        b = exact_sample(logits, num_sets * k, self.family, generator)
-        values, grads = values_and_input_gradients(f, b, self.name)
-        values = values.reshape(num_sets, k)  # f(x_k)
-        x = b.reshape(num_sets, k, -1)  # (sets, K, D)
-        p = torch.sigmoid(logits).reshape(-1)
-        score = x - p
-        slope = leave_one_out_mean(grads.reshape(num_sets, k, -1), dim=1)  # ḡ_{−k}
+        taylor = TaylorSamples.draw(f, logits, k, num_sets, generator, self.name)
+        values = taylor.values  # f(x_k), (sets, K)
+        x, p = taylor.samples.reshape(num_sets, k, -1), taylor.probs.reshape(-1)  # (sets, K, D), (D,)
+        score, slope = taylor.scores.reshape(num_sets, k, -1), taylor.slopes.reshape(num_sets, k, -1)  # ḡ_{−k}
         h_x = (slope * score).sum(-1)  # h_k(x_k) = ḡ_{−k} · (x_k − p), (sets, K)
         h_flips = h_x.unsqueeze(-1) + slope * (1 - 2 * x)  # h_k(x_k^{(i)}), (sets, K, D)
         stein = gibbs_stein(h_x, h_flips, x, p)  # (A h_k)(x_k), (sets, K)
