@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 
-import concretelab.reproduce.runner as runner
 from concretelab.cli import main
 from concretelab.distributions import BinConcrete, Concrete
 from concretelab.functional import sample_uniform_open
@@ -98,14 +97,16 @@ def test_a_cuda_run_resumes_on_the_cpu(tmp_path) -> None:
 
 
 def test_reproduce_trains_and_evaluates_on_the_gpu(tmp_path, monkeypatch) -> None:
+    import concretelab.train.evaluate as evaluation
+
     seen: list[str] = []
-    evaluate = runner.evaluate_images
+    bound = evaluation.resumable_bound_per_image
 
-    def spy(model, images, **options):
+    def spy(model, images, k, **options):
         seen.append(next(model.parameters()).device.type)
-        return evaluate(model, images, **options)
+        return bound(model, images, k, **options)
 
-    monkeypatch.setattr(runner, "evaluate_images", spy)
+    monkeypatch.setattr(evaluation, "resumable_bound_per_image", spy)
     assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 3, "--large-k", "16", "--large-k-images", "6")) == 0
     result = _result(tmp_path, "200H-784V-m1-relaxed")
     assert seen == ["cuda", "cuda"]  # -L_k on the test images and the larger k on the subset

@@ -188,6 +188,8 @@ def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkey
     calls: list[int] = []
 
     def interrupted_at_the_second_batch(model, x, k, **kwargs):
+        if k != 4:  # validation during training (k = 100) uses the same bound; only the test evaluation counts
+            return real_bound(model, x, k, **kwargs)
         if len(calls) == 1:
             raise KeyboardInterrupt
         calls.append(x.shape[0])
@@ -196,11 +198,13 @@ def test_an_interrupted_evaluation_resumes_batch_by_batch(tmp_path: Path, monkey
     monkeypatch.setattr(resumable, "discrete_bound_per_image", interrupted_at_the_second_batch)
     assert main(_argv(tmp_path, [name], 3, *argv)) == 130
     run = tmp_path / "runs" / f"{name}-paper"
-    (partial,) = run.glob("reproduce-eval-*.partial.json")
-    assert "-b5-" in partial.name and len(json.loads(partial.read_text())["bounds"]) == 5
+    (partial,) = run.glob("eval-test-*.partial.json")  # the evaluation `concretelab evaluate` runs, and its name
+    assert partial.name == "eval-test-k4-best-subset12-b5.partial.json"
+    assert len(json.loads(partial.read_text())["bounds"]) == 5
 
     def counted(model, x, k, **kwargs):
-        calls.append(x.shape[0])
+        if k == 4:
+            calls.append(x.shape[0])
         return real_bound(model, x, k, **kwargs)
 
     monkeypatch.setattr(resumable, "discrete_bound_per_image", counted)
@@ -230,7 +234,7 @@ def test_the_larger_k_is_compared_on_the_same_images(tmp_path: Path) -> None:
     paired = result["k_tightening"]
     assert (paired["k"], paired["large_k"], paired["images"]) == (4, 40, 50)
     assert paired["nll_at_large_k"] == pytest.approx(result["large_k"]["nll"], abs=1e-9)
-    (cache,) = (tmp_path / "runs" / f"{name}-paper").glob("reproduce-eval-test-k4-n1000-*.json")
+    cache = tmp_path / "runs" / f"{name}-paper" / "eval-test-k4-best.json"  # all test images: the short name
     per_image = torch.tensor(json.loads(cache.read_text())["per_image_nll"], dtype=torch.float64)
     assert per_image.shape == (1000,) and per_image.mean().item() == pytest.approx(result["test_nll"], abs=1e-9)
     subset = fixed_subset(1000, 50, 0)
@@ -457,3 +461,18 @@ def test_a_cell_reads_the_checkpoint_it_evaluates_once(tmp_path: Path, monkeypat
     assert main([*argv, "--steps", "4"]) == 0  # trained on from its last checkpoint, evaluated again
     assert reads.count("best.safetensors") == 1 and reads.count("last.safetensors") == 1, reads  # + train's resume
     assert _result(tmp_path, "200H-784V-m1-relaxed")["train_devices"]
+
+
+def test_reproduce_and_evaluate_run_one_evaluation(tmp_path: Path) -> None:
+    """Issue 30, item 8: a cell's test bound is `concretelab evaluate`'s evaluation of its best checkpoint (same
+    subset rule, seeding and cache file), so evaluating the run folder again gives the same number."""
+    from concretelab.train.evaluate import evaluate_run
+
+    name = "200H-784V-m1-relaxed"
+    assert main(_argv(tmp_path, [name], 3)) == 0
+    result = _result(tmp_path, name)
+    run = tmp_path / "runs" / f"{name}-paper"
+    again = evaluate_run(run, k=4, checkpoint="best", num_images=12, progress=False)
+    assert again["nll"] == result["test_nll"] and again["checkpoint_step"] == result["checkpoint_step"]
+    assert Path(again["path"]).name == "eval-test-k4-best-subset12.json"
+    assert (result["test_subset_seed"], again["subset_seed"]) == (0, 0)

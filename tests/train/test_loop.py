@@ -77,9 +77,9 @@ def test_eval_images_is_a_fixed_random_subset_and_old_runs_keep_their_first_imag
     from concretelab.train.checkpoint import save_checkpoint
 
     seen: list[torch.Tensor] = []
-    real_validate = loop.validate
-    monkeypatch.setattr(loop, "validate", lambda model, images, **kw: seen.append(images) or real_validate(
-        model, images, **kw))
+    real_bound = loop.resumable_bound_per_image  # validation's bound: the evaluation's, without a saved state
+    monkeypatch.setattr(loop, "resumable_bound_per_image", lambda model, images, k, **kw: seen.append(images) or
+                        real_bound(model, images, k, **kw))
     valid = load_dataset("embedded").valid
     subset = fixed_subset(valid.shape[0], 20, 0)
     assert subset is not None and not torch.equal(subset, torch.arange(20))
@@ -350,3 +350,21 @@ def test_checkpoints_record_where_each_stretch_of_training_ran(tmp_path) -> None
     save_checkpoint(last, dc.replace(moved, extra={**moved.extra, "devices": [[0, "elsewhere"]]}))
     train(small_config(out, steps=8), resume=True)
     assert load_checkpoint(last).extra["devices"] == [[0, "elsewhere"], [6, here]]
+
+
+def test_validation_is_the_evaluation_of_the_checkpoint_with_the_same_rules(tmp_path) -> None:
+    """Issue 30, item 8: validation, evaluate and reproduce compute -L_k by one evaluation with one subset rule and
+    one seeding rule. The validation row of a run equals `evaluate` of the checkpoint saved at that step, on the
+    same split and subset, with the validation's seed: the same number to rounding, not merely close."""
+    from concretelab.seeding import derive_seed
+    from concretelab.train.evaluate import evaluate_run
+    from concretelab.train.metrics import read_metrics
+
+    out = tmp_path / "run"
+    config = small_config(out, steps=8, eval_every=8, checkpoint_every=8, eval_batch_size=7)
+    train(config)
+    (row,) = [r for r in read_metrics(out / "metrics.jsonl") if "valid_nll" in r]
+    evaluated = evaluate_run(out, k=config.eval_k, split="valid", checkpoint="last", num_images=config.eval_images,
+                             seed=derive_seed(config.seed, "validation"), batch_size=7, progress=False)
+    assert evaluated["checkpoint_step"] == row["step"] == 8
+    assert evaluated["nll"] == pytest.approx(row["valid_nll"], rel=0, abs=1e-9)

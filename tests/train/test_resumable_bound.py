@@ -149,7 +149,8 @@ def test_evaluate_run_resumes_and_removes_its_state(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(resumable, "discrete_bound_per_image", discrete_bound_per_image)
     resumed = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", progress=False)
     assert resumed["nll"] == reference["nll"] and resumed["nll_stderr"] == reference["nll_stderr"]
-    assert not partial.exists() and Path(resumed["path"]) == result_path(run, "test", K, "last", num_images=30)
+    assert not partial.exists() and Path(resumed["path"]) == result_path(run, "test", K, "last", num_images=30,
+                                                                                batch_size=10)
 
 
 def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path) -> None:
@@ -173,7 +174,8 @@ def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path
     stored = json.loads(Path(result["path"]).read_text())
     assert stored["per_image_nll"] == pytest.approx((-expected).tolist(), abs=1e-9)
     assert (result["subset_seed"], result["n_images"]) == (0, 30) and "randperm" in result["subset_rule"]
-    assert Path(result["path"]).name == f"eval-test-k{K}-last-subset30.json"
+    # the name encodes every setting that decides the number: batches of 10 (not the default 100) decide the samples
+    assert Path(result["path"]).name == f"eval-test-k{K}-last-subset30-b10.json"
     # another evaluation seed draws other samples, on the same images
     other = evaluate_run(run, k=K, num_images=30, batch_size=10, checkpoint="last", seed=1, progress=False)
     assert other["subset_seed"] == 0 and other["nll"] != result["nll"]

@@ -1,5 +1,7 @@
-"""Test-set evaluation of a trained cell: the importance-weighted bound L_k of the discrete model on all
-test images or on a fixed random subset, with a 95% confidence interval for the test-set mean.
+"""What a Table 1 result records of a test-set evaluation (computed by
+:func:`concretelab.train.evaluate.evaluate_checkpoint`, the one evaluation of the package): the importance-weighted
+bound L_k of the discrete model on all test images or on a fixed random subset, with a 95% confidence interval for
+the test-set mean, and the paired tightening from the main k to a larger one.
 
     L_k(x) = log (1/k) sum_{i=1..k} p(x, h_i) / q(h_i | x)   (Burda et al. 2016, eq. 8),
 
@@ -17,21 +19,19 @@ References
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from concretelab.data import SUBSET_RULE
 from concretelab.train import load_checkpoint
-from concretelab.train.evaluate import mean_and_stderr, paired_difference
+from concretelab.train.evaluate import paired_difference
 from concretelab.train.load import model_from_checkpoint
-from concretelab.train.resumable_bound import resumable_bound_per_image
 
-__all__ = ["Evaluation", "evaluate_images", "k_tightening", "load_trained_model"]
+__all__ = ["Evaluation", "k_tightening", "load_trained_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,13 @@ class Evaluation:
     seed: int  # seeds the generator of the posterior samples
     seconds: float
 
+    @staticmethod
+    def from_result(result: dict[str, Any]) -> Evaluation:
+        """The evaluation in a result of :func:`concretelab.train.evaluate.evaluate_checkpoint`."""
+        return Evaluation(result["split"], result["k"], result["n_images"], result.get("subset_seed"),
+                          result["checkpoint"], result["checkpoint_step"], result["nll"], result["nll_stderr"],
+                          tuple(result["nll_ci95"]), result["seed"], result["seconds"])
+
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["ci95"] = list(self.ci95)
@@ -64,57 +71,6 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     """The model of a checkpoint file (rebuilt from its ``model_args``) in eval mode on ``device``, and its step."""
     checkpoint = load_checkpoint(path)
     return model_from_checkpoint(checkpoint, device=device), checkpoint.step
-
-
-@torch.no_grad()
-def evaluate_images(
-    model: nn.Module,
-    images: Tensor,
-    *,
-    k: int,
-    state: Path,
-    identity: dict[str, Any] | None = None,
-    seed: int = 0,
-    batch_size: int = 100,
-    label: str = "",
-) -> tuple[Tensor, float]:
-    """Per-image -L_k (nats, shape (N,)) of ``images`` (uint8 or float 0/1, (N, D)), and the seconds it took (over
-    every call, when resumed).
-
-    Saved batch by batch to ``state`` and resumed from it (:mod:`concretelab.train.resumable_bound`: batch b's
-    posterior samples are seeded with ``seed`` and b, so an interrupted evaluation gives the same numbers);
-    ``identity`` must match for a saved state to be reused. Progress is logged about every 10%."""
-    if images.dim() != 2 or images.shape[0] < 1:
-        raise ValueError(f"images must have shape (N, D) with N >= 1, got {tuple(images.shape)}")
-    start, progress = time.perf_counter(), {"done": 0, "resumed": 0, "next_log": 0.1}
-
-    def log_resumed(images_done: int) -> None:
-        progress["done"] = progress["resumed"] = images_done
-        progress["next_log"] = images_done / images.shape[0] + 0.1
-
-    def log_progress(images_done: int) -> None:  # about every 10%
-        progress["done"] += images_done
-        done = progress["done"] / images.shape[0]
-        if progress["next_log"] <= done < 1:
-            elapsed = time.perf_counter() - start
-            rate = (progress["done"] - progress["resumed"]) / elapsed  # images/s of this call
-            logger.info("%s L_%d: %d%% of %d images, %.0f s, about %.0f s left", label, k, int(100 * done),
-                        images.shape[0], elapsed, (images.shape[0] - progress["done"]) / rate)
-            progress["next_log"] = done + 0.1
-
-    bounds, seconds = resumable_bound_per_image(model, images, k, state=state, seed=seed, batch_size=batch_size,
-                                                identity=identity, progress=log_progress, resumed=log_resumed)
-    return -bounds, seconds
-
-
-def summarize(
-    nll: Tensor, *, split: str, k: int, subset_seed: int | None, checkpoint: str, checkpoint_step: int,
-    seed: int, seconds: float,
-) -> Evaluation:
-    """The mean and a normal-approximation 95% interval of per-image NLLs."""
-    mean, stderr = mean_and_stderr(nll)
-    return Evaluation(split, k, nll.shape[0], subset_seed, checkpoint, checkpoint_step, mean, stderr,
-                      (mean - 1.96 * stderr, mean + 1.96 * stderr), seed, seconds)
 
 
 def k_tightening(main: Evaluation, main_nll: torch.Tensor | None, large: Evaluation, large_nll: torch.Tensor | None,

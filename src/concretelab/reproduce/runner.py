@@ -10,7 +10,8 @@ are skipped, so a finished long run is never replaced by a shorter one. With ``-
 seed) equals the new one. A cell that is not done is trained with
 ``resume=True`` in its run folder (``{out}/{cell}``): an interrupted run continues from
 ``checkpoints/last.safetensors`` and a finished one only gets evaluated; evaluations already made are
-cached in the run folder (``reproduce-eval-*.json``) and not repeated.
+cached in the run folder by the one evaluation of the package (``eval-test-*.json``,
+:func:`concretelab.train.evaluate.evaluate_checkpoint`, the files ``concretelab evaluate`` writes) and not repeated.
 
 Run folders hold the checkpoints and live outside the repository by default
 (``$XDG_CACHE_HOME/concretelab/table1``, see :func:`default_out`); only the JSON results are committed.
@@ -19,7 +20,6 @@ Run folders hold the checkpoints and live outside the repository by default
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import subprocess
@@ -30,21 +30,16 @@ from typing import Any
 
 import torch
 
-from concretelab.data import fixed_subset, load_dataset
+from concretelab.data import load_dataset
 from concretelab.devices import describe_device, resolve_device
 from concretelab.reproduce.cells import Cell
-from concretelab.reproduce.evaluation import (
-    Evaluation,
-    evaluate_images,
-    k_tightening,
-    summarize,
-)
+from concretelab.reproduce.evaluation import Evaluation, k_tightening
 from concretelab.reproduce.recipes import optimiser_schedule, recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
 from concretelab.train import TrainConfig, TrainResult, load_checkpoint, load_config, train
 from concretelab.train.checkpoint import checkpoint_step
 from concretelab.train.config import config_from_dict, config_to_dict
-from concretelab.train.io import atomic_write_json
+from concretelab.train.evaluate import DEFAULT_EVAL_BATCH_SIZE, bound_subset, evaluate_checkpoint
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.metrics import read_metrics
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
@@ -74,7 +69,6 @@ _CURVE_POINTS = 300  # training-curve points kept in a result file
 # test images per batch of an evaluation; with the seed it fixes each image's samples, and a result cached with
 # it carries no batch tag in its name (so results from before the option keep theirs). The CLI, which builds its
 # parser without torch, repeats it as its own default; tests/reproduce checks the two agree.
-DEFAULT_EVAL_BATCH_SIZE = 100
 
 
 def default_out() -> Path:
@@ -99,7 +93,7 @@ class ReproduceOptions:
     eval_every: int | None = None  # validation interval (None: about 10 checks per run)
     valid_images: int | None = None  # validation images per check (None: the config's, all by default)
     valid_k: int | None = None  # k of the validation bound that chooses the best checkpoint (None: the config's)
-    eval_seed: int = 0  # seeds the test-set posterior samples and the subsets
+    eval_seed: int = 0  # seeds the test-set posterior samples (the subsets are fixed: train.evaluate.bound_subset)
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
     recipe: str = "tuned"  # optimiser schedule: "tuned", "paper" or "cosine" (concretelab.reproduce.recipes)
@@ -287,36 +281,18 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
 
 
 def _evaluate(
-    run: Path, trained: _TrainedModel, images: torch.Tensor, *, k: int, subset: torch.Tensor | None,
+    run: Path, trained: _TrainedModel, images: torch.Tensor, *, k: int, num_images: int | None,
     options: ReproduceOptions, label: str,
 ) -> tuple[Evaluation, torch.Tensor | None]:
-    """-L_k of the trained model on all test images (``subset`` None) or on the fixed subset drawn by
-    :func:`fixed_subset`, and the per-image values (None from a cache written before they were kept); cached in
-    the run folder, and saved there batch by batch while it runs, so that an interrupted evaluation resumes. It
-    runs on the cell's training device (``--device``; a GPU where ``auto`` finds one)."""
-    n = images.shape[0] if subset is None else subset.shape[0]
-    subset_seed = None if subset is None else options.eval_seed
-    batch = "" if options.eval_batch_size == DEFAULT_EVAL_BATCH_SIZE else f"-b{options.eval_batch_size}"
-    tag = f"test-k{k}-n{n}-seed{options.eval_seed}{batch}-{trained.name}-step{trained.step}"
-    cache = run / f"reproduce-eval-{tag}.json"
-    if cache.is_file():
-        stored = json.loads(cache.read_text(encoding="utf-8"))
-        stored["ci95"] = tuple(stored["ci95"])
-        stored.pop("subset_rule", None)
-        per_image = stored.pop("per_image_nll", None)
-        logger.info("%s: reusing %s", label, cache.name)
-        return Evaluation(**stored), None if per_image is None else torch.tensor(per_image, dtype=torch.float64)
-    chosen = images if subset is None else images[subset]
-    logger.info("%s: -L_%d on %d test images (checkpoint %s, step %d)", label, k, n, trained.name, trained.step)
-    state = run / f"reproduce-eval-{tag}.partial.json"  # an interrupted evaluation resumes from it
-    nll, seconds = evaluate_images(trained.model(), chosen, k=k, state=state, seed=options.eval_seed,
-                                   identity={"checkpoint": trained.name, "checkpoint_step": trained.step},
-                                   batch_size=options.eval_batch_size, label=label)
-    evaluation = summarize(nll, split="test", k=k, subset_seed=subset_seed, checkpoint=trained.name,
-                           checkpoint_step=trained.step, seed=options.eval_seed, seconds=seconds)
-    atomic_write_json(cache, {**evaluation.to_dict(), "per_image_nll": nll.tolist()})
-    state.unlink(missing_ok=True)
-    return evaluation, nll
+    """-L_k of the trained model on all test images (``num_images`` None) or on the fixed subset of
+    :func:`~concretelab.train.evaluate.bound_subset`, and the per-image values: the evaluation ``concretelab
+    evaluate`` runs (:func:`~concretelab.train.evaluate.evaluate_checkpoint`), cached in the run folder under a name
+    that encodes every setting, reused when it is of the same checkpoint step, and saved batch by batch while it runs,
+    so that an interrupted evaluation resumes. It runs on the cell's training device (``--device``)."""
+    result = evaluate_checkpoint(run, trained.checkpoint, images, model=trained.model, checkpoint=trained.name,
+                                 split="test", k=k, num_images=num_images, seed=options.eval_seed,
+                                 batch_size=options.eval_batch_size, device=trained.device, reuse=True, label=label)
+    return Evaluation.from_result(result), torch.tensor(result["per_image_nll"], dtype=torch.float64)
 
 
 class _TrainedModel:
@@ -388,15 +364,14 @@ def _run_cell_locked(
     evaluated = _TrainedModel(best if best.is_file() else last, device)
     update("evaluating", f"-L_{options.k}")
     total = test_images.shape[0]
-    main, main_nll = _evaluate(run, evaluated, test_images, k=options.k,
-                               subset=fixed_subset(total, options.num_images, options.eval_seed), options=options,
-                               label=cell.name)
+    main, main_nll = _evaluate(run, evaluated, test_images, k=options.k, num_images=options.num_images,
+                               options=options, label=cell.name)
     large, tightening = None, None
     if options.large_k is not None:
         update("evaluating", f"-L_{options.large_k} on {options.large_k_images} images")
-        subset = fixed_subset(total, options.large_k_images, options.eval_seed)
-        large, large_nll = _evaluate(run, evaluated, test_images, k=options.large_k, subset=subset, options=options,
-                                     label=cell.name)
+        large, large_nll = _evaluate(run, evaluated, test_images, k=options.large_k,
+                                     num_images=options.large_k_images, options=options, label=cell.name)
+        subset = bound_subset(total, options.large_k_images, "test")
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
     result = _result(cell, options, config, trained, main, large, tightening, evaluated, command=command,
                      commit=commit, resumed_from=resumed_from, wall_seconds=time.perf_counter() - started)

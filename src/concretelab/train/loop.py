@@ -71,6 +71,7 @@ from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.migrate import TEMPERATURE_KEYS, migrate_checkpoint
 from concretelab.train.resources import check_resources, model_input_size
+from concretelab.train.resumable_bound import resumable_bound_per_image
 from concretelab.train.run_lock import run_lock
 from concretelab.train.seeding import derive_seed
 from concretelab.train.tensorboard import TensorBoardLog, require_tensorboard
@@ -697,11 +698,12 @@ class _Run:
         config = self.config
         if not self.context.is_main:
             return True
-        self.generator.manual_seed(derive_seed(config.seed, "validation"))
         try:
-            with stop.abortable():
-                bound = validate(self.model, self.valid_images, k=config.eval_k, batch_size=config.eval_batch_size,
-                                 chunk_size=config.eval_chunk_size, generator=self.generator)
+            with stop.abortable():  # the evaluation's own rules: batch b's samples seeded with (seed, b)
+                bound, _ = resumable_bound_per_image(self.model, self.valid_images, config.eval_k, state=None,
+                                                     seed=derive_seed(config.seed, "validation"),
+                                                     batch_size=config.eval_batch_size,
+                                                     chunk_size=config.eval_chunk_size)
         except _PhaseAborted:
             logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
                         signal.Signals(stop.signal or signal.SIGTERM).name)

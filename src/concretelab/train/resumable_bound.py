@@ -70,7 +70,7 @@ def resumable_bound_per_image(
     images: Tensor,
     k: int,
     *,
-    state: str | Path,
+    state: str | Path | None,
     seed: int = 0,
     batch_size: int = 100,
     chunk_size: int | None = None,
@@ -86,6 +86,7 @@ def resumable_bound_per_image(
         images: (N, D), uint8 or float 0/1.
         k: samples per image.
         state: the JSON file of the partial evaluation; the caller removes it once the final result is written.
+            None: nothing is saved (validation during training, which a signal abandons and the resumed run redoes).
         seed: with the batch's index, seeds the batch's posterior samples.
         batch_size: images per batch (part of the fingerprint: it decides which samples each image gets).
         chunk_size: samples per chunk inside ``discrete_bound`` (part of the fingerprint, as is the device type).
@@ -98,12 +99,12 @@ def resumable_bound_per_image(
         raise ValueError(f"images must be an (N, D) tensor with N >= 1, got {shape}")
     check_int("k", k)
     check_int("batch_size", batch_size)
-    state = Path(state)
+    state = None if state is None else Path(state)
     total = int(images.shape[0])
     device, _ = model_placement(model, images)
     fingerprint = {"k": k, "seed": seed, "batch_size": batch_size, "chunk_size": chunk_size, "device": device.type,
                    "images": images_digest(images), **dict(identity or {})}
-    done, seconds = _load_done(state, fingerprint, batch_size, total)
+    done, seconds = ([], 0.0) if state is None else _load_done(state, fingerprint, batch_size, total)
     if done:
         logger.info("resuming the evaluation in %s: %d of %d images done", state.name, len(done), total)
         if resumed is not None:
@@ -116,7 +117,8 @@ def resumable_bound_per_image(
                                               chunk_size=chunk_size, generator=generator)
             done.extend(values.tolist())
             seconds += time.perf_counter() - began
-            atomic_write_json(state, {"fingerprint": fingerprint, "seconds": seconds, "bounds": done})
+            if state is not None:
+                atomic_write_json(state, {"fingerprint": fingerprint, "seconds": seconds, "bounds": done})
             if progress is not None:
                 progress(values.shape[0])
     return torch.tensor(done, dtype=torch.float64), seconds
