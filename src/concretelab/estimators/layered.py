@@ -288,6 +288,27 @@ class LayeredNVIL(_LocalSignalEstimator):
         return centred, regression
 
 
+def _branch_signals(model: _Model, x: Tensor, h: list[Tensor], layer: int, width: int,
+                    generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+    """Complete each of ``width`` branches (h holds layers 0..``layer``, each (width, batch, ...)) from q above
+    ``layer``, and return each branch's learning signal for the layer, (width, batch), detached: at layer 0 the full
+    log w = log p(x, h) − log q(h | x), returned with log p(x, h) for the generative gradient; above it the local
+    signal, the terms of log p that involve h_layer, ..., h_top (no decoder) less Σ_{j >= layer} log q(h_j | h_{j−1}),
+    and None."""
+    layers = len(model.latent_categories)
+    for i in range(layer + 1, layers):
+        h.append(_draw_layer(model, i, x, h, width, generator)[1])
+    log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
+                         for i in range(layer, layers)]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1})
+    if layer == 0:
+        log_p = model.log_joint(x, h)
+        return (log_p - log_q).detach(), log_p
+    prior = model.prior_logits(x, h)
+    log_p_upper = torch.stack([layer_log_prob(2, prior[i], h[i]).expand_as(log_q)
+                               for i in range(layer - 1, layers)]).sum(0)
+    return (log_p_upper - log_q).detach(), None
+
+
 class LayeredDisARM(LayeredEstimator):
     """DisARM per binary layer (any m >= 1; no structured prediction): twice the decoder evaluations of NVIL
     at layer 0, and two evaluations of the terms above each higher layer."""
@@ -304,20 +325,9 @@ class LayeredDisARM(LayeredEstimator):
             _, b, b_anti = logistic_pair(a.expand(m, *a.shape[-2:]), 1, generator)
             b, b_anti = b[0], b_anti[0]  # (m, batch, units): 1[u < σ(a)], 1[1 − u < σ(a)]
             h = [torch.cat([t, t]) for t in trunk] + [torch.cat([b, b_anti])]  # (2m, batch, ...) per layer
-            for i in range(layer + 1, layers):  # complete each branch from q
-                h.append(_draw_layer(model, i, x, h, 2 * m, generator)[1])
-            log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
-                                 for i in range(layer, layers)]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1})
-            if layer == 0:
-                log_p = model.log_joint(x, h)  # (2m, batch); the generative gradient, both branches
-                f = (log_p - log_q).detach()  # the full log w
-                surrogate = surrogate + log_p.mean(0)
-                bound = f.mean(0)
-            else:  # local signal: the terms of log p that involve h_l, ..., h_top (no decoder)
-                prior = model.prior_logits(x, h)
-                log_p_upper = torch.stack([layer_log_prob(2, prior[i], h[i]).expand_as(log_q)
-                                           for i in range(layer - 1, layers)]).sum(0)
-                f = (log_p_upper - log_q).detach()
+            f, log_p = _branch_signals(model, x, h, layer, 2 * m, generator)
+            if log_p is not None:  # layer 0: the generative gradient (both branches) and the bound
+                surrogate, bound = surrogate + log_p.mean(0), f.mean(0)
             half_diff = 0.5 * (f[:m] - f[m:]).unsqueeze(-1)  # (m, batch, 1)
             surrogate = surrogate + (half_diff * disarm_weight(b, b_anti, a) * a).sum(-1).mean(0)
             trunk.append(b)
@@ -341,20 +351,9 @@ class LayeredARMS(LayeredEstimator):
             a = a.reshape(a.shape[-2:])  # (batch, units): one trunk per example
             b = dirichlet_copula_bernoulli(a, k, generator)  # (K, batch, units), coupled along K
             h = [t.expand(k, *t.shape[1:]) for t in trunk] + [b]  # (K, batch, ...) per layer
-            for i in range(layer + 1, layers):  # complete each branch from q
-                h.append(_draw_layer(model, i, x, h, k, generator)[1])
-            log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
-                                 for i in range(layer, layers)]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1}), (K, batch)
-            if layer == 0:
-                log_p = model.log_joint(x, h)  # (K, batch); the generative gradient, every sample
-                f = (log_p - log_q).detach()  # the full log w
-                surrogate = surrogate + log_p.mean(0)
-                bound = f.mean(0)
-            else:  # local signal: the terms of log p that involve h_l, ..., h_top (no decoder)
-                prior = model.prior_logits(x, h)
-                log_p_upper = torch.stack([layer_log_prob(2, prior[i], h[i]).expand_as(log_q)
-                                           for i in range(layer - 1, layers)]).sum(0)
-                f = (log_p_upper - log_q).detach()
+            f, log_p = _branch_signals(model, x, h, layer, k, generator)  # (K, batch)
+            if log_p is not None:  # layer 0: the generative gradient (every sample) and the bound
+                surrogate, bound = surrogate + log_p.mean(0), f.mean(0)
             centred = (f - f.mean(0)).unsqueeze(-1)  # (K, batch, 1)
             signal = (centred * (b - torch.sigmoid(a.detach()))).sum(0) / (k - 1)  # (batch, units)
             surrogate = surrogate + (arms_weight(a, k) * signal * a).sum(-1)
