@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from concretelab.checks import check_positive
 from concretelab.estimators._base import (
+    MultiSampleEstimator,
     Objective,
     PathwiseObjective,
     SingleSampleEstimator,
@@ -31,7 +33,7 @@ from concretelab.estimators._base import (
     perturb_and_sample,
 )
 
-__all__ = ["ControlVariateEstimator", "control_variate_estimates", "variance_step"]
+__all__ = ["AdaptedCoefficients", "ControlVariateEstimator", "control_variate_estimates", "variance_step"]
 
 
 class ControlVariateEstimator(SingleSampleEstimator):
@@ -66,6 +68,46 @@ class ControlVariateEstimator(SingleSampleEstimator):
     @property
     def temperature(self) -> float:
         return float(self.log_temperature.detach().exp())
+
+
+class AdaptedCoefficients(MultiSampleEstimator):
+    """A multi-sample estimator with scalar control-variate coefficients (``double_cv``'s α; ``rodeo``'s α, β),
+    each a float64 leaf ``{name}_param`` adapted online when ``adapt``: one Adam step (``lr``) per call on the mean
+    squared norm of the call's estimates (:func:`variance_step`). ``reset()`` restores the initial values."""
+
+    coefficients: ClassVar[tuple[str, ...]] = ()
+    unbiased = True
+    differentiable_f = True
+    stateful = True
+
+    def __init__(self, family: str, *, lr: float, adapt: bool, **initial: float) -> None:
+        super().__init__(family)
+        for name in self.coefficients:
+            value = initial[name]
+            if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        self.initial = {name: float(initial[name]) for name in self.coefficients}
+        self.lr = check_positive("lr", lr)
+        self.adapt = bool(adapt)
+        self.reset()
+
+    def reset(self) -> None:
+        for name, value in self.initial.items():
+            setattr(self, f"{name}_param", torch.tensor(value, dtype=torch.float64, requires_grad=True))
+        self.optimizer = torch.optim.Adam(self._params(), lr=self.lr)
+        self.last_second_moment = float("nan")
+
+    def _params(self) -> list[Tensor]:
+        return [getattr(self, f"{name}_param") for name in self.coefficients]
+
+    def coefficient_values(self, dtype: torch.dtype) -> list[Tensor]:
+        """The coefficients in ``dtype``, differentiable (for :meth:`adapt_to`)."""
+        return [param.to(dtype) for param in self._params()]
+
+    def adapt_to(self, estimates: Tensor) -> None:
+        """One step of the coefficients on this call's estimates, when adapting."""
+        if self.adapt:
+            self.last_second_moment = variance_step(estimates, self._params(), self.optimizer)
 
 
 def control_variate_estimates(

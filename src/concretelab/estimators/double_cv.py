@@ -33,24 +33,20 @@ References
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from concretelab.checks import check_positive
 from concretelab.estimators._base import (
-    MultiSampleEstimator,
     Objective,
     TaylorSamples,
     leave_one_out_mean,
 )
-from concretelab.estimators._control_variate import variance_step
+from concretelab.estimators._control_variate import AdaptedCoefficients
 
 __all__ = ["DoubleCV"]
 
 
-class DoubleCV(MultiSampleEstimator):
+class DoubleCV(AdaptedCoefficients):
     """Double control variates (unbiased; Bernoulli only; stateful).
 
     Options: ``alpha`` (initial coefficient of the Taylor control variate, default 1.0), ``lr`` (Adam step size for
@@ -59,24 +55,11 @@ class DoubleCV(MultiSampleEstimator):
 
     name = "double_cv"
     families = ("bernoulli",)
-    unbiased = True
     evaluations_per_sample = 1
-    differentiable_f = True
-    stateful = True
+    coefficients = ("alpha",)
 
     def __init__(self, family: str = "bernoulli", *, alpha: float = 1.0, lr: float = 1e-2, adapt: bool = True) -> None:
-        super().__init__(family)
-        self.initial_alpha = float(alpha)
-        if not math.isfinite(self.initial_alpha):
-            raise ValueError(f"alpha must be a finite number, got {alpha!r}")
-        self.lr = check_positive("lr", lr)
-        self.adapt = bool(adapt)
-        self.reset()
-
-    def reset(self) -> None:
-        self.alpha_param = torch.tensor(self.initial_alpha, dtype=torch.float64, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.alpha_param], lr=self.lr)
-        self.last_second_moment = float("nan")
+        super().__init__(family, lr=lr, adapt=adapt, alpha=alpha)
 
     @property
     def alpha(self) -> float:
@@ -91,10 +74,9 @@ class DoubleCV(MultiSampleEstimator):
         cv = (slope * score).reshape(num_sets, k, -1).sum(-1)  # c_k = ḡ_{−k} · s_k, (sets, K)
         correction = slope.mean(dim=1) * p * (1 - p)  # ḡ ⊙ p (1 − p) (the mean of the ḡ_{−k} is ḡ): E[c_k s_k]
         with torch.enable_grad():
-            alpha = self.alpha_param.to(logits.dtype)
+            (alpha,) = self.coefficient_values(logits.dtype)
             signal = values - alpha * cv  # f̃_k
             centred = signal - leave_one_out_mean(signal, dim=1)  # f̃_k − mean of the others'
             estimates = (centred.reshape(num_sets, k, *([1] * logits.dim())) * score).mean(dim=1) + alpha * correction
-        if self.adapt:
-            self.last_second_moment = variance_step(estimates, [self.alpha_param], self.optimizer)
+        self.adapt_to(estimates)
         return estimates.detach()

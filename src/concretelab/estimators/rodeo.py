@@ -43,19 +43,15 @@ References
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from concretelab.checks import check_positive
 from concretelab.estimators._base import (
-    MultiSampleEstimator,
     Objective,
     TaylorSamples,
     leave_one_out_mean,
 )
-from concretelab.estimators._control_variate import variance_step
+from concretelab.estimators._control_variate import AdaptedCoefficients
 
 __all__ = ["RODEO", "flip_probabilities", "gibbs_stein", "gibbs_stein_score"]
 
@@ -77,7 +73,7 @@ def gibbs_stein_score(h_x: Tensor, h_flips: Tensor, x: Tensor, p: Tensor) -> Ten
     return (x - p) * (gibbs_stein(h_x, h_flips, x, p).unsqueeze(-1) - h_flips)
 
 
-class RODEO(MultiSampleEstimator):
+class RODEO(AdaptedCoefficients):
     """RODEO with the Gibbs Stein operator and linear surrogates from the other samples (unbiased; Bernoulli only;
     stateful).
 
@@ -87,27 +83,12 @@ class RODEO(MultiSampleEstimator):
 
     name = "rodeo"
     families = ("bernoulli",)
-    unbiased = True
     evaluations_per_sample = 1
-    differentiable_f = True
-    stateful = True
+    coefficients = ("alpha", "beta")
 
     def __init__(self, family: str = "bernoulli", *, alpha: float = 1.0, beta: float = 0.5, lr: float = 1e-2,
                  adapt: bool = True) -> None:
-        super().__init__(family)
-        for label, value in (("alpha", alpha), ("beta", beta)):
-            if not (isinstance(value, int | float) and math.isfinite(value)):
-                raise ValueError(f"{label} must be a finite number, got {value!r}")
-        self.initial_alpha, self.initial_beta = float(alpha), float(beta)
-        self.lr = check_positive("lr", lr)
-        self.adapt = bool(adapt)
-        self.reset()
-
-    def reset(self) -> None:
-        self.alpha_param = torch.tensor(self.initial_alpha, dtype=torch.float64, requires_grad=True)
-        self.beta_param = torch.tensor(self.initial_beta, dtype=torch.float64, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.alpha_param, self.beta_param], lr=self.lr)
-        self.last_second_moment = float("nan")
+        super().__init__(family, lr=lr, adapt=adapt, alpha=alpha, beta=beta)
 
     @property
     def alpha(self) -> float:
@@ -130,10 +111,9 @@ class RODEO(MultiSampleEstimator):
         stein = gibbs_stein(h_x, h_flips, x, p)  # (A h_k)(x_k), (sets, K)
         stein_score = gibbs_stein_score(h_x, h_flips, x, p)  # (A[h_k s])(x_k), (sets, K, D)
         with torch.enable_grad():
-            alpha, beta = self.alpha_param.to(logits.dtype), self.beta_param.to(logits.dtype)
+            alpha, beta = self.coefficient_values(logits.dtype)
             baseline = leave_one_out_mean(values + alpha * stein, dim=1)  # (sets, K)
             per_sample = (values - baseline).unsqueeze(-1) * score + beta * stein_score  # (sets, K, D)
             estimates = per_sample.mean(dim=1).reshape(num_sets, *shape)
-        if self.adapt:
-            self.last_second_moment = variance_step(estimates, [self.alpha_param, self.beta_param], self.optimizer)
+        self.adapt_to(estimates)
         return estimates.detach()
