@@ -523,6 +523,21 @@ def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple
     return values.detach().to(b.dtype), grad.detach().to(b.dtype)
 
 
+def scored_sets(f: Objective, logits: Tensor, num_samples: int, num_sets: int, family: str,
+                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """``num_sets`` sets of ``num_samples`` exact samples b: f at each, detached, (sets, K), and each sample's score
+    ∇_θ log p_θ(b) = b − E[b], (sets, K, *logits.shape): what the score-function estimators weight."""
+    b = exact_sample(logits, num_sets * num_samples, family, generator)
+    with torch.no_grad():
+        values = evaluate(f, b).detach().to(logits.dtype).reshape(num_sets, num_samples)
+    return values, (b - mean_param(logits, family)).reshape(num_sets, num_samples, *logits.shape)
+
+
+def weighted_scores(signal: Tensor, scores: Tensor) -> Tensor:
+    """signal_k ∇ log p(b^k) for every sample: ``signal`` (sets, K) against ``scores`` (sets, K, *shape)."""
+    return signal.reshape(*signal.shape, *([1] * (scores.dim() - 2))) * scores
+
+
 @dataclass(frozen=True)
 class TaylorSamples:
     """K exact Bernoulli samples per set with what the Taylor-expansion control variates (``double_cv``, ``rodeo``)

@@ -33,7 +33,8 @@ from concretelab.estimators._base import (
     perturb_and_sample,
 )
 
-__all__ = ["AdaptedCoefficients", "ControlVariateEstimator", "control_variate_estimates", "variance_step"]
+__all__ = ["AdaptedCoefficients", "ControlVariateEstimator", "coefficient", "control_variate_estimates",
+           "variance_step"]
 
 
 class ControlVariateEstimator(SingleSampleEstimator):
@@ -68,6 +69,11 @@ class ControlVariateEstimator(SingleSampleEstimator):
     @property
     def temperature(self) -> float:
         return float(self.log_temperature.detach().exp())
+
+
+def coefficient(name: str) -> property:
+    """The current value of the adapted coefficient ``name`` (:class:`AdaptedCoefficients`), as a float."""
+    return property(lambda self: float(getattr(self, f"{name}_param").detach()), doc=f"The current {name}.")
 
 
 class AdaptedCoefficients(MultiSampleEstimator):

@@ -41,7 +41,7 @@ from concretelab.estimators._base import (
     TaylorSamples,
     leave_one_out_mean,
 )
-from concretelab.estimators._control_variate import AdaptedCoefficients
+from concretelab.estimators._control_variate import AdaptedCoefficients, coefficient
 
 __all__ = ["DoubleCV"]
 
@@ -57,13 +57,10 @@ class DoubleCV(AdaptedCoefficients):
     families = ("bernoulli",)
     evaluations_per_sample = 1
     coefficients = ("alpha",)
+    alpha = coefficient("alpha")
 
     def __init__(self, family: str = "bernoulli", *, alpha: float = 1.0, lr: float = 1e-2, adapt: bool = True) -> None:
         super().__init__(family, lr=lr, adapt=adapt, alpha=alpha)
-
-    @property
-    def alpha(self) -> float:
-        return float(self.alpha_param.detach())
 
     def per_set(
         self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None

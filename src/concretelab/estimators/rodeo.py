@@ -51,7 +51,7 @@ from concretelab.estimators._base import (
     TaylorSamples,
     leave_one_out_mean,
 )
-from concretelab.estimators._control_variate import AdaptedCoefficients
+from concretelab.estimators._control_variate import AdaptedCoefficients, coefficient
 
 __all__ = ["RODEO", "flip_probabilities", "gibbs_stein", "gibbs_stein_score"]
 
@@ -85,18 +85,11 @@ class RODEO(AdaptedCoefficients):
     families = ("bernoulli",)
     evaluations_per_sample = 1
     coefficients = ("alpha", "beta")
+    alpha, beta = coefficient("alpha"), coefficient("beta")
 
     def __init__(self, family: str = "bernoulli", *, alpha: float = 1.0, beta: float = 0.5, lr: float = 1e-2,
                  adapt: bool = True) -> None:
         super().__init__(family, lr=lr, adapt=adapt, alpha=alpha, beta=beta)
-
-    @property
-    def alpha(self) -> float:
-        return float(self.alpha_param.detach())
-
-    @property
-    def beta(self) -> float:
-        return float(self.beta_param.detach())
 
     def per_set(
         self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import MultiSampleEstimator, Objective, evaluate, exact_sample, mean_param
+from concretelab.estimators._base import MultiSampleEstimator, Objective, scored_sets, weighted_scores
 from concretelab.estimators.layered import LayeredVIMCO
 from concretelab.estimators.score import vimco_signals
 
@@ -41,9 +41,6 @@ class VIMCO(MultiSampleEstimator):
     def per_set(
         self, f: Objective, logits: Tensor, num_samples: int, num_sets: int, generator: torch.Generator | None
     ) -> Tensor:
-        b = exact_sample(logits, num_sets * num_samples, self.family, generator)
-        with torch.no_grad():
-            values = evaluate(f, b).detach().to(logits.dtype).reshape(num_sets, num_samples)
+        values, scores = scored_sets(f, logits, num_samples, num_sets, self.family, generator)
         signal, _ = vimco_signals(values, dim=1)  # (sets, K)
-        score = (b - mean_param(logits, self.family)).reshape(num_sets, num_samples, *logits.shape)
-        return (signal.reshape(num_sets, num_samples, *([1] * logits.dim())) * score).sum(dim=1)
+        return weighted_scores(signal, scores).sum(dim=1)
