@@ -85,7 +85,8 @@ class RODEO(AdaptedCoefficients):
     families = ("bernoulli",)
     evaluations_per_sample = 1
     coefficients = ("alpha", "beta")
-    alpha, beta = coefficient("alpha"), coefficient("beta")
+    alpha = coefficient("alpha")
+    beta = coefficient("beta")
 
     def __init__(self, family: str = "bernoulli", *, alpha: float = 1.0, beta: float = 0.5, lr: float = 1e-2,
                  adapt: bool = True) -> None:
