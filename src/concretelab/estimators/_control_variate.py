@@ -72,14 +72,14 @@ class ControlVariateEstimator(SingleSampleEstimator):
 
 
 def coefficient(name: str) -> property:
-    """The current value of the adapted coefficient ``name`` (:class:`AdaptedCoefficients`), as a float."""
+    """The current value of the adapted coefficient ``name`` (``AdaptedCoefficients``), as a float."""
     return property(lambda self: float(getattr(self, f"{name}_param").detach()), doc=f"The current {name}.")
 
 
 class AdaptedCoefficients(MultiSampleEstimator):
     """A multi-sample estimator with scalar control-variate coefficients (``double_cv``'s α; ``rodeo``'s α, β),
     each a float64 leaf ``{name}_param`` adapted online when ``adapt``: one Adam step (``lr``) per call on the mean
-    squared norm of the call's estimates (:func:`variance_step`). ``reset()`` restores the initial values."""
+    squared norm of the call's estimates (``variance_step``). ``reset()`` restores the initial values."""
 
     coefficients: ClassVar[tuple[str, ...]] = ()
     unbiased = True
@@ -107,7 +107,7 @@ class AdaptedCoefficients(MultiSampleEstimator):
         return [getattr(self, f"{name}_param") for name in self.coefficients]
 
     def coefficient_values(self, dtype: torch.dtype) -> list[Tensor]:
-        """The coefficients in ``dtype``, differentiable (for :meth:`adapt_to`)."""
+        """The coefficients in ``dtype``, differentiable (for ``adapt_to``)."""
         return [param.to(dtype) for param in self._params()]
 
     def adapt_to(self, estimates: Tensor) -> None:
