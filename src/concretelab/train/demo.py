@@ -123,7 +123,8 @@ def _markdown(s: dict[str, Any]) -> str:
         "plots another quantity. The training loss is minus the relaxed bound with one sample (m = 1), a "
         "single-sample bound on the relaxed model; validation is minus the importance-weighted bound L_k of the "
         f"discrete model with k = {s['valid_k']} samples per image, which is tighter by many nats (it tightens as k "
-        "grows). The gap is not overfitting: on training images -L_k would be lower still.\n"
+        "grows). So the gap says nothing about overfitting; for that, compare `concretelab evaluate RUN --split train` "
+        "with `--split valid` at the same k.\n\n"
         f"{paper}\n"
         "Plots: " + ", ".join(f"`{p}`" for p in s["plots"]) + "\n"
     )
