@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best validation bound or last step (default: best)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the proposal samples (default: 0)")
+    parser.add_argument("--seed-replica", type=non_negative_int, default=None, metavar="S",
+                        help="evaluate the replica of seed S of a run trained with --seeds (its folder RUN/seed-S)")
     parser.add_argument("--num-images", type=positive_int, default=None,
                         help="score a fixed random subset of N images of the split, the same N for every run, "
                         "checkpoint and seed (default: all; not the first N: the test set is not in random order)")
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run, k=args.k, split=args.split, checkpoint=args.checkpoint, seed=args.seed,
         num_images=args.num_images, chunk_size=args.chunk_size, batch_size=args.batch_size, device=args.device,
+        seed_replica=args.seed_replica,
     )
     if result["nll_stderr"] is not None:
         spread = f" ± {result['nll_stderr']:.3f} (standard error)"

@@ -51,6 +51,8 @@ _HELP = {
     "lr_decay_steps": "step at which a cosine or linear learning rate reaches 0 (default: --steps)",
     "grad_accum": "shards per process per step (the batch is cut into world_size x grad_accum shards)",
     "seed": "seed of the initialisation, data order and sampling noise",
+    "seeds": "train one independent replica per seed in one process (batched matmuls): 0-7, 0,3,5 or 0-3,8; each "
+    "seed's metrics and best checkpoint go to OUT/seed-S/",
     "device": "cpu, cuda, cuda:N or auto",
     "threads": "CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)",
     "flush_denormal": "treat subnormal floats (below 1.2e-38) as 0 on the CPU, which made late m = 5 and m = 50 "
@@ -116,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     if result.stopped_by_signal is not None:
         return 128 + int(result.stopped_by_signal)
     best = "" if result.best_valid_nll is None else f", best validation -L_{config.eval_k} {result.best_valid_nll:.3f}"
+    if result.best_valid_nll_by_seed:
+        best = (f", best validation -L_{config.eval_k} by seed: " + ", ".join(
+            f"{seed}: {'-' if nll is None else f'{nll:.3f}'}" for seed, nll in result.best_valid_nll_by_seed.items()))
     logger.info("done: %d steps in %.1f s%s; run folder %s", result.step, result.seconds, best, result.out)
     return 0
 

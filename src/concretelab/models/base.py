@@ -35,6 +35,8 @@ class LatentModel(nn.Module):
     latent_units: tuple[int, ...]
     proposal_is_prior: bool = False
     conditional: bool = False
+    #: Independent replicas held in one model (``concretelab.train.replicas.stack_replicas``); 1 for a model.
+    replicas: int = 1
 
     def proposal_logits(self, i: int, x: Tensor, values: Sequence[Tensor]) -> Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -92,7 +92,10 @@ class SigmoidBeliefNet(LatentModel):
             self._logits(net, flat(values[i + 1], self.latent_categories[i + 1]), i)
             for i, net in enumerate(self.generative)
         ]
-        return [*below, self.prior_bias]
+        top = self.prior_bias
+        if self.replicas > 1:  # stacked replicas (R, *shape): replica r's bias for its rows r*b..(r+1)*b-1 of x
+            top = top.repeat_interleave(x.shape[0] // self.replicas, dim=0)
+        return [*below, top]
 
     def log_likelihood(self, x: Tensor, values: Sequence[Tensor]) -> Tensor:
         """log p(x | h_1) = sum_d x_d a_d - softplus(a_d), a = f_0(h_1); shape (m, batch)."""

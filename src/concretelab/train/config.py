@@ -30,6 +30,7 @@ from concretelab.checks import parse_number
 from concretelab.models.spec import parse_spec
 from concretelab.schedules import paper_temperatures, parse_schedule
 from concretelab.train.lr_schedule import LR_SCHEDULES
+from concretelab.train.replicas import parse_seeds
 
 __all__ = [
     "MUTABLE_ON_RESUME",
@@ -101,6 +102,8 @@ class TrainConfig:
     lr_decay_steps: int | None = None  # the step at which a decaying lr reaches 0 (None: steps)
     grad_accum: int = 1  # shards per process per step; world_size x grad_accum shards make one batch
     seed: int = 0  # seeds the initialisation, the data order and the sampling noise
+    seeds: str | None = None  # train one independent replica per seed in one process: "0-7", "0,3,5" (unset:
+    # one run of --seed); see concretelab.train.replicas. One seed is a plain run of that seed
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
     threads: int | None = None  # torch.set_num_threads for the run (None: torch's default); 1 on a busy CPU
     flush_denormal: bool = True  # CPU: subnormal floats count as 0 (late m = 50 steps 2-3.6x faster; denormals)
@@ -125,6 +128,13 @@ class TrainConfig:
             prior if self.prior_temperature is None else self.prior_temperature,
             posterior if self.posterior_temperature is None else self.posterior_temperature,
         )
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds of the run's replicas: those of ``seeds``, or ``(seed,)`` for a plain run."""
+        if self.seeds is None:
+            return (self.seed,)
+        return tuple(int(s) for s in self.seeds.split(","))
 
     @property
     def lr_horizon(self) -> int:
@@ -174,6 +184,14 @@ class TrainConfig:
             raise ValueError(
                 f"--lr-decay-steps ({self.lr_decay_steps}) must exceed --warmup-steps ({self.warmup_steps}) or be unset"
             )
+        if self.seeds is not None:
+            seeds = parse_seeds(self.seeds)  # ValueError naming --seeds
+            canonical = ",".join(str(s) for s in seeds)
+            if len(seeds) == 1:  # one seed is a plain run of it
+                object.__setattr__(self, "seed", seeds[0])
+                object.__setattr__(self, "seeds", None)
+            else:
+                object.__setattr__(self, "seeds", canonical)
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})"
@@ -226,6 +244,12 @@ def _coerce(name: str, value: Any) -> Any:
     allowed = _allowed(_field_types()[name])
     if value is None:
         return None
+    if name == "seeds" and isinstance(value, (list, tuple)):  # TOML: seeds = [0, 1, 2]
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in value):
+            raise ValueError(f"--seeds must hold integers, got {value!r}")
+        return ",".join(str(s) for s in value)
+    if name == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, str) and type(None) in allowed and value.strip().lower() in ("none", ""):
         return None
     if float in allowed and not isinstance(value, bool):

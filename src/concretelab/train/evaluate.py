@@ -30,6 +30,7 @@ from concretelab.train.checkpoint import Checkpoint, load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
 from concretelab.train.load import checkpoint_path, model_from_checkpoint
+from concretelab.train.replicas import replica_folder
 from concretelab.train.resources import check_bound_memory
 from concretelab.train.resumable_bound import resumable_bound_per_image
 
@@ -241,6 +242,7 @@ def evaluate_run(
     batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
     device: str = "auto",
     progress: bool = True,
+    seed_replica: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint with L_k on ``split``; write and return the result dict (the mean, its
     standard error, and ``per_image_nll``, each image's -L_k, so that two evaluations of the same images can be
@@ -259,7 +261,12 @@ def evaluate_run(
             every run, checkpoint and seed (:func:`bound_subset`).
         chunk_size: samples per chunk inside :func:`concretelab.objectives.discrete_bound`.
         batch_size: images per call of ``discrete_bound`` (with the seed, it decides each image's samples).
+        seed_replica: the replica of a ``--seeds`` run to evaluate (its folder ``run/seed-{seed_replica}``, where
+            the result is written); such a run needs it.
     """
+    if seed_replica is not None:
+        checkpoint_path(run, checkpoint, seed=seed_replica)  # FileNotFoundError naming the seeds the run holds
+        run = replica_folder(run, seed_replica)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if checkpoint not in ("best", "last"):

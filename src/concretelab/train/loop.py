@@ -70,6 +70,13 @@ from concretelab.train.distributed import Distributed, all_reduce_gradients, any
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.migrate import TEMPERATURE_KEYS, migrate_checkpoint
+from concretelab.train.replicas import (
+    ReplicaBatches,
+    replica_folder,
+    replica_optimizer_state,
+    replica_state,
+    stack_replicas,
+)
 from concretelab.train.resources import check_resources, model_input_size
 from concretelab.train.resumable_bound import resumable_bound_per_image
 from concretelab.train.run_lock import run_lock
@@ -119,6 +126,7 @@ class TrainResult:
     stopped_by_signal: int | None
     out: Path
     seconds: float
+    best_valid_nll_by_seed: dict[int, float | None] | None = None  # --seeds: each replica's best validation NLL
 
 
 def build_optimizer(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
@@ -220,9 +228,10 @@ class _LossWindow:
     :meth:`reset` returns it to ``size`` slots after that row.
     """
 
-    def __init__(self, size: int, device: torch.device, context: Distributed) -> None:
+    def __init__(self, size: int, device: torch.device, context: Distributed, replicas: int = 1) -> None:
         self.size = size
-        self.values = torch.zeros(size, device=device)
+        self.shape: tuple[int, ...] = () if replicas == 1 else (replicas,)  # one loss per replica per step
+        self.values = torch.zeros(size, *self.shape, device=device)
         self.count = 0
         self.context = context
 
@@ -239,18 +248,18 @@ class _LossWindow:
             torch.distributed.all_reduce(window)
             window.div_(self.context.world_size)
         values = window.tolist()
-        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        bad = [(i, v) for i, row in enumerate(values) for v in (row if self.shape else [row]) if not math.isfinite(v)]
         if bad:
-            bad_step = step - self.count + bad[0] + 1
+            bad_step = step - self.count + bad[0][0] + 1
             kept = f"the last good checkpoint is {last_path}" if last_path.exists() else "no checkpoint was written"
             raise NonFiniteLossError(
-                f"non-finite training loss ({values[bad[0]]}) at step {bad_step}; stopping ({kept}, untouched)"
+                f"non-finite training loss ({bad[0][1]}) at step {bad_step}; stopping ({kept}, untouched)"
             )
         return values
 
     def reset(self) -> None:
-        if self.values.numel() != self.size:  # grown by load(): back to one row's losses
-            self.values = torch.zeros(self.size, dtype=self.values.dtype, device=self.values.device)
+        if self.values.shape[0] != self.size:  # grown by load(): back to one row's losses
+            self.values = torch.zeros(self.size, *self.shape, dtype=self.values.dtype, device=self.values.device)
         else:
             self.values.zero_()
         self.count = 0
@@ -260,8 +269,8 @@ class _LossWindow:
         come before the next row; the buffer grows when they do not fit in ``size`` slots (a resumed run's
         ``--log-every`` differs from the one its pending losses were gathered under)."""
         needed = len(values) + max(steps_to_next_row, 0)
-        if needed > self.values.numel():
-            self.values = torch.zeros(needed, dtype=self.values.dtype, device=self.values.device)
+        if needed > self.values.shape[0]:
+            self.values = torch.zeros(needed, *self.shape, dtype=self.values.dtype, device=self.values.device)
         else:
             self.values.zero_()
         if values:
@@ -336,6 +345,13 @@ def _build_objective(config: TrainConfig, model: TrainableModel) -> tuple[Callab
     return OBJECTIVES[config.objective or "relaxed"], None
 
 
+def seeded_model(config: TrainConfig, seed: int, train_mean: Tensor | None) -> TrainableModel:
+    """``config.model`` initialised from ``seed``, leaving the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config.model, categories=config.categories, train_mean=train_mean)
+
+
 def _seed_globals(seed: int) -> None:
     """A fresh run's global RNGs (torch, numpy, random) from its seed, so they too replay on resume."""
     global_seed = derive_seed(seed, "global")
@@ -361,7 +377,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
 def _train(config: TrainConfig, resume: bool) -> TrainResult:
     """Prepare the run (checks, data, model, resume), train step by step, stop cleanly; see :class:`_Run`."""
-    run = _Run(config, resume)
+    run = _ReplicaRun(config, resume) if config.seeds is not None else _Run(config, resume)
     stop = _StopSignals()
     try:
         with stop.installed():
@@ -476,6 +492,10 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     checkpoint: Checkpoint | None = None
     if resume and last_path.exists():
         checkpoint = migrate_checkpoint(load_checkpoint(last_path), out / "metrics.jsonl")  # older run folders
+        replica_of = checkpoint.extra.get("replica_of")
+        if replica_of is not None:
+            raise ValueError(f"{out} is one replica of the --seeds run in {replica_of['run']}; resume that run "
+                             f"(--out {replica_of['run']} --resume), which holds all its replicas")
         _check_resume(config, checkpoint)
         _check_resumed_temperatures(config, checkpoint)
     elif not resume and last_path.exists():
@@ -501,6 +521,7 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     shards = max(world_size, 1) * config.grad_accum
     if config.batch_size % shards:
         raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
+    _check_replicas(config, architecture, max(world_size, 1))  # --seeds: what one batched model cannot train
     _warn_on_two_temperatures_without_proposal(config, architecture)
     # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
     # the subset was random keeps them, so that its best checkpoint stays comparable
@@ -529,18 +550,14 @@ class _Run:
 
         # ----- data, model, objective, optimizer ------------------------------------------------------------
         self.dataset = dataset = checked.dataset
-        with torch.random.fork_rng(devices=[]):  # initialise from the seed without touching the global RNG
-            torch.manual_seed(config.seed)
-            model: TrainableModel = build_model(config.model, categories=config.categories,
-                                                train_mean=dataset.train_mean)
-        self.model = model
+        self.model = model = self.initial_model()
         model.to(device).train()
         self.temperatures = Temperatures(config).to(device)  # two schedules: the prior's and the posterior's
         self.objective, self.objective_state = _build_objective(config, model)
         own = self.objective_state.parameters() if self.objective_state is not None else ()
         self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
         self.optimizer = build_optimizer(self.params, config.lr, device)
-        self.batches = dataset.train_batches(config.batch_size, seed=config.seed, drop_last=True)  # full batches
+        self.batches = self.batch_stream()  # full batches, their order a function of the seed
         self.valid_subset = checked.valid_subset  # --eval-images N: check_run's rule (a random subset, or the first N)
         self.valid_images = validation_images(dataset.valid, config.eval_images, self.valid_subset)
         self.context = context = setup_distributed(device)
@@ -549,7 +566,8 @@ class _Run:
                              f"{checked.world_size}")
         self.shard_size = config.batch_size // (context.world_size * config.grad_accum)
         self.generator = torch.Generator(device=device)
-        self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context)
+        self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
+                                  len(config.seed_list))
 
         # ----- resume: parameters, Adam, step, data position, RNG states, the row in progress ---------------
         self.step, self.best_bound, self.elapsed, self.validation_due = 0, None, 0.0, False
@@ -564,8 +582,7 @@ class _Run:
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_config(config, out / "config.toml")
-            truncate_metrics(out / "metrics.jsonl", self.step)
-        self.metrics = MetricsWriter(out / "metrics.jsonl", enabled=context.is_main)
+        self.open_logs()
         self.board = (TensorBoardLog(out / "tensorboard", first_step=self.step + 1)
                       if config.tensorboard and context.is_main else None)
         self.last_loss: float | None = None
@@ -573,6 +590,20 @@ class _Run:
         self.row_first_step = self.step  # steps/s counts the steps taken since row_t0 (not those before a resume)
         self.bar = tqdm(total=config.steps, initial=self.step, unit="step", dynamic_ncols=True,
                         disable=None if (config.progress and context.is_main) else True)
+
+    def initial_model(self) -> TrainableModel:
+        """The model at step 0, initialised from the run's seed (the global RNG untouched)."""
+        return seeded_model(self.config, self.config.seed, self.dataset.train_mean)
+
+    def batch_stream(self) -> Any:
+        """The training batches: an endless stream whose order is a function of the seed."""
+        return self.dataset.train_batches(self.config.batch_size, seed=self.config.seed, drop_last=True)
+
+    def open_logs(self) -> None:
+        """``metrics.jsonl`` (cut back to the resumed step) and, with ``--tensorboard``, the event files."""
+        if self.context.is_main:
+            truncate_metrics(self.out / "metrics.jsonl", self.step)
+        self.metrics = MetricsWriter(self.out / "metrics.jsonl", enabled=self.context.is_main)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         self.model.load_state_dict(checkpoint.model_state)
@@ -593,9 +624,11 @@ class _Run:
     # ----- the loop ---------------------------------------------------------------------------------------------
     def train(self, stop: _StopSignals) -> None:
         config = self.config
+        replicas = len(config.seed_list)
         logger.info(
-            "training %s (%d parameters) with %s, m=%d, on %s%s: steps %d..%d",
-            config.model, sum(p.numel() for p in self.model.parameters()),
+            "training %s (%d parameters%s) with %s, m=%d, on %s%s: steps %d..%d",
+            config.model, sum(p.numel() for p in self.model.parameters()) // replicas,
+            "" if replicas == 1 else f"; {replicas} replicas, seeds {config.seeds}",
             f"{DISCRETE_OBJECTIVE} ({config.estimator})" if config.estimator else config.objective or "relaxed",
             config.samples, self.device, f" x{self.context.world_size} processes" if self.context.enabled else "",
             self.step, config.steps,
@@ -622,15 +655,7 @@ class _Run:
         prior_t, posterior_t = self.temperatures(step)
         position = self.batches.state_dict()
         x = next(self.batches).to(self.device, non_blocking=True)  # (batch_size, D), the global batch
-        for a in range(config.grad_accum):
-            shard = self.context.rank * config.grad_accum + a
-            self.generator.manual_seed(derive_seed(config.seed, step, shard))
-            x_shard = x[shard * self.shard_size : (shard + 1) * self.shard_size]  # (shard_size, D)
-            bound = self.objective(self.model, x_shard, samples=config.samples, prior_temperature=prior_t,
-                                   posterior_temperature=posterior_t, generator=self.generator)  # (shard_size,)
-            loss = -bound.mean() / config.grad_accum
-            loss.backward()
-            self.window.add(loss)
+        self.backward(x, step, prior_t, posterior_t)
         want_stop = stop.requested
         if self.context.enabled and all_reduce_gradients(self.params, want_stop, self.context):
             want_stop = True
@@ -645,6 +670,20 @@ class _Run:
         self.window.close_step()
         self.bar.update(1)
         return True
+
+    def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
+        """Gradients of ``loss = -bound.mean()`` on the global batch ``x``, shard by shard (``grad_accum`` x
+        world size shards; this process's), each shard's noise seeded with ``(seed, step, shard)``."""
+        config = self.config
+        for a in range(config.grad_accum):
+            shard = self.context.rank * config.grad_accum + a
+            self.generator.manual_seed(derive_seed(config.seed, step, shard))
+            x_shard = x[shard * self.shard_size : (shard + 1) * self.shard_size]  # (shard_size, D)
+            bound = self.objective(self.model, x_shard, samples=config.samples, prior_temperature=prior_t,
+                                   posterior_temperature=posterior_t, generator=self.generator)  # (shard_size,)
+            loss = -bound.mean() / config.grad_accum
+            loss.backward()
+            self.window.add(loss)
 
     def flush(self, stop: _StopSignals) -> None:
         """The one flush point of a step: a metrics row, a validation, a checkpoint, each when it is due."""
@@ -760,3 +799,190 @@ class _Run:
         stopped_by = None if stop.signal is None else int(stop.signal)
         best_nll = None if self.best_bound is None else -self.best_bound
         return TrainResult(self.step, best_nll, self.last_loss, stopped_by, self.out, seconds)
+
+
+def _check_replicas(config: TrainConfig, architecture: nn.Module, world_size: int) -> None:
+    """ValueError naming the flag where ``--seeds`` cannot train ``config``'s replicas as one batched model."""
+    if config.seeds is None:
+        return
+    if config.grad_accum != 1 or world_size > 1:
+        raise ValueError(
+            f"--seeds trains its replicas as one batch per step in one process; --grad-accum must be 1 (got "
+            f"{config.grad_accum}) and WORLD_SIZE 1 (got {world_size}): run one process per seed instead"
+        )
+    if config.learnable_temperature:
+        raise ValueError("--learnable-temperature cannot be combined with --seeds: the learned temperatures would be "
+                         "shared by the replicas, which must not share anything; train one seed per run")
+    if config.tensorboard:
+        raise ValueError("--tensorboard cannot be combined with --seeds; each replica's metrics are in "
+                         f"{replica_folder(config.out, config.seed_list[0])}/metrics.jsonl and its neighbours")
+    if config.estimator is not None:
+        with torch.device("meta"):
+            state = build_estimator_objective(config.estimator, architecture)
+        if any(True for _ in state.parameters()) or any(True for _ in state.buffers()):
+            raise ValueError(
+                f"--estimator {config.estimator} keeps baselines and running moments of the batch, which --seeds "
+                "would share between replicas; train one seed per run (or use disarm, arms, vimco or reinforce_loo)"
+            )
+
+
+class _ReplicaRun(_Run):
+    """``--seeds``: one replica per seed trained in one process (:mod:`concretelab.train.replicas`).
+
+    Replica r is initialised from its seed, reads its own batch stream, and is validated, kept (its best
+    checkpoint) and logged as the run of its seed would be, in ``out/seed-{seed}/`` (``config.toml``,
+    ``metrics.jsonl`` rows with a ``seed`` column, ``checkpoints/best.safetensors`` and ``last.safetensors``, each
+    holding that replica alone). ``out/checkpoints/last.safetensors`` holds all replicas and resumes them bit for
+    bit. The sampling noise of step t is drawn for the whole replica batch from one generator seeded with
+    ``("replicas", seeds, t)``: every replica's noise is its own slice of that draw, independent of the others'.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool) -> None:
+        self.seeds = config.seed_list
+        super().__init__(config, resume)
+        self.best_bounds: list[float | None] = list(getattr(self, "best_bounds", [None] * len(self.seeds)))
+        self.replica_view = seeded_model(config, self.seeds[0], self.dataset.train_mean).to(self.device)
+
+    def initial_model(self) -> TrainableModel:
+        mean = self.dataset.train_mean
+        return stack_replicas([seeded_model(self.config, seed, mean) for seed in self.seeds])
+
+    def batch_stream(self) -> ReplicaBatches:
+        size = self.config.batch_size
+        return ReplicaBatches([self.dataset.train_batches(size, seed=seed, drop_last=True) for seed in self.seeds])
+
+    def replica_config(self, seed: int) -> TrainConfig:
+        """The configuration of seed ``seed``'s replica as a run of its own (``seed``, its folder as ``out``)."""
+        return dataclasses.replace(self.config, seed=seed, seeds=None, out=str(replica_folder(self.out, seed)))
+
+    def open_logs(self) -> None:
+        self.metrics_by_seed: dict[int, MetricsWriter] = {}
+        for seed in self.seeds:
+            folder = replica_folder(self.out, seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_config(self.replica_config(seed), folder / "config.toml")
+            truncate_metrics(folder / "metrics.jsonl", self.step)
+            self.metrics_by_seed[seed] = MetricsWriter(folder / "metrics.jsonl")
+        self.metrics = self.metrics_by_seed[self.seeds[0]]
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        self.metrics_by_seed[row["seed"]].write(row)
+
+    def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
+        """Gradients of the sum of the replicas' losses ``-bound.mean()`` (each replica's own gradient) on the
+        replica-major batch ``x`` of ``(R * batch_size, D)``; the noise of the step seeded with
+        ``("replicas", seeds, step)``."""
+        config = self.config
+        self.generator.manual_seed(derive_seed("replicas", config.seeds or "", step))
+        bound = self.objective(self.model, x, samples=config.samples, prior_temperature=prior_t,
+                               posterior_temperature=posterior_t, generator=self.generator)  # (R * batch_size,)
+        losses = -bound.view(len(self.seeds), -1).mean(1)  # (R,)
+        losses.sum().backward()
+        self.window.add(losses)
+
+    def write_row(self) -> float:
+        values = self.window.read(self.step, self.last_path)  # (rows, R)
+        now = time.perf_counter()
+        prior_t, posterior_t = self.temperatures(self.step)
+        losses = [sum(column) / len(column) for column in zip(*values, strict=True)]
+        shared = {
+            "prior_temperature": float(torch.as_tensor(prior_t).detach()),
+            "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "time": self.elapsed + now - self.t0,
+            "steps_per_s": (self.step - self.row_first_step) / max(now - self.row_t0, 1e-9),
+        }
+        for seed, loss in zip(self.seeds, losses, strict=True):
+            self.log_row({"step": self.step, "seed": seed, "loss": loss, **shared})
+        self.window.reset()
+        self.row_t0, self.row_first_step = now, self.step
+        return sum(losses) / len(losses)
+
+    def run_validation(self, stop: _StopSignals) -> bool:
+        """Validate each replica as the run of its seed would (the same images, k and seeds of the bound) and keep
+        each replica's best checkpoint; False when a signal abandoned it."""
+        config = self.config
+        bounds = []
+        try:
+            with stop.abortable():
+                for replica, seed in enumerate(self.seeds):
+                    self.replica_view.load_state_dict(replica_state(self.model, replica))
+                    bound, _ = resumable_bound_per_image(self.replica_view, self.valid_images, config.eval_k,
+                                                         state=None, seed=derive_seed(seed, "validation"),
+                                                         batch_size=config.eval_batch_size,
+                                                         chunk_size=config.eval_chunk_size)
+                    bounds.append(bound)
+        except _PhaseAborted:
+            logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
+                        signal.Signals(stop.signal or signal.SIGTERM).name)
+            return False
+        pending = self.window.values[: self.window.count].tolist()
+        for replica, (seed, bound) in enumerate(zip(self.seeds, bounds, strict=True)):
+            valid_nll = -float(bound.mean())
+            self.log_row({"step": self.step, "seed": seed, "valid_nll": valid_nll, "valid_k": config.eval_k,
+                          "valid_images": int(bound.shape[0]), "time": self.elapsed + time.perf_counter() - self.t0})
+            best = self.best_bounds[replica]
+            if best is None or -valid_nll > best:
+                self.best_bounds[replica] = -valid_nll
+                save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / "best.safetensors",
+                                self.replica_checkpoint(replica, pending, False))
+        logger.info("step %d: validation -L_%d = %s nats (seeds %s)", self.step, config.eval_k,
+                    ", ".join(f"{-float(b.mean()):.3f}" for b in bounds), ", ".join(map(str, self.seeds)))
+        return True
+
+    def checkpoint(self, pending_losses: list[Any], owes_validation: bool) -> Checkpoint:
+        checkpoint = super().checkpoint(pending_losses, owes_validation)
+        checkpoint.extra["seeds"] = list(self.seeds)
+        checkpoint.extra["replica_best_valid"] = list(getattr(self, "best_bounds", [None] * len(self.seeds)))
+        return checkpoint
+
+    def replica_checkpoint(self, replica: int, pending_losses: list[Any], owes_validation: bool) -> Checkpoint:
+        """Replica ``replica`` as a checkpoint of its own run (read by ``load_run`` and ``evaluate``)."""
+        seed = self.seeds[replica]
+        stacked = self.checkpoint(pending_losses, owes_validation)
+        extra = {key: value for key, value in stacked.extra.items() if key not in ("seeds", "replica_best_valid")}
+        extra["loss_window"] = [row[replica] for row in pending_losses]
+        extra["replica_of"] = {"run": str(self.out), "seeds": list(self.seeds)}
+        return Checkpoint(
+            step=self.step,
+            model_state=replica_state(self.model, replica),
+            optimizer_state=replica_optimizer_state(stacked.optimizer_state, replica),
+            rng=stacked.rng,
+            data_state=self.batches.streams[replica].state_dict(),
+            best_valid=self.best_bounds[replica],
+            config=config_to_dict(self.replica_config(seed)),
+            model_args=self.replica_view.model_args(),
+            extra=extra,
+        )
+
+    def save_last(self, owes_validation: bool = False) -> None:
+        pending = self.window.read(self.step, self.last_path)  # checks for NaN before writing
+        for replica, seed in enumerate(self.seeds):  # each replica's own view, then the resumable whole
+            save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / "last.safetensors",
+                            self.replica_checkpoint(replica, pending, owes_validation))
+        save_checkpoint(self.last_path, self.checkpoint(pending, owes_validation))
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        super()._restore(checkpoint)
+        saved = checkpoint.extra.get("seeds")
+        if saved != list(self.seeds):
+            raise ValueError(f"cannot resume with --seeds {self.config.seeds}: the checkpoint holds replicas of seeds "
+                             f"{saved}")
+        self.best_bounds = list(checkpoint.extra["replica_best_valid"])
+
+    def close(self) -> None:
+        super().close()
+        for writer in self.metrics_by_seed.values():
+            writer.close()
+
+    def result(self, stop: _StopSignals) -> TrainResult:
+        seconds = self.elapsed + time.perf_counter() - self.t0
+        for seed in self.seeds:
+            folder = replica_folder(self.out, seed)
+            export_csv(read_metrics(folder / "metrics.jsonl"), folder / "metrics.csv")
+        stopped_by = None if stop.signal is None else int(stop.signal)
+        by_seed = {seed: None if best is None else -best for seed, best in zip(self.seeds, self.best_bounds,
+                                                                               strict=True)}
+        finished = [nll for nll in by_seed.values() if nll is not None]
+        mean = sum(finished) / len(finished) if len(finished) == len(by_seed) else None
+        return TrainResult(self.step, mean, self.last_loss, stopped_by, self.out, seconds, by_seed)

@@ -92,13 +92,16 @@ def check_resources(config: Any, device: torch.device) -> None:
     shape = _shape_of(config.model, config.categories)
     parameters, widest, layers = shape
     have = available_memory(device)
-    state = parameters * _FLOAT * _STATE_COPIES
+    replicas = len(getattr(config, "seed_list", (0,)))  # --seeds: every replica holds a model and its activations
+    copies = "" if replicas == 1 else f" for each of the {replicas} replicas of --seeds"
+    state = parameters * _FLOAT * _STATE_COPIES * replicas
     if state > have:
         raise ValueError(
-            f"--model {config.model} has {parameters:,} parameters; with gradients, Adam's state and checkpoints "
-            f"that is about {_gib(state)}, and {device} has {_gib(have)} available"
+            f"--model {config.model} has {parameters:,} parameters{copies}; with gradients, Adam's state and "
+            f"checkpoints that is about {_gib(state)}, and {device} has {_gib(have)} available"
         )
-    activations = config.batch_size // config.grad_accum * config.samples * widest * layers * _ACTIVATION_COPIES
+    activations = (config.batch_size // config.grad_accum * config.samples * widest * layers * _ACTIVATION_COPIES
+                   * replicas)
     if state + activations * _FLOAT > have:
         raise ValueError(
             f"--samples {config.samples} x --batch-size {config.batch_size} "
