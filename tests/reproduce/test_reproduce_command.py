@@ -476,3 +476,44 @@ def test_reproduce_and_evaluate_run_one_evaluation(tmp_path: Path) -> None:
     assert again["nll"] == result["test_nll"] and again["checkpoint_step"] == result["checkpoint_step"]
     assert Path(again["path"]).name == "eval-test-k4-best-subset12.json"
     assert (result["test_subset_seed"], again["subset_seed"]) == (0, 0)
+
+
+def test_seeds_train_a_cells_replicas_in_one_process_and_record_their_spread(tmp_path: Path) -> None:
+    """--seeds: one run folder of replicas per cell, each seed evaluated as its own run, the mean over seeds with
+    Student's t interval over seeds, and each seed's number kept."""
+    status = main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 3, "--seeds", "0-2", "--large-k", "8",
+                        "--large-k-images", "6"))
+    assert status == 0
+    result = _result(tmp_path, "200H-784V-m1-relaxed")
+    assert result["seeds"] == [0, 1, 2] and result["spread"] == "seeds"
+    values = [replica["test_nll"] for replica in result["replicas"]]
+    assert [replica["seed"] for replica in result["replicas"]] == [0, 1, 2]
+    assert len(set(values)) == 3  # three different models
+    mean = sum(values) / 3
+    sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5
+    assert result["test_nll"] == pytest.approx(mean) and result["seed_sd"] == pytest.approx(sd)
+    assert result["test_nll_ci95"] == pytest.approx([mean - 4.303 * sd / 3**0.5, mean + 4.303 * sd / 3**0.5])
+    for replica in result["replicas"]:  # each seed's own evaluation, in its own folder
+        assert replica["large_k"]["images"] == 6
+        folder = tmp_path / "runs" / "200H-784V-m1-relaxed-paper-seeds0-2" / f"seed-{replica['seed']}"
+        assert list(folder.glob("eval-test-k4-best-*.json"))
+    assert result["request"]["definition"]["seeds"] == "0,1,2"
+    assert result["config"]["seeds"] == "0,1,2"
+    # done: a second call skips it; a single-seed request for the same cell is another request
+    assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 3, "--seeds", "0-2", "--large-k", "8",
+                      "--large-k-images", "6", "--list")) == 0
+    stored = json.loads((tmp_path / "results" / "200H-784V-m1-relaxed.json").read_text())
+    options = dataclasses.replace(runner.ReproduceOptions(configs=CONFIGS, out=tmp_path / "runs",
+                                                          results=tmp_path / "results", steps=3, k=4, num_images=12,
+                                                          large_k=8, large_k_images=6, data="embedded",
+                                                          valid_images=8, recipe="paper"), seeds="0-2")
+    config = cell_config(cell_by_name("200H-784V-m1-relaxed"), options)
+    assert runner.is_done(stored, options.request(config))
+    single = dataclasses.replace(options, seeds=None)
+    assert not runner.is_done(stored, single.request(cell_config(cell_by_name("200H-784V-m1-relaxed"), single)))
+    # the rendered row: the mean over seeds, each seed's number; the overview point: the seeds' mean and spread
+    markdown = (tmp_path / "RESULTS-details.md").read_text()
+    assert "(mean of 3 seeds, sd " in markdown and "seed 2: " in markdown
+    from concretelab.reproduce.render import overview_point
+    value, half, estimated = overview_point(result)  # 12 test images: no estimate on all of them, the seeds' -L_k
+    assert not estimated and value == pytest.approx(mean) and half == pytest.approx(4.303 * sd / 3**0.5)

@@ -24,7 +24,7 @@ EVAL_BATCH_SIZE = 100
 # the names of concretelab.reproduce.recipes.RECIPES, repeated for the same reason
 RECIPE_NAMES = ("tuned", "paper", "cosine")
 # optional flags written back as given, into each result's command line and each --jobs worker's argv
-_PASSED_ON = ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k")
+_PASSED_ON = ("steps", "k", "num_images", "large_k", "data", "eval_every", "valid_images", "valid_k", "seeds")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "NVIL on nonlinear models at m <= 5, docs/recipe.md; default), paper (the paper's constant "
                         "Adam step) or cosine (lr 1e-3 with the decay for every cell, the name of the experiment "
                         "that chose it for linear models)")
+    table1.add_argument("--seeds", default=None, metavar="LIST",
+                        help="train each cell's seeds as replicas in one process (train --seeds: 0-3, 0,3,5); its "
+                        "result is the mean over the seeds with their spread, each seed's number under replicas "
+                        "(default: the config's one seed)")
     table1.add_argument("--jobs", type=positive_int, default=1,
                         help="cells run side by side, one process and one thread each, with a progress bar per "
                         "cell (default 1); logs in OUT/{cell}.log")
@@ -142,7 +146,7 @@ def run_table1(args: argparse.Namespace) -> int:
         configs=args.configs, out=args.out or default_out(), results=args.results, steps=args.steps, k=args.k,
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
         eval_every=args.eval_every, valid_images=args.valid_images, valid_k=args.valid_k, eval_seed=args.eval_seed,
-        eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe,
+        eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe, seeds=args.seeds,
     )
     if args.list:
         from concretelab.reproduce.results import load_result

@@ -18,6 +18,7 @@ from concretelab.files import save_figure
 from concretelab.reproduce.cells import CELLS, Cell
 from concretelab.reproduce.recipes import optimiser_schedule
 from concretelab.reproduce.results import load_results
+from concretelab.reproduce.seeds import seed_interval
 from concretelab.train.io import atomic_write_text
 
 __all__ = ["DEFAULT_NOT_RUN", "DETAILS_PAGE", "large_k_estimate", "overview_point", "plot_cell", "plot_overview",
@@ -79,6 +80,10 @@ def _ours(result: dict[str, Any]) -> str:
     if result.get("test_nll_ci95") and result.get("test_images", 0) > 1:
         low, high = result["test_nll_ci95"]
         text += f" ± {(high - low) / 2:.2f}"
+    replicas = result.get("replicas")
+    if replicas:  # the mean over seeds, its interval over seeds, and each seed's number
+        text += (f" (mean of {len(replicas)} seeds, sd {result['seed_sd']:.2f}; "
+                 + ", ".join(f"seed {r['seed']}: {r['test_nll']:.2f}" for r in replicas) + ")")
     return text
 
 
@@ -290,6 +295,13 @@ def overview_point(result: dict[str, Any]) -> tuple[float, float, bool] | None:
     -L_k with its own interval; None for a result that is not done or predates the exact sampler."""
     if not (result.get("status") == "done" and result.get("sampler")):
         return None
+    replicas = result.get("replicas")
+    if replicas:  # several seeds: the mean of their values, with the interval over seeds
+        estimates = [large_k_estimate(replica) for replica in replicas]
+        estimated = all(found is not None for found in estimates)
+        values = [found[0] for found in estimates] if estimated else [r["test_nll"] for r in replicas]
+        mean, _, half = seed_interval(values)
+        return mean, half, estimated
     found = large_k_estimate(result)
     if found is not None:
         return found[0], found[1], True

@@ -36,12 +36,14 @@ from concretelab.reproduce.cells import Cell
 from concretelab.reproduce.evaluation import Evaluation, k_tightening
 from concretelab.reproduce.recipes import optimiser_schedule, recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
+from concretelab.reproduce.seeds import combine_seeds, seed_label
 from concretelab.train import TrainConfig, TrainResult, load_checkpoint, load_config, train
 from concretelab.train.checkpoint import checkpoint_step
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.evaluate import DEFAULT_EVAL_BATCH_SIZE, bound_subset, evaluate_checkpoint
 from concretelab.train.load import model_from_checkpoint
 from concretelab.train.metrics import read_metrics
+from concretelab.train.replicas import parse_seeds, replica_folder
 from concretelab.train.run_lock import RunFolderBusyError, run_lock
 
 __all__ = [
@@ -97,8 +99,11 @@ class ReproduceOptions:
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # test images per call of discrete_bound
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
     recipe: str = "tuned"  # optimiser schedule: "tuned", "paper" or "cosine" (concretelab.reproduce.recipes)
+    seeds: str | None = None  # train each cell's seeds as replicas in one process ("0-3"); None: the config's seed
 
     def __post_init__(self) -> None:
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", ",".join(map(str, parse_seeds(self.seeds))))
         for name in ("steps", "num_images", "large_k", "eval_every", "valid_images", "valid_k"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -124,6 +129,8 @@ def cell_definition(config: TrainConfig) -> dict[str, Any]:
         "model": config.model, "categories": config.categories, "estimator": config.estimator,
         "samples": config.samples, "batch_size": config.batch_size, "seed": config.seed,
     }
+    if config.seeds is not None:  # replicas of several seeds (absent from single-seed definitions, as before)
+        definition["seeds"] = config.seeds
     if config.estimator is None:  # the temperatures shape only the relaxed objectives
         definition.update(
             objective=config.objective or "relaxed", learnable_temperature=config.learnable_temperature,
@@ -263,6 +270,9 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
         folder = f"{cell.name}-{options.recipe}{rate}-{budget}"
     else:
         folder = cell.name if options.recipe == "tuned" else f"{cell.name}-{options.recipe}"
+    if options.seeds is not None:  # the replicas of these seeds: their own folder
+        overrides["seeds"] = options.seeds
+        folder += f"-seeds{seed_label(parse_seeds(options.seeds))}"
     overrides["out"] = str(options.out / folder)
     if decays:
         overrides["lr_decay_steps"] = budget
@@ -359,6 +369,45 @@ def _run_cell_locked(
     if trained.stopped_by_signal is not None:
         update("interrupted", f"at step {trained.step} (checkpoint saved)")
         return None
+    if config.seeds is None:
+        result = _evaluate_run(cell, options, config, trained, test_images=test_images, command=command,
+                               commit=commit, resumed_from=resumed_from, started=started, update=update)
+    else:  # each replica evaluated in its own folder, as the run of its seed
+        by_seed = trained.best_valid_nll_by_seed or {}
+        per_seed = []
+        for seed in config.seed_list:
+            replica = dataclasses.replace(config, seed=seed, seeds=None, out=str(replica_folder(run, seed)))
+            one = dataclasses.replace(trained, best_valid_nll=by_seed.get(seed), out=Path(replica.out),
+                                      best_valid_nll_by_seed=None)
+            update("evaluating", f"seed {seed}")
+            per_seed.append(_evaluate_run(cell, options, replica, one, test_images=test_images, command=command,
+                                          commit=commit, resumed_from=resumed_from, started=started,
+                                          update=lambda state, detail, seed=seed: update(state, f"seed {seed}: "
+                                                                                         f"{detail}")))
+        result = combine_seeds(per_seed, options.request(config), config)
+    write_result(options.results, result)
+    spread = "" if config.seeds is None else f" (mean of {len(config.seed_list)} seeds, sd {result['seed_sd']:.2f})"
+    update("done", f"{result['test_nll']:.2f} nats{spread} (-L_{result['k']}, {trained.step} steps)")
+    return result
+
+
+def _evaluate_run(
+    cell: Cell,
+    options: ReproduceOptions,
+    config: TrainConfig,
+    trained: TrainResult,
+    *,
+    test_images: torch.Tensor,
+    command: str,
+    commit: str,
+    resumed_from: int | None,
+    started: float,
+    update: Callable[[str, str], None],
+) -> dict[str, Any]:
+    """Evaluate the best checkpoint (read once) of the run folder ``config.out`` at k and at the large k; its
+    result."""
+    run = Path(config.out)
+    last = run / "checkpoints" / "last.safetensors"
     best = run / "checkpoints" / "best.safetensors"
     device = resolve_device(config.device)
     evaluated = _TrainedModel(best if best.is_file() else last, device)
@@ -373,11 +422,8 @@ def _run_cell_locked(
                                      num_images=options.large_k_images, options=options, label=cell.name)
         subset = bound_subset(total, options.large_k_images, "test")
         tightening = k_tightening(main, main_nll, large, large_nll, subset)
-    result = _result(cell, options, config, trained, main, large, tightening, evaluated, command=command,
-                     commit=commit, resumed_from=resumed_from, wall_seconds=time.perf_counter() - started)
-    write_result(options.results, result)
-    update("done", f"{main.nll:.2f} nats (-L_{main.k}, {trained.step} steps)")
-    return result
+    return _result(cell, options, config, trained, main, large, tightening, evaluated, command=command,
+                   commit=commit, resumed_from=resumed_from, wall_seconds=time.perf_counter() - started)
 
 
 def _result(
