@@ -224,20 +224,21 @@ def test_replica_run_writes_one_run_folder_per_seed(tmp_path) -> None:
         concretelab.load_run(out)
 
 
-def test_replica_run_resumed_with_more_steps_replays_every_tensor(tmp_path) -> None:
+@pytest.mark.parametrize("estimator", [None, "nvil"])
+def test_replica_run_resumed_with_more_steps_replays_every_tensor(tmp_path, estimator) -> None:
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    settings = {"seeds": "1,4", "steps": 10, "eval_every": 4, "log_every": 3, "checkpoint_every": 2}
+    settings = {"seeds": "1,4", "steps": 10, "eval_every": 4, "log_every": 3, "checkpoint_every": 2,
+                "estimator": estimator}
     train(small_config(straight, **settings))
     train(small_config(stopped, **{**settings, "steps": 5}))
     train(small_config(stopped, **settings), resume=True)
     for folder in ("", "seed-1", "seed-4"):
-        for which in ("last", "best") if folder else ("last",):
-            a = load_file(str(straight / folder / "checkpoints" / f"{which}.safetensors"))
-            b = load_file(str(stopped / folder / "checkpoints" / f"{which}.safetensors"))
-            assert a.keys() == b.keys()
-            assert all(torch.equal(a[k], b[k]) for k in a), (folder, which)
-    # (the rows differ by design: a run that ends at step 5 writes a row and a validation there; the kill -9 test
-    # below compares the rows of an interrupted run)
+        a = load_file(str(straight / folder / "checkpoints" / "last.safetensors"))
+        b = load_file(str(stopped / folder / "checkpoints" / "last.safetensors"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), folder
+    # (rows and best checkpoints differ by design: a run that ends at step 5 writes a row and validates there; the
+    # kill -9 test below compares the rows and best checkpoints of an interrupted run)
 
 
 _KILL_SCRIPT = """
@@ -270,12 +271,15 @@ def test_replica_run_resumes_bit_for_bit_after_kill_9(tmp_path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     for seed in (0, 2, 3):
         assert _rows(straight / f"seed-{seed}" / "metrics.jsonl") == _rows(killed / f"seed-{seed}" / "metrics.jsonl")
+        for which in ("best", "last"):
+            a = load_file(str(straight / f"seed-{seed}" / "checkpoints" / f"{which}.safetensors"))
+            b = load_file(str(killed / f"seed-{seed}" / "checkpoints" / f"{which}.safetensors"))
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (seed, which)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"grad_accum": 2}, "--grad-accum must be 1"),
     ({"learnable_temperature": True}, "--learnable-temperature cannot be combined with --seeds"),
-    ({"estimator": "nvil"}, "--estimator nvil keeps baselines"),
 ])
 def test_replica_run_refuses_what_would_couple_replicas(tmp_path, overrides, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -318,3 +322,53 @@ def test_a_replica_folder_records_the_configuration_of_its_seeds_run(tmp_path) -
     replica = tomllib.loads((out / "seed-1" / "config.toml").read_text())
     assert replica["seed"] == 1 and "seeds" not in replica and replica["out"] == str(out / "seed-1")
     assert tomllib.loads((out / "config.toml").read_text())["seeds"] == "0,1"
+
+
+def test_stacked_nvil_keeps_each_replicas_baselines_and_running_moments() -> None:
+    """Three calls of NVIL's signal on the stacked model and estimator against each replica's own model and
+    estimator on its rows of the same draw: signals, baseline losses, their gradients and the moments agree."""
+    from concretelab.estimators.layered import DiscreteDraw, local_signals, sample_draw
+    from concretelab.train.discrete import build_estimator_objective
+
+    seeds, b, m = (1, 6), 5, 3
+    models = _models("8H-6H-784V", seeds)
+    estimators = [build_estimator_objective("nvil", model, seed=seed).train()
+                  for model, seed in zip(models, seeds, strict=True)]
+    stacked_model = stack_replicas(models)
+    stacked = stack_replicas(estimators, stack_buffers=True).train()
+    assert stacked.moments.mean.shape == (2, 2) and stacked.moments.count.shape == (2,)
+    generator = torch.Generator().manual_seed(0)
+    for call in range(3):
+        x = (torch.rand(2 * b, 784, generator=generator) < 0.3).double()
+        draw = sample_draw(stacked_model, x, m, generator=generator)
+        local = local_signals(draw) * (call + 1)  # signals of changing scale, so the moments move
+        stacked.zero_grad()
+        centred, regression = stacked.signal(stacked_model, draw, x, local)
+        regression.sum().backward()
+        for r, (model, estimator) in enumerate(zip(models, estimators, strict=True)):
+            rows = slice(r * b, (r + 1) * b)
+            mine = DiscreteDraw([v[:, rows] for v in draw.h], draw.log_q[:, :, rows], draw.log_p[:, :, rows])
+            estimator.zero_grad()
+            centred_r, regression_r = estimator.signal(model, mine, x[rows], local[:, :, rows])
+            regression_r.sum().backward()
+            torch.testing.assert_close(centred[:, :, rows], centred_r, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(regression[rows], regression_r, rtol=1e-10, atol=1e-10)
+            for (name, p_stacked), (_, p_one) in zip(stacked.named_parameters(), estimator.named_parameters(),
+                                                     strict=True):
+                torch.testing.assert_close(p_stacked.grad[r], p_one.grad, rtol=1e-10, atol=1e-12, msg=name)
+            for name in ("mean", "var", "count"):
+                torch.testing.assert_close(getattr(stacked.moments, name)[r], getattr(estimator.moments, name))
+    state = replica_state(stacked, 1)
+    assert state.keys() == estimators[1].state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in estimators[1].state_dict().items())
+
+
+def test_nvil_trains_replicas_and_each_keeps_its_own_estimator_state(tmp_path) -> None:
+    out = tmp_path / "run"
+    result = train(small_config(out, seeds="0,1", estimator="nvil", steps=4, eval_every=4))
+    assert all(nll is not None for nll in result.best_valid_nll_by_seed.values())
+    whole = load_checkpoint(out / "checkpoints" / "last.safetensors")
+    for r, seed in enumerate((0, 1)):
+        one = load_checkpoint(out / f"seed-{seed}" / "checkpoints" / "last.safetensors")
+        for key, value in one.extra["estimator"].items():
+            assert torch.equal(value, whole.extra["estimator"][key][r]), key

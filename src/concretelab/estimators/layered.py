@@ -278,6 +278,9 @@ class LayeredNVIL(_LocalSignalEstimator):
             net(inp.to(net[0].weight.dtype)).squeeze(-1).to(local.dtype).expand_as(local[0])
             for net, inp in zip(self.baselines, inputs, strict=True)
         ])  # (L, m, batch)
+        replicas = getattr(self, "replicas", 1)
+        if replicas > 1:  # stacked replicas: moments (R, L), rows replica-major, each replica's own moments
+            return self._replica_signal(local, baseline, replicas)
         mean = self.moments.mean.to(local.dtype).reshape(-1, 1, 1)
         centred = local - baseline.detach() - mean
         if self.normalise:
@@ -286,6 +289,21 @@ class LayeredNVIL(_LocalSignalEstimator):
         if self.training:
             self.moments.update((local - baseline.detach()).flatten(1))
         return centred, regression
+
+    def _replica_signal(self, local: Tensor, baseline: Tensor, replicas: int) -> tuple[Tensor, Tensor]:
+        """:meth:`signal` for R replicas stacked by ``concretelab.train.replicas.stack_replicas``: the batch is R
+        blocks of rows, and replica r's signal is centred and scaled by replica r's moments, which only its own
+        rows update (moments of shape (R, L))."""
+        layers, samples, rows = local.shape
+        per_replica = (layers, samples, replicas, rows // replicas)  # (L, m, R, b)
+        mean = self.moments.mean.t().to(local.dtype).reshape(layers, 1, replicas, 1)
+        centred = local.view(per_replica) - baseline.detach().view(per_replica) - mean
+        if self.normalise:
+            centred = centred / self.moments.scale().t().to(local.dtype).reshape(layers, 1, replicas, 1)
+        regression = (local.view(per_replica) - mean - baseline.view(per_replica)).pow(2).sum(0).mean(0)
+        if self.training:  # (R, L, m b): each replica's groups, in the order of its moments
+            self.moments.update((local - baseline.detach()).view(per_replica).permute(2, 0, 1, 3))
+        return centred.reshape(local.shape), regression.reshape(rows)
 
 
 def _branch_signals(model: _Model, x: Tensor, h: list[Tensor], layer: int, width: int,

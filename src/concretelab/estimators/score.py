@@ -128,11 +128,15 @@ class RunningMoments(nn.Module):
 
     @torch.no_grad()
     def update(self, signal: Tensor) -> None:
-        """Fold a batch of signals into the moments: shape (groups, ...) (with one group, any shape)."""
-        residual = signal.detach().reshape(self.mean.shape[0], -1)
-        mean = residual.mean(1).to(self.mean.dtype)
-        var = residual.var(1, unbiased=False).to(self.var.dtype) if residual.shape[1] > 1 else torch.zeros_like(mean)
+        """Fold a batch of signals into the moments: shape (groups, ...) (with one group, any shape). Moments
+        stacked for replicas (``mean`` of shape (R, groups), ``count`` (R,)) take (R, groups, ...)."""
+        residual = signal.detach().reshape(self.mean.numel(), -1)
+        mean = residual.mean(1).to(self.mean.dtype).view_as(self.mean)
+        var = (residual.var(1, unbiased=False).to(self.var.dtype).view_as(self.var) if residual.shape[1] > 1
+               else torch.zeros_like(mean))
         first = self.count == 0
+        if self.count.dim():  # replicas: one count per replica, over its groups
+            first = first.unsqueeze(-1)
         a = self.decay
         self.mean.copy_(torch.where(first, mean, a * self.mean + (1 - a) * mean))
         self.var.copy_(torch.where(first, var, a * self.var + (1 - a) * var))

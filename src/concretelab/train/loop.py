@@ -521,7 +521,7 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     shards = max(world_size, 1) * config.grad_accum
     if config.batch_size % shards:
         raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
-    _check_replicas(config, architecture, max(world_size, 1))  # --seeds: what one batched model cannot train
+    _check_replicas(config, max(world_size, 1))  # --seeds: what one batched model cannot train
     _warn_on_two_temperatures_without_proposal(config, architecture)
     # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
     # the subset was random keeps them, so that its best checkpoint stays comparable
@@ -553,7 +553,7 @@ class _Run:
         self.model = model = self.initial_model()
         model.to(device).train()
         self.temperatures = Temperatures(config).to(device)  # two schedules: the prior's and the posterior's
-        self.objective, self.objective_state = _build_objective(config, model)
+        self.objective, self.objective_state = self.build_objective()
         own = self.objective_state.parameters() if self.objective_state is not None else ()
         self.params = [p for p in [*model.parameters(), *self.temperatures.parameters(), *own] if p.requires_grad]
         self.optimizer = build_optimizer(self.params, config.lr, device)
@@ -594,6 +594,10 @@ class _Run:
     def initial_model(self) -> TrainableModel:
         """The model at step 0, initialised from the run's seed (the global RNG untouched)."""
         return seeded_model(self.config, self.config.seed, self.dataset.train_mean)
+
+    def build_objective(self) -> tuple[Callable[..., Tensor], nn.Module | None]:
+        """The training objective and the module of its own state (an estimator's baselines), if any."""
+        return _build_objective(self.config, self.model)
 
     def batch_stream(self) -> Any:
         """The training batches: an endless stream whose order is a function of the seed."""
@@ -801,7 +805,7 @@ class _Run:
         return TrainResult(self.step, best_nll, self.last_loss, stopped_by, self.out, seconds)
 
 
-def _check_replicas(config: TrainConfig, architecture: nn.Module, world_size: int) -> None:
+def _check_replicas(config: TrainConfig, world_size: int) -> None:
     """ValueError naming the flag where ``--seeds`` cannot train ``config``'s replicas as one batched model."""
     if config.seeds is None:
         return
@@ -816,14 +820,6 @@ def _check_replicas(config: TrainConfig, architecture: nn.Module, world_size: in
     if config.tensorboard:
         raise ValueError("--tensorboard cannot be combined with --seeds; each replica's metrics are in "
                          f"{replica_folder(config.out, config.seed_list[0])}/metrics.jsonl and its neighbours")
-    if config.estimator is not None:
-        with torch.device("meta"):
-            state = build_estimator_objective(config.estimator, architecture)
-        if any(True for _ in state.parameters()) or any(True for _ in state.buffers()):
-            raise ValueError(
-                f"--estimator {config.estimator} keeps baselines and running moments of the batch, which --seeds "
-                "would share between replicas; train one seed per run (or use disarm, arms, vimco or reinforce_loo)"
-            )
 
 
 class _ReplicaRun(_Run):
@@ -846,6 +842,18 @@ class _ReplicaRun(_Run):
     def initial_model(self) -> TrainableModel:
         mean = self.dataset.train_mean
         return stack_replicas([seeded_model(self.config, seed, mean) for seed in self.seeds])
+
+    def build_objective(self) -> tuple[Callable[..., Tensor], nn.Module | None]:
+        """As a single run's, with an estimator's own state (NVIL's baseline networks and running moments) made
+        per replica: one estimator per seed, initialised as the run of that seed would, stacked."""
+        config = self.config
+        if config.estimator is None:
+            return super().build_objective()
+        estimators = [build_estimator_objective(config.estimator, self.model, seed=seed) for seed in self.seeds]
+        if not any(True for _ in estimators[0].parameters()) and not any(True for _ in estimators[0].buffers()):
+            return estimators[0].train(), estimators[0]  # stateless (DisARM, VIMCO, ...): nothing to replicate
+        stacked = stack_replicas(estimators, stack_buffers=True).train()
+        return stacked, stacked
 
     def batch_stream(self) -> ReplicaBatches:
         size = self.config.batch_size
@@ -943,6 +951,8 @@ class _ReplicaRun(_Run):
         extra = {key: value for key, value in stacked.extra.items() if key not in ("seeds", "replica_best_valid")}
         extra["loss_window"] = [row[replica] for row in pending_losses]
         extra["replica_of"] = {"run": str(self.out), "seeds": list(self.seeds)}
+        if getattr(self.objective_state, "replicas", 1) > 1:  # NVIL's baselines and moments: this replica's
+            extra["estimator"] = replica_state(self.objective_state, replica)
         return Checkpoint(
             step=self.step,
             model_state=replica_state(self.model, replica),

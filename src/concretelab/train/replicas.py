@@ -159,13 +159,14 @@ class ReplicaLinear(nn.Module):
         return y.reshape(replicas, n, b, out_features).transpose(0, 1).reshape(*lead, rows, out_features)
 
 
-def stack_replicas(models: Sequence[nn.Module]) -> nn.Module:
+def stack_replicas(models: Sequence[nn.Module], *, stack_buffers: bool = False) -> nn.Module:
     """One model holding ``models`` (same class and architecture) as replicas; their values are copied.
 
     The result has the first model's class and structure, with each ``nn.Linear`` replaced by a
     :class:`ReplicaLinear`, every other parameter stacked to ``(R, *shape)`` and ``replicas = R`` set. Its
     parameter names and order are those of one model, so :func:`replica_state` gives back a model's state dict.
-    Buffers must be equal across the models (they are constants of the architecture) and are kept once.
+    Buffers are constants of a model's architecture, equal across the models and kept once; with
+    ``stack_buffers`` they are state of each replica (an estimator's running moments) and stacked as well.
     """
     if len(models) < 2:
         raise ValueError(f"stack_replicas needs at least 2 models, got {len(models)}")
@@ -187,10 +188,17 @@ def stack_replicas(models: Sequence[nn.Module]) -> nn.Module:
         parent_name, _, child = name.rpartition(".")
         owner = stacked.get_submodule(parent_name) if parent_name else stacked
         setattr(owner, child, nn.Parameter(values))
+    stacked_names = {name for name, _ in stacked.named_parameters()}
     for name, buffer in first.named_buffers():
-        if any(not torch.equal(m.get_buffer(name), buffer) for m in models[1:]):
+        if stack_buffers:
+            parent_name, _, child = name.rpartition(".")
+            owner = stacked.get_submodule(parent_name) if parent_name else stacked
+            owner.register_buffer(child, torch.stack([m.get_buffer(name) for m in models]).clone())
+            stacked_names.add(name)
+        elif any(not torch.equal(m.get_buffer(name), buffer) for m in models[1:]):
             raise ValueError(f"stack_replicas: buffer {name!r} differs between the models; it cannot be shared")
     stacked.replicas = len(models)
+    stacked.replica_tensors = frozenset(stacked_names)  # what replica_state slices
     return stacked
 
 
@@ -200,8 +208,8 @@ def replica_state(stacked: nn.Module, replica: int) -> dict[str, Tensor]:
     replicas = getattr(stacked, "replicas", 1)
     if not 0 <= replica < replicas:
         raise ValueError(f"replica must be in 0..{replicas - 1}, got {replica}")
-    parameters = {name for name, _ in stacked.named_parameters()}
-    return {name: (value[replica] if name in parameters else value).detach().clone()
+    sliced = stacked.replica_tensors
+    return {name: (value[replica] if name in sliced else value).detach().clone()
             for name, value in stacked.state_dict().items()}
 
 
