@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--jobs", type=positive_int, default=1,
                         help="cells run side by side, one process and one thread each, with a progress bar per "
                         "cell (default 1); logs in OUT/{cell}.log")
+    table1.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where cells run: local (this process, or --jobs worker processes; default) or ray "
+                        "(one Ray task per cell, on the cluster at --address or on a local Ray with --jobs CPUs; "
+                        "needs pip install 'concretelab[ray]', and paths every node sees)")
+    table1.add_argument("--address", default=None,
+                        help="with --executor ray: the Ray cluster to use (e.g. ray://head:10001; default: start a "
+                        "local one)")
     table1.add_argument("--no-render", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
     table1.add_argument("--configs", type=Path, default=Path("configs/table1"), help="folder of {cell}.toml")
     table1.add_argument("--out", type=Path, default=None,
@@ -164,6 +171,17 @@ def run_table1(args: argparse.Namespace) -> int:
         return 0
 
     check_clean_for_results(options.results)  # a recorded result names a clean commit
+    if args.address is not None and args.executor != "ray":
+        raise CLIError("--address is the Ray cluster of --executor ray; pass --executor ray too")
+    if args.executor == "ray":
+        from concretelab.reproduce.ray_executor import run_on_ray
+
+        options.out.mkdir(parents=True, exist_ok=True)
+        try:
+            return run_on_ray(cells, worker_argv=_worker_argv(args, absolute=True), out=options.out.resolve(),
+                              address=args.address, local_cpus=args.jobs if args.jobs > 1 else None)
+        finally:
+            render_results(options.results, args.markdown, args.figures)
     if args.jobs > 1 and len(cells) > 1:
         from concretelab.reproduce.parallel import run_parallel
 
@@ -186,19 +204,27 @@ def run_table1(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """The flags of this command that every --jobs worker repeats (each adds --cells NAME)."""
+def _worker_argv(args: argparse.Namespace, *, absolute: bool = False) -> list[str]:
+    """The flags of this command that every --jobs worker repeats (each adds --cells NAME); with ``absolute``
+    (Ray tasks, which may run on another node or in another folder) its paths made absolute."""
+    def path(value: object) -> str:
+        return str(Path(str(value)).resolve()) if absolute else str(value)
+
     words: list[str] = []
     for flag in _PASSED_ON:  # each worker runs one thread (below)
         value = getattr(args, flag)
         if value is not None:
+            if flag == "data" and absolute and Path(str(value)).exists():  # a folder, not a data set's name
+                value = path(value)
             words += [f"--{flag.replace('_', '-')}", str(value)]
     words += ["--large-k-images", str(args.large_k_images), "--eval-seed", str(args.eval_seed),
               "--eval-batch-size", str(args.eval_batch_size), "--recipe", args.recipe, "--threads", "1",
-              "--no-render", "--configs", str(args.configs),
-              "--results", str(args.results)]
-    if args.out is not None:
-        words += ["--out", str(args.out)]
+              "--no-render", "--configs", path(args.configs),
+              "--results", path(args.results)]
+    if args.out is not None or absolute:
+        from concretelab.reproduce.runner import default_out
+
+        words += ["--out", path(args.out or default_out())]
     if args.redo:
         words.append("--redo")
     return words

@@ -1,0 +1,54 @@
+"""``reproduce table1 --executor ray``: two tiny cells as tasks on a local Ray with 2 CPUs, one of them resumed
+from a run an interruption left behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import concretelab.reproduce.runner as runner
+from concretelab.cli import main
+from concretelab.train import load_checkpoint
+
+from .test_reproduce_command import _argv
+
+ray = pytest.importorskip("ray", reason="the optional extra concretelab[ray]")
+
+CELLS = ["200H-784V-m1-relaxed", "200H~784V-m1-relaxed"]
+
+
+def test_cells_run_as_ray_tasks_and_an_interrupted_one_resumes(tmp_path: Path, monkeypatch) -> None:
+    interrupted = CELLS[0]
+    real_train = runner.train
+
+    def interrupted_after_two_steps(config, *, resume=False):
+        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
+        return dataclasses.replace(result, stopped_by_signal=2)  # as if SIGINT arrived at step 2
+
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    assert main(_argv(tmp_path, [interrupted], 5)) == 130
+    folder = tmp_path / "runs" / f"{interrupted}-paper"
+    assert load_checkpoint(folder / "checkpoints" / "last.safetensors").step == 2
+    monkeypatch.setattr(runner, "train", real_train)
+
+    monkeypatch.chdir(tmp_path)  # the tasks get absolute paths, whatever the driver's folder
+    assert main(_argv(tmp_path, CELLS, 5, "--executor", "ray", "--jobs", "2")) == 0
+    assert not ray.is_initialized()  # the local Ray the call started is stopped
+    for name in CELLS:
+        result = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert result["status"] == "done" and result["steps"] == 5
+        assert "--threads 1" in result["command"]
+        log = (tmp_path / "runs" / f"{name}.log").read_text()
+        assert log.startswith("$ ") and f"--cells {name}" in log
+    resumed = json.loads((tmp_path / "results" / f"{interrupted}.json").read_text())
+    assert resumed["resumed_from"] == 2
+    assert json.loads((tmp_path / "results" / f"{CELLS[1]}.json").read_text())["resumed_from"] is None
+    assert "200H~784V-m1-relaxed" in (tmp_path / "RESULTS-details.md").read_text()
+
+
+def test_address_without_the_ray_executor_is_a_user_error(tmp_path: Path, capsys) -> None:
+    assert main(_argv(tmp_path, CELLS[:1], 2, "--address", "ray://head:10001")) == 2
+    assert "--executor ray" in capsys.readouterr().err
