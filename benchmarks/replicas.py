@@ -8,7 +8,8 @@ For each model and m, the same training step as the trainer's (the relaxed bound
 - *stacked*: the ``--seeds`` model of R replicas (:func:`concretelab.train.replicas.stack_replicas`: ``baddbmm``
   over stacked weights, one fused Adam), R replica-steps per step;
 - with ``--vmap``, also ``torch.func.vmap`` of the single model's step over stacked parameters
-  (``functional_call``, ``randomness="different"``), the other way the issue names to batch replicas.
+  (``functional_call``, ``randomness="different"``), the other way the issue names to batch replicas;
+- with ``--compile``, also the stacked model's loss under ``torch.compile``.
 
 Every variant is timed in CPU time of this process, one thread, in interleaved blocks (variant after variant,
 block after block) and the median block is kept, so a machine whose load changes affects all of them alike. The
@@ -64,18 +65,25 @@ def _models(spec: str, replicas: int, mean: Tensor) -> list[nn.Module]:
     return models
 
 
-def step_function(model: nn.Module, x: Tensor, m: int, replicas: int) -> Callable[[], None]:
-    """The trainer's step on ``model`` (one model, or R stacked replicas with ``x`` of R x 64 rows)."""
+def step_function(model: nn.Module, x: Tensor, m: int, replicas: int, compiled: bool = False
+                  ) -> Callable[[], None]:
+    """The trainer's step on ``model`` (one model, or R stacked replicas with ``x`` of R x 64 rows); with
+    ``compiled``, its loss under ``torch.compile`` (the backward and Adam as they are)."""
     optimizer = build_optimizer(list(model.parameters()), 1e-4, torch.device("cpu"))
     generator = torch.Generator()
     count = [0]
 
+    def loss_of(images: Tensor, noise: torch.Generator) -> Tensor:
+        bound = relaxed(model, images, samples=m, prior_temperature=PRIOR_T, posterior_temperature=POSTERIOR_T,
+                        generator=noise)
+        return -bound.mean() if replicas == 1 else -bound.view(replicas, -1).mean(1).sum()
+
+    loss_fn = torch.compile(loss_of) if compiled else loss_of
+
     def step() -> None:
         count[0] += 1
         generator.manual_seed(count[0])
-        bound = relaxed(model, x, samples=m, prior_temperature=PRIOR_T, posterior_temperature=POSTERIOR_T,
-                        generator=generator)
-        loss = -bound.mean() if replicas == 1 else -bound.view(replicas, -1).mean(1).sum()
+        loss = loss_fn(x, generator)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -132,6 +140,8 @@ def main() -> None:
     parser.add_argument("--models", default="200H-784V,200H~784V,200H~200H~784V")
     parser.add_argument("--samples", default="1,5", help="values of m (default: 1,5)")
     parser.add_argument("--vmap", action="store_true", help="also time torch.func.vmap over stacked parameters")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the stacked model's loss under torch.compile (about a minute to compile each)")
     parser.add_argument("--blocks", type=int, default=None, help="timed blocks per variant (default: 7; 3 quick)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -143,8 +153,9 @@ def main() -> None:
           f"{rate / 1e9:.1f} GFLOP/s (1024^2 float32). Aggregate replica-steps/s: R x steps/s of the stacked model; "
           "sequential: one model's steps/s (R runs one after the other give the same aggregate at any R)\n")
     print("| model | m | R | stacked ms/step | replica-steps/s stacked | sequential | stacked / sequential | "
-          "ms per replica-step | matmul floor (ms) | ratio to floor |" + (" vmap / sequential |" if args.vmap else ""))
-    print("|---" * (11 if args.vmap else 10) + "|")
+          "ms per replica-step | matmul floor (ms) | ratio to floor |" + (" vmap / sequential |" if args.vmap else "")
+          + (" compiled / sequential |" if args.compile else ""))
+    print("|---" * (10 + args.vmap + args.compile) + "|")
     torch.manual_seed(0)
     for spec in args.models.split(","):
         for m in (int(v) for v in args.samples.split(",")):
@@ -161,6 +172,9 @@ def main() -> None:
                 if args.vmap:
                     steps[f"vmap{r}"] = vmap_step_function(spec, x, m, r, mean)
                     per_block[f"vmap{r}"] = per_block[str(r)]
+                if args.compile:
+                    steps[f"compiled{r}"] = step_function(stack_replicas(_models(spec, r, mean)), x, m, r, True)
+                    per_block[f"compiled{r}"] = per_block[str(r)]
             ms = interleaved_ms(steps, per_block, blocks)
             floor = 3 * BATCH * m * linear_flops(_models(spec, 1, mean)[0]) / rate * 1e3
             sequential = 1e3 / ms["1"]
@@ -168,9 +182,11 @@ def main() -> None:
                 per_step = ms[str(r)]
                 aggregate = r * 1e3 / per_step
                 row = (f"| {spec} | {m} | {r} | {per_step:.2f} | {aggregate:.0f} | {sequential:.0f} | "
-                       f"{aggregate / sequential:.2f} | {per_step / r:.2f} | {floor:.2f} | {per_step / r / floor:.2f} |")
-                if args.vmap:
-                    row += f" {r * ms['1'] / ms[f'vmap{r}']:.2f} |" if r > 1 else " |"
+                       f"{aggregate / sequential:.2f} | {per_step / r:.2f} | {floor:.2f} | "
+                       f"{per_step / r / floor:.2f} |")
+                for flag, prefix in ((args.vmap, "vmap"), (args.compile, "compiled")):
+                    if flag:
+                        row += f" {r * ms['1'] / ms[f'{prefix}{r}']:.2f} |" if r > 1 else " |"
                 print(row, flush=True)
 
 
