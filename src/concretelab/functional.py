@@ -268,10 +268,11 @@ def _check_noise(noise: Tensor, logits: Tensor) -> None:
 
 
 def traced(tensor: Tensor) -> bool:
-    """Whether ``tensor`` is being traced by ``torch.compile`` or is inside a ``torch.func`` transform (vmap,
-    grad, jacrev): there a check that reads its values (``bool(...)``) would break the graph or fail, so
-    value checks run only eagerly."""
-    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    """Whether ``tensor`` is being traced by ``torch.compile``, is inside a ``torch.func`` transform (vmap,
+    grad, jacrev) or is on a CUDA stream being captured into a CUDA graph: there a check that reads its values
+    (``bool(...)``, a host sync) would break the graph or fail, so value checks run only eagerly."""
+    return (torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+            or (tensor.is_cuda and torch.cuda.is_current_stream_capturing()))
 
 
 def _check_temperature_values(temperature: Tensor) -> None:

@@ -54,6 +54,8 @@ _HELP = {
     "seeds": "train one independent replica per seed in one process (batched matmuls): 0-7, 0,3,5 or 0-3,8; each "
     "seed's metrics and best checkpoint go to OUT/seed-S/",
     "device": "cpu, cuda, cuda:N or auto",
+    "cuda_graph": "with a CUDA device: capture the whole step (loss, backward, Adam) as one CUDA graph and replay it "
+    "(concretelab.train.graphed; not yet measured on a GPU)",
     "threads": "CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)",
     "flush_denormal": "treat subnormal floats (below 1.2e-38) as 0 on the CPU, which made late m = 5 and m = 50 "
     "steps 1.6-3.6x faster (default: on)",

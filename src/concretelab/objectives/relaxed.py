@@ -35,7 +35,7 @@ from torch import Tensor
 
 from concretelab.checks import check_int
 from concretelab.distributions import ExpConcrete, LogitBinConcrete
-from concretelab.functional import broadcast_shapes
+from concretelab.functional import broadcast_shapes, traced
 from concretelab.objectives.protocols import RelaxedModel
 from concretelab.objectives.terms import layer_kl, layer_log_prob, log_mean_exp
 
@@ -56,8 +56,8 @@ def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
             raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
         if not value.dtype.is_floating_point:
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-        # checked like a float (one host read; skipped while tracing for torch.compile)
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(value) & (value > 0)):
+        # checked like a float (one host read; skipped while tracing for torch.compile or capturing a CUDA graph)
+        if not traced(value) and not bool(torch.isfinite(value) & (value > 0)):
             raise ValueError(f"{name} must be finite and positive, got {float(value.detach())}")
         return value.to(device=like.device, dtype=like.dtype)
     if isinstance(value, bool) or not isinstance(value, int | float) or not (

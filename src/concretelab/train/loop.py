@@ -67,6 +67,7 @@ from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_d
 from concretelab.train.denormals import flush_denormals
 from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
 from concretelab.train.distributed import Distributed, all_reduce_gradients, any_rank, setup_distributed
+from concretelab.train.graphed import GraphedStep, step_state
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
 from concretelab.train.migrate import TEMPERATURE_KEYS, migrate_checkpoint
@@ -345,6 +346,17 @@ def _build_objective(config: TrainConfig, model: TrainableModel) -> tuple[Callab
     return OBJECTIVES[config.objective or "relaxed"], None
 
 
+def _portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Adam's ``state_dict`` as an eager run keeps it: a CUDA-graphed run's tensor learning rate as a float and
+    ``capturable`` off, so its checkpoint resumes on any device, graphed or not."""
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        if isinstance(group.get("lr"), Tensor):
+            group["lr"] = float(group["lr"])
+            group["capturable"] = False
+    return state
+
+
 def seeded_model(config: TrainConfig, seed: int, train_mean: Tensor | None) -> TrainableModel:
     """``config.model`` initialised from ``seed``, leaving the global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
@@ -522,6 +534,7 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     if config.batch_size % shards:
         raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
     _check_replicas(config, max(world_size, 1))  # --seeds: what one batched model cannot train
+    _check_cuda_graph(config, device, max(world_size, 1))
     _warn_on_two_temperatures_without_proposal(config, architecture)
     # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
     # the subset was random keeps them, so that its best checkpoint stays comparable
@@ -566,6 +579,7 @@ class _Run:
                              f"{checked.world_size}")
         self.shard_size = config.batch_size // (context.world_size * config.grad_accum)
         self.generator = torch.Generator(device=device)
+        self.graphed: GraphedStep | None = None  # --cuda-graph: captured at the first step
         self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
                                   len(config.seed_list))
 
@@ -654,11 +668,21 @@ class _Run:
         config, step = self.config, self.step
         lr = learning_rate(config.lr, step, schedule=config.lr_schedule, warmup_steps=config.warmup_steps,
                            horizon=config.lr_horizon)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         prior_t, posterior_t = self.temperatures(step)
         position = self.batches.state_dict()
         x = next(self.batches).to(self.device, non_blocking=True)  # (batch_size, D), the global batch
+        if config.cuda_graph:  # the whole step, Adam's update included, as one CUDA graph (train.graphed)
+            if stop.requested:
+                self.batches.load_state_dict(position)
+                return False
+            if self.graphed is None:
+                self.graphed = GraphedStep(self.shard_loss, self.optimizer, example=x, generator=self.generator,
+                                           state=step_state(self.model, self.objective_state))
+            self.window.add(self.graphed(x, lr=lr, prior_t=prior_t, posterior_t=posterior_t,
+                                         seed=self.noise_seed(step, 0)))
+            return self.close_step()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.backward(x, step, prior_t, posterior_t)
         want_stop = stop.requested
         if self.context.enabled and all_reduce_gradients(self.params, want_stop, self.context):
@@ -670,23 +694,34 @@ class _Run:
             return False
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        return self.close_step()
+
+    def close_step(self) -> bool:
         self.step += 1
         self.window.close_step()
         self.bar.update(1)
         return True
 
+    def noise_seed(self, step: int, shard: int) -> int:
+        """The seed of the sampling noise of ``shard`` at ``step``: a fixed function of ``(seed, step, shard)``."""
+        return derive_seed(self.config.seed, step, shard)
+
+    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor) -> Tensor:
+        """``-bound.mean()`` of the objective on the rows ``x``, its noise drawn from the run's generator."""
+        bound = self.objective(self.model, x, samples=self.config.samples, prior_temperature=prior_t,
+                               posterior_temperature=posterior_t, generator=self.generator)  # (rows,)
+        return -bound.mean()
+
     def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
-        """Gradients of ``loss = -bound.mean()`` on the global batch ``x``, shard by shard (``grad_accum`` x
-        world size shards; this process's), each shard's noise seeded with ``(seed, step, shard)``."""
+        """Gradients of the loss on the global batch ``x``, shard by shard (``grad_accum`` x world size shards; this
+        process's), each shard's noise seeded with :meth:`noise_seed`."""
         config = self.config
         for a in range(config.grad_accum):
             shard = self.context.rank * config.grad_accum + a
-            self.generator.manual_seed(derive_seed(config.seed, step, shard))
+            self.generator.manual_seed(self.noise_seed(step, shard))
             x_shard = x[shard * self.shard_size : (shard + 1) * self.shard_size]  # (shard_size, D)
-            bound = self.objective(self.model, x_shard, samples=config.samples, prior_temperature=prior_t,
-                                   posterior_temperature=posterior_t, generator=self.generator)  # (shard_size,)
-            loss = -bound.mean() / config.grad_accum
-            loss.backward()
+            loss = self.shard_loss(x_shard, prior_t, posterior_t) / config.grad_accum
+            (loss if loss.dim() == 0 else loss.sum()).backward()  # replicas: the sum of their losses
             self.window.add(loss)
 
     def flush(self, stop: _StopSignals) -> None:
@@ -728,7 +763,7 @@ class _Run:
             "loss": loss,
             "prior_temperature": float(torch.as_tensor(prior_t).detach()),
             "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
             "time": self.elapsed + now - self.t0,
             "steps_per_s": (self.step - self.row_first_step) / max(now - self.row_t0, 1e-9),
         })
@@ -774,7 +809,7 @@ class _Run:
         return Checkpoint(
             step=self.step,
             model_state=self.model.state_dict(),
-            optimizer_state=self.optimizer.state_dict(),
+            optimizer_state=_portable_optimizer_state(self.optimizer),
             rng=capture_global_rng(include_cuda=self.device.type == "cuda"),
             data_state=self.batches.state_dict(),
             best_valid=self.best_bound,
@@ -803,6 +838,20 @@ class _Run:
         stopped_by = None if stop.signal is None else int(stop.signal)
         best_nll = None if self.best_bound is None else -self.best_bound
         return TrainResult(self.step, best_nll, self.last_loss, stopped_by, self.out, seconds)
+
+
+def _check_cuda_graph(config: TrainConfig, device: torch.device, world_size: int) -> None:
+    """ValueError naming the flag where ``--cuda-graph`` cannot capture ``config``'s step."""
+    if not config.cuda_graph:
+        return
+    if device.type != "cuda":
+        raise ValueError(f"--cuda-graph needs a CUDA device; --device {config.device} resolved to {device}")
+    if config.grad_accum != 1 or world_size > 1:
+        raise ValueError(f"--cuda-graph captures one step of one process; --grad-accum must be 1 (got "
+                         f"{config.grad_accum}) and WORLD_SIZE 1 (got {world_size})")
+    if config.learnable_temperature:
+        raise ValueError("--cuda-graph cannot be combined with --learnable-temperature (the captured step reads the "
+                         "temperatures as given, not learned)")
 
 
 def _check_replicas(config: TrainConfig, world_size: int) -> None:
@@ -838,6 +887,7 @@ class _ReplicaRun(_Run):
         super().__init__(config, resume)
         self.best_bounds: list[float | None] = list(getattr(self, "best_bounds", [None] * len(self.seeds)))
         self.replica_view = seeded_model(config, self.seeds[0], self.dataset.train_mean).to(self.device)
+        self.shard_size = config.batch_size * len(self.seeds)  # one shard: every replica's batch
 
     def initial_model(self) -> TrainableModel:
         mean = self.dataset.train_mean
@@ -876,17 +926,16 @@ class _ReplicaRun(_Run):
     def log_row(self, row: dict[str, Any]) -> None:
         self.metrics_by_seed[row["seed"]].write(row)
 
-    def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
-        """Gradients of the sum of the replicas' losses ``-bound.mean()`` (each replica's own gradient) on the
-        replica-major batch ``x`` of ``(R * batch_size, D)``; the noise of the step seeded with
-        ``("replicas", seeds, step)``."""
-        config = self.config
-        self.generator.manual_seed(derive_seed("replicas", config.seeds or "", step))
-        bound = self.objective(self.model, x, samples=config.samples, prior_temperature=prior_t,
+    def noise_seed(self, step: int, shard: int) -> int:
+        """The seed of the replicas' noise at ``step``: ``("replicas", seeds, step)`` (one shard)."""
+        return derive_seed("replicas", self.config.seeds or "", step)
+
+    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor) -> Tensor:
+        """The replicas' losses ``-bound.mean()``, shape (R,), on the replica-major batch ``x`` of
+        ``(R * batch_size, D)``; the gradient of their sum is each replica's own."""
+        bound = self.objective(self.model, x, samples=self.config.samples, prior_temperature=prior_t,
                                posterior_temperature=posterior_t, generator=self.generator)  # (R * batch_size,)
-        losses = -bound.view(len(self.seeds), -1).mean(1)  # (R,)
-        losses.sum().backward()
-        self.window.add(losses)
+        return -bound.view(len(self.seeds), -1).mean(1)
 
     def write_row(self) -> float:
         values = self.window.read(self.step, self.last_path)  # (rows, R)
@@ -896,7 +945,7 @@ class _ReplicaRun(_Run):
         shared = {
             "prior_temperature": float(torch.as_tensor(prior_t).detach()),
             "posterior_temperature": float(torch.as_tensor(posterior_t).detach()),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
             "time": self.elapsed + now - self.t0,
             "steps_per_s": (self.step - self.row_first_step) / max(now - self.row_t0, 1e-9),
         }
