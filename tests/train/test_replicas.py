@@ -372,3 +372,31 @@ def test_nvil_trains_replicas_and_each_keeps_its_own_estimator_state(tmp_path) -
         one = load_checkpoint(out / f"seed-{seed}" / "checkpoints" / "last.safetensors")
         for key, value in one.extra["estimator"].items():
             assert torch.equal(value, whole.extra["estimator"][key][r]), key
+
+
+def test_replicas_at_their_own_temperatures_train_as_runs_at_those_temperatures(tmp_path) -> None:
+    """--posterior-temperatures: replica r samples and scores at its own temperature (rows and configs say so),
+    and one step from the same start moves it as its rows' objective at that temperature moves it."""
+    out = tmp_path / "run"
+    settings = {"steps": 2, "log_every": 1, "eval_every": 2}
+    train(small_config(out, seeds="0-2", posterior_temperatures="0.3,1,2", prior_temperatures="0.5,1,2", **settings))
+    for seed, (prior, posterior) in zip((0, 1, 2), ((0.5, 0.3), (1.0, 1.0), (2.0, 2.0)), strict=True):
+        rows = [r for r in _rows(out / f"seed-{seed}" / "metrics.jsonl") if "loss" in r]
+        assert {(r["prior_temperature"], r["posterior_temperature"]) for r in rows} == {(prior, posterior)}
+        replica = tomllib.loads((out / f"seed-{seed}" / "config.toml").read_text())
+        assert (replica["prior_temperature"], replica["posterior_temperature"]) == (prior, posterior)
+        assert "posterior_temperatures" not in replica
+    # the losses differ with the temperature: compare replica 1 against a run where every replica is at 1
+    same = tmp_path / "same"
+    train(small_config(same, seeds="0-2", prior_temperature=1.0, posterior_temperature=1.0, **settings))
+    at_one = [r["loss"] for r in _rows(same / "seed-1" / "metrics.jsonl") if "loss" in r]
+    own = [r["loss"] for r in _rows(out / "seed-1" / "metrics.jsonl") if "loss" in r]
+    assert own == pytest.approx(at_one, rel=1e-5)  # replica 1 is at 1 in both runs, with the same noise
+    other = [r["loss"] for r in _rows(same / "seed-0" / "metrics.jsonl") if "loss" in r]
+    mine = [r["loss"] for r in _rows(out / "seed-0" / "metrics.jsonl") if "loss" in r]
+    assert other[0] != pytest.approx(mine[0], rel=1e-3)  # replica 0 at (0.5, 0.3) is not at 1
+
+
+def test_temperature_lists_need_one_value_per_seed(tmp_path) -> None:
+    with pytest.raises(ValueError, match="2 values for the 3 seeds"):
+        train(small_config(tmp_path / "run", seeds="0-2", posterior_temperatures="0.5,1"))

@@ -51,14 +51,17 @@ Temperature = float | Tensor
 
 
 def _temperature(name: str, value: Temperature, like: Tensor) -> Tensor:
+    """A temperature as a tensor: one for every example (a float or a 0-d tensor), or one per example, a column
+    ``(batch, 1)`` (replicas trained at different temperatures, ``train --seeds`` with temperature lists)."""
     if isinstance(value, Tensor):
-        if value.dim() != 0:
-            raise ValueError(f"{name} must be a float or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
+        if value.dim() != 0 and tuple(value.shape) != (like.shape[0], 1):
+            raise ValueError(f"{name} must be a float, a 0-d tensor or a column ({like.shape[0]}, 1) of one "
+                             f"temperature per example, got a tensor of shape {tuple(value.shape)}")
         if not value.dtype.is_floating_point:
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
         # checked like a float (one host read; skipped while tracing for torch.compile or capturing a CUDA graph)
-        if not traced(value) and not bool(torch.isfinite(value) & (value > 0)):
-            raise ValueError(f"{name} must be finite and positive, got {float(value.detach())}")
+        if not traced(value) and not bool((torch.isfinite(value) & (value > 0)).all()):
+            raise ValueError(f"{name} must be finite and positive, got {value.detach().flatten()[:8].tolist()}")
         return value.to(device=like.device, dtype=like.dtype)
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
         math.isfinite(value) and value > 0
@@ -156,6 +159,8 @@ def relaxed(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperatu
     for categories, point, logits in zip(
         model.latent_categories, sample.points, _prior_logits(model, x, sample), strict=True
     ):
+        if lam_p.dim():  # a temperature per example: the logits (a top layer's have no batch) take the point's shape
+            logits = logits.expand(point.shape)
         log_w = log_w + _relaxed_layer(categories, lam_p, logits).log_prob(point).sum(-1)
     return log_w[0] if samples == 1 else log_mean_exp(log_w, dim=0)
 

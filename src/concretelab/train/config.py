@@ -87,6 +87,9 @@ class TrainConfig:
     # 1/2 binary, 2/3 4-ary, 2/5 8-ary (App. C; 1/2 for other K)
     posterior_temperature: float | None = None  # lambda of the relaxed posterior; unset: 2/3 binary, 1 4-ary,
     # 2/3 8-ary (and 2/3 for other K)
+    prior_temperatures: str | None = None  # with --seeds: one prior temperature per seed, "0.5,0.5,1" (the
+    # replicas of a temperature study in one process); unset: --prior-temperature for every replica
+    posterior_temperatures: str | None = None  # with --seeds: one posterior temperature per seed, as above
     prior_schedule: str | None = None  # e.g. "exp:RATE:FLOOR[:START[:INTERVAL]]", "linear:START:END:STEPS"
     posterior_schedule: str | None = None  # as prior_schedule; unset: the constant temperature above
     learnable_temperature: bool = False  # learn both temperatures, starting from the values above
@@ -129,6 +132,15 @@ class TrainConfig:
             prior if self.prior_temperature is None else self.prior_temperature,
             posterior if self.posterior_temperature is None else self.posterior_temperature,
         )
+
+    @property
+    def replica_temperatures(self) -> list[tuple[float, float]]:
+        """(prior, posterior) of each replica, in ``seed_list`` order: the lists where given, else the run's."""
+        prior, posterior = self.temperatures
+        count = len(self.seed_list)
+        priors = _numbers(self.prior_temperatures) if self.prior_temperatures else [prior] * count
+        posteriors = _numbers(self.posterior_temperatures) if self.posterior_temperatures else [posterior] * count
+        return list(zip(priors, posteriors, strict=True))
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -193,6 +205,9 @@ class TrainConfig:
                 object.__setattr__(self, "seeds", None)
             else:
                 object.__setattr__(self, "seeds", canonical)
+        for name in ("prior_temperatures", "posterior_temperatures"):
+            if getattr(self, name) is not None:
+                _check_temperature_list(self, name)
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})"
@@ -202,6 +217,34 @@ class TrainConfig:
                 raise ValueError(f"{_flag(name)} must not be empty")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+
+
+def _numbers(text: str) -> list[float]:
+    """The numbers of a comma-separated list such as ``"0.5,2/3,1"``."""
+    return [parse_number(part.strip(), "temperature") for part in text.split(",")]
+
+
+def _check_temperature_list(config: TrainConfig, name: str) -> None:
+    """ValueError naming the flag where a per-replica temperature list cannot be used as given."""
+    flag, single = _flag(name), _flag(name[:-1])
+    if config.seeds is None:
+        raise ValueError(f"{flag} gives one temperature per replica of --seeds; pass --seeds too (or {single} for "
+                         "one run)")
+    try:
+        values = _numbers(getattr(config, name))
+    except ValueError as error:
+        raise ValueError(f"{flag} must be comma-separated numbers such as 0.5,1,2, got "
+                         f"{getattr(config, name)!r}") from error
+    if len(values) != len(config.seed_list):
+        raise ValueError(f"{flag} has {len(values)} values for the {len(config.seed_list)} seeds of --seeds "
+                         f"{config.seeds}; give one per seed, in the order of the seeds")
+    if not all(value > 0 and math.isfinite(value) for value in values):
+        raise ValueError(f"{flag} must hold positive finite numbers, got {getattr(config, name)!r}")
+    side = name.split("_")[0]
+    if getattr(config, name[:-1]) is not None or getattr(config, f"{side}_schedule") is not None:
+        raise ValueError(f"{flag} cannot be combined with {single} or --{side}-schedule: give the one per seed")
+    if config.learnable_temperature:
+        raise ValueError(f"{flag} cannot be combined with --learnable-temperature")
 
 
 # Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
@@ -249,6 +292,8 @@ def _coerce(name: str, value: Any) -> Any:
         if any(isinstance(s, bool) or not isinstance(s, int) for s in value):
             raise ValueError(f"--seeds must hold integers, got {value!r}")
         return ",".join(str(s) for s in value)
+    if name in ("prior_temperatures", "posterior_temperatures") and isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)  # TOML: posterior_temperatures = [0.5, 1.0]
     if name == "seeds" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and type(None) in allowed and value.strip().lower() in ("none", ""):

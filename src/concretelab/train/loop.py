@@ -888,6 +888,13 @@ class _ReplicaRun(_Run):
         self.best_bounds: list[float | None] = list(getattr(self, "best_bounds", [None] * len(self.seeds)))
         self.replica_view = seeded_model(config, self.seeds[0], self.dataset.train_mean).to(self.device)
         self.shard_size = config.batch_size * len(self.seeds)  # one shard: every replica's batch
+        # --prior-temperatures / --posterior-temperatures: a column (R * batch_size, 1) per side, replica r's
+        # temperature on its rows (None: the run's temperatures, shared)
+        self.temperature_columns: tuple[Tensor, Tensor] | None = None
+        if config.prior_temperatures or config.posterior_temperatures:
+            values = torch.tensor(config.replica_temperatures, device=self.device)  # (R, 2)
+            column = values.repeat_interleave(config.batch_size, dim=0)  # (R * batch_size, 2)
+            self.temperature_columns = (column[:, :1].contiguous(), column[:, 1:].contiguous())
 
     def initial_model(self) -> TrainableModel:
         mean = self.dataset.train_mean
@@ -910,8 +917,15 @@ class _ReplicaRun(_Run):
         return ReplicaBatches([self.dataset.train_batches(size, seed=seed, drop_last=True) for seed in self.seeds])
 
     def replica_config(self, seed: int) -> TrainConfig:
-        """The configuration of seed ``seed``'s replica as a run of its own (``seed``, its folder as ``out``)."""
-        return dataclasses.replace(self.config, seed=seed, seeds=None, out=str(replica_folder(self.out, seed)))
+        """The configuration of seed ``seed``'s replica as a run of its own (``seed``, its temperatures where they
+        are per replica, its folder as ``out``)."""
+        config = self.config
+        own: dict[str, Any] = {}
+        if config.prior_temperatures or config.posterior_temperatures:
+            prior, posterior = config.replica_temperatures[self.seeds.index(seed)]
+            own = {"prior_temperature": prior, "posterior_temperature": posterior, "prior_temperatures": None,
+                   "posterior_temperatures": None}
+        return dataclasses.replace(config, seed=seed, seeds=None, out=str(replica_folder(self.out, seed)), **own)
 
     def open_logs(self) -> None:
         self.metrics_by_seed: dict[int, MetricsWriter] = {}
@@ -933,6 +947,8 @@ class _ReplicaRun(_Run):
     def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor) -> Tensor:
         """The replicas' losses ``-bound.mean()``, shape (R,), on the replica-major batch ``x`` of
         ``(R * batch_size, D)``; the gradient of their sum is each replica's own."""
+        if self.temperature_columns is not None:  # each replica at its own temperatures
+            prior_t, posterior_t = self.temperature_columns
         bound = self.objective(self.model, x, samples=self.config.samples, prior_temperature=prior_t,
                                posterior_temperature=posterior_t, generator=self.generator)  # (R * batch_size,)
         return -bound.view(len(self.seeds), -1).mean(1)
@@ -949,8 +965,12 @@ class _ReplicaRun(_Run):
             "time": self.elapsed + now - self.t0,
             "steps_per_s": (self.step - self.row_first_step) / max(now - self.row_t0, 1e-9),
         }
-        for seed, loss in zip(self.seeds, losses, strict=True):
-            self.log_row({"step": self.step, "seed": seed, "loss": loss, **shared})
+        own = self.config.replica_temperatures if self.temperature_columns is not None else None
+        for replica, (seed, loss) in enumerate(zip(self.seeds, losses, strict=True)):
+            row = {"step": self.step, "seed": seed, "loss": loss, **shared}
+            if own is not None:
+                row["prior_temperature"], row["posterior_temperature"] = own[replica]
+            self.log_row(row)
         self.window.reset()
         self.row_t0, self.row_first_step = now, self.step
         return sum(losses) / len(losses)
