@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "default_file_mode",
+    "read_json_object",
     "save_figure",
 ]
 
@@ -87,6 +88,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``; None when the file is missing, unreadable, not JSON (a torn write of
+    an older version) or not an object."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def save_figure(figure: Any, path: str | Path, **savefig_kwargs: Any) -> None:

@@ -235,6 +235,13 @@ def plot_simplex_samples(path: Path, generator: torch.Generator) -> None:
     plt.close(fig)
 
 
+def _log_rows(title: str, rows: list[dict[str, Any]], line: str, keys: tuple[str, ...]) -> None:
+    """Log a check's title, then one ``line`` per row with the row's values of ``keys``."""
+    log.info(title)
+    for row in rows:
+        log.info(line, *(row[key] for key in keys))
+
+
 def run_tour(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Check the properties, write the figures and ``tour.json`` into ``out_dir``; return the results."""
     out = Path(out_dir)
@@ -251,36 +258,19 @@ def run_tour(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     log.info("  expected probabilities       %s", expected)
 
     results["zero_temperature"] = check_zero_temperature(generator)
-    log.info("Zero-temperature limit: E[max_k X_k] -> 1")
-    for row in results["zero_temperature"]:
-        log.info("  temperature %-6g E[max X] = %.6f", row["temperature"], row["mean_max_component"])
-
+    _log_rows("Zero-temperature limit: E[max_k X_k] -> 1", results["zero_temperature"],
+              "  temperature %-6g E[max X] = %.6f", ("temperature", "mean_max_component"))
     results["own_samples"] = check_own_samples_finite(generator)
-    log.info("log_prob of own samples, 1000 categories, fraction finite: concretelab vs torch RelaxedOneHotCategorical")
-    for row in results["own_samples"]:
-        log.info(
-            "  temperature %-6g concretelab %.3f   torch %.3f",
-            row["temperature"],
-            row["finite_fraction_concretelab"],
-            row["finite_fraction_torch"],
-        )
-
+    _log_rows("log_prob of own samples, 1000 categories, fraction finite: concretelab vs torch "
+              "RelaxedOneHotCategorical", results["own_samples"], "  temperature %-6g concretelab %.3f   torch %.3f",
+              ("temperature", "finite_fraction_concretelab", "finite_fraction_torch"))
     results["normalisation"] = check_normalisation()
-    log.info("ExpConcrete density integrates to 1 over the log-ratios (n = 3, midpoint rule)")
-    for row in results["normalisation"]:
-        log.info("  temperature %-6g integral %.5f", row["temperature"], row["integral"])
-
+    _log_rows("ExpConcrete density integrates to 1 over the log-ratios (n = 3, midpoint rule)",
+              results["normalisation"], "  temperature %-6g integral %.5f", ("temperature", "integral"))
     results["binconcrete_cdf"] = check_binconcrete_cdf(generator)
-    log.info("Binary Concrete samples vs closed-form CDF (Kolmogorov-Smirnov, 100,000 samples)")
-    for row in results["binconcrete_cdf"]:
-        log.info(
-            "  %-16s temperature %-6.4g logit %-5g KS %.5f (5%% critical value %.5f)",
-            row["family"],
-            row["temperature"],
-            row["logit"],
-            row["ks_statistic"],
-            row["ks_5pct_critical"],
-        )
+    _log_rows("Binary Concrete samples vs closed-form CDF (Kolmogorov-Smirnov, 100,000 samples)",
+              results["binconcrete_cdf"], "  %-16s temperature %-6.4g logit %-5g KS %.5f (5%% critical value %.5f)",
+              ("family", "temperature", "logit", "ks_statistic", "ks_5pct_critical"))
 
     results["sample_identity"] = check_sample_identity(generator)
     log.info(

@@ -11,10 +11,10 @@ validation curve and a thinned training curve. A cell that could not run has ``s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from concretelab.files import read_json_object
 from concretelab.reproduce.cells import Cell
 from concretelab.train.io import atomic_write_json
 
@@ -46,14 +46,7 @@ def write_result(results_dir: str | Path, result: dict[str, Any]) -> Path:
 
 def load_result(results_dir: str | Path, cell: Cell | str) -> dict[str, Any] | None:
     """The stored result of ``cell``, or None when there is none (or it is unreadable)."""
-    path = result_path(results_dir, cell)
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+    return read_json_object(result_path(results_dir, cell))
 
 
 def load_results(results_dir: str | Path, cells: list[Cell]) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from concretelab.checks import check_int
 from concretelab.data import SPLITS, SUBSET_RULE, SUBSET_SEED, fixed_subset, load_dataset
 from concretelab.devices import resolve_device
+from concretelab.files import read_json_object
 from concretelab.train.checkpoint import Checkpoint, load_checkpoint
 from concretelab.train.config import config_from_dict
 from concretelab.train.io import atomic_write_json
@@ -140,11 +141,8 @@ def bound_subset(total: int, num_images: int | None, split: str) -> Tensor | Non
 def _stored_result(path: Path, checkpoint_step: int, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The result at ``path`` if it was computed at this checkpoint step with these settings and kept its per-image
     values; None otherwise."""
-    if not path.is_file():
-        return None
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    stored = read_json_object(path)
+    if stored is None:
         return None
     same = stored.get("checkpoint_step") == checkpoint_step and all(stored.get(key) == value
                                                                      for key, value in settings.items())
