@@ -202,9 +202,9 @@ def test_sigterm_during_validation_stops_at_once(tmp_path) -> None:
 
 
 def test_a_second_signal_stops_at_once() -> None:
-    from concretelab.train.loop import ForcedStop, _StopSignals
+    from concretelab.train.signals import ForcedStop, StopSignals
 
-    stop = _StopSignals()
+    stop = StopSignals()
     with stop.installed():
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # the handler runs between bytecodes

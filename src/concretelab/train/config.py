@@ -249,7 +249,7 @@ def _check_temperature_list(config: TrainConfig, name: str) -> None:
 
 # Keys a resumed run may change; every other key comes from the run's saved config (nanoGPT keeps the
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
-# eval_k and eval_images may change only before the first validation (train.loop._check_resume).
+# eval_k and eval_images may change only before the first validation (train.preflight._check_resume).
 MUTABLE_ON_RESUME = frozenset(
     {"steps", "device", "cuda_graph", "threads", "flush_denormal", "eval_every", "eval_k", "eval_images",
      "eval_batch_size", "eval_chunk_size", "log_every", "checkpoint_every", "progress", "tensorboard", "out"}

@@ -35,13 +35,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import random
 import signal
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +48,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from concretelab.data import SUBSET_SEED, Dataset, fixed_subset, load_dataset
 from concretelab.devices import describe_device, resolve_device
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES, TrainableModel, discrete_bound_per_image
@@ -59,18 +55,18 @@ from concretelab.schedules import ConstantTemperature, LearnableTemperature, par
 from concretelab.train.checkpoint import (
     Checkpoint,
     capture_global_rng,
-    load_checkpoint,
     restore_global_rng,
     save_checkpoint,
 )
-from concretelab.train.config import MUTABLE_ON_RESUME, TrainConfig, config_to_dict, write_config
+from concretelab.train.config import TrainConfig, config_to_dict, write_config
 from concretelab.train.denormals import flush_denormals
-from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective, check_estimator_config
-from concretelab.train.distributed import Distributed, all_reduce_gradients, any_rank, setup_distributed
+from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective
+from concretelab.train.distributed import all_reduce_gradients, any_rank, setup_distributed
 from concretelab.train.graphed import GraphedStep, step_state
+from concretelab.train.loss_window import LossWindow, NonFiniteLossError, next_row_step
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import MetricsWriter, export_csv, read_metrics, truncate_metrics
-from concretelab.train.migrate import TEMPERATURE_KEYS, migrate_checkpoint
+from concretelab.train.preflight import CheckedRun, check_run, validation_images
 from concretelab.train.replicas import (
     ReplicaBatches,
     replica_folder,
@@ -78,11 +74,11 @@ from concretelab.train.replicas import (
     replica_state,
     stack_replicas,
 )
-from concretelab.train.resources import check_resources, model_input_size
 from concretelab.train.resumable_bound import resumable_bound_per_image
 from concretelab.train.run_lock import run_lock
 from concretelab.train.seeding import derive_seed
-from concretelab.train.tensorboard import TensorBoardLog, require_tensorboard
+from concretelab.train.signals import ForcedStop, PhaseAborted, StopSignals
+from concretelab.train.tensorboard import TensorBoardLog
 
 __all__ = [
     "CheckedRun",
@@ -99,22 +95,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stopped without writing a checkpoint."""
-
-
-class ForcedStop(KeyboardInterrupt):
-    """A second SIGINT/SIGTERM: the run stops at once; the last complete checkpoint stays on disk."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped at once by a second {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-class _PhaseAborted(Exception):
-    """Raised inside an abortable phase (validation) by the first stop signal."""
 
 
 @dataclasses.dataclass
@@ -177,114 +157,6 @@ def num_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class _StopSignals:
-    """SIGINT/SIGTERM while training: the first records a stop (and aborts an abortable phase at once), the
-    second raises :class:`ForcedStop` wherever the program is."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._abortable = False
-
-    @property
-    def requested(self) -> bool:
-        return self.signal is not None
-
-    def _handler(self, signum: int, frame: object) -> None:
-        if self.signal is not None:
-            raise ForcedStop(signum)
-        self.signal = signum
-        if self._abortable:
-            raise _PhaseAborted
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[_StopSignals]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-    @contextlib.contextmanager
-    def abortable(self) -> Iterator[None]:
-        """A phase the first signal abandons at once (by raising :class:`_PhaseAborted`)."""
-        if self.requested:
-            raise _PhaseAborted
-        self._abortable = True
-        try:
-            yield
-        finally:
-            self._abortable = False
-
-
-class _LossWindow:
-    """The per-step losses of the metrics row in progress, kept on the device (no per-step host sync).
-
-    ``size`` slots hold the losses between two rows of one ``--log-every``. A run resumed with another
-    ``--log-every`` brings the losses pending since its last row, and its next row (at the next multiple of the
-    new value) covers them and every step up to it: :meth:`load` grows the buffer to hold them all, and
-    :meth:`reset` returns it to ``size`` slots after that row.
-    """
-
-    def __init__(self, size: int, device: torch.device, context: Distributed, replicas: int = 1) -> None:
-        self.size = size
-        self.shape: tuple[int, ...] = () if replicas == 1 else (replicas,)  # one loss per replica per step
-        self.values = torch.zeros(size, *self.shape, device=device)
-        self.count = 0
-        self.context = context
-
-    def add(self, loss: Tensor) -> None:
-        self.values[self.count] += loss.detach()
-
-    def close_step(self) -> None:
-        self.count += 1
-
-    def read(self, step: int, last_path: Path) -> list[float]:
-        """The pending losses (averaged over ranks), after checking they are finite (else NonFiniteLossError)."""
-        window = self.values[: self.count]
-        if self.context.enabled:  # idempotent: values already averaged are equal on every rank
-            torch.distributed.all_reduce(window)
-            window.div_(self.context.world_size)
-        values = window.tolist()
-        bad = [(i, v) for i, row in enumerate(values) for v in (row if self.shape else [row]) if not math.isfinite(v)]
-        if bad:
-            bad_step = step - self.count + bad[0][0] + 1
-            kept = f"the last good checkpoint is {last_path}" if last_path.exists() else "no checkpoint was written"
-            raise NonFiniteLossError(
-                f"non-finite training loss ({bad[0][1]}) at step {bad_step}; stopping ({kept}, untouched)"
-            )
-        return values
-
-    def reset(self) -> None:
-        if self.values.shape[0] != self.size:  # grown by load(): back to one row's losses
-            self.values = torch.zeros(self.size, *self.shape, dtype=self.values.dtype, device=self.values.device)
-        else:
-            self.values.zero_()
-        self.count = 0
-
-    def load(self, values: list[float], steps_to_next_row: int) -> None:
-        """Restore the losses pending in a checkpoint, with room for the ``steps_to_next_row`` steps still to
-        come before the next row; the buffer grows when they do not fit in ``size`` slots (a resumed run's
-        ``--log-every`` differs from the one its pending losses were gathered under)."""
-        needed = len(values) + max(steps_to_next_row, 0)
-        if needed > self.values.shape[0]:
-            self.values = torch.zeros(needed, *self.shape, dtype=self.values.dtype, device=self.values.device)
-        else:
-            self.values.zero_()
-        if values:
-            self.values[: len(values)] = torch.tensor(values, dtype=self.values.dtype)
-        self.count = len(values)
-
-
-def _next_row_step(step: int, log_every: int, steps: int) -> int:
-    """The step of the first training row after ``step``: the next multiple of ``log_every``, or the last step
-    ``steps`` when that comes first (``step`` itself when no step is left)."""
-    return max(min((step // log_every + 1) * log_every, steps), step)
-
-
 def validate(
     model: TrainableModel,
     images: Tensor,
@@ -299,42 +171,6 @@ def validate(
     ([`concretelab.objectives.discrete_bound_per_image`][concretelab.objectives.discrete_bound_per_image])."""
     return discrete_bound_per_image(model, images, k, batch_size=batch_size, chunk_size=chunk_size,
                                     generator=generator, progress=progress)
-
-
-def _check_resume(config: TrainConfig, checkpoint: Checkpoint) -> None:
-    saved = checkpoint.config
-    current = config_to_dict(config)
-    if config.steps < checkpoint.step:
-        raise ValueError(
-            f"--steps {config.steps} is below the {checkpoint.step} steps this run has already done; pass "
-            f"--steps {checkpoint.step} or more to continue it (nothing was changed)"
-        )
-    decays = saved.get("lr_schedule", "constant") != "constant" and saved.get("lr_decay_steps") is None
-    if decays and saved.get("steps") != current["steps"]:
-        raise ValueError(
-            f"cannot resume with steps={current['steps']}: the run's {saved['lr_schedule']} learning rate decays to 0 "
-            f"at its steps={saved['steps']}; changing it would move the schedule mid-run"
-        )
-    if checkpoint.best_valid is not None:  # the best checkpoint so far was chosen by these bounds
-        for key in ("eval_k", "eval_images"):
-            if key in saved and current[key] != saved[key]:
-                flag = "--" + key.replace("_", "-")
-                raise ValueError(
-                    f"cannot resume with {flag} {current[key]!r}: the best checkpoint so far was chosen by validation "
-                    f"with {flag} {saved[key]!r}, and a bound with another k or other images is not comparable with "
-                    f"it; keep {flag} {saved[key]!r}, or train in a new run folder"
-                )
-    changed = sorted(
-        key for key, value in saved.items()
-        if key in current and key not in MUTABLE_ON_RESUME and key not in TEMPERATURE_KEYS and current[key] != value
-    )
-    if changed:
-        key = changed[0]
-        flag = "--" + key.replace("_", "-")
-        raise ValueError(
-            f"cannot resume with {flag} {current[key]!r}: the checkpoint was trained with {flag} {saved[key]!r} "
-            f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(MUTABLE_ON_RESUME))} may change on resume)"
-        )
 
 
 def _build_objective(config: TrainConfig, model: TrainableModel) -> tuple[Callable[..., Tensor], nn.Module | None]:
@@ -390,156 +226,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 def _train(config: TrainConfig, resume: bool) -> TrainResult:
     """Prepare the run (checks, data, model, resume), train step by step, stop cleanly; see :class:`_Run`."""
     run = _ReplicaRun(config, resume) if config.seeds is not None else _Run(config, resume)
-    stop = _StopSignals()
+    stop = StopSignals()
     try:
         with stop.installed():
             run.train(stop)
     finally:
         run.close()
     return run.result(stop)
-
-
-def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Module) -> None:
-    """Warn when a model whose relaxed prior is its proposal (``proposal_is_prior``, as the relaxed objectives read
-    it) trains the relaxed bound at two temperatures: the bound then also maximises a ratio of two relaxed
-    densities of the same logits. Two temperatures are two different constants, two different schedules (a
-    schedule replaces its constant), a schedule beside a constant, or two learned ones (they drift apart)."""
-    relaxed_bound = config.estimator is None and (config.objective or "relaxed") == "relaxed"
-    if not (relaxed_bound and getattr(model, "proposal_is_prior", False)):
-        return
-    prior, posterior = config.temperatures
-    if config.learnable_temperature:
-        how = f"--learnable-temperature (from {prior:g} and {posterior:g}, learned separately)"
-    elif (config.prior_schedule or prior) != (config.posterior_schedule or posterior):
-        how = " and ".join(
-            f"--{side}-schedule {schedule}" if schedule else f"--{side}-temperature {constant:g}"
-            for side, constant, schedule in (
-                ("prior", prior, config.prior_schedule),
-                ("posterior", posterior, config.posterior_schedule),
-            )
-        )
-    else:
-        return
-    warnings.warn(
-        f"--model {config.model} predicts with its conditional prior as the proposal, so the relaxed bound at "
-        f"{how} also maximises the ratio of two relaxed densities of the same logits; at m = 5 that cost 14 nats "
-        "of validation -L_100 (docs/objectives.md). Give both temperatures the same constant or schedule",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint) -> None:
-    """A resumed run goes on at the constant temperatures it trained at, as its checkpoint records them
-    (``resolved_temperatures``; :func:`~concretelab.train.migrate.migrate_checkpoint` reads them for older run
-    folders). Giving them explicitly on resume, where the run left them unset, is not a change. (Schedules are
-    compared as config strings; learned temperatures are restored from the checkpoint, whatever their starting
-    values; the discrete estimators use no temperature.)"""
-    scheduled = config.prior_schedule or config.posterior_schedule
-    if config.estimator is not None or config.learnable_temperature or scheduled:
-        return
-    trained = checkpoint.extra.get("resolved_temperatures")
-    if trained is None:
-        return
-    trained = [float(value) for value in trained]
-    for side, now, then in zip(("prior", "posterior"), config.temperatures, trained, strict=True):
-        if not math.isclose(now, then, rel_tol=1e-6):
-            raise ValueError(
-                f"cannot resume with --{side}-temperature {now:.10g}: this run trained at {then:.10g} (a flag "
-                f"changed, or a default that has changed since); pass --prior-temperature {trained[0]:.10g} "
-                f"--posterior-temperature {trained[1]:.10g} to continue it, or train in a new run folder"
-            )
-
-
-VALID_SUBSETS = ("random", "first")  # how --eval-images N picks its images: fixed_subset's rule, or (legacy) first N
-
-
-def validation_images(images: Tensor, count: int | None, rule: str = "random") -> Tensor:
-    """The validation images of ``--eval-images count``: all of them (None), a fixed random subset
-    (:func:`concretelab.data.fixed_subset` with seed 0, as ``concretelab evaluate --num-images``: the splits are not
-    in random order) or, for runs that validated that way before, the first ``count``."""
-    if rule not in VALID_SUBSETS:
-        raise ValueError(f"valid_subset must be one of {', '.join(VALID_SUBSETS)}, got {rule!r}")
-    if count is None:
-        return images
-    if rule == "first":
-        return images[:count]
-    subset = fixed_subset(images.shape[0], count, SUBSET_SEED)
-    return images if subset is None else images[subset]
-
-
-@dataclasses.dataclass
-class CheckedRun:
-    """What :func:`check_run` found while checking a request: the device, the checkpoint a ``--resume`` continues
-    from (None for a fresh run), the data set, the model's architecture on the meta device (no memory), the rule
-    that picks the validation images and the number of data-parallel processes."""
-
-    device: torch.device
-    checkpoint: Checkpoint | None
-    dataset: Dataset
-    architecture: nn.Module
-    valid_subset: str
-    world_size: int
-
-
-def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
-    """Every check :func:`train` makes before its first step, in its order, writing nothing: raises ``ValueError``
-    naming the flag (``FileNotFoundError`` for missing data) where :func:`train` would refuse ``config``.
-
-    The estimator, objective and model (:func:`~concretelab.train.discrete.check_estimator_config`), the device,
-    the run folder (a run there needs ``--resume``; a resumed run may change only what
-    :data:`~concretelab.train.config.MUTABLE_ON_RESUME` lists, at the temperatures it trained at), the memory the
-    run needs (:func:`~concretelab.train.resources.check_resources`), TensorBoard, the data against the model and
-    the batch size against the data and the shards. ``concretelab train --dry-run`` calls it, so what the dry run
-    accepts, training accepts. Warns, as training does, where a flag combination is known to cost nats.
-    """
-    check_estimator_config(config)  # ValueError naming --estimator/--samples/--objective/--model
-    if config.estimator is None and (config.objective or "relaxed") not in OBJECTIVES:
-        raise ValueError(
-            f"--objective {config.objective}: unknown objective; expected one of {', '.join(sorted(OBJECTIVES))}"
-        )
-    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
-    out = Path(config.out)
-    last_path = out / "checkpoints" / "last.safetensors"
-    checkpoint: Checkpoint | None = None
-    if resume and last_path.exists():
-        checkpoint = migrate_checkpoint(load_checkpoint(last_path), out / "metrics.jsonl")  # older run folders
-        replica_of = checkpoint.extra.get("replica_of")
-        if replica_of is not None:
-            raise ValueError(f"{out} is one replica of the --seeds run in {replica_of['run']}; resume that run "
-                             f"(--out {replica_of['run']} --resume), which holds all its replicas")
-        _check_resume(config, checkpoint)
-        _check_resumed_temperatures(config, checkpoint)
-    elif not resume and last_path.exists():
-        raise ValueError(f"{out} already holds a run (checkpoints/last.safetensors); pass --resume or another --out")
-    check_resources(config, device)  # ValueError naming --model/--samples/--log-every/... when it cannot fit
-    if config.tensorboard:
-        require_tensorboard()  # ValueError naming --tensorboard and the install command
-    dataset = load_dataset(config.data)
-    with torch.device("meta"):  # the architecture alone, without memory, to check it against the data
-        architecture = build_model(config.model, categories=config.categories)
-    pixels = int(dataset.train.shape[1])
-    if model_input_size(architecture) != pixels:
-        raise ValueError(
-            f"--model {config.model} has {model_input_size(architecture)} visible units, but --data {config.data} "
-            f"has {pixels} pixels per image"
-        )
-    if config.batch_size > dataset.train.shape[0]:
-        raise ValueError(
-            f"--batch-size {config.batch_size} exceeds the {dataset.train.shape[0]} training images of --data "
-            f"{config.data}; every batch is full, so use at most {dataset.train.shape[0]}"
-        )
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's; the process group is joined by train only
-    shards = max(world_size, 1) * config.grad_accum
-    if config.batch_size % shards:
-        raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
-    _check_replicas(config, max(world_size, 1))  # --seeds: what one batched model cannot train
-    _check_cuda_graph(config, device, max(world_size, 1))
-    _warn_on_two_temperatures_without_proposal(config, architecture)
-    # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
-    # the subset was random keeps them, so that its best checkpoint stays comparable
-    valid_subset = "random" if checkpoint is None else str(checkpoint.extra["valid_subset"])
-    return CheckedRun(device, checkpoint, dataset, architecture, valid_subset, max(world_size, 1))
 
 
 class _Run:
@@ -580,7 +273,7 @@ class _Run:
         self.shard_size = config.batch_size // (context.world_size * config.grad_accum)
         self.generator = torch.Generator(device=device)
         self.graphed: GraphedStep | None = None  # --cuda-graph: captured at the first step
-        self.window = _LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
+        self.window = LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
                                   len(config.seed_list))
 
         # ----- resume: parameters, Adam, step, data position, RNG states, the row in progress ---------------
@@ -634,13 +327,13 @@ class _Run:
         self.step, self.best_bound, self.elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
         # the losses since the run's last row: the next row covers them, whatever --log-every they were gathered under
         pending = list(checkpoint.extra.get("loss_window", []))
-        self.window.load(pending, _next_row_step(self.step, self.config.log_every, self.config.steps) - self.step)
+        self.window.load(pending, next_row_step(self.step, self.config.log_every, self.config.steps) - self.step)
         self.validation_due = bool(checkpoint.extra.get("validation_due", False))
         self.devices = [list(segment) for segment in checkpoint.extra.get("devices", [])]  # absent before 2026-11-30
         logger.info("resumed %s at step %d", self.out, self.step)
 
     # ----- the loop ---------------------------------------------------------------------------------------------
-    def train(self, stop: _StopSignals) -> None:
+    def train(self, stop: StopSignals) -> None:
         config = self.config
         replicas = len(config.seed_list)
         logger.info(
@@ -662,7 +355,7 @@ class _Run:
         elif self.resumed_at is not None and self.step == self.resumed_at == config.steps:
             self.save_last()  # a resumed run that only owed its final validation
 
-    def take_step(self, stop: _StopSignals) -> bool:
+    def take_step(self, stop: StopSignals) -> bool:
         """One optimizer step on the next batch (split into ``grad_accum`` x world-size shards); False, with the
         batch put back and no optimizer step, when a signal arrived meanwhile."""
         config, step = self.config, self.step
@@ -724,7 +417,7 @@ class _Run:
             (loss if loss.dim() == 0 else loss.sum()).backward()  # replicas: the sum of their losses
             self.window.add(loss)
 
-    def flush(self, stop: _StopSignals) -> None:
+    def flush(self, stop: StopSignals) -> None:
         """The one flush point of a step: a metrics row, a validation, a checkpoint, each when it is due."""
         config, step = self.config, self.step
         last_step = step == config.steps
@@ -740,7 +433,7 @@ class _Run:
         if last_step or (config.checkpoint_every and step % config.checkpoint_every == 0):
             self.save_last()
 
-    def stop_cleanly(self, stop: _StopSignals) -> None:
+    def stop_cleanly(self, stop: StopSignals) -> None:
         self.save_last(owes_validation=self.validation_due)
         stopped = signal.Signals(stop.signal or signal.SIGTERM)
         logger.info("stopped by %s at step %d; checkpoint saved to %s (continue with --resume)", stopped.name,
@@ -771,7 +464,7 @@ class _Run:
         self.row_t0, self.row_first_step = now, self.step
         return loss
 
-    def run_validation(self, stop: _StopSignals) -> bool:
+    def run_validation(self, stop: StopSignals) -> bool:
         """Validate at this step (rank 0) and keep the best checkpoint; False when a signal abandoned it."""
         config = self.config
         if not self.context.is_main:
@@ -782,7 +475,7 @@ class _Run:
                                                      seed=derive_seed(config.seed, "validation"),
                                                      batch_size=config.eval_batch_size,
                                                      chunk_size=config.eval_chunk_size)
-        except _PhaseAborted:
+        except PhaseAborted:
             logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
                         signal.Signals(stop.signal or signal.SIGTERM).name)
             return False
@@ -831,44 +524,13 @@ class _Run:
             self.board.close()
         self.context.close()
 
-    def result(self, stop: _StopSignals) -> TrainResult:
+    def result(self, stop: StopSignals) -> TrainResult:
         seconds = self.elapsed + time.perf_counter() - self.t0
         if self.context.is_main:
             export_csv(read_metrics(self.out / "metrics.jsonl"), self.out / "metrics.csv")
         stopped_by = None if stop.signal is None else int(stop.signal)
         best_nll = None if self.best_bound is None else -self.best_bound
         return TrainResult(self.step, best_nll, self.last_loss, stopped_by, self.out, seconds)
-
-
-def _check_cuda_graph(config: TrainConfig, device: torch.device, world_size: int) -> None:
-    """ValueError naming the flag where ``--cuda-graph`` cannot capture ``config``'s step."""
-    if not config.cuda_graph:
-        return
-    if device.type != "cuda":
-        raise ValueError(f"--cuda-graph needs a CUDA device; --device {config.device} resolved to {device}")
-    if config.grad_accum != 1 or world_size > 1:
-        raise ValueError(f"--cuda-graph captures one step of one process; --grad-accum must be 1 (got "
-                         f"{config.grad_accum}) and WORLD_SIZE 1 (got {world_size})")
-    if config.learnable_temperature:
-        raise ValueError("--cuda-graph cannot be combined with --learnable-temperature (the captured step reads the "
-                         "temperatures as given, not learned)")
-
-
-def _check_replicas(config: TrainConfig, world_size: int) -> None:
-    """ValueError naming the flag where ``--seeds`` cannot train ``config``'s replicas as one batched model."""
-    if config.seeds is None:
-        return
-    if config.grad_accum != 1 or world_size > 1:
-        raise ValueError(
-            f"--seeds trains its replicas as one batch per step in one process; --grad-accum must be 1 (got "
-            f"{config.grad_accum}) and WORLD_SIZE 1 (got {world_size}): run one process per seed instead"
-        )
-    if config.learnable_temperature:
-        raise ValueError("--learnable-temperature cannot be combined with --seeds: the learned temperatures would be "
-                         "shared by the replicas, which must not share anything; train one seed per run")
-    if config.tensorboard:
-        raise ValueError("--tensorboard cannot be combined with --seeds; each replica's metrics are in "
-                         f"{replica_folder(config.out, config.seed_list[0])}/metrics.jsonl and its neighbours")
 
 
 class _ReplicaRun(_Run):
@@ -975,7 +637,7 @@ class _ReplicaRun(_Run):
         self.row_t0, self.row_first_step = now, self.step
         return sum(losses) / len(losses)
 
-    def run_validation(self, stop: _StopSignals) -> bool:
+    def run_validation(self, stop: StopSignals) -> bool:
         """Validate each replica as the run of its seed would (the same images, k and seeds of the bound) and keep
         each replica's best checkpoint; False when a signal abandoned it."""
         config = self.config
@@ -989,7 +651,7 @@ class _ReplicaRun(_Run):
                                                          batch_size=config.eval_batch_size,
                                                          chunk_size=config.eval_chunk_size)
                     bounds.append(bound)
-        except _PhaseAborted:
+        except PhaseAborted:
             logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
                         signal.Signals(stop.signal or signal.SIGTERM).name)
             return False
@@ -1054,7 +716,7 @@ class _ReplicaRun(_Run):
         for writer in self.metrics_by_seed.values():
             writer.close()
 
-    def result(self, stop: _StopSignals) -> TrainResult:
+    def result(self, stop: StopSignals) -> TrainResult:
         seconds = self.elapsed + time.perf_counter() - self.t0
         for seed in self.seeds:
             folder = replica_folder(self.out, seed)
