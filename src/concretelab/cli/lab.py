@@ -66,6 +66,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="lab-gradients", help="output folder (default lab-gradients)")
     p.set_defaults(func=run_gradients)
 
+    board = lab_sub.add_parser(
+        "leaderboard",
+        help="train DisARM's Bernoulli VAEs with each estimator at equal evaluations per step (resumable)",
+        description="Train DisARM's linear and nonlinear Bernoulli VAEs with every estimator the trainer supports, at "
+        "K = 2 and 4 function evaluations per step, several seeds as replicas, on binarized MNIST and Fashion-MNIST; "
+        "evaluate each seed and write results/leaderboard/{cell}.json and docs/leaderboard.md "
+        "(concretelab.reproduce.leaderboard).",
+    )
+    board.add_argument("--cells", nargs="+", metavar="PATTERN", default=None,
+                       help="glob patterns of cell names such as 'mnist-linear-*-K2' (default: all)")
+    board.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
+    board.add_argument("--steps", type=positive_int, default=100_000, help="training steps per cell (default 10^5)")
+    board.add_argument("--seeds", default="0-2", help="seeds of each cell, trained as replicas (default 0-2)")
+    board.add_argument("--mnist", default=None, help="binarized MNIST folder (default ../shared/data/binarized_mnist)")
+    board.add_argument("--fashion", default=None,
+                       help="Fashion-MNIST IDX folder (default /usr/share/datasets/fashion-mnist, Debian's "
+                       "dataset-fashion-mnist)")
+    board.add_argument("--test-images", type=positive_int, default=None,
+                       help="test images of -L_100 (default: all; -L_5000 takes at most 1,000 of them)")
+    board.add_argument("--valid-images", type=positive_int, default=1000, help="validation images (default 1000)")
+    board.add_argument("--jobs", type=positive_int, default=1, help="cells side by side, one process each")
+    board.add_argument("--threads", type=positive_int, default=1, help="torch threads per cell (default 1)")
+    board.add_argument("--out", type=Path, default=None,
+                       help="folder of run folders (default $XDG_CACHE_HOME/concretelab/leaderboard)")
+    board.add_argument("--results", type=Path, default=Path("results/leaderboard"), help="folder of {cell}.json")
+    board.add_argument("--markdown", type=Path, default=Path("docs/leaderboard.md"), help="the generated page")
+    board.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"), help="its figures")
+    board.add_argument("--no-render", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
+    board.set_defaults(func=run_leaderboard)
+
 
 def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
     """``all`` or a strict comma-separated list of ``allowed`` names (no empty or repeated item)."""
@@ -141,3 +171,75 @@ def run_gradients(args: argparse.Namespace) -> int:
     for path in paths:
         log.info("wrote %s", path)
     return 0
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from concretelab.reproduce.leaderboard import (
+        DATASETS,
+        LeaderboardOptions,
+        leaderboard_cells,
+        run_leaderboard_cell,
+    )
+    from concretelab.reproduce.leaderboard_render import render_leaderboard
+    from concretelab.reproduce.runner import check_clean_for_results, git_commit
+    from concretelab.train.replicas import parse_seeds
+
+    try:
+        cells = leaderboard_cells(args.cells)
+        parse_seeds(args.seeds)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    data = {name: default for name, (_, default) in DATASETS.items()}
+    data.update({k: v for k, v in (("mnist", args.mnist), ("fashion", args.fashion)) if v is not None})
+    options = LeaderboardOptions(out=args.out or Path(base) / "concretelab" / "leaderboard", results=args.results,
+                                 steps=args.steps, seeds=args.seeds, data=data, test_images=args.test_images,
+                                 valid_images=args.valid_images, threads=args.threads)
+    if args.list:
+        from concretelab.files import read_json_object
+
+        for cell in cells:
+            stored = read_json_object(options.results / f"{cell.name}.json")
+            done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
+            state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
+            print(f"{cell.name:34s} m = {cell.samples}  {state}")
+        return 0
+    check_clean_for_results(options.results)
+    shared = ["--steps", str(options.steps), "--seeds", options.seeds, "--mnist", data["mnist"], "--fashion",
+              data["fashion"], "--valid-images", str(options.valid_images), "--threads", str(args.threads),
+              "--out", str(options.out), "--results", str(options.results),
+              *(["--test-images", str(options.test_images)] if options.test_images else [])]
+    command = "concretelab lab leaderboard " + shlex.join(
+        [*(["--cells", *args.cells] if args.cells else []), *shared])
+    if args.jobs > 1 and len(cells) > 1:  # one worker process per cell: this command for that cell
+
+        def work(name: str) -> int:
+            argv = [sys.executable, "-m", "concretelab", "lab", "leaderboard", "--cells", name, *shared, "--no-render"]
+            options.out.mkdir(parents=True, exist_ok=True)
+            with open(options.out / f"{name}.log", "a", encoding="utf-8") as log:
+                return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            codes = list(pool.map(work, [cell.name for cell in cells]))
+        render_leaderboard(options.results, args.markdown, args.figures)
+        return next((code for code in codes if code), 0)
+    commit = git_commit()
+    status = 0
+    for cell in cells:
+        log.info("leaderboard cell %s (m = %s)", cell.name, cell.samples)
+        result = run_leaderboard_cell(cell, options, command=command, commit=commit)
+        if result is None:
+            status = 130
+            break
+        log.info("%s: -L_100 %.2f over %d seeds", cell.name, result["test_nll_100"]["mean"], len(result["seeds"]))
+    if not args.no_render:
+        path = render_leaderboard(options.results, args.markdown, args.figures)
+        log.info("wrote %s", path)
+    return status

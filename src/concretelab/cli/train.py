@@ -37,6 +37,8 @@ _HELP = {
     "paper's for the units: 1/2 binary, 2/3 4-ary, 2/5 8-ary)",
     "posterior_temperature": "temperature of the relaxed posterior: a number or a fraction such as 2/3 (default: the "
     "paper's for the units: 2/3 binary, 1 4-ary, 2/3 8-ary)",
+    "activation": "hidden nonlinearity of an SBN's '~' maps: tanh (the paper's) or leaky_relu (slope 0.3, as "
+    "DisARM's nonlinear models)",
     "prior_temperatures": "with --seeds: one prior temperature per seed, in the order of the seeds (0.5,0.5,1)",
     "posterior_temperatures": "with --seeds: one posterior temperature per seed (a temperature study in one process)",
     "prior_schedule": "prior temperature schedule: 'exp:RATE:FLOOR[:START[:INTERVAL]]' or "

@@ -30,16 +30,21 @@ __all__ = [
 ]
 
 
-def build_model(name: str, *, categories: int | None = None, train_mean: Tensor | None = None) -> LatentModel:
+def build_model(name: str, *, categories: int | None = None, train_mean: Tensor | None = None,
+                activation: str = "tanh") -> LatentModel:
     """A model by name: an SBN spec (``200H~784V``), a structured-prediction spec (``392V-240H-240H-392V``)
     or ``categorical-vae``. ``categories`` None means the model's default (2 for specs, 10 for
-    ``categorical-vae``); ``train_mean`` (D,) initialises the output bias. Unknown names raise ValueError.
+    ``categorical-vae``); ``train_mean`` (D,) initialises the output bias; ``activation`` names the hidden
+    nonlinearity of an SBN's ``~`` maps (``tanh``, or ``leaky_relu`` as DisARM's nonlinear models). Unknown names
+    raise ValueError.
     """
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string, got {name!r}; expected {SPEC_FORMS}")
-    if name.strip() == "categorical-vae":
+    spec = None if name.strip() == "categorical-vae" else parse_spec(name, 2 if categories is None else categories)
+    if activation != "tanh" and (spec is None or spec.structured):
+        raise ValueError(f"activation {activation!r} is for sigmoid belief nets; --model {name} takes the default tanh")
+    if spec is None:
         return CategoricalVAE(10 if categories is None else categories, train_mean=train_mean)
-    spec = parse_spec(name, 2 if categories is None else categories)
     if spec.structured:
         return StructuredPredictionSBN(spec, train_mean=train_mean)
-    return SigmoidBeliefNet(spec, train_mean=train_mean)
+    return SigmoidBeliefNet(spec, train_mean=train_mean, activation=activation)

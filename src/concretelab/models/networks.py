@@ -3,12 +3,16 @@ initialisation from pixel means, and the Bernoulli log-likelihood of binary pixe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from concretelab.functional import bernoulli_log_prob_sum
 
 __all__ = [
+    "ACTIVATIONS",
     "OUTPUT_BIAS_SMOOTHING",
     "bernoulli_log_likelihood",
     "glorot_init",
@@ -23,6 +27,14 @@ __all__ = [
 OUTPUT_BIAS_SMOOTHING = 1e-4
 
 
+#: The nonlinearities of the hidden layers of a ``~`` map: tanh (Maddison et al. 2017, after Mnih & Gregor 2014)
+#: or the leaky ReLU of negative slope 0.3 of DisARM's nonlinear models (Dong, Mnih & Tucker 2020, Sec. 6).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "leaky_relu": functools.partial(nn.LeakyReLU, 0.3),
+}
+
+
 def glorot_init(module: nn.Module) -> None:
     """Glorot & Bengio (2010) uniform weights and zero biases for every nn.Linear inside ``module``."""
     for layer in module.modules():
@@ -32,7 +44,8 @@ def glorot_init(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-def make_map(in_dim: int, out_dim: int, hidden: int | None, activation: type[nn.Module] = nn.Tanh) -> nn.Module:
+def make_map(in_dim: int, out_dim: int, hidden: int | None, activation: Callable[[], nn.Module] = nn.Tanh
+             ) -> nn.Module:
     """An affine map (hidden None) or in -> hidden -> hidden -> out with ``activation`` after each hidden layer."""
     if hidden is None:
         net: nn.Module = nn.Linear(in_dim, out_dim)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from concretelab.checks import check_int
 from concretelab.models.base import LatentModel, flat, sample_discrete
-from concretelab.models.networks import bernoulli_log_likelihood, last_linear, make_map, mean_logits
+from concretelab.models.networks import ACTIVATIONS, bernoulli_log_likelihood, last_linear, make_map, mean_logits
 from concretelab.models.spec import NetworkSpec, parse_spec
 
 __all__ = ["SigmoidBeliefNet"]
@@ -35,12 +35,18 @@ class SigmoidBeliefNet(LatentModel):
     Args:
         spec: a parsed [`NetworkSpec`][concretelab.models.NetworkSpec] without conditioning pixels.
         train_mean: (visible,) training pixel means for the output bias (None: zero bias).
+        activation: the hidden layers' nonlinearity of the ``~`` maps, a name in ``models.networks.ACTIVATIONS``:
+            ``tanh`` (the paper's) or ``leaky_relu`` (slope 0.3, DisARM's nonlinear models).
     """
 
-    def __init__(self, spec: NetworkSpec, *, train_mean: Tensor | None = None) -> None:
+    def __init__(self, spec: NetworkSpec, *, train_mean: Tensor | None = None, activation: str = "tanh") -> None:
         super().__init__()
         if spec.structured:
             raise ValueError(f"spec {spec.spec!r} is a structured-prediction spec; use StructuredPredictionSBN")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        act = ACTIVATIONS[activation]
         k = spec.categories
         self.spec = spec
         self.visible = spec.visible
@@ -54,11 +60,11 @@ class SigmoidBeliefNet(LatentModel):
         def hidden(i: int) -> int | None:
             return bits[i] if nonlinear[i] else None
 
-        self.decoder = make_map(width[0], spec.visible, hidden(0))
-        self.generative = nn.ModuleList(make_map(width[i + 1], width[i], hidden(i + 1)) for i in range(n - 1))
+        self.decoder = make_map(width[0], spec.visible, hidden(0), act)
+        self.generative = nn.ModuleList(make_map(width[i + 1], width[i], hidden(i + 1), act) for i in range(n - 1))
         self.encoder = nn.ModuleList(
-            [make_map(spec.visible, width[0], hidden(0))]
-            + [make_map(width[i - 1], width[i], hidden(i)) for i in range(1, n)]
+            [make_map(spec.visible, width[0], hidden(0), act)]
+            + [make_map(width[i - 1], width[i], hidden(i), act) for i in range(1, n)]
         )
         top_shape = (self.latent_units[-1],) if k == 2 else (self.latent_units[-1], k)
         self.prior_bias = nn.Parameter(torch.zeros(top_shape))
@@ -68,13 +74,16 @@ class SigmoidBeliefNet(LatentModel):
 
     @classmethod
     def from_spec(
-        cls, spec: str, categories: int = 2, *, train_mean: Tensor | None = None
+        cls, spec: str, categories: int = 2, *, train_mean: Tensor | None = None, activation: str = "tanh"
     ) -> SigmoidBeliefNet:
         """Build from a spec string such as ``200H~784V`` (see `concretelab.models.spec`)."""
-        return cls(parse_spec(spec, categories), train_mean=train_mean)
+        return cls(parse_spec(spec, categories), train_mean=train_mean, activation=activation)
 
     def model_args(self) -> dict[str, Any]:
-        return {"name": self.spec.spec, "categories": self.spec.categories}
+        args: dict[str, Any] = {"name": self.spec.spec, "categories": self.spec.categories}
+        if self.activation != "tanh":  # (absent from the checkpoints of tanh models, as before)
+            args["activation"] = self.activation
+        return args
 
     def _logits(self, net: nn.Module, inputs: Tensor, i: int) -> Tensor:
         out = net(inputs)

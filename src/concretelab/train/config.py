@@ -76,6 +76,7 @@ class TrainConfig:
 
     # --- model and objective ---
     model: str = "200H~784V"  # SBN spec string (or another name build_model knows); "~" = nonlinear
+    activation: str = "tanh"  # hidden nonlinearity of an SBN's "~" maps: tanh | leaky_relu (slope 0.3, DisARM's)
     categories: int | None = None  # categories per latent unit (None: the model's default, 2 for SBNs);
     # with categories > 2 an SBN spec counts bits per layer (App. C: 240-bit layers)
     objective: str | None = None  # name in concretelab.objectives.OBJECTIVES; unset: relaxed, or with an
@@ -175,6 +176,8 @@ class TrainConfig:
                         f"{_flag(name)} ({value}) must exceed --temperature-floor "
                         f"({self.temperature_floor})"
                     )
+        if self.activation not in ("tanh", "leaky_relu"):
+            raise ValueError(f"--activation must be tanh or leaky_relu, got {self.activation!r}")
         if self.categories is not None and self.categories < 2:
             raise ValueError(f"--categories must be >= 2 or unset, got {self.categories}")
         positive = ("samples", "batch_size", "grad_accum", "eval_k", "eval_batch_size", "log_every")

@@ -197,7 +197,8 @@ def seeded_model(config: TrainConfig, seed: int, train_mean: Tensor | None) -> T
     """``config.model`` initialised from ``seed``, leaving the global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_model(config.model, categories=config.categories, train_mean=train_mean)
+        return build_model(config.model, categories=config.categories, train_mean=train_mean,
+                           activation=config.activation)
 
 
 def _seed_globals(seed: int) -> None:

@@ -1,0 +1,204 @@
+"""The estimator leaderboard (``concretelab lab leaderboard``): Bernoulli VAEs trained with each gradient estimator at
+an equal number of function evaluations per step, several seeds each, on DisARM's protocol.
+
+The protocol of DisARM (Dong, Mnih & Tucker, NeurIPS 2020, Sec. 6; google-research ``disarm/binary``), which ARMS,
+double control variates and RODEO reuse: 200 Bernoulli latents; a *linear* model (encoder 784→200, decoder
+200→784: our ``200H-784V``) and a *nonlinear* one (encoder 784-200-200-200, decoder 200-200-200-784 with leaky ReLUs
+of slope 0.3: our ``200H~784V`` with ``activation = "leaky_relu"``); batch 50; Adam at 1e-4; dynamically binarized
+data. Ours: our fixed binarized MNIST (``mnist``) and Fashion-MNIST binarized afresh at every step (``fashion``,
+Debian's ``dataset-fashion-mnist``), 10^5 steps by default (theirs: 10^6), at least 3 seeds as replicas of one
+process (``train --seeds``).
+
+Equal compute is equal function evaluations K per example and step (decoder passes): Concrete, REINFORCE-LOO,
+VIMCO, NVIL and ARMS draw K samples, DisARM K/2 antithetic pairs (:data:`SAMPLES_AT`). A cell is
+``{dataset}-{model}-{estimator}-K{K}``. Estimators the trainer cannot apply to a model's layers yet (those defined for
+a single layer of independent variables: ARM, double CV, RODEO, REBAR, RELAX, straight-through, Gumbel-Rao, ReinMax)
+are listed as not run, with the reason (:data:`NOT_TRAINABLE`).
+
+Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
+(``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
+training objective over the last tenth of the steps, and the steps per second; the cell reports the mean over seeds
+with Student's t interval (:mod:`concretelab.reproduce.seeds`). A cell is resumable: its run folder resumes, its
+evaluations are cached in it, and a finished result (``results/leaderboard/{cell}.json``) is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from concretelab.files import read_json_object
+from concretelab.reproduce.seeds import seed_interval
+from concretelab.train import TrainConfig, train
+from concretelab.train.evaluate import evaluate_run
+from concretelab.train.io import atomic_write_json
+from concretelab.train.metrics import read_metrics
+from concretelab.train.replicas import replica_folder
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "NOT_TRAINABLE",
+    "SAMPLES_AT",
+    "LeaderboardCell",
+    "LeaderboardOptions",
+    "cell_config",
+    "leaderboard_cells",
+    "run_leaderboard_cell",
+]
+
+logger = logging.getLogger(__name__)
+
+#: data set name -> (description, default ``--data`` value)
+DATASETS: dict[str, tuple[str, str]] = {
+    "mnist": ("binarized MNIST, the fixed binarization (50k/10k/10k)", "../shared/data/binarized_mnist"),
+    "fashion": ("Fashion-MNIST, binarized afresh at every step", "/usr/share/datasets/fashion-mnist"),
+}
+#: model name -> (spec, hidden nonlinearity): DisARM's linear and nonlinear Bernoulli VAEs
+MODELS: dict[str, tuple[str, str]] = {"linear": ("200H-784V", "tanh"), "nonlinear": ("200H~784V", "leaky_relu")}
+#: estimator -> the m it trains with at K evaluations per example (None where K does not fit it)
+SAMPLES_AT: dict[str, Callable[[int], int | None]] = {
+    "concrete": lambda k: k,  # the relaxed multi-sample bound at m = K
+    "reinforce_loo": lambda k: k if k >= 2 else None,
+    "vimco": lambda k: k if k >= 2 else None,
+    "nvil": lambda k: k,  # K samples, each with the baseline networks' (small) evaluation
+    "disarm": lambda k: k // 2 if k % 2 == 0 else None,  # K / 2 antithetic pairs
+    "arms": lambda k: k if k >= 2 else None,
+}
+_SINGLE_LAYER = ("defined for one layer of independent variables (the lab's estimator interface); the trainer "
+                 "applies only layered estimators to a model")
+NOT_TRAINABLE: dict[str, str] = {name: _SINGLE_LAYER for name in (
+    "arm", "double_cv", "rodeo", "rebar", "relax", "straight_through", "gumbel_rao", "reinmax")}
+BUDGETS = (2, 4)
+TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaderboardCell:
+    """One cell: a data set, a model, an estimator and K evaluations per example and step."""
+
+    dataset: str
+    model: str
+    estimator: str
+    evaluations: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.model}-{self.estimator}-K{self.evaluations}"
+
+    @property
+    def samples(self) -> int | None:
+        return SAMPLES_AT[self.estimator](self.evaluations) if self.estimator in SAMPLES_AT else None
+
+
+def leaderboard_cells(patterns: Sequence[str] | None = None) -> list[LeaderboardCell]:
+    """Every cell (trainable estimators at every budget that fits them), or those matching a glob pattern."""
+    cells = [LeaderboardCell(d, m, e, k) for d in DATASETS for m in MODELS for e in SAMPLES_AT for k in BUDGETS
+             if SAMPLES_AT[e](k) is not None]
+    if not patterns:
+        return cells
+    chosen = [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+    if not chosen:
+        raise ValueError(f"no leaderboard cell matches {', '.join(patterns)}; cells are named like "
+                         f"{cells[0].name} (--list shows them all)")
+    return chosen
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaderboardOptions:
+    """What ``concretelab lab leaderboard`` was asked: budget, seeds, data folders and where things go."""
+
+    out: Path  # run folders
+    results: Path  # {cell}.json
+    steps: int = 100_000
+    seeds: str = "0-2"
+    data: dict[str, str] = dataclasses.field(default_factory=lambda: {k: v[1] for k, v in DATASETS.items()})
+    test_images: int | None = None  # test images of -L_100 (None: all); -L_5000 takes min(1000, this)
+    valid_images: int = 1000
+    threads: int | None = 1
+
+    def request(self, cell: LeaderboardCell) -> dict[str, Any]:
+        """What a stored result must match to count as done."""
+        return {"steps": self.steps, "seeds": self.seeds, "data": self.data[cell.dataset],
+                "test_images": self.test_images, "valid_images": self.valid_images}
+
+
+def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConfig:
+    """The training configuration of a cell: DisARM's protocol at our budget, its seeds as replicas."""
+    spec, activation = MODELS[cell.model]
+    steps = options.steps
+    every = max(1, steps // 10)
+    return TrainConfig(
+        model=spec, activation=activation, data=options.data[cell.dataset],
+        estimator=None if cell.estimator == "concrete" else cell.estimator, samples=cell.samples or 1,
+        batch_size=50, lr=1e-4, steps=steps, seeds=options.seeds, eval_every=every, eval_k=TEST_K,
+        eval_images=options.valid_images, checkpoint_every=every, log_every=max(1, min(100, steps // 20)),
+        threads=options.threads, progress=False, out=str(options.out / cell.name),
+    )
+
+
+def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int) -> dict[str, Any]:
+    """One seed's numbers: its test bounds (cached evaluations), training objective and speed."""
+    main = evaluate_run(run, k=TEST_K, split="test", num_images=options.test_images, device="cpu", progress=False)
+    subset = min(LARGE_K_IMAGES, options.test_images or LARGE_K_IMAGES)
+    large = evaluate_run(run, k=LARGE_K, split="test", num_images=subset, device="cpu", progress=False)
+    rows = read_metrics(run / "metrics.jsonl")
+    train_rows = [r for r in rows if "loss" in r]
+    late = [r["loss"] for r in train_rows if r["step"] > 0.9 * steps] or [train_rows[-1]["loss"]]
+    valid = [[r["step"], r["valid_nll"], r["time"]] for r in rows if "valid_nll" in r]
+    return {
+        "seed": seed,
+        "test_nll_100": main["nll"], "test_nll_100_ci95": main["nll_ci95"], "test_images": main["n_images"],
+        "test_nll_5000": large["nll"], "test_nll_5000_ci95": large["nll_ci95"], "large_k_images": large["n_images"],
+        "checkpoint_step": main["checkpoint_step"],
+        "train_objective": -sum(late) / len(late),
+        "steps_per_s": statistics.median(r["steps_per_s"] for r in train_rows if r.get("steps_per_s")),  # process
+        "valid_curve": valid,  # [step, -L_100 on the validation images, seconds of training]
+    }
+
+
+def _summary(per_seed: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+    values = [s[key] for s in per_seed]
+    if len(values) < 2:
+        return {"mean": values[0], "sd": None, "ci95_half": None} if values else None
+    mean, sd, half = seed_interval(values)
+    return {"mean": mean, "sd": sd, "ci95_half": half}
+
+
+def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, command: str,
+                         commit: str) -> dict[str, Any] | None:
+    """Train (or resume) and evaluate one cell and write its result; the stored result when it is done already,
+    None when a signal interrupted training."""
+    path = options.results / f"{cell.name}.json"
+    stored = read_json_object(path)
+    if stored and stored.get("status") == "done" and stored.get("request") == options.request(cell):
+        return stored
+    config = cell_config(cell, options)
+    started = time.perf_counter()
+    trained = train(config, resume=True)
+    if trained.stopped_by_signal is not None:
+        return None
+    seeds = config.seed_list
+    runs = [replica_folder(config.out, s) if config.seeds else Path(config.out) for s in seeds]
+    per_seed = [_seed_numbers(run, seed, options, config.steps) for run, seed in zip(runs, seeds, strict=True)]
+    result = {
+        "cell": cell.name, "status": "done", "dataset": cell.dataset, "model": cell.model,
+        "spec": config.model, "activation": config.activation, "estimator": cell.estimator,
+        "evaluations": cell.evaluations, "samples": cell.samples, "steps": trained.step, "seeds": list(seeds),
+        "replicas": per_seed,
+        **{key: _summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective")},
+        # one process trains every seed: its steps/s, and the replica-steps/s of all its replicas together
+        "steps_per_s": per_seed[0]["steps_per_s"], "replica_steps_per_s": per_seed[0]["steps_per_s"] * len(seeds),
+        "train_seconds": trained.seconds, "wall_seconds_this_call": time.perf_counter() - started,
+        "request": options.request(cell), "command": command, "commit": commit,
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if v is not None and k != "out"},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(path, result)
+    return result

@@ -1,0 +1,67 @@
+"""``concretelab lab leaderboard`` on a tiny budget (embedded data, a few steps, two seeds): cells, results,
+resumption and the generated page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import concretelab.reproduce.leaderboard as leaderboard
+from concretelab.cli import main
+from concretelab.reproduce.leaderboard import LeaderboardOptions, cell_config, leaderboard_cells
+
+CELLS = ["mnist-nonlinear-disarm-K2", "mnist-nonlinear-concrete-K2"]
+
+
+def _argv(tmp: Path, *extra: str) -> list[str]:
+    return ["lab", "leaderboard", "--cells", *CELLS, "--steps", "4", "--seeds", "0-1", "--mnist", "embedded",
+            "--test-images", "12", "--valid-images", "8", "--out", str(tmp / "runs"), "--results",
+            str(tmp / "results"), "--markdown", str(tmp / "leaderboard.md"), "--figures", str(tmp / "figures"),
+            *extra]
+
+
+def test_cells_spend_equal_evaluations() -> None:
+    cells = {cell.name: cell for cell in leaderboard_cells()}
+    assert cells["mnist-linear-disarm-K2"].samples == 1 and cells["fashion-nonlinear-disarm-K4"].samples == 2
+    assert cells["mnist-linear-concrete-K4"].samples == 4 and cells["mnist-linear-vimco-K2"].samples == 2
+    assert len(cells) == 2 * 2 * 6 * 2  # data sets x models x trainable estimators x budgets
+    with pytest.raises(ValueError, match="no leaderboard cell matches"):
+        leaderboard_cells(["nothing-*"])
+
+
+def test_a_cell_is_disarms_protocol_with_its_seeds_as_replicas(tmp_path) -> None:
+    options = LeaderboardOptions(out=tmp_path, results=tmp_path)
+    nonlinear = cell_config(leaderboard_cells(["fashion-nonlinear-nvil-K2"])[0], options)
+    assert (nonlinear.model, nonlinear.activation, nonlinear.batch_size, nonlinear.lr) == (
+        "200H~784V", "leaky_relu", 50, 1e-4)
+    assert nonlinear.seed_list == (0, 1, 2) and nonlinear.estimator == "nvil" and nonlinear.samples == 2
+    assert nonlinear.data == "/usr/share/datasets/fashion-mnist"
+    concrete = cell_config(leaderboard_cells(["mnist-linear-concrete-K4"])[0], options)
+    assert (concrete.model, concrete.estimator, concrete.samples) == ("200H-784V", None, 4)
+
+
+def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch) -> None:
+    assert main(_argv(tmp_path)) == 0
+    for name in CELLS:
+        result = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert result["status"] == "done" and result["seeds"] == [0, 1] and result["steps"] == 4
+        assert [seed["seed"] for seed in result["replicas"]] == [0, 1]
+        nll = [seed["test_nll_100"] for seed in result["replicas"]]
+        assert result["test_nll_100"]["mean"] == pytest.approx(sum(nll) / 2)
+        assert result["test_nll_100"]["ci95_half"] == pytest.approx(12.706 * abs(nll[0] - nll[1]) / 2, rel=1e-3)
+        for seed in result["replicas"]:  # -L_5000 is the tighter bound on its images
+            assert seed["test_images"] == 12 and seed["large_k_images"] == 12
+            assert seed["test_nll_5000"] < seed["test_nll_100"] + 1.0
+        assert result["replica_steps_per_s"] == pytest.approx(2 * result["steps_per_s"])
+    page = (tmp_path / "leaderboard.md").read_text()
+    assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page
+    assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(leaderboard, "train", must_not_train)
+    assert main(_argv(tmp_path)) == 0  # done: kept
+    assert main(_argv(tmp_path, "--list")) == 0
