@@ -65,3 +65,33 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     monkeypatch.setattr(leaderboard, "train", must_not_train)
     assert main(_argv(tmp_path)) == 0  # done: kept
     assert main(_argv(tmp_path, "--list")) == 0
+
+
+def test_encoder_gradient_variance_is_the_trace_of_the_gradients_covariance(tmp_path) -> None:
+    """The streamed variance against torch.var of the stacked draws (the same draws: the same generator seed)."""
+    import torch
+
+    from concretelab.objectives import OBJECTIVES
+    from concretelab.train import train
+    from concretelab.train.load import load_run
+
+    config = cell_config(leaderboard_cells(["mnist-linear-concrete-K2"])[0],
+                         LeaderboardOptions(out=tmp_path, results=tmp_path, steps=3, seeds="0", valid_images=8,
+                                            data={"mnist": "embedded", "fashion": "embedded"}))
+    train(config)
+    variance = leaderboard.encoder_gradient_variance(tmp_path / "mnist-linear-concrete-K2", draws=12, images=10)
+    model, _ = load_run(tmp_path / "mnist-linear-concrete-K2", checkpoint="best")
+    model.train()
+    from concretelab.data import load_dataset
+
+    data = load_dataset("embedded")
+    x = data.train[torch.randperm(data.train.shape[0], generator=torch.Generator().manual_seed(0))[:10]].float()
+    encoder = [p for name, p in model.named_parameters() if name.startswith("encoder")]
+    generator = torch.Generator().manual_seed(1)
+    draws = []
+    for _ in range(12):
+        bound = OBJECTIVES["relaxed"](model, x, samples=2, prior_temperature=0.5, posterior_temperature=2 / 3,
+                                      generator=generator)
+        draws.append(torch.cat([g.flatten() for g in torch.autograd.grad(-bound.mean(), encoder)]).double())
+    assert variance == pytest.approx(float(torch.stack(draws).var(dim=0).sum()), rel=1e-6)
+    assert variance > 0

@@ -17,7 +17,8 @@ are listed as not run, with the reason (:data:`NOT_TRAINABLE`).
 
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
-training objective over the last tenth of the steps, and the steps per second; the cell reports the mean over seeds
+training objective over the last tenth of the steps, the variance of the encoder's gradient at the best checkpoint
+(:func:`encoder_gradient_variance`), and the steps per second; the cell reports the mean over seeds
 with Student's t interval (:mod:`concretelab.reproduce.seeds`). A cell is resumable: its run folder resumes, its
 evaluations are cached in it, and a finished result (``results/leaderboard/{cell}.json``) is kept.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "LeaderboardCell",
     "LeaderboardOptions",
     "cell_config",
+    "encoder_gradient_variance",
     "leaderboard_cells",
     "run_leaderboard_cell",
 ]
@@ -77,6 +79,7 @@ NOT_TRAINABLE: dict[str, str] = {name: _SINGLE_LAYER for name in (
     "arm", "double_cv", "rodeo", "rebar", "relax", "straight_through", "gumbel_rao", "reinmax")}
 BUDGETS = (2, 4)
 TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
+GRADIENT_DRAWS, GRADIENT_IMAGES = 100, 50  # draws of the estimator, and the batch, of the gradient variance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +146,50 @@ def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConf
     )
 
 
+def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images: int = GRADIENT_IMAGES,
+                              seed: int = 0) -> float:
+    """tr Cov of the estimator's gradient of the training loss with respect to the encoder's parameters, at the
+    run's best checkpoint, on a fixed batch of ``images`` training images (the first of a fixed random order of
+    the training split, binarized once where the data is binarized afresh), over ``draws`` independent draws of the
+    estimator's noise: Σ_params Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
+    NVIL's baselines and running moments are those of the checkpoint, frozen (eval mode)."""
+    import torch
+
+    from concretelab.data import binarize, load_dataset
+    from concretelab.objectives import OBJECTIVES
+    from concretelab.train import load_checkpoint
+    from concretelab.train.config import config_from_dict
+    from concretelab.train.discrete import build_estimator_objective
+    from concretelab.train.load import checkpoint_path, model_from_checkpoint
+
+    saved = load_checkpoint(checkpoint_path(run, "best"))
+    config = config_from_dict(saved.config, source=f"checkpoint of {run}")
+    dataset = load_dataset(config.data)
+    order = torch.randperm(dataset.train.shape[0], generator=torch.Generator().manual_seed(seed))[:images]
+    x = dataset.train[order]
+    x = binarize(x, generator=torch.Generator().manual_seed(seed)) if dataset.dynamic_binarization else x.float()
+    model = model_from_checkpoint(saved).train()
+    if config.estimator is None:
+        objective = OBJECTIVES[config.objective or "relaxed"]
+    else:
+        objective = build_estimator_objective(config.estimator, model, seed=config.seed)
+        objective.load_state_dict(saved.extra["estimator"])
+        objective.eval()
+    encoder = [p for name, p in model.named_parameters() if name.startswith("encoder")]
+    prior, posterior = config.temperatures
+    generator = torch.Generator().manual_seed(seed + 1)
+    total = [torch.zeros_like(p, dtype=torch.float64) for p in encoder]
+    squares = [torch.zeros_like(p, dtype=torch.float64) for p in encoder]
+    for _ in range(draws):
+        bound = objective(model, x, samples=config.samples, prior_temperature=prior, posterior_temperature=posterior,
+                          generator=generator)
+        grads = torch.autograd.grad(-bound.mean(), encoder)
+        for t, s, g in zip(total, squares, grads, strict=True):
+            t += g.double()
+            s += g.double() ** 2
+    return float(sum(((s - t * t / draws) / (draws - 1)).sum() for t, s in zip(total, squares, strict=True)))
+
+
 def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int) -> dict[str, Any]:
     """One seed's numbers: its test bounds (cached evaluations), training objective and speed."""
     main = evaluate_run(run, k=TEST_K, split="test", num_images=options.test_images, device="cpu", progress=False)
@@ -157,6 +204,7 @@ def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int)
         "test_nll_100": main["nll"], "test_nll_100_ci95": main["nll_ci95"], "test_images": main["n_images"],
         "test_nll_5000": large["nll"], "test_nll_5000_ci95": large["nll_ci95"], "large_k_images": large["n_images"],
         "checkpoint_step": main["checkpoint_step"],
+        "encoder_gradient_variance": encoder_gradient_variance(run),
         "train_objective": -sum(late) / len(late),
         "steps_per_s": statistics.median(r["steps_per_s"] for r in train_rows if r.get("steps_per_s")),  # process
         "valid_curve": valid,  # [step, -L_100 on the validation images, seconds of training]
@@ -192,7 +240,8 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
         "spec": config.model, "activation": config.activation, "estimator": cell.estimator,
         "evaluations": cell.evaluations, "samples": cell.samples, "steps": trained.step, "seeds": list(seeds),
         "replicas": per_seed,
-        **{key: _summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective")},
+        **{key: _summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
+                                                     "encoder_gradient_variance")},
         # one process trains every seed: its steps/s, and the replica-steps/s of all its replicas together
         "steps_per_s": per_seed[0]["steps_per_s"], "replica_steps_per_s": per_seed[0]["steps_per_s"] * len(seeds),
         "train_seconds": trained.seconds, "wall_seconds_this_call": time.perf_counter() - started,
