@@ -276,7 +276,7 @@ def traced(tensor: Tensor) -> bool:
 
 
 def _check_temperature_values(temperature: Tensor) -> None:
-    """Eager check that a tensor temperature is finite and positive (skipped where :func:`traced`)."""
+    """Eager check that a tensor temperature is finite and positive (skipped where ``traced``)."""
     if traced(temperature):
         return
     if not bool((torch.isfinite(temperature) & (temperature > 0)).all()):
@@ -328,7 +328,7 @@ def perturb_and_scale(logits: Tensor, noise: Tensor, temperature: float | Tensor
 
 
 def _check_logit_values(logits: Tensor, dim: int) -> None:
-    """Eager check (skipped where :func:`traced`) that no logit is NaN and every slice along ``dim`` has a
+    """Eager check (skipped where ``traced``) that no logit is NaN and every slice along ``dim`` has a
     finite logit: otherwise the softmax is 0/0 and the sample NaN."""
     if traced(logits) or not logits.numel():
         return

@@ -1,4 +1,4 @@
-"""Pyro sample sites for the Concrete family: the relaxed distributions of :mod:`concretelab.distributions`
+"""Pyro sample sites for the Concrete family: the relaxed distributions of ``concretelab.distributions``
 with Pyro's ``TorchDistributionMixin``, so that ``pyro.sample("z", ExpConcrete(...))`` works in models and guides,
 under ``pyro.plate``, with ``.to_event`` and ``.expand``, and SVI with ``Trace_ELBO`` uses their
 reparameterised samples. Install with ``pip install 'concretelab[pyro]'``.
@@ -32,16 +32,16 @@ __all__ = ["BinConcrete", "Concrete", "ExpConcrete", "LogitBinConcrete"]
 
 
 class ExpConcrete(_d.ExpConcrete, TorchDistributionMixin):
-    """:class:`concretelab.distributions.ExpConcrete` as a Pyro distribution."""
+    """``concretelab.distributions.ExpConcrete`` as a Pyro distribution."""
 
 
 class Concrete(_d.Concrete, TorchDistributionMixin):
-    """:class:`concretelab.distributions.Concrete` as a Pyro distribution."""
+    """``concretelab.distributions.Concrete`` as a Pyro distribution."""
 
 
 class BinConcrete(_d.BinConcrete, TorchDistributionMixin):
-    """:class:`concretelab.distributions.BinConcrete` as a Pyro distribution."""
+    """``concretelab.distributions.BinConcrete`` as a Pyro distribution."""
 
 
 class LogitBinConcrete(_d.LogitBinConcrete, TorchDistributionMixin):
-    """:class:`concretelab.distributions.LogitBinConcrete` as a Pyro distribution."""
+    """``concretelab.distributions.LogitBinConcrete`` as a Pyro distribution."""

@@ -1,4 +1,4 @@
-"""Load a trained run (``concretelab.load_run``): the public face of :mod:`concretelab.train.load`."""
+"""Load a trained run (``concretelab.load_run``): the public face of ``concretelab.train.load``."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 and a learnable temperature with a floor.
 
 A schedule is a small frozen dataclass: ``schedule(step) -> float`` gives the temperature at a training
-step, and ``to_dict()`` / :func:`schedule_from_dict` round-trip it through TOML configs and checkpoints.
-Prior and posterior temperatures are scheduled separately; :func:`paper_temperatures` gives the constant
+step, and ``to_dict()`` / ``schedule_from_dict`` round-trip it through TOML configs and checkpoints.
+Prior and posterior temperatures are scheduled separately; ``paper_temperatures`` gives the constant
 pairs of Maddison et al. (2017), Appendix C.
 
 References
@@ -160,8 +160,8 @@ def parse_schedule(text: str) -> Schedule:
     """A schedule from a CLI string:
 
     - ``"2/3"`` or ``"0.5"``: constant;
-    - ``"exp:RATE:FLOOR[:START[:INTERVAL]]"``: :class:`ExponentialDecayTemperature`, e.g. ``"exp:1e-4:0.5"``;
-    - ``"linear:START:END:STEPS"``: :class:`LinearTemperature`, e.g. ``"linear:1:1/2:10000"``.
+    - ``"exp:RATE:FLOOR[:START[:INTERVAL]]"``: ``ExponentialDecayTemperature``, e.g. ``"exp:1e-4:0.5"``;
+    - ``"linear:START:END:STEPS"``: ``LinearTemperature``, e.g. ``"linear:1:1/2:10000"``.
     """
     if not isinstance(text, str):
         raise ValueError(f"schedule must be a string, got {text!r}")

@@ -6,7 +6,7 @@ Example::
         --temperatures 10,1,0.1,0.01,0.001 --draws 1000 --seed 0 --out lab-gradients
 
 writes ``gradients.csv``, ``gradients.json`` and two PNG figures per problem into ``--out``
-(see :mod:`concretelab.lab.report`).
+(see ``concretelab.lab.report``).
 """
 
 from __future__ import annotations

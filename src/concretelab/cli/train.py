@@ -1,6 +1,6 @@
 """``concretelab train``: train a discrete-latent model with a relaxed objective.
 
-Every key of :class:`concretelab.train.TrainConfig` is a flag (``prior_temperature`` is
+Every key of ``concretelab.train.TrainConfig`` is a flag (``prior_temperature`` is
 ``--prior-temperature``). Precedence: the defaults, then ``--config FILE`` (TOML), then the flags given.
 With ``--resume`` the run folder's ``config.toml`` replaces the defaults, so only the flags that change
 something (``--steps`` to train further, ``--device``, logging and evaluation intervals) need repeating.
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _dry_run(config: TrainConfig, *, resume: bool) -> int:
     """The resolved configuration as TOML and the model's size, then every check ``train`` makes before its first
-    step (:func:`concretelab.train.loop.check_run`, the same function): a configuration the dry run accepts is
+    step (``concretelab.train.loop.check_run``, the same function): a configuration the dry run accepts is
     one ``train`` starts. Trains nothing and writes nothing."""
     import tomli_w
 

@@ -11,20 +11,20 @@ The whole public surface::
     x = next(batches)                        # (100, 784) float32 0/1, binarized per batch if needed
     state = batches.state_dict()             # put it in the checkpoint; load_state_dict(state) resumes
 
-- :func:`load_dataset` resolves every ``--data`` value: ``embedded`` (default; 10,000/1,000/1,000
+- ``load_dataset`` resolves every ``--data`` value: ``embedded`` (default; 10,000/1,000/1,000
   evenly spaced images of binarized MNIST's splits, shipped in the package), ``binarized-mnist`` (the full
   data set in the user's cache, after ``concretelab data fetch binarized-mnist``), a folder of
   ``{train,valid,test}.amat[.gz]``, an ``.npz`` with arrays ``train``/``valid``/``test``, or a folder of
   MNIST/Fashion-MNIST IDX files (dynamically binarized).
-- :class:`Dataset` holds the splits, ``name``, ``image_shape``, ``dynamic_binarization`` and
-  ``train_mean``; :class:`BatchIterator` is its deterministic, resumable training stream;
-  :func:`binarize` draws ``Bernoulli(grey / 255)`` pixels from a caller's generator.
-- :func:`fixed_subset` picks a fixed random subset of a split (the binarized MNIST test set is not in random
+- ``Dataset`` holds the splits, ``name``, ``image_shape``, ``dynamic_binarization`` and
+  ``train_mean``; ``BatchIterator`` is its deterministic, resumable training stream;
+  ``binarize`` draws ``Bernoulli(grey / 255)`` pixels from a caller's generator.
+- ``fixed_subset`` picks a fixed random subset of a split (the binarized MNIST test set is not in random
   order, so its first images are not a sample of it).
-- :func:`load_labelled_idx_folder` reads MNIST/Fashion-MNIST images *with their class labels*
-  (:class:`LabelledImages`, grey levels as stored) for classification examples.
-- :func:`fetch_binarized_mnist` fills the cache (download or local import, checksum-verified);
-  :func:`cache_dir` is the cache root (``$XDG_CACHE_HOME/concretelab`` or ``~/.cache/concretelab``).
+- ``load_labelled_idx_folder`` reads MNIST/Fashion-MNIST images *with their class labels*
+  (``LabelledImages``, grey levels as stored) for classification examples.
+- ``fetch_binarized_mnist`` fills the cache (download or local import, checksum-verified);
+  ``cache_dir`` is the cache root (``$XDG_CACHE_HOME/concretelab`` or ``~/.cache/concretelab``).
 
 This package imports nothing else from concretelab. See docs/data.md for formats and checksums.
 """

@@ -4,7 +4,7 @@ Epoch ``e`` visits the training images in the order ``randperm(N)`` drawn from a
 a fixed function of ``(seed, e)``; the batch that starts at position ``i`` of that order is binarized
 (when the dataset asks for it) from a generator seeded with a fixed function of ``(seed, e, i)``. The
 whole stream is therefore a function of ``seed`` alone, and the iterator's state is just
-``(epoch, index)``: a run resumed from :meth:`BatchIterator.state_dict` sees exactly the batches an
+``(epoch, index)``: a run resumed from ``BatchIterator.state_dict`` sees exactly the batches an
 uninterrupted run would (nanoGPT's checkpoints omit this position; ours keep it).
 """
 
@@ -45,11 +45,11 @@ class BatchIterator:
             ``dynamic_binarization``.
         batch_size: images per batch, ``>= 1``.
         seed: non-negative integer; the stream of batches is a function of it alone.
-        dynamic_binarization: draw each batch as ``Bernoulli(grey / 255)`` (:func:`binarize`).
+        dynamic_binarization: draw each batch as ``Bernoulli(grey / 255)`` (``binarize``).
         drop_last: skip the final short batch of each epoch (then ``batch_size <= N`` is required).
         dtype: dtype of the returned ``(batch, D)`` 0/1 tensors.
 
-    ``next(iterator)`` returns the next batch; :attr:`epoch` and :attr:`index` give the position
+    ``next(iterator)`` returns the next batch; ``epoch`` and ``index`` give the position
     *after* the last batch returned (epoch number, images of that epoch already returned).
     """
 
@@ -136,7 +136,7 @@ class BatchIterator:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume at the position saved by :meth:`state_dict`; the settings must match this iterator's."""
+        """Resume at the position saved by ``state_dict``; the settings must match this iterator's."""
         missing = sorted({"seed", "epoch", "index", "batch_size", "num_examples"} - set(state))
         if missing:
             raise ValueError(f"BatchIterator.load_state_dict: state lacks the keys {missing}")

@@ -4,7 +4,7 @@ The data set of Table 1 of Maddison, Mnih & Teh (2017). It is read from a folder
 files (``{train,valid,test}.amat[.gz]`` or ``binarized_mnist_{split}.amat[.gz]``) or from an ``.npz``
 with uint8 arrays ``train``, ``valid``, ``test`` of shape ``(N, 784)``. Whenever a split is named as
 one of this data set's splits and has its shape, its sha256 (of the uint8 array in C order) is
-checked against :data:`ARRAY_SHA256`, and a mismatch raises ``ValueError``.
+checked against ``ARRAY_SHA256``, and a mismatch raises ``ValueError``.
 
 References
     [1] H. Larochelle, I. Murray, "The Neural Autoregressive Distribution Estimator", AISTATS 2011.
@@ -92,7 +92,7 @@ def read_amat(path: str | Path) -> np.ndarray:
     """Read one ``.amat``/``.amat.gz`` file into a ``(N, 784)`` uint8 array of 0/1.
 
     When the file is named as a split (``train``, ``valid``, ``test``, optionally prefixed
-    ``binarized_mnist_``) and has that split's shape, its checksum is verified (:func:`verify_split`).
+    ``binarized_mnist_``) and has that split's shape, its checksum is verified (``verify_split``).
     """
     path = Path(path)
     array = read_amat_file(path, width=NUM_PIXELS)
@@ -117,7 +117,7 @@ def find_amat_files(folder: Path) -> dict[str, Path] | None:
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays ``train``, ``valid``, ``test`` of an ``.npz``, checked to be ``(N, 784)`` 0/1 integers.
 
-    Arrays with the full splits' shapes are checksum-verified (:func:`verify_split`).
+    Arrays with the full splits' shapes are checksum-verified (``verify_split``).
     """
     path = Path(path)
     if path.is_file() and not zipfile.is_zipfile(path):  # np.load would guess a pickle and say so
@@ -157,7 +157,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def from_arrays(arrays: dict[str, np.ndarray], *, source: str, name: str | None = None) -> Dataset:
-    """A :class:`Dataset` of binary 28 x 28 images from uint8 arrays keyed by split.
+    """A ``Dataset`` of binary 28 x 28 images from uint8 arrays keyed by split.
 
     Named ``binarized-mnist`` when every split has the full data set's shape (and so was verified by
     the reader), else ``name`` or the source's file name.

@@ -1,9 +1,9 @@
 """The dataset object every loader returns (the Bernoulli binarization of grey levels lives in batches.py).
 
-A :class:`Dataset` holds three splits as ``torch.uint8`` tensors of shape ``(N, H*W)``. Validation and
+A ``Dataset`` holds three splits as ``torch.uint8`` tensors of shape ``(N, H*W)``. Validation and
 test images are always binary (0/1). The training images are binary too, unless the dataset is
 *dynamically binarized* (MNIST and Fashion-MNIST read from IDX files): then ``train`` holds grey levels
-0..255 and every training batch is drawn afresh as ``x ~ Bernoulli(grey / 255)`` (:func:`binarize`),
+0..255 and every training batch is drawn afresh as ``x ~ Bernoulli(grey / 255)`` (``binarize``),
 the protocol of Burda et al. (2016, Sec. 5) and of later discrete-latent-variable papers.
 
 References
@@ -92,7 +92,7 @@ class Dataset:
 
         The training split of a dynamically binarized dataset holds grey levels, binarized afresh at every
         training step, so it has no fixed 0/1 images: refused (evaluate ``valid`` or ``test``, or binarize
-        ``train`` yourself with :func:`binarize`).
+        ``train`` yourself with ``binarize``).
         """
         images = self.split(name)
         if name == "train" and self.dynamic_binarization:
@@ -117,7 +117,7 @@ class Dataset:
 
     def eval_batches(self, split: str, batch_size: int, *, dtype: torch.dtype = torch.float32) -> Iterator[Tensor]:
         """The images of a binary split in order, as ``(<= batch_size, H*W)`` 0/1 tensors of ``dtype``
-        (the split's images from :meth:`binary_split`, which refuses a dynamically binarized training split).
+        (the split's images from ``binary_split``, which refuses a dynamically binarized training split).
         """
         if batch_size < 1:
             raise ValueError(f"Dataset.eval_batches: batch_size must be >= 1, got {batch_size}")

@@ -38,7 +38,7 @@ def read_manifest() -> dict[str, Any]:
 
 
 def load_embedded() -> Dataset:
-    """The embedded subset of binarized MNIST as a :class:`Dataset` named ``embedded`` (no network, no cache).
+    """The embedded subset of binarized MNIST as a ``Dataset`` named ``embedded`` (no network, no cache).
 
     Raises ``ValueError`` when an unpacked array's sha256 differs from the manifest (a damaged install).
     """

@@ -1,9 +1,9 @@
 """Download binarized MNIST into the user's cache, or import a local copy, with checksum verification.
 
 The three ``.amat`` files are fetched from the address the ecosystem uses (Larochelle's public
-folder, :data:`BINARIZED_MNIST_URL`) with ``urllib``, parsed, checked against the published array
+folder, ``BINARIZED_MNIST_URL``) with ``urllib``, parsed, checked against the published array
 checksums, and stored as one compressed ``.npz`` (uint8 arrays ``train``, ``valid``, ``test``) at
-:func:`concretelab.data.binarized_mnist.cache_file`, written atomically.
+``concretelab.data.binarized_mnist.cache_file``, written atomically.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ Splits (the protocol of Burda et al. 2016 and later discrete-latent papers):
 
 - ``train``: all training images but the last ``num_valid`` (10,000), kept as grey levels 0..255 and
   re-binarized for every batch by the trainer (``Dataset.dynamic_binarization`` is True);
-- ``valid``: the last ``num_valid`` training images, binarized once with seed :data:`VALID_SEED`;
-- ``test``: the ``t10k`` images, binarized once with seed :data:`TEST_SEED`.
+- ``valid``: the last ``num_valid`` training images, binarized once with seed ``VALID_SEED``;
+- ``test``: the ``t10k`` images, binarized once with seed ``TEST_SEED``.
 
 A fixed binarization sets pixel ``j`` of image ``i`` to ``1`` iff ``U[i, j] < grey[i, j] / 255`` with
-``U = torch.rand(N, H*W, generator=torch.Generator().manual_seed(seed))`` (:func:`binarize`).
+``U = torch.rand(N, H*W, generator=torch.Generator().manual_seed(seed))`` (``binarize``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def parse_idx_images(data: bytes, *, source: str = "<bytes>") -> np.ndarray:
 def parse_idx_labels(data: bytes, *, source: str = "<bytes>") -> np.ndarray:
     """Parse an IDX file of unsigned-byte labels (magic ``0x00000801``) into an ``(N,)`` uint8 array.
 
-    Raises ``ValueError`` naming ``source`` as :func:`parse_idx_images` does.
+    Raises ``ValueError`` naming ``source`` as ``parse_idx_images`` does.
     """
     return _parse_idx(data, 1, "labels", "label", "00000801", source)
 

@@ -1,4 +1,4 @@
-"""``--data`` specs: one resolver from a name or a path to a :class:`Dataset`."""
+"""``--data`` specs: one resolver from a name or a path to a ``Dataset``."""
 
 from __future__ import annotations
 

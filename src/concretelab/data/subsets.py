@@ -19,7 +19,7 @@ SUBSET_RULE = "sorted(torch.randperm(N, generator=torch.Generator().manual_seed(
 
 
 def fixed_subset(total: int, size: int | None, seed: int = 0) -> Tensor | None:
-    """Sorted indices of a fixed random subset of ``size`` of ``total`` images (:data:`SUBSET_RULE`), or None
+    """Sorted indices of a fixed random subset of ``size`` of ``total`` images (``SUBSET_RULE``), or None
     for all of them (``size`` None or at least ``total``)."""
     if size is None or size >= total:
         return None

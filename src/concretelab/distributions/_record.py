@@ -16,7 +16,7 @@ Two routes leave no trace in a version counter:
 * writes through ``.data`` or a NumPy alias, which PyTorch documents as invisible to autograd's own checks. Into
   the sample, they are seen all the same: its storage is shared copy-on-write with the record (below). Noise the
   caller gives is copied by the distribution, so no one else can write it. Into the parameters, they are seen only
-  under the ``"values"`` guard of :func:`record_guard`: ``"stamp"`` (the default), ``"values"`` (also compare
+  under the ``"values"`` guard of ``record_guard``: ``"stamp"`` (the default), ``"values"`` (also compare
   snapshots of the sample, noise and parameters before every use, at the cost of copies and comparisons) or
   ``"off"`` (never use a record; every value is scored from its values, which underflow at low temperature).
 
@@ -199,7 +199,7 @@ def remember_log(
 
 def recall(value: Tensor) -> Recalled | None:
     """The record of ``value`` if it is (by identity) a sample we produced and it holds the values it was drawn
-    with (proven by the current :func:`record_guard`); None otherwise."""
+    with (proven by the current ``record_guard``); None otherwise."""
     if _guard[0] == "off" or traced(value):
         return None
     entry = _LOG_CACHE.get(id(value))

@@ -13,7 +13,7 @@ The objective f receives a batch of points of shape (M, *logits.shape) for any M
 row m of its output must depend only on row m of its input (no batch statistics across rows). Pathwise
 estimators (``differentiable_f = True``) also evaluate it at relaxed points (values in [0, 1] or on the
 simplex) and differentiate it, so f must be differentiable with respect to its input (checked by
-:class:`PathwiseObjective`: ValueError naming the estimator otherwise); score-function estimators only call it
+``PathwiseObjective``: ValueError naming the estimator otherwise); score-function estimators only call it
 on exact samples.
 
 Terminology. A *sample* is one b ~ p_θ. A *draw* is one independent estimate of g: for the single-sample
@@ -124,9 +124,9 @@ class PathwiseObjective:
     """f as a pathwise estimator evaluates it: at points carrying the graph to the logits, where f must be
     differentiable with respect to its input.
 
-    Calling it evaluates f (:func:`evaluate`) and raises ``ValueError`` at once when f's values carry no gradient
+    Calling it evaluates f (``evaluate``) and raises ``ValueError`` at once when f's values carry no gradient
     (f detached, thresholded or took an argmax of its input, or left torch). After the backward pass,
-    :meth:`check` raises ``ValueError`` when the gradient never reached f's input (its values depend on other
+    ``check`` raises ``ValueError`` when the gradient never reached f's input (its values depend on other
     tensors only, such as f's own parameters) or when it is zero at every point because f rounds its input
     (round, floor, ceil, sign, trunc: torch gives them a zero gradient). Each message names the estimator.
     Costs one device synchronisation per check.
@@ -196,7 +196,7 @@ def hard_sample(z: Tensor, family: str) -> Tensor:
 
 def perturb(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
     """z = θ + L (logistic, Bernoulli) or θ + G (Gumbel, categorical), shape (num, *logits.shape), for relaxed
-    points only; where the exact sample of z is needed too, use :func:`perturb_and_sample`.
+    points only; where the exact sample of z is needed too, use ``perturb_and_sample``.
     """
     shape = (num, *logits.shape)
     sampler = sample_logistic if family == "bernoulli" else sample_gumbel
@@ -233,7 +233,7 @@ def logistic_pair(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(noise, b, b̃) for ARM and DisARM: a standard logistic L (num, *logits.shape) in the logits' dtype,
     b = 1[θ − L > 0] = 1[u < σ(θ)] and its antithetic b̃ = 1[θ + L > 0] = 1[1 − u < σ(θ)], decided in float64
-    (see :func:`perturb_and_sample`).
+    (see ``perturb_and_sample``).
     """
     noise = sample_logistic((num, *logits.shape), generator=generator, dtype=torch.float64, device=logits.device)
     theta = logits.detach().to(torch.float64)
@@ -265,7 +265,7 @@ def dirichlet_copula_bernoulli(logits: Tensor, k: int, generator: torch.Generato
 
 def arms_weight(logits: Tensor, k: int) -> Tensor:
     """1 / (1 − ρ): the factor that makes leave-one-out REINFORCE unbiased on the k copula-coupled draws of
-    :func:`dirichlet_copula_bernoulli` (Dimitriev & Zhou 2021, ARMS), elementwise, as a constant (no graph).
+    ``dirichlet_copula_bernoulli`` (Dimitriev & Zhou 2021, ARMS), elementwise, as a constant (no graph).
 
     ρ = (P(b_i = b_j = 1) − p²) / (p (1 − p)) is the correlation of two of the draws; with m = min(p, 1 − p) = σ(−|θ|)
     (the value the copula couples) and the copula's bivariate CDF C(m, m) = max(0, 2 m^{1/(k−1)} − 1)^{k−1},
@@ -354,7 +354,7 @@ def mean_param(logits: Tensor, family: str) -> Tensor:
 
 def exact_sample(logits: Tensor, num: int, family: str, generator: torch.Generator | None) -> Tensor:
     """``num`` exact samples of p_θ, shape (num, *logits.shape), in the dtype of the logits (decided in float64:
-    :func:`concretelab.functional.sample_bernoulli` and ``sample_categorical``)."""
+    ``concretelab.functional.sample_bernoulli`` and ``sample_categorical``)."""
     shape = (num, *logits.shape)
     if family == "bernoulli":
         return sample_bernoulli(logits, shape, generator=generator)
@@ -383,7 +383,7 @@ class GradientEstimator:
     stateful: ClassVar[bool] = False
     objective: ClassVar[str] = "expectation"  # "multisample" for VIMCO: ∂/∂θ E[log mean_k exp f(b^k)]
     #: The same estimator applied layer by layer to a model's latents (a ``LayeredEstimator`` class from
-    #: :mod:`concretelab.estimators.layered`), for ``concretelab train --estimator``; None: not for training.
+    #: ``concretelab.estimators.layered``), for ``concretelab train --estimator``; None: not for training.
     layered: ClassVar[type | None] = None
 
     def __init__(self, family: str = "bernoulli") -> None:
@@ -512,7 +512,7 @@ def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple
     """(f(b), ∇_b f(b)) at exact samples b (M, *shape), both detached, in b's dtype: one evaluation per row and one
     backward pass, for estimators whose control variates use f's gradient at the samples (``double_cv``,
     ``rodeo``). f must be differentiable with respect to its input: ValueError naming ``estimator`` otherwise
-    (:class:`PathwiseObjective`)."""
+    (``PathwiseObjective``)."""
     objective = PathwiseObjective(f, estimator)
     points = b.detach().clone().requires_grad_(True)
     with torch.enable_grad():

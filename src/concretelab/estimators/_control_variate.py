@@ -40,7 +40,7 @@ __all__ = ["AdaptedCoefficients", "ControlVariateEstimator", "coefficient", "con
 class ControlVariateEstimator(SingleSampleEstimator):
     """The state REBAR and RELAX share: the control-variate scale η and the relaxation's temperature λ, both
     adapted online (Adam, step ``lr``) to lower the estimate's second moment when ``adapt``; three
-    f-evaluations per sample. Subclasses add their own parameters in :meth:`reset`."""
+    f-evaluations per sample. Subclasses add their own parameters in ``reset``."""
 
     unbiased = True
     evaluations_per_sample = 3

@@ -5,10 +5,10 @@ Approximates
 With
     K = num_samples >= 2 draws b^1..b^K, each Bernoulli(σ(θ)) marginally and coupled, independently for every
     coordinate, by the Dirichlet copula: d ~ Dirichlet(1_K), u_k = (1 − d_k)^{K−1}, b^k = 1[u_k < p] where p < ½
-    and b^k = 1[1 − u_k < p] where p >= ½ (:func:`~concretelab.estimators._base.dirichlet_copula_bernoulli`), and
+    and b^k = 1[1 − u_k < p] where p >= ½ (``dirichlet_copula_bernoulli``), and
         ĝ = 1/(1 − ρ) ⊙ (1/(K − 1)) Σ_k (f(b^k) − (1/K) Σ_j f(b^j)) (b^k − σ(θ)),
     the leave-one-out REINFORCE estimator (the same as (1/K) Σ_k (f(b^k) − (1/(K−1)) Σ_{j≠k} f(b^j)) ∇ log p(b^k))
-    divided by 1 − ρ, ρ = Corr(b^j_i, b^k_i) (:func:`~concretelab.estimators._base.arms_weight`). For dependent
+    divided by 1 − ρ, ρ = Corr(b^j_i, b^k_i) (``arms_weight``). For dependent
     samples E[f(b^j) ∇_θi log p(b^k)] = ρ_i g_i (j ≠ k), so the baselines remove ρ g from the mean and the factor
     puts it back. With m = min(p, 1 − p) and C(m, m) = max(0, 2 m^{1/(K−1)} − 1)^{K−1} the copula's bivariate
     CDF, 1/(1 − ρ) = p (1 − p) / (m − C(m, m)). K = 2 gives DisARM exactly (u_2 = 1 − u_1, factor σ(|θ|));
@@ -20,7 +20,7 @@ Requires
     binary variables only (``family="bernoulli"``) and num_samples >= 2. One f-evaluation per sample, at exact
     samples; one draw (one estimate) is the whole coupled set of K samples, so ``estimate(..., reduce=False)`` has
     one row and ``per_draw`` gives independent sets. ``concretelab train --estimator arms --samples K`` trains binary
-    sigmoid belief nets with it on every layer (:class:`~concretelab.estimators.layered.LayeredARMS`).
+    sigmoid belief nets with it on every layer (``LayeredARMS``).
 
 References
     [1] Dimitriev & Zhou, "ARMS: Antithetic-REINFORCE-Multi-Sample Gradient for Binary Variables", ICML 2021.

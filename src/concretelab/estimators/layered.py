@@ -1,32 +1,32 @@
 """The estimators applied layer by layer to a discrete-latent model: what ``concretelab train --estimator NAME``
-trains with. The same estimators as the lab's (:mod:`concretelab.estimators`), with the features a model needs:
+trains with. The same estimators as the lab's (``concretelab.estimators``), with the features a model needs:
 per-layer learning signals, input-dependent baselines per layer and running moments per layer.
 
 Each class is a module called like the relaxed objectives, ``est(model, x, *, samples, generator=None) ->
 (batch,)``: the value is the training bound (L_m for VIMCO, the mean of the m single-sample log-weights
 otherwise) and the gradient is the estimator's. The model needs the relaxed and discrete protocols
-(:class:`concretelab.objectives.RelaxedModel`, :class:`~concretelab.objectives.DiscreteModel`); a model with
+(``concretelab.objectives.RelaxedModel``, ``DiscreteModel``); a model with
 ``proposal_is_prior = True`` (structured prediction) is handled as below. Layers are in proposal order (0 next
 to the data). With ``log w = log p(x, h) − log q(h | x)``:
 
-- :class:`LayeredVIMCO` (m >= 2, Mnih & Rezende 2016, eq. 8-10): L_m = log (1/m) Σ_i w_i; gradient
-  Σ_i (L̂ − L̂_{−i}) ∇_φ log q(h_i | x) + Σ_i w̃_i ∇ log w_i (:func:`~concretelab.estimators.score.vimco_signals`).
+- ``LayeredVIMCO`` (m >= 2, Mnih & Rezende 2016, eq. 8-10): L_m = log (1/m) Σ_i w_i; gradient
+  Σ_i (L̂ − L̂_{−i}) ∇_φ log q(h_i | x) + Σ_i w̃_i ∇ log w_i (``vimco_signals``).
   One global signal per sample (VIMCO has no per-layer form).
-- :class:`LayeredNVIL` (any m; Mnih & Gregor 2014, Sec. 3): generative gradient ∇_θ log p(x, h); proposal layer
-  l gets its *local* learning signal l_l (:func:`local_signals`), centred by a baseline network c_ψl of its
+- ``LayeredNVIL`` (any m; Mnih & Gregor 2014, Sec. 3): generative gradient ∇_θ log p(x, h); proposal layer
+  l gets its *local* learning signal l_l (``local_signals``), centred by a baseline network c_ψl of its
   conditioning input (x for layer 0, h_{l−1} above) and by the running mean c̄_l, divided by max(1, s_l)
-  (:class:`~concretelab.estimators.score.RunningMoments`, one pair per layer, advanced in training mode only).
-- :class:`LayeredReinforceLOO` (m >= 2, Kool et al. 2019): as NVIL, with the mean of the other m − 1 samples'
-  local signals as the baseline (:func:`~concretelab.estimators.score.leave_one_out_baseline`).
-- :class:`LayeredDisARM` (binary layers, Dong, Mnih & Tucker 2020, eq. 5, per layer): for layer l, the antithetic
-  pair of :func:`~concretelab.estimators._base.logistic_pair` given one sample's layers below, each branch
-  completed from q; the gradient ½ (f(b) − f(b̃)) :func:`~concretelab.estimators._base.disarm_weight` with f
+  (``RunningMoments``, one pair per layer, advanced in training mode only).
+- ``LayeredReinforceLOO`` (m >= 2, Kool et al. 2019): as NVIL, with the mean of the other m − 1 samples'
+  local signals as the baseline (``leave_one_out_baseline``).
+- ``LayeredDisARM`` (binary layers, Dong, Mnih & Tucker 2020, eq. 5, per layer): for layer l, the antithetic
+  pair of ``logistic_pair`` given one sample's layers below, each branch
+  completed from q; the gradient ½ (f(b) − f(b̃)) ``disarm_weight`` with f
   the layer's local signal is backpropagated through the layer's logits. Layer 0's pair gives the bound and the
   generative gradient (over its 2m samples).
-- :class:`LayeredARMS` (binary layers, m = K >= 2; Dimitriev & Zhou 2021): as DisARM, with the pair replaced by K
-  samples of layer l coupled by the Dirichlet copula (:func:`~concretelab.estimators._base.dirichlet_copula_bernoulli`)
+- ``LayeredARMS`` (binary layers, m = K >= 2; Dimitriev & Zhou 2021): as DisARM, with the pair replaced by K
+  samples of layer l coupled by the Dirichlet copula (``dirichlet_copula_bernoulli``)
   given one trunk h_0..h_{l−1} per example, each branch completed from q, and the gradient
-  1/(1 − ρ) ⊙ (1/(K − 1)) Σ_k (f_k − f̄)(b^k − σ(a)) (:func:`~concretelab.estimators._base.arms_weight`) with f the
+  1/(1 − ρ) ⊙ (1/(K − 1)) Σ_k (f_k − f̄)(b^k − σ(a)) (``arms_weight``) with f the
   layer's local signal. Layer 0's K samples give the bound and the generative gradient.
 
 The proposal's own pathwise term E[−∇_φ log q(h | x)] is zero and is left out for NVIL, REINFORCE-LOO, DisARM
@@ -291,7 +291,7 @@ class LayeredNVIL(_LocalSignalEstimator):
         return centred, regression
 
     def _replica_signal(self, local: Tensor, baseline: Tensor, replicas: int) -> tuple[Tensor, Tensor]:
-        """:meth:`signal` for R replicas stacked by ``concretelab.train.replicas.stack_replicas``: the batch is R
+        """``signal`` for R replicas stacked by ``concretelab.train.replicas.stack_replicas``: the batch is R
         blocks of rows, and replica r's signal is centred and scaled by replica r's moments, which only its own
         rows update (moments of shape (R, L))."""
         layers, samples, rows = local.shape

@@ -8,7 +8,7 @@ per-example learning signals, input-dependent baselines and layer-wise condition
 Shapes: ``log_prob``, ``signal`` and ``baseline`` broadcast against each other; the leading axis is the
 sample axis where one is needed (``leave_one_out_baseline``, ``vimco_signals``).
 
-Log-probabilities come from :mod:`concretelab.functional`: ``bernoulli_log_prob(logits, value)`` (elementwise)
+Log-probabilities come from ``concretelab.functional``: ``bernoulli_log_prob(logits, value)`` (elementwise)
 and ``categorical_log_prob(logits, value)`` (summed over the categories), logits first like every
 ``*_log_prob`` of the package. (This module's own ``bernoulli_log_prob(b, logits)`` and
 ``categorical_log_prob(b, logits)``, the same names with the arguments swapped, were removed: swapping them

@@ -1,8 +1,8 @@
 """The gradient-estimator lab: bias, variance, SNR, cosine similarity and cost of estimators against temperature.
 
 ``run_sweep(problems, SweepConfig(...))`` measures every estimator × temperature on problems whose exact
-gradient is enumerable (:mod:`concretelab.lab.problems`), with intervals (:mod:`concretelab.lab.metrics`);
-``write_tables`` and ``plot_rows`` (:mod:`concretelab.lab.report`) write the CSV/JSON tables and figures.
+gradient is enumerable (``concretelab.lab.problems``), with intervals (``concretelab.lab.metrics``);
+``write_tables`` and ``plot_rows`` (``concretelab.lab.report``) write the CSV/JSON tables and figures.
 The command line is ``concretelab lab gradients``.
 """
 

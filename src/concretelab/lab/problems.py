@@ -1,6 +1,6 @@
 """Small discrete problems with exactly enumerable gradients, for measuring gradient estimators.
 
-A :class:`Problem` is a factorised Bernoulli or categorical distribution given by ``logits`` and an
+A ``Problem`` is a factorised Bernoulli or categorical distribution given by ``logits`` and an
 objective f; the estimand is g* = ∂/∂θ E_{b ~ p_θ}[f(b)], computed exactly by enumeration. f maps a batch
 (M, *logits.shape) to (M,) and accepts real-valued (relaxed) points as well as exact samples, because the
 relaxing estimators evaluate and differentiate it at points of [0, 1] or of the simplex.
@@ -137,7 +137,7 @@ def load_binarized_mnist_rows(rows: int, path: Path | None = None) -> tuple[Tens
     """The first ``rows`` test images of binarized MNIST as float64 (rows, 784), and a note on their source.
 
     ``path`` None: the package's embedded subset (always present); otherwise any ``--data`` value
-    :func:`concretelab.data.load_dataset` accepts (a folder of .amat files, an .npz, ...) or a single
+    ``concretelab.data.load_dataset`` accepts (a folder of .amat files, an .npz, ...) or a single
     ``.amat[.gz]`` file, read and checksum-verified by ``concretelab.data``. Nothing is downloaded.
     """
     check_int("rows", rows)

@@ -2,7 +2,7 @@
 
 For each configuration the lab draws ``draws`` independent estimates, each what
 ``estimator.estimate(f, logits, samples)`` returns (computed in batches with ``estimator.per_draw``), and
-summarises them with :func:`concretelab.lab.metrics.gradient_metrics`. Cost is measured two ways: the number
+summarises them with ``concretelab.lab.metrics.gradient_metrics``. Cost is measured two ways: the number
 of points at which f is evaluated (counted by wrapping f, and compared with the declared
 ``evaluations(logits) × samples``) and the wall time of separate ``estimate`` calls.
 

@@ -58,7 +58,7 @@ def make_map(in_dim: int, out_dim: int, hidden: int | None, activation: Callable
 
 
 def last_linear(net: nn.Module) -> nn.Linear:
-    """The final nn.Linear of a map built by :func:`make_map`."""
+    """The final nn.Linear of a map built by ``make_map``."""
     return net if isinstance(net, nn.Linear) else [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
 
 

@@ -1,6 +1,6 @@
-"""The model interface, as ``typing.Protocol`` classes: what the objectives, :func:`discrete_bound` and the
+"""The model interface, as ``typing.Protocol`` classes: what the objectives, ``discrete_bound`` and the
 trainer call on a model, and nothing more. Any object with these members works; no base class is needed
-(:class:`concretelab.models.LatentModel` implements all three for the built-in models).
+(``concretelab.models.LatentModel`` implements all three for the built-in models).
 
 Layers are numbered in proposal order (the order the proposal samples them; 0 first). A binary layer's
 logits and values have shape (..., batch, units); a K-ary layer's (..., batch, units, K). The contract in

@@ -3,7 +3,7 @@ that trains and evaluates them, JSON results, and the generated docs/RESULTS.md.
 
     concretelab reproduce table1 --cells '200H-784V-m1-*' --steps 100000 --k 5000
 
-See :mod:`concretelab.reproduce.runner` for resumption and :mod:`concretelab.reproduce.render` for the page.
+See ``concretelab.reproduce.runner`` for resumption and ``concretelab.reproduce.render`` for the page.
 """
 
 from concretelab.reproduce.cells import BEYOND_PAPER, CELLS, TABLE1, Cell, cell_by_name, select_cells

@@ -1,5 +1,5 @@
 """What a Table 1 result records of a test-set evaluation (computed by
-:func:`concretelab.train.evaluate.evaluate_checkpoint`, the one evaluation of the package): the importance-weighted
+``concretelab.train.evaluate.evaluate_checkpoint``, the one evaluation of the package): the importance-weighted
 bound L_k of the discrete model on all test images or on a fixed random subset, with a 95% confidence interval for
 the test-set mean, and the paired tightening from the main k to a larger one.
 
@@ -54,7 +54,7 @@ class Evaluation:
 
     @staticmethod
     def from_result(result: dict[str, Any]) -> Evaluation:
-        """The evaluation in a result of :func:`concretelab.train.evaluate.evaluate_checkpoint`."""
+        """The evaluation in a result of ``concretelab.train.evaluate.evaluate_checkpoint``."""
         return Evaluation(result["split"], result["k"], result["n_images"], result.get("subset_seed"),
                           result["checkpoint"], result["checkpoint_step"], result["nll"], result["nll_stderr"],
                           tuple(result["nll_ci95"]), result["seed"], result["seconds"])

@@ -10,16 +10,16 @@ Debian's ``dataset-fashion-mnist``), 10^5 steps by default (theirs: 10^6), at le
 process (``train --seeds``).
 
 Equal compute is equal function evaluations K per example and step (decoder passes): Concrete, REINFORCE-LOO,
-VIMCO, NVIL and ARMS draw K samples, DisARM K/2 antithetic pairs (:data:`SAMPLES_AT`). A cell is
+VIMCO, NVIL and ARMS draw K samples, DisARM K/2 antithetic pairs (``SAMPLES_AT``). A cell is
 ``{dataset}-{model}-{estimator}-K{K}``. Estimators the trainer cannot apply to a model's layers yet (those defined for
 a single layer of independent variables: ARM, double CV, RODEO, REBAR, RELAX, straight-through, Gumbel-Rao, ReinMax)
-are listed as not run, with the reason (:data:`NOT_TRAINABLE`).
+are listed as not run, with the reason (``NOT_TRAINABLE``).
 
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
 training objective over the last tenth of the steps, the variance of the encoder's gradient at the best checkpoint
-(:func:`encoder_gradient_variance`), and the steps per second; the cell reports the mean over seeds
-with Student's t interval (:mod:`concretelab.reproduce.seeds`). A cell is resumable: its run folder resumes, its
+(``encoder_gradient_variance``), and the steps per second; the cell reports the mean over seeds
+with Student's t interval (``concretelab.reproduce.seeds``). A cell is resumable: its run folder resumes, its
 evaluations are cached in it, and a finished result (``results/leaderboard/{cell}.json``) is kept.
 """
 

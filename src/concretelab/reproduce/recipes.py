@@ -2,7 +2,7 @@
 
 Everything that defines a cell (architecture, objective, m, temperatures, batch 64, data, the best
 checkpoint chosen by validation, the test bound) comes from ``configs/table1/{cell}.toml``. A recipe
-overrides only ``lr``, ``lr_schedule`` and ``warmup_steps``, per family of cells (:func:`recipe_family`):
+overrides only ``lr``, ``lr_schedule`` and ``warmup_steps``, per family of cells (``recipe_family``):
 
 * ``paper``: the configs as written, the paper's constant Adam step (3e-4 linear, 1e-4 nonlinear models;
   Maddison et al. 2017, Sec. 5);
@@ -64,7 +64,7 @@ def recipe_family(linear: bool, discrete: bool = False, samples: int = 1) -> str
 
 
 def recipe_overrides(recipe: str, linear: bool, *, discrete: bool = False, samples: int = 1) -> dict[str, Any]:
-    """The config overrides of ``recipe`` for a cell of the given family (:func:`recipe_family`)."""
+    """The config overrides of ``recipe`` for a cell of the given family (``recipe_family``)."""
     if recipe not in RECIPES:
         raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     families = RECIPES[recipe]

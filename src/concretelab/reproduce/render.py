@@ -167,7 +167,7 @@ def large_k_estimate(result: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def _estimate(result: dict[str, Any], paper_nll: float) -> str:
-    """:func:`large_k_estimate` as a clause of the gap paragraph; empty without a paired tightening."""
+    """``large_k_estimate`` as a clause of the gap paragraph; empty without a paired tightening."""
     found = large_k_estimate(result)
     if found is None:
         return ""
@@ -291,7 +291,7 @@ _OVERVIEW_SERIES = (  # (label, colour, which cells): the paper's two columns an
 
 def overview_point(result: dict[str, Any]) -> tuple[float, float, bool] | None:
     """(NLL, 95% half-width, is_large_k_estimate) of a finished result measured with the exact sampler: the
-    estimate of -L_large_k on every test image (:func:`large_k_estimate`) where the result has one, else its
+    estimate of -L_large_k on every test image (``large_k_estimate``) where the result has one, else its
     -L_k with its own interval; None for a result that is not done or predates the exact sampler."""
     if not (result.get("status") == "done" and result.get("sampler")):
         return None
@@ -311,7 +311,7 @@ def overview_point(result: dict[str, Any]) -> tuple[float, float, bool] | None:
 
 def plot_overview(results: dict[str, dict[str, Any]], path: Path, cells: Sequence[Cell] = CELLS) -> bool:
     """Every measured cell against the paper in one PNG: a panel per model, m on the x axis, the paper's
-    -L_50,000 as open markers on dashed lines and ours (:func:`overview_point`) as filled markers with 95%
+    -L_50,000 as open markers on dashed lines and ours (``overview_point``) as filled markers with 95%
     intervals, squares where only -L_k at the main k exists. Returns False when no cell has a result."""
     points = {cell.name: overview_point(results[cell.name]) for cell in cells if cell.name in results}
     if not any(points.values()):
@@ -602,7 +602,7 @@ def render_results(
     results_dir: str | Path, markdown: str | Path, figures_dir: str | Path, cells: Sequence[Cell] = CELLS
 ) -> Path:
     """Read every result, draw the curves into ``figures_dir`` and write ``markdown`` (the summary,
-    :func:`render_summary`) and :data:`DETAILS_PAGE` beside it (every cell, :func:`render_markdown`); returns the
+    ``render_summary``) and ``DETAILS_PAGE`` beside it (every cell, ``render_markdown``); returns the
     summary's path. A hand-written ``notes/{density,structured,beyond}.md`` in ``results_dir`` goes under its
     section of the details page."""
     markdown, figures_dir = Path(markdown), Path(figures_dir)

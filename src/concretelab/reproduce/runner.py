@@ -3,7 +3,7 @@ evaluate the best checkpoint on the test set, and store a small JSON result per 
 
 A cell is *done* when its result file holds a measured value trained for at least the requested steps, with
 the requested optimiser schedule, from the same cell definition (model, objective, m, temperatures;
-:func:`cell_definition`) (:func:`is_done`). A result whose cell config changed since is not done; if its run folder
+``cell_definition``) (``is_done``). A result whose cell config changed since is not done; if its run folder
 is still there, resuming it stops with an error naming the changed key, so move that folder aside. Done cells
 are skipped, so a finished long run is never replaced by a shorter one. With ``--redo`` a done cell is re-run
 (resumed, then re-evaluated) unless its stored request (step budget, k, test images, large-k evaluation, data,
@@ -11,10 +11,10 @@ seed) equals the new one. A cell that is not done is trained with
 ``resume=True`` in its run folder (``{out}/{cell}``): an interrupted run continues from
 ``checkpoints/last.safetensors`` and a finished one only gets evaluated; evaluations already made are
 cached in the run folder by the one evaluation of the package (``eval-test-*.json``,
-:func:`concretelab.train.evaluate.evaluate_checkpoint`, the files ``concretelab evaluate`` writes) and not repeated.
+``concretelab.train.evaluate.evaluate_checkpoint``, the files ``concretelab evaluate`` writes) and not repeated.
 
 Run folders hold the checkpoints and live outside the repository by default
-(``$XDG_CACHE_HOME/concretelab/table1``, see :func:`default_out`); only the JSON results are committed.
+(``$XDG_CACHE_HOME/concretelab/table1``, see ``default_out``); only the JSON results are committed.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _stored_definition(stored: dict[str, Any]) -> dict[str, Any] | None:
 def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = False) -> bool:
     """Whether a stored result finishes a request: it is ``done``, was trained with the requested optimiser
     schedule (what the recipe resolves to, compared as trained, so a recipe whose definition changed does not
-    claim results of the old one), is the same cell (:func:`cell_definition`: a config whose temperatures changed
+    claim results of the old one), is the same cell (``cell_definition``: a config whose temperatures changed
     does not claim the old result) and for at least the requested steps. A result is never replaced by a
     shorter or differently evaluated run unless ``redo``, which still requires the same request: same steps,
     k, test images, large-k evaluation, data and seed."""
@@ -295,8 +295,8 @@ def _evaluate(
     options: ReproduceOptions, label: str,
 ) -> tuple[Evaluation, torch.Tensor | None]:
     """-L_k of the trained model on all test images (``num_images`` None) or on the fixed subset of
-    :func:`~concretelab.train.evaluate.bound_subset`, and the per-image values: the evaluation ``concretelab
-    evaluate`` runs (:func:`~concretelab.train.evaluate.evaluate_checkpoint`), cached in the run folder under a name
+    ``bound_subset``, and the per-image values: the evaluation ``concretelab
+    evaluate`` runs (``evaluate_checkpoint``), cached in the run folder under a name
     that encodes every setting, reused when it is of the same checkpoint step, and saved batch by batch while it runs,
     so that an interrupted evaluation resumes. It runs on the cell's training device (``--device``)."""
     result = evaluate_checkpoint(run, trained.checkpoint, images, model=trained.model, checkpoint=trained.name,

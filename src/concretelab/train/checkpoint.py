@@ -8,7 +8,7 @@ resumed run needs to replay an uninterrupted one bit for bit, which nanoGPT's ch
 no data position) cannot.
 
 The header carries a SHA-256 of every tensor (name, dtype, shape, bytes) and of the metadata, so a
-truncated or corrupted file is refused with :class:`CheckpointError` instead of being half-loaded. Files
+truncated or corrupted file is refused with ``CheckpointError`` instead of being half-loaded. Files
 are written atomically (temporary file, fsync, ``os.replace``).
 """
 
@@ -138,7 +138,7 @@ def capture_global_rng(include_cuda: bool) -> dict[str, Any]:
 
 
 def restore_global_rng(states: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_global_rng`."""
+    """Inverse of ``capture_global_rng``."""
     torch.set_rng_state(states["torch_cpu"])
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])

@@ -3,7 +3,7 @@ command-line flags.
 
 This keeps nanoGPT's configurator behaviour (a named config file holds only its overrides, flags apply
 last, values must match the type of the default, an unknown key is an error) without ``exec`` or module
-globals: everything is a plain :class:`TrainConfig` that can be built, checked and compared in a test.
+globals: everything is a plain ``TrainConfig`` that can be built, checked and compared in a test.
 
 Temperatures accept a number or a fraction written as a string (``"2/3"``), as in the paper's tables.
 """
@@ -50,7 +50,7 @@ def default_temperatures(model: str, categories: int | None) -> tuple[float, flo
     """(prior, posterior) temperatures for a model's units: the paper's for K = 2, 4, 8 (Maddison et al. 2017,
     App. C), the binary ones otherwise. K is ``categories``, or the model's default (10 for categorical-vae).
     A structured-prediction model, whose relaxed prior is also its proposal, gets the posterior's for both
-    (:func:`is_structured`; docs/objectives.md)."""
+    (``is_structured``; docs/objectives.md)."""
     k = categories if categories is not None else (10 if model == "categorical-vae" else 2)
     prior, posterior = paper_temperatures(k) if k in (2, 4, 8) else paper_temperatures(2)
     return (posterior, posterior) if is_structured(model) else (prior, posterior)

@@ -1,7 +1,7 @@
 """The main job in a few minutes: train a nonlinear sigmoid belief net on the embedded binarized-MNIST
 subset with the relaxed objective, evaluate it with the importance-weighted bound, plot, and summarise.
 
-``make demo`` calls :func:`run_training_demo`. Everything runs on the CPU with no network: the data is
+``make demo`` calls ``run_training_demo``. Everything runs on the CPU with no network: the data is
 the subset shipped inside the package (10,000 training, 1,000 validation, 1,000 test images).
 """
 

@@ -1,9 +1,9 @@
-"""``concretelab train --estimator NAME``: the trainer's adapter over :mod:`concretelab.estimators.layered`.
+"""``concretelab train --estimator NAME``: the trainer's adapter over ``concretelab.estimators.layered``.
 
 The estimators, their per-layer learning signals, baselines and running moments live in
-:mod:`concretelab.estimators.layered` (one implementation for the lab and the trainer: the lab's estimator
+``concretelab.estimators.layered`` (one implementation for the lab and the trainer: the lab's estimator
 classes name their layered form in ``layered``). This module checks a run's flags against the estimator
-(:func:`check_estimator_config`) and builds the estimator for a model (:func:`build_estimator_objective`): its
+(``check_estimator_config``) and builds the estimator for a model (``build_estimator_objective``): its
 baseline networks are initialised from the run's seed, and the trainer adds their parameters to its Adam
 optimizer (same step size) and stores the module's ``state_dict`` in the checkpoint, so a resumed run replays an
 uninterrupted one bit for bit. NVIL's running moments advance on every call in training mode (once per gradient
@@ -66,7 +66,7 @@ def _single_layer_note(name: str) -> str:
 def check_estimator_config(config: Any) -> None:
     """ValueError naming the flag when ``config`` (a TrainConfig) asks for an estimator run it cannot do.
 
-    Rules: ``--estimator`` must be one of :data:`TRAINING_ESTIMATORS`; ``--samples`` at least its minimum
+    Rules: ``--estimator`` must be one of ``TRAINING_ESTIMATORS``; ``--samples`` at least its minimum
     (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be unset or
     ``discrete`` (an explicit ``relaxed`` is refused, not reinterpreted); ``--model`` an SBN spec (DisARM, ARMS:
     binary). An estimator without a layered form (``indecater``, ``double_cv``, ``rodeo``, the relaxations) is

@@ -128,7 +128,7 @@ class _ProgressLog:
 
 def bound_subset(total: int, num_images: int | None, split: str) -> Tensor | None:
     """The images -L_k is computed on: all ``total`` of a split (None) or the fixed random subset of ``num_images``
-    (:func:`concretelab.data.fixed_subset` with seed 0, the one rule of evaluate, reproduce and validation; the
+    (``concretelab.data.fixed_subset`` with seed 0, the one rule of evaluate, reproduce and validation; the
     splits are not in random order, so the first N images would not be a sample of the split)."""
     if num_images is None:
         return None
@@ -169,10 +169,10 @@ def evaluate_checkpoint(
     label: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """-L_k of a checkpoint on the images of a split (all of them, or the fixed subset :func:`bound_subset`), with
-    its standard error and 95% interval and each image's value, cached as ``run``'s :func:`result_path`: the one
+    """-L_k of a checkpoint on the images of a split (all of them, or the fixed subset ``bound_subset``), with
+    its standard error and 95% interval and each image's value, cached as ``run``'s ``result_path``: the one
     evaluation that ``concretelab evaluate`` and ``reproduce`` both run. The computation is saved batch by batch
-    and resumed after an interruption (:func:`resumable_bound_per_image`: batch b's samples are seeded with
+    and resumed after an interruption (``resumable_bound_per_image``: batch b's samples are seeded with
     ``seed`` and b). With ``reuse``, a result of the same checkpoint step and settings already on disk is returned
     as it is. ``model`` may be a function that builds it (called only when the bound is computed). Progress is a
     bar (``progress``), or with ``label`` a log line about every 10% (for runs whose output goes to a log file)."""
@@ -244,8 +244,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint with L_k on ``split``; write and return the result dict (the mean, its
     standard error, and ``per_image_nll``, each image's -L_k, so that two evaluations of the same images can be
-    compared image by image: :func:`paired_difference`, ``scripts/paired_difference.py``). The evaluation itself
-    is :func:`evaluate_checkpoint`.
+    compared image by image: ``paired_difference``, ``scripts/paired_difference.py``). The evaluation itself
+    is ``evaluate_checkpoint``.
 
     Args:
         run: the run folder written by ``concretelab train``.
@@ -254,10 +254,10 @@ def evaluate_run(
             measures overfitting; a dynamically binarized training split has no fixed images and is refused).
         checkpoint: ``best`` (by validation bound) or ``last``.
         seed: seeds the proposal samples (with each batch's index, so an interrupted evaluation resumes from
-            ``<result>.partial.json`` to the same numbers; see :mod:`concretelab.train.resumable_bound`).
+            ``<result>.partial.json`` to the same numbers; see ``concretelab.train.resumable_bound``).
         num_images: evaluate a fixed random subset of N images of the split (None: all), the same N images for
-            every run, checkpoint and seed (:func:`bound_subset`).
-        chunk_size: samples per chunk inside :func:`concretelab.objectives.discrete_bound`.
+            every run, checkpoint and seed (``bound_subset``).
+        chunk_size: samples per chunk inside ``concretelab.objectives.discrete_bound``.
         batch_size: images per call of ``discrete_bound`` (with the seed, it decides each image's samples).
         seed_replica: the replica of a ``--seeds`` run to evaluate (its folder ``run/seed-{seed_replica}``, where
             the result is written); such a run needs it.

@@ -14,7 +14,7 @@ step once (the loss, its backward and the fused Adam update) and replays them wi
 
 Capture needs every lazily created tensor (Adam's state, the gradients' memory) to exist first, which takes a
 few warm-up steps; they are run on a side stream and then undone (parameters, buffers and Adam's state are put
-back to what they were: :func:`preserved`), so a graphed run follows the trajectory of an eager run and resumes
+back to what they were: ``preserved``), so a graphed run follows the trajectory of an eager run and resumes
 like one. A stop signal is honoured between replays: a replay, once launched, completes its step.
 """
 

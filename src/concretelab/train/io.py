@@ -1,4 +1,4 @@
-"""Atomic file writes for the trainer: re-exported from :mod:`concretelab.files`, the one implementation."""
+"""Atomic file writes for the trainer: re-exported from ``concretelab.files``, the one implementation."""
 
 from __future__ import annotations
 

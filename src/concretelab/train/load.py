@@ -55,7 +55,7 @@ def load_run(
         seed: the replica of a ``--seeds`` run to load (the run folder ``path/seed-{seed}``); such a run needs it.
 
     The checkpoint is verified (checksum) before use; a corrupted file raises
-    :class:`concretelab.train.CheckpointError`.
+    ``concretelab.train.CheckpointError``.
 
     Example::
 

@@ -1,5 +1,5 @@
-"""The training loop, read top to bottom (the order of nanoGPT's ``train.py``): :class:`_Run` prepares in its
-constructor, then :meth:`_Run.train` takes one step and one flush at a time.
+"""The training loop, read top to bottom (the order of nanoGPT's ``train.py``): ``_Run`` prepares in its
+constructor, then ``_Run.train`` takes one step and one flush at a time.
 
 Setup: the objective, device and resume checks, the resources the run will need (refused with a message
 naming the flag before anything is written), data and model, temperatures, Adam, the checkpoint to resume
@@ -9,7 +9,7 @@ gradient averaging), the optimizer step; then one flush point: a metrics row eve
 validation (the importance-weighted bound L_k, the best kept in ``checkpoints/best.safetensors``) every
 ``eval_every`` steps, ``checkpoints/last.safetensors`` every ``checkpoint_every`` steps.
 
-Determinism. The batches are a function of ``(seed, position)`` (:class:`concretelab.data.BatchIterator`),
+Determinism. The batches are a function of ``(seed, position)`` (``concretelab.data.BatchIterator``),
 the sampling noise of shard ``s`` at step ``t`` comes from a generator seeded with a fixed function of
 ``(seed, t, s)``, and a fresh run seeds the global RNGs from ``seed``. A checkpoint stores the parameters,
 Adam's state, the step, the data position, the global RNG states, the losses of the metrics row in progress
@@ -225,7 +225,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
 
 def _train(config: TrainConfig, resume: bool) -> TrainResult:
-    """Prepare the run (checks, data, model, resume), train step by step, stop cleanly; see :class:`_Run`."""
+    """Prepare the run (checks, data, model, resume), train step by step, stop cleanly; see ``_Run``."""
     run = _ReplicaRun(config, resume) if config.seeds is not None else _Run(config, resume)
     stop = StopSignals()
     try:
@@ -238,8 +238,8 @@ def _train(config: TrainConfig, resume: bool) -> TrainResult:
 
 class _Run:
     """One training run. Reads top to bottom: ``__init__`` checks the request and prepares data, model, objective,
-    optimizer and the resumed state; :meth:`train` is the loop, one :meth:`step` then one :meth:`flush` (metrics
-    row, validation, checkpoint) per step; :meth:`stop_cleanly` saves what a signal interrupted. The best
+    optimizer and the resumed state; ``train`` is the loop, one ``step`` then one ``flush`` (metrics
+    row, validation, checkpoint) per step; ``stop_cleanly`` saves what a signal interrupted. The best
     validation result is kept as a bound (``best_bound``, higher is better); rows report NLLs."""
 
     # ----- what to train, where, and whether it fits (all checked before any file is written) ---------------
@@ -408,7 +408,7 @@ class _Run:
 
     def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
         """Gradients of the loss on the global batch ``x``, shard by shard (``grad_accum`` x world size shards; this
-        process's), each shard's noise seeded with :meth:`noise_seed`."""
+        process's), each shard's noise seeded with ``noise_seed``."""
         config = self.config
         for a in range(config.grad_accum):
             shard = self.context.rank * config.grad_accum + a
@@ -535,7 +535,7 @@ class _Run:
 
 
 class _ReplicaRun(_Run):
-    """``--seeds``: one replica per seed trained in one process (:mod:`concretelab.train.replicas`).
+    """``--seeds``: one replica per seed trained in one process (``concretelab.train.replicas``).
 
     Replica r is initialised from its seed, reads its own batch stream, and is validated, kept (its best
     checkpoint) and logged as the run of its seed would be, in ``out/seed-{seed}/`` (``config.toml``,

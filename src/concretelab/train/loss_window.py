@@ -1,5 +1,5 @@
 """The per-step losses of the metrics row in progress, kept on the device so the hot loop never waits on it, and
-checked for NaN/inf whenever they are read (:class:`NonFiniteLossError` names the step)."""
+checked for NaN/inf whenever they are read (``NonFiniteLossError`` names the step)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class LossWindow:
 
     ``size`` slots hold the losses between two rows of one ``--log-every``. A run resumed with another
     ``--log-every`` brings the losses pending since its last row, and its next row (at the next multiple of the
-    new value) covers them and every step up to it: :meth:`load` grows the buffer to hold them all, and
-    :meth:`reset` returns it to ``size`` slots after that row.
+    new value) covers them and every step up to it: ``load`` grows the buffer to hold them all, and
+    ``reset`` returns it to ``size`` slots after that row.
     """
 
     def __init__(self, size: int, device: torch.device, context: Distributed, replicas: int = 1) -> None:

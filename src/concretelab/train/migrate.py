@@ -11,7 +11,7 @@ A resumed run reads two records from its checkpoint's ``extra`` that older versi
   read from the checkpoint's config where it set them explicitly, else from the run's last logged training row
   at or before the checkpoint's step; where neither says, the record stays absent.
 
-:func:`migrate_checkpoint` fills in what is missing and changes nothing else; the trainer calls it once, when it
+``migrate_checkpoint`` fills in what is missing and changes nothing else; the trainer calls it once, when it
 loads the checkpoint it resumes from, and the loop reads only the records.
 """
 

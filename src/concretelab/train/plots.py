@@ -93,7 +93,7 @@ def _pair_canvas(originals: Tensor, reconstructions: Tensor, shape: tuple[int, i
 
 def _save_pairs(originals: Tensor, reconstructions: Tensor, shape: tuple[int, int], columns: int, path: Path,
                 title: str) -> None:
-    """The figure of :func:`_pair_canvas`, each row labelled on the left, the background white."""
+    """The figure of ``_pair_canvas``, each row labelled on the left, the background white."""
     canvas, centres, labels = _pair_canvas(originals, reconstructions, shape, columns)
     fig, ax = plt.subplots(figsize=(7, 7 * canvas.shape[0] / canvas.shape[1] + 0.5))
     cmap = plt.get_cmap("gray_r").copy()

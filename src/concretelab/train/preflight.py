@@ -1,6 +1,6 @@
-"""Every check ``concretelab train`` makes before its first step, writing nothing (:func:`check_run`; ``train
+"""Every check ``concretelab train`` makes before its first step, writing nothing (``check_run``; ``train
 --dry-run`` runs the same function): the estimator and objective, the device, the run folder and what a resumed
-run may change (old run folders read through :mod:`concretelab.train.migrate`), the memory the run needs, the data
+run may change (old run folders read through ``concretelab.train.migrate``), the memory the run needs, the data
 against the model, ``--seeds`` and ``--cuda-graph``. Each refusal is a ValueError naming the flag."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _warn_on_two_temperatures_without_proposal(config: TrainConfig, model: nn.Mo
 
 def _check_resumed_temperatures(config: TrainConfig, checkpoint: Checkpoint) -> None:
     """A resumed run goes on at the constant temperatures it trained at, as its checkpoint records them
-    (``resolved_temperatures``; :func:`~concretelab.train.migrate.migrate_checkpoint` reads them for older run
+    (``resolved_temperatures``; ``migrate_checkpoint`` reads them for older run
     folders). Giving them explicitly on resume, where the run left them unset, is not a change. (Schedules are
     compared as config strings; learned temperatures are restored from the checkpoint, whatever their starting
     values; the discrete estimators use no temperature.)"""
@@ -122,7 +122,7 @@ VALID_SUBSETS = ("random", "first")  # how --eval-images N picks its images: fix
 
 def validation_images(images: Tensor, count: int | None, rule: str = "random") -> Tensor:
     """The validation images of ``--eval-images count``: all of them (None), a fixed random subset
-    (:func:`concretelab.data.fixed_subset` with seed 0, as ``concretelab evaluate --num-images``: the splits are not
+    (``concretelab.data.fixed_subset`` with seed 0, as ``concretelab evaluate --num-images``: the splits are not
     in random order) or, for runs that validated that way before, the first ``count``."""
     if rule not in VALID_SUBSETS:
         raise ValueError(f"valid_subset must be one of {', '.join(VALID_SUBSETS)}, got {rule!r}")
@@ -136,7 +136,7 @@ def validation_images(images: Tensor, count: int | None, rule: str = "random") -
 
 @dataclasses.dataclass
 class CheckedRun:
-    """What :func:`check_run` found while checking a request: the device, the checkpoint a ``--resume`` continues
+    """What ``check_run`` found while checking a request: the device, the checkpoint a ``--resume`` continues
     from (None for a fresh run), the data set, the model's architecture on the meta device (no memory), the rule
     that picks the validation images and the number of data-parallel processes."""
 
@@ -149,13 +149,13 @@ class CheckedRun:
 
 
 def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
-    """Every check :func:`train` makes before its first step, in its order, writing nothing: raises ``ValueError``
-    naming the flag (``FileNotFoundError`` for missing data) where :func:`train` would refuse ``config``.
+    """Every check ``train`` makes before its first step, in its order, writing nothing: raises ``ValueError``
+    naming the flag (``FileNotFoundError`` for missing data) where ``train`` would refuse ``config``.
 
-    The estimator, objective and model (:func:`~concretelab.train.discrete.check_estimator_config`), the device,
+    The estimator, objective and model (``check_estimator_config``), the device,
     the run folder (a run there needs ``--resume``; a resumed run may change only what
-    :data:`~concretelab.train.config.MUTABLE_ON_RESUME` lists, at the temperatures it trained at), the memory the
-    run needs (:func:`~concretelab.train.resources.check_resources`), TensorBoard, the data against the model and
+    ``MUTABLE_ON_RESUME`` lists, at the temperatures it trained at), the memory the
+    run needs (``check_resources``), TensorBoard, the data against the model and
     the batch size against the data and the shards. ``concretelab train --dry-run`` calls it, so what the dry run
     accepts, training accepts. Warns, as training does, where a flag combination is known to cost nats.
     """

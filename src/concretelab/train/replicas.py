@@ -1,14 +1,14 @@
 """Independent replicas of one model trained in one process (``concretelab train --seeds``).
 
 R models of the same architecture, one per seed, become one model whose parameters carry a leading replica
-dimension: every ``nn.Linear`` becomes a :class:`ReplicaLinear` (weights ``(R, out, in)``, one batched matmul,
+dimension: every ``nn.Linear`` becomes a ``ReplicaLinear`` (weights ``(R, out, in)``, one batched matmul,
 ``baddbmm``, for all replicas) and every other parameter (an SBN's top prior bias) is stacked to ``(R, *shape)``.
 The replicas share nothing else: a batch is the R replicas' batches one after the other (replica-major rows,
 ``(R * b, D)``), so each row only ever meets its own replica's weights, and the loss is the sum of the replicas'
 losses, whose gradient with respect to replica r's parameters is replica r's own gradient. Adam acts element by
 element, so one fused Adam over the stacked parameters is R independent Adams.
 
-A replica is taken out again as an ordinary model with :func:`replica_state` (its slice of every stacked tensor):
+A replica is taken out again as an ordinary model with ``replica_state`` (its slice of every stacked tensor):
 validation, the best checkpoint and evaluation see the same model a single-seed run would have.
 
 Layout of a batch: rows ``r * b ... (r + 1) * b - 1`` belong to replica r; tensors with leading sample dimensions
@@ -114,7 +114,7 @@ class ReplicaLinear(nn.Module):
         bias: ``(R, out)``.
 
     ``forward`` takes ``(..., R * b, in)`` (replica-major rows) and returns ``(..., R * b, out)``: one
-    ``baddbmm`` over the R replicas, y_r = x_r W_rᵀ + b_r (:class:`_ReplicaAffine`).
+    ``baddbmm`` over the R replicas, y_r = x_r W_rᵀ + b_r (``_ReplicaAffine``).
     """
 
     def __init__(self, weight: Tensor, bias: Tensor) -> None:
@@ -163,8 +163,8 @@ def stack_replicas(models: Sequence[nn.Module], *, stack_buffers: bool = False) 
     """One model holding ``models`` (same class and architecture) as replicas; their values are copied.
 
     The result has the first model's class and structure, with each ``nn.Linear`` replaced by a
-    :class:`ReplicaLinear`, every other parameter stacked to ``(R, *shape)`` and ``replicas = R`` set. Its
-    parameter names and order are those of one model, so :func:`replica_state` gives back a model's state dict.
+    ``ReplicaLinear``, every other parameter stacked to ``(R, *shape)`` and ``replicas = R`` set. Its
+    parameter names and order are those of one model, so ``replica_state`` gives back a model's state dict.
     Buffers are constants of a model's architecture, equal across the models and kept once; with
     ``stack_buffers`` they are state of each replica (an estimator's running moments) and stacked as well.
     """

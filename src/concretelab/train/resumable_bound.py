@@ -82,7 +82,7 @@ def resumable_bound_per_image(
     the seconds spent on it over every call that contributed (the state keeps the count).
 
     Args:
-        model: a discrete model (see :func:`concretelab.objectives.discrete_bound`).
+        model: a discrete model (see ``concretelab.objectives.discrete_bound``).
         images: (N, D), uint8 or float 0/1.
         k: samples per image.
         state: the JSON file of the partial evaluation; the caller removes it once the final result is written.

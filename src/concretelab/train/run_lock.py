@@ -43,7 +43,7 @@ def _holder(path: Path) -> str:
 def run_lock(folder: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of run folder ``folder`` (created if needed) for the block.
 
-    Raises :class:`RunFolderBusyError` at once, naming the holder's process id, when another process holds it.
+    Raises ``RunFolderBusyError`` at once, naming the holder's process id, when another process holds it.
     """
     folder = Path(folder)
     created = not folder.exists()

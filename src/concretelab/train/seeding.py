@@ -1,4 +1,4 @@
-"""Seeds derived from a run's seed: re-exported from :mod:`concretelab.seeding`, the one implementation."""
+"""Seeds derived from a run's seed: re-exported from ``concretelab.seeding``, the one implementation."""
 
 from __future__ import annotations
 

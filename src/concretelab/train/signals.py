@@ -1,5 +1,5 @@
 """Stopping a run on SIGINT/SIGTERM: the first signal asks for a clean stop (and abandons an abortable phase, a
-validation, at once); the second stops at once wherever the program is (:class:`ForcedStop`)."""
+validation, at once); the second stops at once wherever the program is (``ForcedStop``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class PhaseAborted(Exception):
 
 class StopSignals:
     """SIGINT/SIGTERM while training: the first records a stop (and aborts an abortable phase at once), the
-    second raises :class:`ForcedStop` wherever the program is."""
+    second raises ``ForcedStop`` wherever the program is."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -56,7 +56,7 @@ class StopSignals:
 
     @contextlib.contextmanager
     def abortable(self) -> Iterator[None]:
-        """A phase the first signal abandons at once (by raising :class:`PhaseAborted`)."""
+        """A phase the first signal abandons at once (by raising ``PhaseAborted``)."""
         if self.requested:
             raise PhaseAborted
         self._abortable = True
