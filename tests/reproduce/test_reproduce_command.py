@@ -509,8 +509,16 @@ def test_seeds_train_a_cells_replicas_in_one_process_and_record_their_spread(tmp
                                                           valid_images=8, recipe="paper"), seeds="0-2")
     config = cell_config(cell_by_name("200H-784V-m1-relaxed"), options)
     assert runner.is_done(stored, options.request(config))
+    # a result over seeds 0-2 stands for a request of seed 0 (its mean replaces the single run), not of seed 5
     single = dataclasses.replace(options, seeds=None)
-    assert not runner.is_done(stored, single.request(cell_config(cell_by_name("200H-784V-m1-relaxed"), single)))
+    assert runner.is_done(stored, single.request(cell_config(cell_by_name("200H-784V-m1-relaxed"), single)))
+    other = single.request(cell_config(cell_by_name("200H-784V-m1-relaxed"), single))
+    other["definition"] = {**other["definition"], "seed": 5}
+    assert not runner.is_done(stored, other)
+    # and a single-seed result does not stand for a request of several seeds
+    single_result = json.loads(json.dumps(stored))
+    single_result["config"].pop("seeds")
+    assert not runner.is_done(single_result, options.request(config))
     # the rendered row: the mean over seeds, each seed's number; the overview point: the seeds' mean and spread
     markdown = (tmp_path / "RESULTS-details.md").read_text()
     assert "(mean of 3 seeds, sd " in markdown and "seed 2: " in markdown

@@ -150,6 +150,18 @@ def _stored_definition(stored: dict[str, Any]) -> dict[str, Any] | None:
     return cell_definition(config_from_dict({key: value for key, value in recorded.items() if key in known}))
 
 
+def _same_cell(stored: dict[str, Any], requested: dict[str, Any]) -> bool:
+    """Whether a stored cell definition is the requested one; a result over several seeds (``seeds``) stands for a
+    request of one seed among them (its mean over seeds replaces the single run; the reverse does not hold)."""
+    if "seeds" in stored and "seeds" not in requested:
+        seeds = [int(s) for s in str(stored["seeds"]).split(",")]
+        stored = {k: v for k, v in stored.items() if k not in ("seeds", "seed")}
+        if requested.get("seed") not in seeds:
+            return False
+        requested = {k: v for k, v in requested.items() if k != "seed"}
+    return stored == requested
+
+
 def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = False) -> bool:
     """Whether a stored result finishes a request: it is ``done``, was trained with the requested optimiser
     schedule (what the recipe resolves to, compared as trained, so a recipe whose definition changed does not
@@ -162,7 +174,7 @@ def is_done(stored: dict[str, Any], request: dict[str, Any], *, redo: bool = Fal
     if optimiser_schedule(stored.get("config") or {}) != request["schedule"]:
         return False
     definition = _stored_definition(stored)
-    if definition is not None and "definition" in request and definition != request["definition"]:
+    if definition is not None and "definition" in request and not _same_cell(definition, request["definition"]):
         return False  # the cell's config changed since (e.g. its temperatures): the old result is not this cell
     if redo:
         def comparable(req: dict[str, Any]) -> dict[str, Any]:
