@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from concretelab.cli import CLIError
 from concretelab.cli._args import comma_list, int_at_least, non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    from concretelab.reproduce.leaderboard import LeaderboardOptions
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +177,39 @@ def run_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_leaderboard(args: argparse.Namespace) -> int:
+def _list_leaderboard(cells: list, options: LeaderboardOptions) -> None:
+    """``--list``: each cell, its m and whether a finished result answers the request."""
+    from concretelab.files import read_json_object
+
+    for cell in cells:
+        stored = read_json_object(options.results / f"{cell.name}.json")
+        done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
+        state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
+        print(f"{cell.name:34s} m = {cell.samples}  {state}")
+
+
+def _leaderboard_workers(names: list[str], shared: list[str], out: Path, jobs: int) -> list[int]:
+    """Each cell as its own process (``lab leaderboard --cells NAME ...``, one thread), ``jobs`` at a time, its
+    output in ``out/{cell}.log``; their exit statuses."""
     import os
-    import shlex
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
+
+    def work(name: str) -> int:
+        argv = [sys.executable, "-m", "concretelab", "lab", "leaderboard", "--cells", name, *shared, "--no-render"]
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / f"{name}.log", "a", encoding="utf-8") as log:
+            return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(work, names))
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    import os
+    import shlex
 
     from concretelab.reproduce.leaderboard import (
         DATASETS,
@@ -202,13 +233,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
                                  steps=args.steps, seeds=args.seeds, data=data, test_images=args.test_images,
                                  valid_images=args.valid_images, threads=args.threads)
     if args.list:
-        from concretelab.files import read_json_object
-
-        for cell in cells:
-            stored = read_json_object(options.results / f"{cell.name}.json")
-            done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
-            state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
-            print(f"{cell.name:34s} m = {cell.samples}  {state}")
+        _list_leaderboard(cells, options)
         return 0
     check_clean_for_results(options.results)
     shared = ["--steps", str(options.steps), "--seeds", options.seeds, "--mnist", data["mnist"], "--fashion",
@@ -218,16 +243,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     command = "concretelab lab leaderboard " + shlex.join(
         [*(["--cells", *args.cells] if args.cells else []), *shared])
     if args.jobs > 1 and len(cells) > 1:  # one worker process per cell: this command for that cell
-
-        def work(name: str) -> int:
-            argv = [sys.executable, "-m", "concretelab", "lab", "leaderboard", "--cells", name, *shared, "--no-render"]
-            options.out.mkdir(parents=True, exist_ok=True)
-            with open(options.out / f"{name}.log", "a", encoding="utf-8") as log:
-                return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
-
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            codes = list(pool.map(work, [cell.name for cell in cells]))
+        codes = _leaderboard_workers([cell.name for cell in cells], shared, options.out, args.jobs)
         render_leaderboard(options.results, args.markdown, args.figures)
         return next((code for code in codes if code), 0)
     commit = git_commit()

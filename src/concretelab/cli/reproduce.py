@@ -156,37 +156,14 @@ def run_table1(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe, seeds=args.seeds,
     )
     if args.list:
-        from concretelab.reproduce.results import load_result
-
-        states = {}
-        for cell in cells:
-            stored = load_result(options.results, cell)
-            if stored is None:
-                states[cell.name] = CellState("pending", "")
-            elif stored.get("status") == "done":
-                states[cell.name] = CellState("done", f"{stored['test_nll']:.2f} nats, {stored['steps']} steps")
-            else:
-                states[cell.name] = CellState(stored.get("status", "?"), stored.get("reason", ""))
-        print(format_states(states))
+        print(format_states(_stored_states(cells, options.results, CellState)))
         return 0
-
     check_clean_for_results(options.results)  # a recorded result names a clean commit
     if args.address is not None and args.executor != "ray":
         raise CLIError("--address is the Ray cluster of --executor ray; pass --executor ray too")
-    if args.executor == "ray":
-        from concretelab.reproduce.ray_executor import run_on_ray
-
-        options.out.mkdir(parents=True, exist_ok=True)
+    if args.executor == "ray" or (args.jobs > 1 and len(cells) > 1):
         try:
-            return run_on_ray(cells, worker_argv=_worker_argv(args, absolute=True), out=options.out.resolve(),
-                              address=args.address, local_cpus=args.jobs if args.jobs > 1 else None)
-        finally:
-            render_results(options.results, args.markdown, args.figures)
-    if args.jobs > 1 and len(cells) > 1:
-        from concretelab.reproduce.parallel import run_parallel
-
-        try:
-            return run_parallel(cells, options, worker_argv=_worker_argv(args), jobs=args.jobs)
+            return _run_in_workers(args, cells, options)
         finally:
             render_results(options.results, args.markdown, args.figures)
 
@@ -202,6 +179,36 @@ def run_table1(args: argparse.Namespace) -> int:
         if not args.no_render:
             render_results(options.results, args.markdown, args.figures)
     return 130 if interrupted else 0
+
+
+def _stored_states(cells: list, results: Path, state: type) -> dict:
+    """``--list``: each cell's state as its stored result says (pending, done with its number, or not run)."""
+    from concretelab.reproduce.results import load_result
+
+    states = {}
+    for cell in cells:
+        stored = load_result(results, cell)
+        if stored is None:
+            states[cell.name] = state("pending", "")
+        elif stored.get("status") == "done":
+            states[cell.name] = state("done", f"{stored['test_nll']:.2f} nats, {stored['steps']} steps")
+        else:
+            states[cell.name] = state(stored.get("status", "?"), stored.get("reason", ""))
+    return states
+
+
+def _run_in_workers(args: argparse.Namespace, cells: list, options: object) -> int:
+    """The cells as worker processes: Ray tasks (``--executor ray``) or ``--jobs`` processes on this machine."""
+    out = Path(options.out)  # type: ignore[attr-defined]
+    if args.executor == "ray":
+        from concretelab.reproduce.ray_executor import run_on_ray
+
+        out.mkdir(parents=True, exist_ok=True)
+        return run_on_ray(cells, worker_argv=_worker_argv(args, absolute=True), out=out.resolve(),
+                          address=args.address, local_cpus=args.jobs if args.jobs > 1 else None)
+    from concretelab.reproduce.parallel import run_parallel
+
+    return run_parallel(cells, options, worker_argv=_worker_argv(args), jobs=args.jobs)  # type: ignore[arg-type]
 
 
 def _worker_argv(args: argparse.Namespace, *, absolute: bool = False) -> list[str]:

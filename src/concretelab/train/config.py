@@ -200,17 +200,7 @@ class TrainConfig:
             raise ValueError(
                 f"--lr-decay-steps ({self.lr_decay_steps}) must exceed --warmup-steps ({self.warmup_steps}) or be unset"
             )
-        if self.seeds is not None:
-            seeds = parse_seeds(self.seeds)  # ValueError naming --seeds
-            canonical = ",".join(str(s) for s in seeds)
-            if len(seeds) == 1:  # one seed is a plain run of it
-                object.__setattr__(self, "seed", seeds[0])
-                object.__setattr__(self, "seeds", None)
-            else:
-                object.__setattr__(self, "seeds", canonical)
-        for name in ("prior_temperatures", "posterior_temperatures"):
-            if getattr(self, name) is not None:
-                _check_temperature_list(self, name)
+        _resolve_replicas(self)
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})"
@@ -225,6 +215,21 @@ class TrainConfig:
 def _numbers(text: str) -> list[float]:
     """The numbers of a comma-separated list such as ``"0.5,2/3,1"``."""
     return [parse_number(part.strip(), "temperature") for part in text.split(",")]
+
+
+def _resolve_replicas(config: TrainConfig) -> None:
+    """``--seeds`` in canonical form (one seed: a plain run of it, ``seed`` set) and the per-replica temperature
+    lists checked against it; ValueError naming the flag."""
+    if config.seeds is not None:
+        seeds = parse_seeds(config.seeds)  # ValueError naming --seeds
+        if len(seeds) == 1:  # one seed is a plain run of it
+            object.__setattr__(config, "seed", seeds[0])
+            object.__setattr__(config, "seeds", None)
+        else:
+            object.__setattr__(config, "seeds", ",".join(str(s) for s in seeds))
+    for name in ("prior_temperatures", "posterior_temperatures"):
+        if getattr(config, name) is not None:
+            _check_temperature_list(config, name)
 
 
 def _check_temperature_list(config: TrainConfig, name: str) -> None:
