@@ -443,35 +443,55 @@ def render_markdown(
         if notes.get(key, "").strip():
             lines += [notes[key].strip(), ""]
         lines += _comparisons([cell for cell in chosen if cell.beyond_paper], results)
+    lines += _commands_section(results, cells)
+    lines += _run_details_section(results, cells)
+    lines += _curves_section(figures, cells)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _commands_section(results: dict[str, dict[str, Any]], cells: Sequence[Cell]) -> list[str]:
+    """The command behind each finished cell, cells of one command together."""
     commands: dict[str, list[str]] = {}
     for cell in cells:
         result = results.get(cell.name)
         if result and result.get("status") == "done":
             commands.setdefault(result["command"], []).append(cell.name)
-    if commands:
-        lines += ["## Commands that produced the numbers", ""]
-        for command, names in commands.items():
-            lines += [f"- {', '.join(f'`{n}`' for n in names)}:", "", "  ```", f"  {command}", "  ```", ""]
+    if not commands:
+        return []
+    lines = ["## Commands that produced the numbers", ""]
+    for command, names in commands.items():
+        lines += [f"- {', '.join(f'`{n}`' for n in names)}:", "", "  ```", f"  {command}", "  ```", ""]
+    return lines
+
+
+def _run_details_section(results: dict[str, dict[str, Any]], cells: Sequence[Cell]) -> list[str]:
+    """Where and how long each finished cell trained and evaluated, and its validation."""
     details = [r for r in (results.get(c.name) for c in cells) if r and r.get("status") == "done"]
-    if details:
-        lines += ["## Run details", "",
-                  "| cell | device | training time incl. validation (steps/s) | eval time | best checkpoint step |"
-                  " validation -L_k (images) | data |", "|---|---|---|---|---|---|---|"]
-        for r in details:
-            valid = "-" if r.get("best_valid_nll") is None else f"{r['best_valid_nll']:.2f}"
-            valid_images = r.get("valid_images") or "all"
-            lines.append(
-                f"| `{r['cell']}` | {_device(r)} | {_duration(r.get('train_seconds'))}{_rate(r)} |"
-                f" {_duration(r.get('eval_seconds'))} | {r.get('checkpoint_step', '-')} |"
-                f" {valid} (L_{r.get('valid_k', '?')}, {valid_images}) | `{r.get('data', '-')}` |"
-            )
-        lines.append("")
+    if not details:
+        return []
+    lines = ["## Run details", "",
+             "| cell | device | training time incl. validation (steps/s) | eval time | best checkpoint step |"
+             " validation -L_k (images) | data |", "|---|---|---|---|---|---|---|"]
+    for r in details:
+        valid = "-" if r.get("best_valid_nll") is None else f"{r['best_valid_nll']:.2f}"
+        valid_images = r.get("valid_images") or "all"
+        lines.append(
+            f"| `{r['cell']}` | {_device(r)} | {_duration(r.get('train_seconds'))}{_rate(r)} |"
+            f" {_duration(r.get('eval_seconds'))} | {r.get('checkpoint_step', '-')} |"
+            f" {valid} (L_{r.get('valid_k', '?')}, {valid_images}) | `{r.get('data', '-')}` |"
+        )
+    return [*lines, ""]
+
+
+def _curves_section(figures: dict[str, str], cells: Sequence[Cell]) -> list[str]:
+    """Each plotted cell's learning curves."""
     plotted = [(cell.name, figures[cell.name]) for cell in cells if cell.name in figures]
-    if plotted:
-        lines += ["## Learning curves", ""]
-        for name, rel in plotted:
-            lines += [f"### `{name}`", "", f"![{name}]({rel})", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    if not plotted:
+        return []
+    lines = ["## Learning curves", ""]
+    for name, rel in plotted:
+        lines += [f"### `{name}`", "", f"![{name}]({rel})", ""]
+    return lines
 
 
 # ---- the summary page: the paper's layout, one headline number per cell -----------------------------------------
