@@ -22,6 +22,13 @@ For every lambda_q:
 ``--report`` (also run at the end) summarises both series, as far as they have run: results/temperature/study.json,
 docs/figures/temperature/*.png and the table between the markers of docs/low-temperature.md.
 
+``--seeds N`` runs each series again with N seeds per temperature, as one process per series (``concretelab train
+--seeds`` with ``--posterior-temperatures``, and ``--prior-temperatures`` for the matched series; replica i trains
+temperature i mod T with seed i, T the number of temperatures), in RUN/seeds/<series>; each replica is evaluated as
+above (``concretelab evaluate --seed-replica``). Its report (results/temperature/study-seeds.json and the table
+between the seeds markers) gives each temperature's mean over seeds with Student's t 95% interval over seeds; the
+gradient-norm columns pool the seeds' norms. The matched series at 1/2 is the fixed series' replicas at 1/2.
+
     python scripts/temperature_study.py --data ../shared/data/binarized_mnist --out ../runs/temperature --jobs 2
     python scripts/temperature_study.py --data ../shared/data/binarized_mnist --out ../runs/temperature --prior matched
     python scripts/temperature_study.py --out ../runs/temperature --report
@@ -59,6 +66,43 @@ def folder_of(out: Path, temperature: str, series: str = "fixed") -> Path:
 def prior_of(temperature: str, series: str) -> str:
     """The prior temperature of a run: the paper's 1/2, or the posterior's own."""
     return FIXED_PRIOR_TEMPERATURE if series == "fixed" else temperature
+
+
+SEEDS_BEGIN, SEEDS_END = "<!-- temperature seeds table: begin -->", "<!-- temperature seeds table: end -->"
+
+
+def seeded_plan(series: str, temperatures: list[str], count: int) -> list[tuple[int, str]]:
+    """(seed, lambda_q) of each replica of a series' seeded run: replica i at temperature i mod T with seed i (the
+    matched series leaves out 1/2, which the fixed series trains at the same temperatures)."""
+    own = [t for t in temperatures if not (series == "matched" and t == "0.5")]
+    return [(i, own[i % len(own)]) for i in range(count * len(own))]
+
+
+def run_seeded(args: argparse.Namespace) -> int:
+    """Train one series' replicas in one process, then evaluate each replica; its exit status."""
+    plan = seeded_plan(args.prior, args.temperatures, args.seeds)
+    folder = args.out / "seeds" / args.prior
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "concretelab"]
+    seeds = ",".join(str(seed) for seed, _ in plan)
+    posteriors = ",".join(t for _, t in plan)
+    priors = (["--prior-temperatures", posteriors] if args.prior == "matched"
+              else ["--prior-temperature", FIXED_PRIOR_TEMPERATURE])
+    train = [*cli, "train", "--resume", "--model", MODEL, "--objective", "relaxed", "--samples", "1",
+             "--seeds", seeds, "--posterior-temperatures", posteriors, *priors,
+             "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "1000",
+             "--steps", str(args.steps), "--data", args.data, "--eval-every", str(args.eval_every), "--eval-k", "100",
+             "--eval-images", "2000", "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
+             "--out", str(folder)]
+    with open(folder / "study.log", "a", encoding="utf-8") as log:
+        code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        for seed, _ in plan:
+            if code == 0 and not evaluation_of(folder / f"seed-{seed}", args.k).is_file():
+                code = subprocess.run([*cli, "evaluate", str(folder), "--seed-replica", str(seed), "--k", str(args.k),
+                                       "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    print(f"{time.strftime('%H:%M:%S')} {args.prior} prior, {len(plan)} replicas: exit {code}", flush=True)
+    return code
 
 
 def evaluation_of(folder: Path, k: int) -> Path:
@@ -194,6 +238,74 @@ def report(args: argparse.Namespace) -> None:
     plot(rows, REPO / "docs" / "figures" / "temperature", args.steps)
 
 
+def collect_seeded(args: argparse.Namespace) -> list[dict]:
+    """One row per evaluated replica of the seeded runs (the fixed series' replicas at 1/2 count for both)."""
+    from concretelab.checks import parse_number
+    from concretelab.data import load_dataset
+
+    rows, images = [], None
+    for series in SERIES:
+        for seed, temperature in seeded_plan(series, args.temperatures, args.seeds):
+            run = args.out / "seeds" / series / f"seed-{seed}"
+            evaluation = evaluation_of(run, args.k)
+            if not evaluation.is_file():
+                continue
+            result = json.loads(evaluation.read_text())
+            if images is None:
+                data = load_dataset(args.data)
+                images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
+            prior = prior_of(temperature, series)
+            norms = gradient_norms(run, parse_number(temperature), parse_number(prior), images)
+            shared = [series] if temperature != "0.5" else list(SERIES)  # the run at 1/2 belongs to both series
+            for own in shared:
+                rows.append({"series": own, "seed": seed, "label": temperature, "prior_label": prior,
+                             "temperature": parse_number(temperature), "test_nll": result["nll"],
+                             "checkpoint_step": result["checkpoint_step"], "norms": norms["total"].tolist(),
+                             "reconstruction_norms": norms["reconstruction"].tolist()})
+    return rows
+
+
+def report_seeded(args: argparse.Namespace) -> None:
+    """Each temperature's mean test bound over seeds with Student's t interval, and the pooled gradient norms."""
+    from concretelab.reproduce.seeds import seed_interval
+
+    rows = collect_seeded(args)
+    if not rows:
+        print("no seeded replica evaluated yet")
+        return
+    median = float(torch.tensor([n for r in rows for n in r["norms"]]).median())
+    table = [f"| series | lambda_q | lambda_p | seeds | test -L_{args.k}, mean | +- 95% over seeds | sd | each seed | "
+             "zero gradients | median norm | 99.9% |", "|---" * 11 + "|"]
+    summary = []
+    for series in SERIES:
+        for label in args.temperatures:
+            own = [r for r in rows if r["series"] == series and r["label"] == label]
+            if not own:
+                continue
+            values = [r["test_nll"] for r in own]
+            mean, sd, half = seed_interval(values) if len(values) > 1 else (values[0], float("nan"), float("nan"))
+            norms = torch.tensor([n for r in own for n in r["norms"]])
+            entry = {"series": series, "label": label, "prior_label": own[0]["prior_label"], "seeds":
+                     [r["seed"] for r in own], "test_nll": values, "mean": mean, "sd": sd, "ci95_half": half,
+                     "zero_share": float((norms < ZERO_SHARE_OF_MEDIAN * median).double().mean()),
+                     "median_norm": float(norms.median()), "q999": float(norms.quantile(0.999))}
+            summary.append(entry)
+            table.append(f"| {series} | {label} | {entry['prior_label']} | {len(values)} | {mean:.2f} | {half:.2f} | "
+                         f"{sd:.2f} | "
+                         f"{', '.join(f'{v:.2f}' for v in values)} | {100 * entry['zero_share']:.1f}% | "
+                         f"{entry['median_norm']:.3g} | {entry['q999']:.3g} |")
+    out = args.results
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study-seeds.json").write_text(json.dumps({"model": MODEL, "steps": args.steps, "summary": summary,
+                                                      "rows": rows}, indent=1) + "\n")
+    doc = args.doc
+    text = doc.read_text() if doc.is_file() else ""
+    if SEEDS_BEGIN in text and SEEDS_END in text:
+        head, rest = text.split(SEEDS_BEGIN, 1)
+        doc.write_text(head + SEEDS_BEGIN + "\n" + "\n".join(table) + "\n" + SEEDS_END + rest.split(SEEDS_END, 1)[1])
+    print("\n".join(table))
+
+
 def plot(rows: list[dict], folder: Path, steps: int) -> None:
     import matplotlib
 
@@ -251,8 +363,21 @@ def main() -> None:
     parser.add_argument("--prior", choices=SERIES, default="fixed",
                         help="fixed: prior temperature 1/2 (the paper's); matched: prior temperature = lambda_q")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=REPO / "results" / "temperature",
+                        help="where --seeds writes study-seeds.json (default results/temperature)")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "low-temperature.md",
+                        help="the page whose seeds table --seeds fills (between its markers)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="N seeds per temperature: the series as one process of replicas (RUN/seeds/<series>)")
     parser.add_argument("--report", action="store_true", help="only summarise the runs in --out")
     args = parser.parse_args()
+    if args.seeds is not None:
+        if args.seeds < 2:
+            raise SystemExit("--seeds needs at least 2 seeds per temperature (the interval is over seeds)")
+        if not args.report and run_seeded(args) != 0:
+            raise SystemExit(f"failed: see {args.out / 'seeds' / args.prior / 'study.log'}")
+        report_seeded(args)
+        return
     if not args.report:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             codes = list(pool.map(lambda t: run_one(args, t), args.temperatures))

@@ -10,7 +10,6 @@ import json
 import signal
 
 import pytest
-import tomllib
 import torch
 from safetensors.torch import load_file
 
@@ -21,7 +20,7 @@ from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES
 from concretelab.objectives.terms import layer_log_prob
 from concretelab.train import load_checkpoint, train
-from concretelab.train.config import config_from_dict
+from concretelab.train.config import config_from_dict, load_config
 from concretelab.train.evaluate import evaluate_run
 from concretelab.train.replicas import (
     ReplicaBatches,
@@ -319,9 +318,9 @@ def test_evaluate_picks_a_replica(tmp_path) -> None:
 def test_a_replica_folder_records_the_configuration_of_its_seeds_run(tmp_path) -> None:
     out = tmp_path / "run"
     train(small_config(out, seeds="0,1", steps=2))
-    replica = tomllib.loads((out / "seed-1" / "config.toml").read_text())
-    assert replica["seed"] == 1 and "seeds" not in replica and replica["out"] == str(out / "seed-1")
-    assert tomllib.loads((out / "config.toml").read_text())["seeds"] == "0,1"
+    replica = load_config(out / "seed-1" / "config.toml")
+    assert replica.seed == 1 and replica.seeds is None and replica.out == str(out / "seed-1")
+    assert load_config(out / "config.toml").seeds == "0,1"
 
 
 def test_stacked_nvil_keeps_each_replicas_baselines_and_running_moments() -> None:
@@ -383,9 +382,9 @@ def test_replicas_at_their_own_temperatures_train_as_runs_at_those_temperatures(
     for seed, (prior, posterior) in zip((0, 1, 2), ((0.5, 0.3), (1.0, 1.0), (2.0, 2.0)), strict=True):
         rows = [r for r in _rows(out / f"seed-{seed}" / "metrics.jsonl") if "loss" in r]
         assert {(r["prior_temperature"], r["posterior_temperature"]) for r in rows} == {(prior, posterior)}
-        replica = tomllib.loads((out / f"seed-{seed}" / "config.toml").read_text())
-        assert (replica["prior_temperature"], replica["posterior_temperature"]) == (prior, posterior)
-        assert "posterior_temperatures" not in replica
+        replica = load_config(out / f"seed-{seed}" / "config.toml")
+        assert (replica.prior_temperature, replica.posterior_temperature) == (prior, posterior)
+        assert replica.posterior_temperatures is None
     # the losses differ with the temperature: compare replica 1 against a run where every replica is at 1
     same = tmp_path / "same"
     train(small_config(same, seeds="0-2", prior_temperature=1.0, posterior_temperature=1.0, **settings))
