@@ -176,3 +176,12 @@ def test_dry_run_prints_the_config_and_size_and_writes_nothing(tmp_path, capsys)
     model = concretelab.models.build_model("200H~784V", categories=4)
     assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in printed
     assert not out.exists()
+
+
+def test_dry_run_of_seeds_counts_every_replica(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--dry-run", "--model", "8H-784V", "--seeds", "0-2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    one = sum(p.numel() for p in concretelab.models.build_model("8H-784V").parameters())
+    assert f"3 replicas (seeds 0,1,2) in one process: {3 * one:,} parameters in all" in printed
+    assert not out.exists()

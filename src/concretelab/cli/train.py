@@ -148,6 +148,10 @@ def _dry_run(config: TrainConfig, *, resume: bool) -> int:
     checked = check_run(config, resume=resume)  # ValueError naming the flag, as train raises it
     parameters = sum(p.numel() for p in checked.architecture.parameters())
     print(f"# model {config.model}: {parameters:,} parameters ({parameters * 4 / 2**20:.1f} MiB in float32)")
+    replicas = len(config.seed_list)
+    if replicas > 1:
+        print(f"# {replicas} replicas (seeds {config.seeds}) in one process: {replicas * parameters:,} parameters "
+              f"in all; each seed's run folder {config.out}/seed-S")
     if checked.checkpoint is not None:
         print(f"# resumes {config.out} at step {checked.checkpoint.step}")
     return 0
