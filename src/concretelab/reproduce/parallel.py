@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from concretelab.reproduce.cells import Cell
 from concretelab.reproduce.runner import ReproduceOptions, cell_config
+from concretelab.train.replicas import replica_folder
 
 __all__ = ["run_parallel"]
 
@@ -46,7 +47,11 @@ def _last_step(metrics: Path) -> int:
 def run_parallel(cells: list[Cell], options: ReproduceOptions, *, worker_argv: list[str], jobs: int) -> int:
     """Run ``cells`` ``jobs`` at a time as worker processes; returns 0, or the first non-zero worker status."""
     options.out.mkdir(parents=True, exist_ok=True)
-    steps = {cell.name: cell_config(cell, options).steps for cell in cells}
+    configs = {cell.name: cell_config(cell, options) for cell in cells}
+    steps = {name: config.steps for name, config in configs.items()}
+    # the rows a cell's bar follows: its run folder's, or with --seeds its first replica's
+    metrics = {name: (replica_folder(config.out, config.seed_list[0]) if config.seeds else Path(config.out))
+               / "metrics.jsonl" for name, config in configs.items()}
     bars: dict[str, tqdm] = {}
     lock = threading.Lock()
     codes: dict[str, int] = {}
@@ -66,7 +71,7 @@ def run_parallel(cells: list[Cell], options: ReproduceOptions, *, worker_argv: l
             try:
                 while proc.poll() is None:
                     time.sleep(_POLL_SECONDS)
-                    step = _last_step(options.out / cell.name / "metrics.jsonl")
+                    step = _last_step(metrics[cell.name])
                     with lock:
                         bar = bars[cell.name]
                         bar.n = min(step, bar.total)
