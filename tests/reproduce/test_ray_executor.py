@@ -1,5 +1,5 @@
-"""``reproduce table1 --executor ray``: two tiny cells as tasks on a local Ray with 2 CPUs, one of them resumed
-from a run an interruption left behind."""
+"""``--executor ray``: tiny cells as tasks on a local Ray with 2 CPUs: two Table 1 cells, one of them resumed from a
+run an interruption left behind, and two leaderboard cells."""
 
 from __future__ import annotations
 
@@ -21,6 +21,21 @@ CELLS = ["200H-784V-m1-relaxed", "200H~784V-m1-relaxed"]
 
 
 def test_cells_run_as_ray_tasks_and_an_interrupted_one_resumes(tmp_path: Path, monkeypatch) -> None:
+    """One test, so that two local Rays never run at once (pytest-xdist may run two tests of a module in two
+    processes at once): Table 1's cells on a Ray the test started (the command uses it and leaves it running),
+    then the leaderboard's on a local Ray with 2 CPUs that the command starts and stops itself."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        _table1_cells(tmp_path / "table1", monkeypatch)
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+    _leaderboard_cells(tmp_path / "leaderboard", monkeypatch)
+    assert not ray.is_initialized()
+
+
+def _table1_cells(tmp_path: Path, monkeypatch) -> None:
+    tmp_path.mkdir()
     interrupted = CELLS[0]
     real_train = runner.train
 
@@ -36,7 +51,6 @@ def test_cells_run_as_ray_tasks_and_an_interrupted_one_resumes(tmp_path: Path, m
 
     monkeypatch.chdir(tmp_path)  # the tasks get absolute paths, whatever the driver's folder
     assert main(_argv(tmp_path, CELLS, 5, "--executor", "ray", "--jobs", "2")) == 0
-    assert not ray.is_initialized()  # the local Ray the call started is stopped
     for name in CELLS:
         result = json.loads((tmp_path / "results" / f"{name}.json").read_text())
         assert result["status"] == "done" and result["steps"] == 5
@@ -47,6 +61,21 @@ def test_cells_run_as_ray_tasks_and_an_interrupted_one_resumes(tmp_path: Path, m
     assert resumed["resumed_from"] == 2
     assert json.loads((tmp_path / "results" / f"{CELLS[1]}.json").read_text())["resumed_from"] is None
     assert "200H~784V-m1-relaxed" in (tmp_path / "RESULTS-details.md").read_text()
+
+
+def _leaderboard_cells(tmp_path: Path, monkeypatch) -> None:
+    tmp_path.mkdir()
+    cells = ["mnist-linear-disarm-K2", "mnist-linear-vimco-K2"]
+    monkeypatch.chdir(tmp_path)
+    argv = ["lab", "leaderboard", "--cells", *cells, "--steps", "3", "--seeds", "0-1", "--mnist", "embedded",
+            "--test-images", "8", "--valid-images", "8", "--out", "runs", "--results", "results",
+            "--markdown", "leaderboard.md", "--figures", "figures", "--executor", "ray", "--jobs", "2"]
+    assert main(argv) == 0
+    for name in cells:
+        result = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert result["status"] == "done" and result["seeds"] == [0, 1]
+        assert (tmp_path / "runs" / f"{name}.log").read_text().startswith("$ ")
+    assert "| vimco | 2 | 2 |" in (tmp_path / "leaderboard.md").read_text()
 
 
 def test_address_without_the_ray_executor_is_a_user_error(tmp_path: Path, capsys) -> None:

@@ -91,6 +91,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="test images of -L_100 (default: all; -L_5000 takes at most 1,000 of them)")
     board.add_argument("--valid-images", type=positive_int, default=1000, help="validation images (default 1000)")
     board.add_argument("--jobs", type=positive_int, default=1, help="cells side by side, one process each")
+    board.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local (this process, or --jobs processes) or ray (one Ray task per cell, on the cluster "
+                       "at --address or a local Ray with --jobs CPUs; paths every node sees)")
+    board.add_argument("--address", default=None, help="with --executor ray: the Ray cluster to use")
     board.add_argument("--threads", type=positive_int, default=1, help="torch threads per cell (default 1)")
     board.add_argument("--out", type=Path, default=None,
                        help="folder of run folders (default $XDG_CACHE_HOME/concretelab/leaderboard)")
@@ -242,6 +246,23 @@ def run_leaderboard(args: argparse.Namespace) -> int:
               *(["--test-images", str(options.test_images)] if options.test_images else [])]
     command = "concretelab lab leaderboard " + shlex.join(
         [*(["--cells", *args.cells] if args.cells else []), *shared])
+    if args.address is not None and args.executor != "ray":
+        raise CLIError("--address is the Ray cluster of --executor ray; pass --executor ray too")
+    if args.executor == "ray":
+        from concretelab.reproduce.ray_executor import run_on_ray
+
+        def resolved(flag: str, value: str) -> str:  # folders as absolute paths (a data set's name stays)
+            folder = flag in ("--out", "--results") or (flag in ("--mnist", "--fashion") and Path(value).exists())
+            return str(Path(value).resolve()) if folder else value
+
+        absolute = [resolved(shared[i - 1], w) if i else w for i, w in enumerate(shared)]
+        options.out.mkdir(parents=True, exist_ok=True)
+        try:
+            return run_on_ray(cells, worker_argv=[*absolute, "--no-render"], out=options.out.resolve(),
+                              address=args.address, local_cpus=args.jobs if args.jobs > 1 else None,
+                              program=("lab", "leaderboard"))
+        finally:
+            render_leaderboard(options.results, args.markdown, args.figures)
     if args.jobs > 1 and len(cells) > 1:  # one worker process per cell: this command for that cell
         codes = _leaderboard_workers([cell.name for cell in cells], shared, options.out, args.jobs)
         render_leaderboard(options.results, args.markdown, args.figures)

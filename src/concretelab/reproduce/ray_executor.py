@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,9 @@ def _require_ray() -> Any:
     return ray
 
 
-def _run_worker(cell: str, argv: list[str], log_path: str, cwd: str) -> int:
+def _run_worker(cell: str, argv: list[str], log_path: str, cwd: str, program: tuple[str, ...]) -> int:
     """One cell's worker process (the body of the Ray task); its exit status."""
-    command = [sys.executable, "-m", "concretelab", "reproduce", "table1", "--cells", cell, *argv]
+    command = [sys.executable, "-m", "concretelab", *program, "--cells", cell, *argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
@@ -57,13 +58,14 @@ def _run_worker(cell: str, argv: list[str], log_path: str, cwd: str) -> int:
             raise
 
 
-def run_on_ray(cells: list[Cell], *, worker_argv: list[str], out: Path, address: str | None = None,
-               local_cpus: int | None = None) -> int:
+def run_on_ray(cells: Sequence[Cell | Any], *, worker_argv: list[str], out: Path, address: str | None = None,
+               local_cpus: int | None = None, program: tuple[str, ...] = ("reproduce", "table1")) -> int:
     """Run ``cells`` as Ray tasks (one CPU each) and wait for them; 0, or the first non-zero worker status.
 
     ``address``: an existing cluster's (``ray://host:10001`` or ``host:6379``; None starts a local Ray with
     ``local_cpus`` CPUs, all of this machine's by default, and stops it at the end). ``worker_argv``: the
-    worker's flags after ``--cells CELL``, with absolute paths."""
+    worker's flags after ``--cells CELL``, with absolute paths; ``program``: the command the worker runs
+    (``reproduce table1``, or ``lab leaderboard`` for the leaderboard's cells), which takes ``--cells``."""
     ray = _require_ray()
     started = not ray.is_initialized()
     if started:
@@ -73,7 +75,8 @@ def run_on_ray(cells: list[Cell], *, worker_argv: list[str], out: Path, address:
             ray.init(address=address, log_to_driver=False)
     task = ray.remote(num_cpus=1, max_retries=0)(_run_worker)
     cwd = str(Path.cwd())
-    futures = {cell.name: task.remote(cell.name, worker_argv, str(out / f"{cell.name}.log"), cwd) for cell in cells}
+    futures = {cell.name: task.remote(cell.name, worker_argv, str(out / f"{cell.name}.log"), cwd, tuple(program))
+               for cell in cells}
     try:
         codes = dict(zip(futures, ray.get(list(futures.values())), strict=True))
     except BaseException:
