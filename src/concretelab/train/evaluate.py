@@ -10,12 +10,13 @@ undefined (None).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,19 @@ def _stored_result(path: Path, checkpoint_step: int, settings: dict[str, Any]) -
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def _progress(label: str | None, k: int, split: str, total: int, show: bool
+              ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """(advance, resumed) callbacks of an evaluation's progress: a log line about every 10% with ``label`` (for
+    runs whose output goes to a log file), else a bar (hidden unless ``show``)."""
+    if label is not None:
+        log = _ProgressLog(label, k, total)
+        yield log.advance, log.resume
+        return
+    with tqdm(total=total, unit="img", desc=f"L_{k} on {split}", disable=None if show else True) as bar:
+        yield bar.update, bar.update
+
+
 def evaluate_checkpoint(
     run: str | Path,
     saved: Checkpoint,
@@ -190,17 +204,10 @@ def evaluate_checkpoint(
     logger.info("evaluating -L_%d on %d %s images (%s checkpoint, step %d)", k, chosen.shape[0], split, checkpoint,
                 saved.step)
     identity = {"checkpoint": checkpoint, "checkpoint_step": saved.step}
-    if label is not None:
-        log = _ProgressLog(label, k, chosen.shape[0])
+    with _progress(label, k, split, chosen.shape[0], progress) as (advance, resumed):
         bounds, seconds = resumable_bound_per_image(net, chosen, k, state=state, seed=seed, batch_size=batch_size,
-                                                    chunk_size=chunk_size, progress=log.advance, resumed=log.resume,
+                                                    chunk_size=chunk_size, progress=advance, resumed=resumed,
                                                     identity=identity)
-    else:
-        with tqdm(total=chosen.shape[0], unit="img", desc=f"L_{k} on {split}",
-                  disable=None if progress else True) as bar:
-            bounds, seconds = resumable_bound_per_image(net, chosen, k, state=state, seed=seed,
-                                                        batch_size=batch_size, chunk_size=chunk_size,
-                                                        progress=bar.update, resumed=bar.update, identity=identity)
     nll = -bounds  # (N,) float64
     n = int(nll.shape[0])
     mean, stderr = mean_and_stderr(nll)
