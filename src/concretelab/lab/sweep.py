@@ -178,6 +178,50 @@ def _configurations(problem: Problem, config: SweepConfig) -> list[tuple[str, fl
     return pairs
 
 
+def _draws(estimator: Any, f: Any, logits: Tensor, samples: int, config: SweepConfig, generator: torch.Generator,
+           progress: Callable[[int], None]) -> tuple[Tensor, float]:
+    """``config.draws`` independent estimates (draws, *logits.shape), taken in chunks of ``config.chunk_draws``
+    (a stateful estimator is reset before each chunk, so every chunk starts from the same state), and the seconds
+    the batched calls took."""
+    chunks: list[Tensor] = []
+    seconds = 0.0
+    remaining = config.draws
+    while remaining > 0:
+        n = min(config.chunk_draws, remaining)
+        if hasattr(estimator, "reset"):
+            estimator.reset()
+        start = time.perf_counter()
+        chunks.append(estimator.per_draw(f, logits, samples, n, generator=generator).detach())
+        seconds += time.perf_counter() - start
+        remaining -= n
+        progress(n)
+    return torch.cat(chunks), seconds
+
+
+def _call_times(estimator: Any, problem: Problem, samples: int, repeats: int, generator: torch.Generator
+                ) -> list[float]:
+    """Seconds of ``repeats`` calls of ``estimate`` (one estimate each), the estimator reset before each."""
+    times = []
+    for _ in range(repeats):
+        if hasattr(estimator, "reset"):
+            estimator.reset()
+        start = time.perf_counter()
+        estimator.estimate(problem.f, problem.logits, samples, generator=generator)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _mean_ms_interval(times: list[float], confidence: float) -> tuple[float, float, float]:
+    """The mean time of the calls in ms with its normal-approximation interval at ``confidence`` (NaN without
+    calls)."""
+    if not times:
+        return math.nan, math.nan, math.nan
+    mean_t = sum(times) / len(times)
+    sd_t = (sum((t - mean_t) ** 2 for t in times) / max(len(times) - 1, 1)) ** 0.5
+    half = normal_quantile(confidence) * sd_t / math.sqrt(len(times))
+    return 1e3 * mean_t, 1e3 * (mean_t - half), 1e3 * (mean_t + half)
+
+
 def _measure(
     problem: Problem, name: str, temperature: float | None, config: SweepConfig, cache: dict[Any, Tensor | None],
     progress: Callable[[int], None],
@@ -189,29 +233,10 @@ def _measure(
     reference = _reference(problem, name, samples, cache)
     counted = _CountingObjective(problem.f)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, problem.key, name, temperature, "draws"))
-    chunks: list[Tensor] = []
-    batched_seconds = 0.0
-    remaining = config.draws
-    while remaining > 0:
-        n = min(config.chunk_draws, remaining)
-        if hasattr(estimator, "reset"):
-            estimator.reset()  # stateful estimators: every chunk starts from the same initial state
-        start = time.perf_counter()
-        chunks.append(estimator.per_draw(counted, problem.logits, samples, n, generator=generator).detach())
-        batched_seconds += time.perf_counter() - start
-        remaining -= n
-        progress(n)
-    estimates = torch.cat(chunks)
+    estimates, batched_seconds = _draws(estimator, counted, problem.logits, samples, config, generator, progress)
     evaluations_counted = counted.count / config.draws
-
     timing_gen = torch.Generator().manual_seed(derive_seed(config.seed, problem.key, name, temperature, "timing"))
-    times = []
-    for _ in range(config.timing_repeats):
-        if hasattr(estimator, "reset"):
-            estimator.reset()
-        start = time.perf_counter()
-        estimator.estimate(problem.f, problem.logits, samples, generator=timing_gen)
-        times.append(time.perf_counter() - start)
+    times = _call_times(estimator, problem, samples, config.timing_repeats, timing_gen)
 
     exact = reference if reference is not None else torch.full_like(problem.logits, math.nan)
     finite = torch.isfinite(estimates.reshape(estimates.shape[0], -1)).all(dim=1)
@@ -250,15 +275,7 @@ def _measure(
     row["variance_x_evaluations"] = row["variance"] * evaluations
     row["variance_x_evaluations_low"] = row["variance_low"] * evaluations
     row["variance_x_evaluations_high"] = row["variance_high"] * evaluations
-    if times:
-        mean_t = sum(times) / len(times)
-        sd_t = (sum((t - mean_t) ** 2 for t in times) / max(len(times) - 1, 1)) ** 0.5
-        half = normal_quantile(config.confidence) * sd_t / math.sqrt(len(times))
-        row["time_ms"], row["time_ms_low"], row["time_ms_high"] = (
-            1e3 * mean_t, 1e3 * (mean_t - half), 1e3 * (mean_t + half),
-        )
-    else:
-        row["time_ms"] = row["time_ms_low"] = row["time_ms_high"] = math.nan
+    row["time_ms"], row["time_ms_low"], row["time_ms_high"] = _mean_ms_interval(times, config.confidence)
     row["time_ms_batched"] = 1e3 * batched_seconds / config.draws
     row["bias_chi2"], row["bias_dof"], row["bias_pvalue"] = metrics.bias_chi2, metrics.bias_dof, metrics.bias_pvalue
     row["bias_per_coordinate"] = [b.value for b in metrics.bias]
