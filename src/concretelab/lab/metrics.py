@@ -180,6 +180,37 @@ def bias_test(g: Tensor, exact: Tensor) -> tuple[float, int, float]:
     return stat, dof, pvalue
 
 
+def _bootstrap_scalars(g: Tensor, target: Tensor, *, confidence: float, bootstrap: int,
+                       generator: torch.Generator | None, chunk: int) -> dict[str, Interval]:
+    """Each scalar summary of the estimates ``g`` (N, d) with its percentile-bootstrap interval: ``bootstrap``
+    resamples of the N estimates, as counts (a resample's summary is a weighted one), ``chunk`` at a time."""
+    n = g.shape[0]
+    ones = torch.ones(1, n, dtype=torch.float64)
+    point = {k: float(v[0]) for k, v in _summaries(g, ones, target).items()}
+    resampled: dict[str, list[Tensor]] = {k: [] for k in point}
+    done = 0
+    chunk = max(1, min(chunk, 10_000_000 // n))  # bound the (chunk, N) count matrix to ~80 MB
+    while done < bootstrap:
+        r = min(chunk, bootstrap - done)
+        index = torch.randint(0, n, (r, n), generator=generator)
+        counts = torch.zeros(r, n, dtype=torch.float64).scatter_add_(1, index, ones.expand(r, n))
+        for k, v in _summaries(g, counts, target).items():
+            resampled[k].append(v)
+        done += r
+    alpha = (1.0 - confidence) / 2.0
+    scalars: dict[str, Interval] = {}
+    for k in SCALAR_METRICS:
+        values = torch.cat(resampled[k])
+        finite = values[torch.isfinite(values)]
+        if finite.numel() < values.numel() or finite.numel() == 0:
+            low = high = math.nan
+        else:
+            low = float(torch.quantile(finite, alpha))
+            high = float(torch.quantile(finite, 1.0 - alpha))
+        scalars[k] = Interval(point[k], low, high)
+    return scalars
+
+
 def gradient_metrics(
     estimates: Tensor,
     exact: Tensor,
@@ -216,30 +247,8 @@ def gradient_metrics(
     if not bool(torch.isfinite(g).all()) and not bool(torch.isnan(g).all()):
         raise ValueError(f"estimates must be finite, got {int((~torch.isfinite(g)).sum())} non-finite values")
 
-    ones = torch.ones(1, n, dtype=torch.float64)
-    point = {k: float(v[0]) for k, v in _summaries(g, ones, target).items()}
-    resampled: dict[str, list[Tensor]] = {k: [] for k in point}
-    done = 0
-    chunk = max(1, min(chunk, 10_000_000 // n))  # bound the (chunk, N) count matrix to ~80 MB
-    while done < bootstrap:
-        r = min(chunk, bootstrap - done)
-        index = torch.randint(0, n, (r, n), generator=generator)
-        counts = torch.zeros(r, n, dtype=torch.float64).scatter_add_(1, index, ones.expand(r, n))
-        for k, v in _summaries(g, counts, target).items():
-            resampled[k].append(v)
-        done += r
-    alpha = (1.0 - confidence) / 2.0
-    scalars: dict[str, Interval] = {}
-    for k in SCALAR_METRICS:
-        values = torch.cat(resampled[k])
-        finite = values[torch.isfinite(values)]
-        if finite.numel() < values.numel() or finite.numel() == 0:
-            low = high = math.nan
-        else:
-            low = float(torch.quantile(finite, alpha))
-            high = float(torch.quantile(finite, 1.0 - alpha))
-        scalars[k] = Interval(point[k], low, high)
-
+    scalars = _bootstrap_scalars(g, target, confidence=confidence, bootstrap=bootstrap, generator=generator,
+                                 chunk=chunk)
     mean = g.mean(dim=0)
     std = g.std(dim=0, correction=1)
     half = z * std / math.sqrt(n)
