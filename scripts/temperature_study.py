@@ -163,10 +163,17 @@ def gradient_norms(folder: Path, temperature: float, prior: float, images: torch
     return {"total": torch.stack(total), "reconstruction": torch.stack(reconstruction)}
 
 
+def gradient_images(args: argparse.Namespace) -> torch.Tensor:
+    """The fixed training images of the gradient norms: ``--gradient-images`` of them, evenly spaced."""
+    from concretelab.data import load_dataset
+
+    data = load_dataset(args.data)
+    return data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
+
+
 def collect(args: argparse.Namespace) -> list[dict]:
     """One row per evaluated run of either series: its test bound and per-example gradient norms."""
     from concretelab.checks import parse_number
-    from concretelab.data import load_dataset
 
     rows = []
     images = None
@@ -179,9 +186,7 @@ def collect(args: argparse.Namespace) -> list[dict]:
             print(f"{series} prior, lambda {temperature}: not evaluated yet ({folder})")
             continue
         result = json.loads(evaluation.read_text())
-        if images is None:
-            data = load_dataset(args.data)
-            images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
+        images = gradient_images(args) if images is None else images
         prior = prior_of(temperature, series)
         if folder not in norms_of:  # the run at 1/2 belongs to both series
             norms_of[folder] = gradient_norms(folder, parse_number(temperature), parse_number(prior), images)
@@ -241,7 +246,6 @@ def report(args: argparse.Namespace) -> None:
 def collect_seeded(args: argparse.Namespace) -> list[dict]:
     """One row per evaluated replica of the seeded runs (the fixed series' replicas at 1/2 count for both)."""
     from concretelab.checks import parse_number
-    from concretelab.data import load_dataset
 
     rows, images = [], None
     for series in SERIES:
@@ -251,9 +255,7 @@ def collect_seeded(args: argparse.Namespace) -> list[dict]:
             if not evaluation.is_file():
                 continue
             result = json.loads(evaluation.read_text())
-            if images is None:
-                data = load_dataset(args.data)
-                images = data.train[torch.linspace(0, data.train.shape[0] - 1, args.gradient_images).long()]
+            images = gradient_images(args) if images is None else images
             prior = prior_of(temperature, series)
             norms = gradient_norms(run, parse_number(temperature), parse_number(prior), images)
             shared = [series] if temperature != "0.5" else list(SERIES)  # the run at 1/2 belongs to both series

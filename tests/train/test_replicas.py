@@ -32,6 +32,7 @@ from concretelab.train.replicas import (
 )
 
 from ._helpers import model_tensors, run_python, small_config
+from .test_interruptions import _KILL_SCRIPT  # the CLI, killed by SIGKILL at its N-th objective call
 
 # ----- parsing --------------------------------------------------------------------------------------------------
 
@@ -238,22 +239,6 @@ def test_replica_run_resumed_with_more_steps_replays_every_tensor(tmp_path, esti
         assert all(torch.equal(a[k], b[k]) for k in a), folder
     # (rows and best checkpoints differ by design: a run that ends at step 5 writes a row and validates there; the
     # kill -9 test below compares the rows and best checkpoints of an interrupted run)
-
-
-_KILL_SCRIPT = """
-import os, signal, sys
-from concretelab import objectives
-from concretelab.cli import main
-real = objectives.OBJECTIVES["relaxed"]
-calls = {"n": 0}
-def objective(model, x, **kwargs):
-    calls["n"] += 1
-    if calls["n"] == int(sys.argv[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(model, x, **kwargs)
-objectives.OBJECTIVES["relaxed"] = objective
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_replica_run_resumes_bit_for_bit_after_kill_9(tmp_path) -> None:
