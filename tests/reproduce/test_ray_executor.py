@@ -3,7 +3,6 @@ run an interruption left behind, and two leaderboard cells."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import concretelab.reproduce.runner as runner
 from concretelab.cli import main
 from concretelab.train import load_checkpoint
 
-from .test_reproduce_command import _argv
+from .test_reproduce_command import _argv, interrupted_after_two_steps
 
 ray = pytest.importorskip("ray", reason="the optional extra concretelab[ray]")
 
@@ -38,12 +37,7 @@ def _table1_cells(tmp_path: Path, monkeypatch) -> None:
     tmp_path.mkdir()
     interrupted = CELLS[0]
     real_train = runner.train
-
-    def interrupted_after_two_steps(config, *, resume=False):
-        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
-        return dataclasses.replace(result, stopped_by_signal=2)  # as if SIGINT arrived at step 2
-
-    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps(real_train))
     assert main(_argv(tmp_path, [interrupted], 5)) == 130
     folder = tmp_path / "runs" / f"{interrupted}-paper"
     assert load_checkpoint(folder / "checkpoints" / "last.safetensors").step == 2

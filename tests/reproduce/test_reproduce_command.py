@@ -99,12 +99,7 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     budget is a new run (the old one stays), and the result records the recipe."""
     name = "200H~784V-m1-relaxed"  # nonlinear: the tuned recipe decays (cosine)
     real_train = runner.train
-
-    def interrupted_after_two_steps(config, *, resume=False):
-        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
-        return dataclasses.replace(result, stopped_by_signal=2)
-
-    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps(real_train))
     assert main(_argv(tmp_path, [name], 5, "--recipe", "tuned")) == 130
     monkeypatch.setattr(runner, "train", real_train)
     assert main(_argv(tmp_path, [name], 5, "--recipe", "tuned")) == 0
@@ -127,16 +122,20 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     assert _result(tmp_path, name)["recipe"] == "paper"
 
 
+def interrupted_after_two_steps(real_train):
+    """``runner.train`` as if SIGINT arrived at step 2: it trains 2 steps, saves, and reports the signal."""
+    def train(config, *, resume=False):
+        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
+        return dataclasses.replace(result, stopped_by_signal=2)
+
+    return train
+
+
 def test_finished_cells_are_skipped_and_interrupted_ones_resume(tmp_path: Path, monkeypatch) -> None:
     """With the paper's constant rate, a run is extended in place by a larger --steps."""
     name = "200H-784V-m1-relaxed"
     real_train = runner.train
-
-    def interrupted_after_two_steps(config, *, resume=False):
-        result = real_train(dataclasses.replace(config, steps=2), resume=resume)
-        return dataclasses.replace(result, stopped_by_signal=2)  # as if SIGINT arrived at step 2
-
-    monkeypatch.setattr(runner, "train", interrupted_after_two_steps)
+    monkeypatch.setattr(runner, "train", interrupted_after_two_steps(real_train))
     assert main(_argv(tmp_path, [name], 5)) == 130
     assert not (tmp_path / "results" / f"{name}.json").exists()
     assert load_checkpoint(tmp_path / "runs" / f"{name}-paper" / "checkpoints" / "last.safetensors").step == 2

@@ -656,7 +656,7 @@ class _ReplicaRun(_Run):
             logger.info("validation at step %d abandoned by %s; it is owed to the resumed run", self.step,
                         signal.Signals(stop.signal or signal.SIGTERM).name)
             return False
-        pending = self.window.values[: self.window.count].tolist()
+        improved = []
         for replica, (seed, bound) in enumerate(zip(self.seeds, bounds, strict=True)):
             valid_nll = -float(bound.mean())
             self.log_row({"step": self.step, "seed": seed, "valid_nll": valid_nll, "valid_k": config.eval_k,
@@ -664,8 +664,12 @@ class _ReplicaRun(_Run):
             best = self.best_bounds[replica]
             if best is None or -valid_nll > best:
                 self.best_bounds[replica] = -valid_nll
-                save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / "best.safetensors",
-                                self.replica_checkpoint(replica, pending, False))
+                improved.append(replica)
+        if improved:  # each improved replica's best, cut from one checkpoint of all replicas at this step
+            stacked = self.checkpoint(self.window.values[: self.window.count].tolist(), False)
+            for replica in improved:
+                save_checkpoint(replica_folder(self.out, self.seeds[replica]) / "checkpoints" / "best.safetensors",
+                                self.replica_checkpoint(replica, stacked))
         logger.info("step %d: validation -L_%d = %s nats (seeds %s)", self.step, config.eval_k,
                     ", ".join(f"{-float(b.mean()):.3f}" for b in bounds), ", ".join(map(str, self.seeds)))
         return True
@@ -676,12 +680,12 @@ class _ReplicaRun(_Run):
         checkpoint.extra["replica_best_valid"] = list(getattr(self, "best_bounds", [None] * len(self.seeds)))
         return checkpoint
 
-    def replica_checkpoint(self, replica: int, pending_losses: list[Any], owes_validation: bool) -> Checkpoint:
-        """Replica ``replica`` as a checkpoint of its own run (read by ``load_run`` and ``evaluate``)."""
+    def replica_checkpoint(self, replica: int, stacked: Checkpoint) -> Checkpoint:
+        """Replica ``replica`` as a checkpoint of its own run (read by ``load_run`` and ``evaluate``), cut from the
+        checkpoint of all replicas at this step."""
         seed = self.seeds[replica]
-        stacked = self.checkpoint(pending_losses, owes_validation)
         extra = {key: value for key, value in stacked.extra.items() if key not in ("seeds", "replica_best_valid")}
-        extra["loss_window"] = [row[replica] for row in pending_losses]
+        extra["loss_window"] = [row[replica] for row in stacked.extra["loss_window"]]
         extra["replica_of"] = {"run": str(self.out), "seeds": list(self.seeds)}
         if getattr(self.objective_state, "replicas", 1) > 1:  # NVIL's baselines and moments: this replica's
             extra["estimator"] = replica_state(self.objective_state, replica)
@@ -699,10 +703,11 @@ class _ReplicaRun(_Run):
 
     def save_last(self, owes_validation: bool = False) -> None:
         pending = self.window.read(self.step, self.last_path)  # checks for NaN before writing
+        stacked = self.checkpoint(pending, owes_validation)
         for replica, seed in enumerate(self.seeds):  # each replica's own view, then the resumable whole
             save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / "last.safetensors",
-                            self.replica_checkpoint(replica, pending, owes_validation))
-        save_checkpoint(self.last_path, self.checkpoint(pending, owes_validation))
+                            self.replica_checkpoint(replica, stacked))
+        save_checkpoint(self.last_path, stacked)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         super()._restore(checkpoint)
