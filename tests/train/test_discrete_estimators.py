@@ -210,11 +210,12 @@ def test_nvil_moments_advance_in_training_mode_only() -> None:
 def test_every_training_estimator_is_the_layered_form_of_a_lab_estimator() -> None:
     """One estimator stack: the trainer's objectives are the lab estimators' ``layered`` classes."""
     from concretelab.estimators import ESTIMATORS
+    from concretelab.estimators.one_layer import ONE_LAYER
     from concretelab.train.discrete import TRAINING_ESTIMATORS
 
-    assert set(TRAINING_ESTIMATORS) == {"arms", "disarm", "nvil", "reinforce_loo", "vimco"}
+    assert set(TRAINING_ESTIMATORS) == {"arms", "disarm", "nvil", "reinforce_loo", "vimco", *ONE_LAYER}
     for name in TRAINING_ESTIMATORS:
-        objective = build_estimator_objective(name, build_model("4H-4H-16V"))
+        objective = build_estimator_objective(name, build_model("4H-16V" if name in ONE_LAYER else "4H-4H-16V"))
         assert isinstance(objective, EstimatorObjective) and type(objective) is ESTIMATORS[name].layered
 
 
@@ -237,7 +238,9 @@ def test_objective_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="needs a binary SBN"):
         build_estimator_objective("disarm", build_model("4H-16V", categories=4))
     with pytest.raises(ValueError, match="not supported for training"):
-        build_estimator_objective("rebar", build_model("4H-16V"))
+        build_estimator_objective("indecater", build_model("4H-16V"))
+    with pytest.raises(ValueError, match="defined for one layer of independent variables; the model has 2"):
+        build_estimator_objective("rebar", build_model("4H-4H-16V"))
     model = build_model("4H-16V")
     with pytest.raises(ValueError, match="samples must be an integer >= 2"):
         build_estimator_objective("vimco", model)(model, torch.zeros(2, 16), samples=1)
@@ -297,9 +300,7 @@ def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
     [
         (["--estimator", "vimco", "--samples", "1"], "--estimator vimco needs --samples >= 2"),
         (["--estimator", "reinforce_loo"], "--estimator reinforce_loo needs --samples >= 2"),
-        (["--estimator", "rebar"], "--estimator 'rebar' is not supported for training"),
-        (["--estimator", "indecater"], "indecater is defined for a single layer of independent variables"),
-        (["--estimator", "rodeo", "--samples", "4"], "rodeo is defined for a single layer"),
+        (["--estimator", "indecater"], "--estimator 'indecater' is not supported for training"),
         (["--estimator", "arms", "--samples", "1"], "--estimator arms needs --samples >= 2"),
         (["--estimator", "arms", "--samples", "2", "--model", "392V-8H-392V"], "structured-prediction"),
         (["--estimator", "nvil", "--model", "categorical-vae"], "sigmoid belief nets only"),

@@ -9,7 +9,9 @@ distribution given by logits θ (VIMCO: the gradient of log mean_k exp f(b^k) ov
     draws = est.per_draw(f, logits, num_samples=1, num_draws=1000)            # (1000, *logits.shape)
     exact = exact_gradient(f, logits)                                          # enumeration, <= 2**20 states
 
-``f`` maps a batch (M, *logits.shape) to (M,), row by row. ``estimate(..., reduce=False)`` returns the
+``f`` maps a batch (M, *logits.shape) to (M,), row by row, or, for logits that hold a batch of independent
+examples, to one value per example (M, *batch), so that each example is scored against its own value (every
+estimator but ``indecater``; see ``concretelab.estimators._base``). ``estimate(..., reduce=False)`` returns the
 draws whose mean is the estimate: one per sample for single-sample estimators, one row for the
 multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the whole set of ``num_samples`` samples.
 ``per_draw`` returns independent estimates, each from ``num_samples`` samples, for variance and SNR.
@@ -84,6 +86,7 @@ from concretelab.estimators.layered import (
     LayeredVIMCO,
 )
 from concretelab.estimators.nvil import NVIL
+from concretelab.estimators.one_layer import ONE_LAYER, OneLayerEstimator, one_layer_form
 from concretelab.estimators.rebar import REBAR
 from concretelab.estimators.reinforce import Reinforce
 from concretelab.estimators.reinforce_loo import ReinforceLOO
@@ -117,6 +120,7 @@ __all__ = [
     "LayeredReinforceLOO",
     "LayeredVIMCO",
     "MultiSampleEstimator",
+    "OneLayerEstimator",
     "ReinMax",
     "Reinforce",
     "ReinforceLOO",
@@ -152,6 +156,12 @@ ESTIMATORS: dict[str, type[GradientEstimator]] = {
         RODEO,
     )
 }
+
+
+# The estimators defined for one layer of independent variables train a model with one stochastic layer through
+# their one-layer form (``concretelab.estimators.one_layer``); the others name their per-layer form in the class.
+for _name in ONE_LAYER:
+    ESTIMATORS[_name].layered = one_layer_form(ESTIMATORS[_name])
 
 
 def estimator_options(name: str) -> dict[str, Any]:

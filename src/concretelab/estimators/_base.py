@@ -16,6 +16,15 @@ simplex) and differentiate it, so f must be differentiable with respect to its i
 ``PathwiseObjective``: ValueError naming the estimator otherwise); score-function estimators only call it
 on exact samples.
 
+Per-example objectives. Where the logits hold a batch of independent examples (a VAE's encoder logits, (batch,
+units)), f may return one value per example instead: shape (M, *batch), ``batch`` a leading part of
+``logits.shape`` that leaves at least one axis (the categorical K axis at least), and entry (m, i) depending only on
+row m of example i. Each example's logits are then scored against its own value, so the estimate for example i is
+an estimate of ∂/∂θ_i E[f_i(b_i)], the same expectation as for the summed f(b) = Σ_i f_i(b_i), without the other
+examples' values as noise in example i's signal. Adapted coefficients (REBAR's η and λ, RELAX's network, the α and
+β of double CV and RODEO) and NVIL's baseline stay shared by the batch; RELAX's network takes one example at a
+time. IndeCateR and ``exact_multisample_gradient`` need one value per row.
+
 Terminology. A *sample* is one b ~ p_θ. A *draw* is one independent estimate of g: for the single-sample
 estimators one draw uses one sample (plus the f-evaluations it pairs with it), for the multi-sample ones
 (``reinforce_loo``, ``vimco``) one draw uses the whole set of ``num_samples`` samples.
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -51,6 +60,7 @@ __all__ = [
     "GradientEstimator",
     "MultiSampleEstimator",
     "Objective",
+    "PathwiseEstimator",
     "PathwiseObjective",
     "RelaxedPathwiseEstimator",
     "SingleSampleEstimator",
@@ -66,6 +76,7 @@ __all__ = [
     "leave_one_out_mean",
     "logistic_pair",
     "one_hot_argmax",
+    "per_element",
     "perturb_and_sample",
     "relax_point",
     "softmax_jacobian_surrogate",
@@ -88,14 +99,24 @@ def check_logits(logits: Tensor, family: str) -> None:
 
 
 def evaluate(f: Objective, points: Tensor) -> Tensor:
-    """f at a batch of points (M, *shape) -> (M,), with its output shape checked."""
+    """f at a batch of points (M, *shape) -> (M,), or (M, *batch) for a per-example f (module docstring), with
+    its output shape checked."""
     values = f(points)
-    if not isinstance(values, Tensor) or values.shape != points.shape[:1]:
+    if not isinstance(values, Tensor) or not 1 <= values.dim() < points.dim() \
+            or values.shape != points.shape[:values.dim()]:
         got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
         raise ValueError(
-            f"f must map a batch of shape {tuple(points.shape)} to values of shape ({points.shape[0]},), got {got}"
+            f"f must map a batch of shape {tuple(points.shape)} to values of shape ({points.shape[0]},), or to one "
+            f"value per example, of shape {tuple(points.shape[:2])} (the batch axes leading the logits' shape, at "
+            f"least one axis left), got {got}"
         )
     return values
+
+
+def per_element(values: Tensor, dims: int) -> Tensor:
+    """f's values, (lead..., *batch), with trailing unit axes to broadcast against a tensor of ``dims`` axes whose
+    leading ones they share (one value per row, or per row and example)."""
+    return values.reshape(*values.shape, *([1] * (dims - values.dim())))
 
 
 #: Operations whose gradient torch defines as zero everywhere: an f that rounds its input through one of them has
@@ -409,6 +430,18 @@ class GradientEstimator:
     def reset(self) -> None:
         """Restore the initial adaptive state (no-op for stateless estimators)."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """The adaptive state (tensors, numbers and optimizer states; empty for stateless estimators), for a
+        checkpoint: ``load_state_dict`` of an estimator built with the same options continues where this one is."""
+        if self.stateful:  # pragma: no cover - every stateful estimator overrides it
+            raise NotImplementedError(f"{type(self).__name__} must define state_dict()")
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        if state:
+            raise ValueError(f"estimator {self.name!r} has no adaptive state, got entries {sorted(state)}")
+
     def estimate(
         self,
         f: Objective,
@@ -477,13 +510,31 @@ class SingleSampleEstimator(GradientEstimator):
         raise NotImplementedError
 
 
-class RelaxedPathwiseEstimator(SingleSampleEstimator):
-    """A biased pathwise estimator through a relaxation at ``temperature`` (default 1.0): one differentiable
-    f-evaluation per sample (Concrete, straight-through Gumbel, ReinMax, Gumbel-Rao)."""
+class PathwiseEstimator(SingleSampleEstimator):
+    """A single-sample estimator that differentiates f at points built from the logits, one f-evaluation per sample:
+    subclasses implement ``point_map``, and the estimate is the gradient of f at those points with respect to the
+    logits (``pathwise_per_sample``)."""
 
     unbiased = False
     evaluations_per_sample = 1
     differentiable_f = True
+
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
+        """Draw the noise of ``num`` samples at ``logits`` and return the map from repeated logits θ_rep (num, *shape)
+        to the points f is evaluated at: their values (a sample, or its relaxation) and, through θ_rep, the
+        estimator's gradient path. A trainer evaluates f on ``point_map(θ, m, g)(θ.expand(m, *θ.shape))`` and
+        backpropagates once into θ and f's own parameters (``concretelab.estimators.one_layer``)."""
+        raise NotImplementedError
+
+    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+        points = self.point_map(logits, num, generator)
+        return pathwise_per_sample(lambda theta: objective(points(theta)), logits, num, objective)
+
+
+class RelaxedPathwiseEstimator(PathwiseEstimator):
+    """A biased pathwise estimator through a relaxation at ``temperature`` (default 1.0): one differentiable
+    f-evaluation per sample (Concrete, straight-through Gumbel, ReinMax, Gumbel-Rao)."""
 
     def __init__(self, family: str = "bernoulli", *, temperature: float = 1.0) -> None:
         super().__init__(family)
@@ -512,12 +563,16 @@ def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple
     """(f(b), ∇_b f(b)) at exact samples b (M, *shape), both detached, in b's dtype: one evaluation per row and one
     backward pass, for estimators whose control variates use f's gradient at the samples (``double_cv``,
     ``rodeo``). f must be differentiable with respect to its input: ValueError naming ``estimator`` otherwise
-    (``PathwiseObjective``)."""
+    (``PathwiseObjective``).
+
+    The graph of f's values is kept after the input gradient is taken (``retain_graph``): an f that keeps its own
+    values to backpropagate into its parameters later (``concretelab.estimators.one_layer``) can, and otherwise the
+    graph is freed with the values when this function returns."""
     objective = PathwiseObjective(f, estimator)
     points = b.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         values = objective(points)
-        (grad,) = torch.autograd.grad(values.sum(), points, allow_unused=True)
+        (grad,) = torch.autograd.grad(values.sum(), points, allow_unused=True, retain_graph=True)
     objective.check()
     grad = torch.zeros_like(points) if grad is None else grad
     return values.detach().to(b.dtype), grad.detach().to(b.dtype)
@@ -525,24 +580,27 @@ def values_and_input_gradients(f: Objective, b: Tensor, estimator: str) -> tuple
 
 def scored_sets(f: Objective, logits: Tensor, num_samples: int, num_sets: int, family: str,
                 generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """``num_sets`` sets of ``num_samples`` exact samples b: f at each, detached, (sets, K), and each sample's score
-    ∇_θ log p_θ(b) = b − E[b], (sets, K, *logits.shape): what the score-function estimators weight."""
+    """``num_sets`` sets of ``num_samples`` exact samples b: f at each, detached, (sets, K) (or (sets, K, *batch)
+    for a per-example f), and each sample's score ∇_θ log p_θ(b) = b − E[b], (sets, K, *logits.shape): what the
+    score-function estimators weight."""
     b = exact_sample(logits, num_sets * num_samples, family, generator)
     with torch.no_grad():
-        values = evaluate(f, b).detach().to(logits.dtype).reshape(num_sets, num_samples)
+        values = evaluate(f, b).detach().to(logits.dtype)
+    values = values.reshape(num_sets, num_samples, *values.shape[1:])
     return values, (b - mean_param(logits, family)).reshape(num_sets, num_samples, *logits.shape)
 
 
 def weighted_scores(signal: Tensor, scores: Tensor) -> Tensor:
-    """signal_k ∇ log p(b^k) for every sample: ``signal`` (sets, K) against ``scores`` (sets, K, *shape)."""
-    return signal.reshape(*signal.shape, *([1] * (scores.dim() - 2))) * scores
+    """signal_k ∇ log p(b^k) for every sample: ``signal`` (sets, K[, *batch]) against ``scores`` (sets, K, *shape)."""
+    return per_element(signal, scores.dim()) * scores
 
 
 @dataclass(frozen=True)
 class TaylorSamples:
     """K exact Bernoulli samples per set with what the Taylor-expansion control variates (``double_cv``, ``rodeo``)
-    need: f at the samples (sets, K), the samples (sets, K, *shape), p = σ(θ) (*shape), the scores b − p and the
-    slopes ḡ_{−k} = (1/(K−1)) Σ_{j≠k} ∇f(b^j), the mean gradient of f at the *other* samples (sets, K, *shape)."""
+    need: f at the samples (sets, K) (or (sets, K, *batch) for a per-example f), the samples (sets, K, *shape),
+    p = σ(θ) (*shape), the scores b − p and the slopes ḡ_{−k} = (1/(K−1)) Σ_{j≠k} ∇f(b^j), the mean gradient of f
+    at the *other* samples (sets, K, *shape)."""
 
     values: Tensor
     samples: Tensor
@@ -559,7 +617,8 @@ class TaylorSamples:
         samples = b.reshape(num_sets, num_samples, *shape)
         probs = torch.sigmoid(logits)
         slopes = leave_one_out_mean(grads.reshape(num_sets, num_samples, *shape), dim=1)
-        return TaylorSamples(values.reshape(num_sets, num_samples), samples, probs, samples - probs, slopes)
+        values = values.reshape(num_sets, num_samples, *values.shape[1:])  # (sets, K[, *batch])
+        return TaylorSamples(values, samples, probs, samples - probs, slopes)
 
 
 def leave_one_out_mean(values: Tensor, dim: int) -> Tensor:

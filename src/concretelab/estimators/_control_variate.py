@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -30,6 +30,7 @@ from concretelab.estimators._base import (
     conditional_perturbation,
     evaluate,
     mean_param,
+    per_element,
     perturb_and_sample,
 )
 
@@ -61,6 +62,16 @@ class ControlVariateEstimator(SingleSampleEstimator):
         self.eta_param = torch.tensor(self.initial_eta, dtype=torch.float64, requires_grad=True)
         self.log_temperature = torch.tensor(math.log(self.initial_temperature), dtype=torch.float64, requires_grad=True)
         self.last_second_moment = float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"eta": self.eta_param.detach().clone(), "log_temperature": self.log_temperature.detach().clone(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.eta_param.copy_(state["eta"])
+            self.log_temperature.copy_(state["log_temperature"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
     @property
     def eta(self) -> float:
@@ -103,6 +114,16 @@ class AdaptedCoefficients(MultiSampleEstimator):
         self.optimizer = torch.optim.Adam(self._params(), lr=self.lr)
         self.last_second_moment = float("nan")
 
+    def state_dict(self) -> dict[str, Any]:
+        return {**{name: param.detach().clone() for name, param in zip(self.coefficients, self._params(), strict=True)},
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for name, param in zip(self.coefficients, self._params(), strict=True):
+                param.copy_(state[name])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def _params(self) -> list[Tensor]:
         return [getattr(self, f"{name}_param") for name in self.coefficients]
 
@@ -122,14 +143,15 @@ def control_variate_estimates(
     num: int,
     family: str,
     generator: torch.Generator | None,
-    control: Callable[[Tensor], Tensor],
+    control: Callable[[Tensor, int], Tensor],
     *,
     create_graph: bool,
     objective: PathwiseObjective,
 ) -> Tensor:
     """(num, *logits.shape) one-sample estimates ĝ; with ``create_graph`` they stay differentiable in φ.
 
-    ``control`` maps perturbed logits (M, *shape) to c_φ values (M,); it is called once on z and z̃ stacked and
+    ``control`` maps perturbed logits (M, *shape) and the number of f's batch axes (0, or those of a per-example f)
+    to c_φ values shaped like f's, (M[, *batch]); it is called once on z and z̃ stacked and
     evaluates f at relaxed points through ``objective``, checked after the pathwise backward pass (ValueError
     naming the estimator when f is not differentiable with respect to its input).
     """
@@ -141,7 +163,7 @@ def control_variate_estimates(
     with torch.enable_grad():
         z = rep + noise
         z_tilde = conditional_perturbation(rep, b, family, cond)
-        c = control(torch.cat([z, z_tilde]))  # (2 num,)
+        c = control(torch.cat([z, z_tilde]), fb.dim() - 1)  # (2 num[, *batch])
         c_z, c_tilde = c[:num], c[num:]
         (pathwise,) = torch.autograd.grad((c_z - c_tilde).sum(), rep, create_graph=create_graph, allow_unused=True)
         objective.check()
@@ -150,7 +172,7 @@ def control_variate_estimates(
         if not create_graph:
             c_tilde = c_tilde.detach()
         score = b - mean_param(logits, family)  # ∇_θ log p_θ(b), no graph needed
-        signal = (fb - c_tilde).reshape(num, *([1] * logits.dim()))
+        signal = per_element(fb - c_tilde, 1 + logits.dim())
         return signal * score + pathwise
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, logistic_pair
+from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, logistic_pair, per_element
 
 __all__ = ["ARM"]
 
@@ -37,5 +37,5 @@ class ARM(SingleSampleEstimator):
         noise, b_minus, b_plus = logistic_pair(logits, num, generator)  # b₋ = 1[u < σ(θ)], b₊ = 1[u > σ(−θ)]
         with torch.no_grad():
             values = evaluate(f, torch.cat([b_plus, b_minus])).detach().to(logits.dtype)
-        diff = (values[:num] - values[num:]).reshape(num, *([1] * logits.dim()))
+        diff = per_element(values[:num] - values[num:], 1 + logits.dim())
         return diff * (torch.sigmoid(noise) - 0.5)

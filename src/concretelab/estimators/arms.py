@@ -39,6 +39,7 @@ from concretelab.estimators._base import (
     arms_weight,
     dirichlet_copula_bernoulli,
     evaluate,
+    per_element,
 )
 from concretelab.estimators.layered import LayeredARMS
 
@@ -62,7 +63,7 @@ class ARMS(MultiSampleEstimator):
         b = dirichlet_copula_bernoulli(sets, k, generator).transpose(0, 1)  # (sets, K, *shape), coupled along K
         with torch.no_grad():
             values = evaluate(f, b.reshape(num_sets * k, *logits.shape)).detach().to(logits.dtype)
-        values = values.reshape(num_sets, k)
-        centred = (values - values.mean(dim=1, keepdim=True)).reshape(num_sets, k, *([1] * logits.dim()))
+        values = values.reshape(num_sets, k, *values.shape[1:])  # (sets, K[, *batch])
+        centred = per_element(values - values.mean(dim=1, keepdim=True), 2 + logits.dim())
         score = b - torch.sigmoid(logits)  # (sets, K, *shape)
         return arms_weight(logits, k) * (centred * score).sum(dim=1) / (k - 1)

@@ -16,17 +16,12 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import (
-    Objective,
-    PathwiseObjective,
-    RelaxedPathwiseEstimator,
-    pathwise_per_sample,
-    perturb,
-    relax_point,
-)
+from concretelab.estimators._base import RelaxedPathwiseEstimator, perturb, relax_point
 
 __all__ = ["Concrete"]
 
@@ -35,11 +30,10 @@ class Concrete(RelaxedPathwiseEstimator):
     """Relaxed reparameterisation gradient (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "concrete"
-    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
         noise = perturb(logits, num, self.family, generator) - logits
 
-        def surrogate(theta: Tensor) -> Tensor:
-            return objective(relax_point(theta + noise, self.temperature, self.family))
+        def points(theta: Tensor) -> Tensor:
+            return relax_point(theta + noise, self.temperature, self.family)
 
-        return pathwise_per_sample(surrogate, logits, num, objective)
+        return points

@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, disarm_weight, evaluate, logistic_pair
+from concretelab.estimators._base import (
+    Objective,
+    SingleSampleEstimator,
+    disarm_weight,
+    evaluate,
+    logistic_pair,
+    per_element,
+)
 from concretelab.estimators.layered import LayeredDisARM
 
 __all__ = ["DisARM"]
@@ -39,5 +46,5 @@ class DisARM(SingleSampleEstimator):
         _, b, b_anti = logistic_pair(logits, num, generator)  # 1[u < σ(θ)], 1[1 − u < σ(θ)]
         with torch.no_grad():
             values = evaluate(f, torch.cat([b, b_anti])).detach().to(logits.dtype)
-        half_diff = 0.5 * (values[:num] - values[num:]).reshape(num, *([1] * logits.dim()))
+        half_diff = 0.5 * per_element(values[:num] - values[num:], 1 + logits.dim())
         return half_diff * disarm_weight(b, b_anti, logits)

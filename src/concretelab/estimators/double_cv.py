@@ -40,6 +40,7 @@ from concretelab.estimators._base import (
     Objective,
     TaylorSamples,
     leave_one_out_mean,
+    per_element,
 )
 from concretelab.estimators._control_variate import AdaptedCoefficients, coefficient
 
@@ -68,12 +69,12 @@ class DoubleCV(AdaptedCoefficients):
         k = num_samples
         taylor = TaylorSamples.draw(f, logits, k, num_sets, generator, self.name)
         values, p, score, slope = taylor.values, taylor.probs, taylor.scores, taylor.slopes  # slope: ḡ_{−k}
-        cv = (slope * score).reshape(num_sets, k, -1).sum(-1)  # c_k = ḡ_{−k} · s_k, (sets, K)
+        cv = (slope * score).flatten(taylor.values.dim()).sum(-1)  # c_k = ḡ_{−k} · s_k, (sets, K[, *batch])
         correction = slope.mean(dim=1) * p * (1 - p)  # ḡ ⊙ p (1 − p) (the mean of the ḡ_{−k} is ḡ): E[c_k s_k]
         with torch.enable_grad():
             (alpha,) = self.coefficient_values(logits.dtype)
             signal = values - alpha * cv  # f̃_k
             centred = signal - leave_one_out_mean(signal, dim=1)  # f̃_k − mean of the others'
-            estimates = (centred.reshape(num_sets, k, *([1] * logits.dim())) * score).mean(dim=1) + alpha * correction
+            estimates = (per_element(centred, score.dim()) * score).mean(dim=1) + alpha * correction
         self.adapt_to(estimates)
         return estimates.detach()

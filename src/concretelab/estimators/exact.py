@@ -88,10 +88,17 @@ def _prepare(logits: Tensor, family: str, chunk_size: int) -> tuple[int, Tensor]
     return states, logits.detach().to(torch.float64)
 
 
+def _summed(values: Tensor) -> Tensor:
+    """f's values per row: summed over the examples of a per-example f."""
+    return values.reshape(values.shape[0], -1).sum(1) if values.dim() > 1 else values
+
+
 def exact_gradient(f: Objective, logits: Tensor, family: str = "bernoulli", *, chunk_size: int = 65536) -> Tensor:
     """∂/∂θ E[f(b)] = Σ_b f(b) p_θ(b) ∇_θ log p_θ(b), by enumeration in chunks; shaped like ``logits``.
 
-    Computed in float64 and returned in the dtype of ``logits``.
+    Computed in float64 and returned in the dtype of ``logits``. A per-example f (values (M, *batch), see
+    ``concretelab.estimators``) gives every example's ∂/∂θ_i E[f_i(b_i)]: the gradient of E[Σ_i f_i(b_i)], as θ_i
+    moves only example i's term.
     """
     states, theta = _prepare(logits, family, chunk_size)
     theta = theta.requires_grad_(True)
@@ -99,7 +106,7 @@ def exact_gradient(f: Objective, logits: Tensor, family: str = "bernoulli", *, c
     for start in range(0, states, chunk_size):
         points = enumerate_states(logits.detach(), family, start, min(start + chunk_size, states))
         with torch.no_grad():
-            values = evaluate(f, points).detach().to(torch.float64)
+            values = _summed(evaluate(f, points)).detach().to(torch.float64)
         with torch.enable_grad():
             prob = _log_prob(points.to(torch.float64), theta, family).exp()
             (chunk_grad,) = torch.autograd.grad((prob * values).sum(), theta)
@@ -108,13 +115,14 @@ def exact_gradient(f: Objective, logits: Tensor, family: str = "bernoulli", *, c
 
 
 def exact_expectation(f: Objective, logits: Tensor, family: str = "bernoulli", *, chunk_size: int = 65536) -> Tensor:
-    """E[f(b)] = Σ_b p_θ(b) f(b) by enumeration, a float64 scalar (for finite-difference checks)."""
+    """E[f(b)] = Σ_b p_θ(b) f(b) by enumeration, a float64 scalar (for finite-difference checks); for a per-example f,
+    E[Σ_i f_i(b_i)]."""
     states, theta = _prepare(logits, family, chunk_size)
     total = torch.zeros((), dtype=torch.float64, device=logits.device)
     for start in range(0, states, chunk_size):
         points = enumerate_states(logits.detach(), family, start, min(start + chunk_size, states))
         with torch.no_grad():
-            values = evaluate(f, points).to(torch.float64)
+            values = _summed(evaluate(f, points)).to(torch.float64)
             total += (_log_prob(points.to(torch.float64), theta, family).exp() * values).sum()
     return total
 
@@ -139,6 +147,9 @@ def exact_multisample_gradient(
     points = enumerate_states(logits.detach(), family, 0, states)
     with torch.no_grad():
         values = evaluate(f, points).detach().to(torch.float64)  # (states,)
+    if values.dim() > 1:
+        raise ValueError(f"exact_multisample_gradient needs one value of f per row, shape ({states},); got a "
+                         f"per-example f with values of shape {tuple(values.shape)}")
     theta = theta.requires_grad_(True)
     grad = torch.zeros_like(theta)
     radix = states ** torch.arange(num_samples, dtype=torch.int64, device=logits.device)

@@ -18,18 +18,17 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from concretelab.checks import check_int as check_count
 from concretelab.estimators._base import (
-    Objective,
-    PathwiseObjective,
     RelaxedPathwiseEstimator,
     conditional_noise,
     conditional_perturbation,
     exact_sample,
-    pathwise_per_sample,
     relax_point,
 )
 
@@ -45,16 +44,15 @@ class GumbelRao(RelaxedPathwiseEstimator):
         super().__init__(family, temperature=temperature)
         self.inner_samples = check_count("inner_samples", inner_samples)
 
-    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
         m = self.inner_samples
         b = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         b_rep = b.unsqueeze(0).expand(m, *b.shape)  # (M, num, *shape)
         z_cond = conditional_perturbation(logits, b_rep, self.family, conditional_noise(b_rep, self.family, generator))
         noise = (z_cond - logits).detach()  # G^m given b, held fixed: (M, num, *shape)
 
-        def surrogate(theta: Tensor) -> Tensor:
+        def points(theta: Tensor) -> Tensor:
             soft = relax_point(theta + noise, self.temperature, self.family).mean(dim=0)  # (num, *shape)
-            return objective(b + soft - soft.detach())
+            return b + soft - soft.detach()
 
-        return pathwise_per_sample(surrogate, logits, num, objective)
+        return points

@@ -61,6 +61,9 @@ class IndeCateR(SingleSampleEstimator):
             num, n, k)
         with torch.no_grad():
             f_b = evaluate(f, b).detach().to(logits.dtype)  # (num,)
+            if f_b.dim() > 1:
+                raise ValueError(f"indecater needs one value of f per row, shape ({num},), got a per-example f with "
+                                 f"values of shape {tuple(f_b.shape)}: sum f over the examples")
             table = f_b.reshape(num, 1, 1).expand(num, n, k).clone()  # F[s, i, c] = f(b^{i←c}); f(b) where c = b_i
             row = max(1, logits.numel())
             step = max(1, CHUNK_ELEMENTS // (num * k * row))  # variables per chunk

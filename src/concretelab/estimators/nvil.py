@@ -23,6 +23,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,7 @@ from concretelab.estimators._base import (
     evaluate,
     exact_sample,
     mean_param,
+    per_element,
 )
 from concretelab.estimators.layered import LayeredNVIL
 from concretelab.estimators.score import RunningMoments
@@ -78,6 +80,22 @@ class NVIL(SingleSampleEstimator):
         self.net: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.moments.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        net = None if self.net is None else {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        return {"net": net, "moments": {k: v.clone() for k, v in self.moments.state_dict().items()},
+                "optimizer": None if self.optimizer is None else self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reset()
+        self.moments.load_state_dict(state["moments"])
+        if state["net"] is None:
+            return
+        weight = state["net"]["0.weight" if self.hidden else "weight"]
+        self._network(torch.zeros(weight.shape[1], dtype=weight.dtype))  # built as the first call would
+        assert self.net is not None and self.optimizer is not None
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
     def _network(self, features: Tensor) -> nn.Module:
         size = features.shape[-1]
@@ -143,6 +161,6 @@ class NVIL(SingleSampleEstimator):
         features = self.features(logits)
         signal = self.learning_signal(values, features, normalise=False)  # (num,)
         score = b - mean_param(logits, self.family)
-        grads = signal.reshape(num, *([1] * logits.dim())) * score
+        grads = per_element(signal, 1 + logits.dim()) * score
         self.update(values, features)
         return grads

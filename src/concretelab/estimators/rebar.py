@@ -56,7 +56,7 @@ class REBAR(ControlVariateEstimator):
         eta = self.eta_param.to(logits.dtype)
         temperature = self.log_temperature.exp().to(logits.dtype)
 
-        def control(z: Tensor) -> Tensor:
+        def control(z: Tensor, batch_dims: int) -> Tensor:
             return eta * objective(relax_point(z, temperature, self.family))
 
         grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt,

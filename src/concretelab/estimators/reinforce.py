@@ -19,6 +19,8 @@ References
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -29,6 +31,7 @@ from concretelab.estimators._base import (
     evaluate,
     exact_sample,
     mean_param,
+    per_element,
 )
 
 __all__ = ["Reinforce"]
@@ -63,13 +66,19 @@ class Reinforce(SingleSampleEstimator):
     def reset(self) -> None:
         self.baseline = self.initial_baseline
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.baseline = float(state["baseline"])
+
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
         b = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         with torch.no_grad():
             values = evaluate(f, b).detach().to(logits.dtype)  # (num,)
         c = self.baseline if self.use_baseline else 0.0
         score = b - mean_param(logits, self.family)  # (num, *shape)
-        grads = (values - c).reshape(num, *([1] * logits.dim())) * score
+        grads = per_element(values - c, 1 + logits.dim()) * score
         if self.use_baseline:
             self.baseline = self.decay * self.baseline + (1 - self.decay) * float(values.mean())
         return grads

@@ -22,16 +22,15 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from concretelab.estimators._base import (
-    Objective,
-    PathwiseObjective,
     RelaxedPathwiseEstimator,
     exact_sample,
     mean_param,
-    pathwise_per_sample,
     softmax_jacobian_surrogate,
 )
 
@@ -42,16 +41,15 @@ class ReinMax(RelaxedPathwiseEstimator):
     """ReinMax (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "reinmax"
-    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
         d = exact_sample(logits, num, self.family, generator)  # (num, *shape)
         pi0 = mean_param(logits, self.family)
         pi1 = 0.5 * (d + mean_param(logits / self.temperature, self.family))
 
-        def surrogate(theta: Tensor) -> Tensor:
+        def points(theta: Tensor) -> Tensor:
             correction = 2.0 * softmax_jacobian_surrogate(pi1, theta, self.family) - 0.5 * softmax_jacobian_surrogate(
                 pi0, theta, self.family
             )
-            return objective(d + correction)
+            return d + correction
 
-        return pathwise_per_sample(surrogate, logits, num, objective)
+        return points

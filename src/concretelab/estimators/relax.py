@@ -21,6 +21,8 @@ References
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
@@ -53,41 +55,63 @@ class RELAX(ControlVariateEstimator):
         self.net: nn.Sequential | None = None
         self.optimizer: torch.optim.Optimizer | None = None
 
-    def _network(self, logits: Tensor) -> nn.Sequential:
-        size = logits.numel()
+    def state_dict(self) -> dict[str, Any]:
+        net = None if self.net is None else {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        if self.optimizer is None:  # before the first call: η and λ only, at their initial values
+            return {"eta": self.eta_param.detach().clone(), "log_temperature": self.log_temperature.detach().clone(),
+                    "net": None, "optimizer": None}
+        return {**super().state_dict(), "net": net}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["net"] is None:
+            self.reset()
+            with torch.no_grad():
+                self.eta_param.copy_(state["eta"])
+                self.log_temperature.copy_(state["log_temperature"])
+            return
+        weight = state["net"]["0.weight"]
+        self._network(torch.zeros(weight.shape[1], dtype=weight.dtype))  # built as the first call would
+        assert self.net is not None
+        self.net.load_state_dict(state["net"])
+        super().load_state_dict(state)
+
+    def _network(self, example: Tensor) -> nn.Sequential:
+        """c_φ's network for inputs shaped like ``example`` (the logits, or one example's for a per-example f)."""
+        size = example.numel()
         if self.net is None:
             gen = torch.Generator().manual_seed(self.seed)
-            first = skip_init(nn.Linear, size, self.hidden, dtype=logits.dtype)
-            last = skip_init(nn.Linear, self.hidden, 1, dtype=logits.dtype)
+            first = skip_init(nn.Linear, size, self.hidden, dtype=example.dtype)
+            last = skip_init(nn.Linear, self.hidden, 1, dtype=example.dtype)
             with torch.no_grad():
                 first.weight.normal_(0.0, size**-0.5, generator=gen)
                 first.bias.zero_()
                 last.weight.zero_()
                 last.bias.zero_()
-            self.net = nn.Sequential(first, nn.Tanh(), last).to(logits.device)
+            self.net = nn.Sequential(first, nn.Tanh(), last).to(example.device)
             params = [self.eta_param, self.log_temperature, *self.net.parameters()]
             self.optimizer = torch.optim.Adam(params, lr=self.lr)
         if self.net[0].in_features != size:
             raise ValueError(
-                f"relax's network was built for logits with {self.net[0].in_features} elements, got shape "
-                f"{tuple(logits.shape)}; call reset() before switching problems"
+                f"relax's network was built for inputs of {self.net[0].in_features} elements, got shape "
+                f"{tuple(example.shape)}; call reset() before switching problems"
             )
         return self.net
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        net = self._network(logits)
-        net_dtype = net[0].weight.dtype
         objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
         eta = self.eta_param.to(logits.dtype)
         temperature = self.log_temperature.exp().to(logits.dtype)
 
-        def control(z: Tensor) -> Tensor:
-            residual = net(z.reshape(z.shape[0], -1).to(net_dtype)).squeeze(-1).to(z.dtype)
+        def control(z: Tensor, batch_dims: int) -> Tensor:
+            # the network sees one row (one example's part of it, for a per-example f) at a time
+            net = self._network(logits[(0,) * batch_dims])
+            inputs = z.reshape(*z.shape[:1 + batch_dims], -1).to(net[0].weight.dtype)
+            residual = net(inputs).squeeze(-1).to(z.dtype)
             return eta * objective(relax_point(z, temperature, self.family)) + residual
 
         grads = control_variate_estimates(f, logits, num, self.family, generator, control, create_graph=self.adapt,
                                           objective=objective)
-        if self.adapt and self.optimizer is not None:
-            params = [self.eta_param, self.log_temperature, *net.parameters()]
+        if self.adapt and self.optimizer is not None and self.net is not None:
+            params = [self.eta_param, self.log_temperature, *self.net.parameters()]
             self.last_second_moment = variance_step(grads, params, self.optimizer)
         return grads.detach()

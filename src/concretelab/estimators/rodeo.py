@@ -97,9 +97,11 @@ class RODEO(AdaptedCoefficients):
     ) -> Tensor:
         k, shape = num_samples, logits.shape
         taylor = TaylorSamples.draw(f, logits, k, num_sets, generator, self.name)
-        values = taylor.values  # f(x_k), (sets, K)
-        x, p = taylor.samples.reshape(num_sets, k, -1), taylor.probs.reshape(-1)  # (sets, K, D), (D,)
-        score, slope = taylor.scores.reshape(num_sets, k, -1), taylor.slopes.reshape(num_sets, k, -1)  # ḡ_{−k}
+        values = taylor.values  # f(x_k), (sets, K[, *batch])
+        batch = values.shape[2:]  # () for one f per row; the batch axes of a per-example f
+        x, p = taylor.samples.reshape(num_sets, k, *batch, -1), taylor.probs.reshape(*batch, -1)  # (sets, K, ..., D)
+        score = taylor.scores.reshape(num_sets, k, *batch, -1)
+        slope = taylor.slopes.reshape(num_sets, k, *batch, -1)  # ḡ_{−k}
         h_x = (slope * score).sum(-1)  # h_k(x_k) = ḡ_{−k} · (x_k − p), (sets, K)
         h_flips = h_x.unsqueeze(-1) + slope * (1 - 2 * x)  # h_k(x_k^{(i)}), (sets, K, D)
         stein = gibbs_stein(h_x, h_flips, x, p)  # (A h_k)(x_k), (sets, K)

@@ -17,17 +17,12 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import (
-    Objective,
-    PathwiseObjective,
-    RelaxedPathwiseEstimator,
-    pathwise_per_sample,
-    perturb_and_sample,
-    relax_point,
-)
+from concretelab.estimators._base import RelaxedPathwiseEstimator, perturb_and_sample, relax_point
 
 __all__ = ["STGumbel"]
 
@@ -36,12 +31,11 @@ class STGumbel(RelaxedPathwiseEstimator):
     """Straight-through Gumbel-Softmax (biased; both families). Option ``temperature`` (default 1.0)."""
 
     name = "st_gumbel"
-    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
         noise, b = perturb_and_sample(logits, num, self.family, generator)  # (num, *shape) each
 
-        def surrogate(theta: Tensor) -> Tensor:
+        def points(theta: Tensor) -> Tensor:
             soft = relax_point(theta + noise, self.temperature, self.family)
-            return objective(b + soft - soft.detach())
+            return b + soft - soft.detach()
 
-        return pathwise_per_sample(surrogate, logits, num, objective)
+        return points

@@ -18,36 +18,31 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from concretelab.estimators._base import (
-    Objective,
-    PathwiseObjective,
-    SingleSampleEstimator,
+    PathwiseEstimator,
     exact_sample,
     mean_param,
-    pathwise_per_sample,
     softmax_jacobian_surrogate,
 )
 
 __all__ = ["StraightThrough"]
 
 
-class StraightThrough(SingleSampleEstimator):
+class StraightThrough(PathwiseEstimator):
     """Straight-through through σ(θ) / softmax(θ) (biased; both families; no options)."""
 
     name = "straight_through"
-    unbiased = False
-    evaluations_per_sample = 1
-    differentiable_f = True
 
-    def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        objective = PathwiseObjective(f, self.name)  # f, checked to be differentiable in its input
+    def point_map(self, logits: Tensor, num: int, generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
         b = exact_sample(logits, num, self.family, generator)
 
-        def surrogate(theta: Tensor) -> Tensor:
+        def points(theta: Tensor) -> Tensor:
             # value b, gradient J_p(θ)ᵀ ∇_b f
-            return objective(b + softmax_jacobian_surrogate(mean_param(theta, self.family), theta, self.family))
+            return b + softmax_jacobian_surrogate(mean_param(theta, self.family), theta, self.family)
 
-        return pathwise_per_sample(surrogate, logits, num, objective)
+        return points

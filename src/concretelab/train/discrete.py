@@ -54,13 +54,20 @@ TRAINING_ESTIMATORS: dict[str, int] = {
 EstimatorObjective = LayeredEstimator
 
 
+def _per_layer(cls: type) -> bool:
+    """Whether an estimator class trains every layer of a model (not only one-layer models)."""
+    return cls.layered is not None and not getattr(cls.layered, "single_layer", False)
+
+
 def _single_layer_note(name: str) -> str:
-    """Why a known estimator without a layered form cannot train: it is defined for one layer only."""
+    """Why a known estimator without a trainer form cannot train."""
+    if name == "concrete":
+        return (": the Concrete relaxation trains the relaxed objective, the default (leave --estimator unset: "
+                "--objective relaxed)")
     if name not in ESTIMATORS:
         return ""
-    return (f": {name} is defined for a single layer of independent variables (one logits tensor and one f: "
-            f"concretelab.estimators.get_estimator({name!r}) and 'concretelab lab gradients --estimators {name}'), "
-            "not layer by layer for a model's latents")
+    return (f": {name} needs one value of f per row of samples, not one per example (use it in the lab: "
+            f"concretelab.estimators.get_estimator({name!r}) and 'concretelab lab gradients --estimators {name}')")
 
 
 def check_estimator_config(config: Any) -> None:
@@ -103,6 +110,18 @@ def check_estimator_config(config: Any) -> None:
             f"such as 200H-784V ({error})"
         ) from error
     layered = ESTIMATORS[name].layered
+    if getattr(layered, "single_layer", False) and len(spec.hidden_bits) != 1:
+        raise ValueError(
+            f"--estimator {name} is defined for one layer of independent variables; --model {config.model!r} has "
+            f"{len(spec.hidden_bits)} stochastic layers (use a one-layer model such as 200H-784V, or an estimator with "
+            f"a per-layer form: {', '.join(n for n, c in ESTIMATORS.items() if _per_layer(c))})"
+        )
+    if not getattr(layered, "replicable", True) and len(config.seed_list) > 1:
+        raise ValueError(
+            f"--estimator {name} adapts its own parameters to the variance of the whole batch, so replicas stacked "
+            f"in one process (--seeds {config.seeds}) would share them and not be independent runs; train one "
+            "seed per process (--seed S)"
+        )
     if spec.structured and not layered.structured:
         others = ", ".join(n for n, c in ESTIMATORS.items() if c.layered is not None and c.layered.structured)
         raise ValueError(
