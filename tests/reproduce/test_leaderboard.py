@@ -12,7 +12,7 @@ import concretelab.reproduce.leaderboard as leaderboard
 from concretelab.cli import main
 from concretelab.reproduce.leaderboard import LeaderboardOptions, cell_config, leaderboard_cells
 
-CELLS = ["mnist-nonlinear-disarm-K2", "mnist-nonlinear-concrete-K2"]
+CELLS = ["mnist-nonlinear-disarm-K2", "mnist-nonlinear-concrete-K2", "mnist-nonlinear-rebar-K4"]
 
 
 def _argv(tmp: Path, *extra: str) -> list[str]:
@@ -26,7 +26,12 @@ def test_cells_spend_equal_evaluations() -> None:
     cells = {cell.name: cell for cell in leaderboard_cells()}
     assert cells["mnist-linear-disarm-K2"].samples == 1 and cells["fashion-nonlinear-disarm-K4"].samples == 2
     assert cells["mnist-linear-concrete-K4"].samples == 4 and cells["mnist-linear-vimco-K2"].samples == 2
-    assert len(cells) == 2 * 2 * 6 * 2  # data sets x models x trainable estimators x budgets
+    assert cells["mnist-linear-arm-K2"].samples == 1 and cells["mnist-linear-rodeo-K4"].samples == 4
+    rebar = cells["mnist-linear-rebar-K4"]
+    assert (rebar.samples, rebar.evaluations_used, rebar.replicable) == (1, 3, False)
+    assert "mnist-linear-rebar-K2" not in cells  # 3 evaluations per sample do not fit K = 2
+    assert cells["mnist-linear-straight_through-K2"].replicable
+    assert len(cells) == 2 * 2 * (14 * 2 - 2)  # data sets x models x (estimators x budgets, less REBAR/RELAX at 2)
     with pytest.raises(ValueError, match="no leaderboard cell matches"):
         leaderboard_cells(["nothing-*"])
 
@@ -54,9 +59,14 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
         for seed in result["replicas"]:  # -L_5000 is the tighter bound on its images
             assert seed["test_images"] == 12 and seed["large_k_images"] == 12
             assert seed["test_nll_5000"] < seed["test_nll_100"] + 1.0
-        assert result["replica_steps_per_s"] == pytest.approx(2 * result["steps_per_s"])
+        replicas = result["seeds_as_replicas"]
+        assert replicas == (name != "mnist-nonlinear-rebar-K4")
+        assert result["replica_steps_per_s"] == pytest.approx((2 if replicas else 1) * result["steps_per_s"])
+    for seed in (0, 1):  # REBAR's seeds: one process each, in the folders replicas would have
+        assert (tmp_path / "runs" / "mnist-nonlinear-rebar-K4" / f"seed-{seed}" / "checkpoints" / "best.safetensors"
+                ).is_file()
     page = (tmp_path / "leaderboard.md").read_text()
-    assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page
+    assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page and "| rebar | 4 (3 used) | 1 |" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
 
     def must_not_train(*args, **kwargs):

@@ -10,6 +10,7 @@ the refusals.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -95,6 +96,23 @@ def test_adapted_state_moves_and_is_stored(tmp_path) -> None:
     eta = tensors["extra/estimator/_extra_state/eta"]
     assert float(eta) != 1.0 and math.isfinite(float(eta))
     assert any("optimizer" in k for k in tensors if k.startswith("extra/estimator/_extra_state"))
+
+
+@pytest.mark.parametrize("name", ["rebar", "relax", "double_cv", "reinforce"])
+def test_eval_mode_freezes_the_adapted_state(name) -> None:
+    model = _tiny("3H-5V", seed=3)
+    objective = build_estimator_objective(name, model, seed=5)
+    samples = TRAINING_ESTIMATORS[name]
+    objective(model, _x(), samples=samples, generator=torch.Generator().manual_seed(1))  # builds RELAX's network
+    objective.eval()
+    before = copy.deepcopy(objective.state_dict())
+    for _ in range(3):
+        objective(model, _x(), samples=samples, generator=torch.Generator().manual_seed(2))
+    after = objective.state_dict()
+    assert repr(after) == repr(before)
+    objective.train()
+    objective(model, _x(), samples=samples, generator=torch.Generator().manual_seed(2))
+    assert repr(objective.state_dict()) != repr(before)  # and training mode adapts
 
 
 ONE_LAYER_CLI = [("arm", "1"), ("double_cv", "2"), ("rodeo", "2"), ("rebar", "1"), ("relax", "1"),

@@ -26,12 +26,14 @@ value).
 
 The estimator's adaptive state (REBAR's η and λ and their Adam state, RELAX's network, the coefficients of double CV
 and RODEO, REINFORCE's moving average) is the module's extra state, so a checkpoint stores it and a resumed run
-replays an uninterrupted one. That state is shared by every example of a batch, so stacked replicas (``train
+replays an uninterrupted one; in eval mode it is frozen (each estimate uses it, and the step the lab estimator then
+takes is undone). That state is shared by every example of a batch, so stacked replicas (``train
 --seeds``) would share it too: estimators with adaptive state train one seed per process (``replicable``).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import torch
@@ -99,7 +101,10 @@ class OneLayerEstimator(LayeredEstimator):
             theta = logits.expand(samples, *logits.shape)
             values = f(self.estimator.point_map(fixed, samples, generator)(theta))  # (m, batch)
             return _value_with_gradient_of(values.detach().mean(0), values.mean(0))
+        frozen = copy.deepcopy(self.estimator.state_dict()) if not self.training else None
         grad = self.estimator.estimate(f, fixed, samples, generator=generator)  # ĝ, shaped like the logits
+        if frozen is not None:  # eval mode: the step the estimator took after its estimate is undone
+            self.estimator.load_state_dict(frozen)
         evaluated = torch.cat(exact)  # (rows, batch)
         encoder = (grad.detach() * logits).flatten(1).sum(1)
         return _value_with_gradient_of(evaluated.detach().mean(0), evaluated.mean(0) + encoder)

@@ -9,11 +9,14 @@ data. Ours: our fixed binarized MNIST (``mnist``) and Fashion-MNIST binarized af
 Debian's ``dataset-fashion-mnist``), 10^5 steps by default (theirs: 10^6), at least 3 seeds as replicas of one
 process (``train --seeds``).
 
-Equal compute is equal function evaluations K per example and step (decoder passes): Concrete, REINFORCE-LOO,
-VIMCO, NVIL and ARMS draw K samples, DisARM K/2 antithetic pairs (``SAMPLES_AT``). A cell is
-``{dataset}-{model}-{estimator}-K{K}``. Estimators the trainer cannot apply to a model's layers yet (those defined for
-a single layer of independent variables: ARM, double CV, RODEO, REBAR, RELAX, straight-through, Gumbel-Rao, ReinMax)
-are listed as not run, with the reason (``NOT_TRAINABLE``).
+Equal compute is equal function evaluations K per example and step (decoder passes, ``SAMPLES_AT``): Concrete,
+REINFORCE-LOO, VIMCO, NVIL, ARMS, double CV, RODEO, straight-through, Gumbel-Rao and ReinMax draw K samples (one
+decoder pass each; double CV and RODEO add one backward pass through the decoder, the pathwise ones one backward pass
+as every estimator does); ARM and DisARM K/2 antithetic pairs; REBAR and RELAX three passes per sample (f at b, at the
+relaxed z and at the conditional z̃), so they need K >= 3 and use 3 of K = 4 (``evaluations_used`` in the result
+says so). A cell is ``{dataset}-{model}-{estimator}-K{K}``. Estimators that adapt their own parameters to the batch
+(REBAR, RELAX, double CV, RODEO: ``OneLayerEstimator.replicable``) train each seed in a process of its own, in the same
+``seed-S`` folders; the others train their seeds as replicas of one process.
 
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
@@ -53,6 +56,7 @@ __all__ = [
     "encoder_gradient_variance",
     "leaderboard_cells",
     "run_leaderboard_cell",
+    "seed_configs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,11 +76,25 @@ SAMPLES_AT: dict[str, Callable[[int], int | None]] = {
     "nvil": lambda k: k,  # K samples, each with the baseline networks' (small) evaluation
     "disarm": lambda k: k // 2 if k % 2 == 0 else None,  # K / 2 antithetic pairs
     "arms": lambda k: k if k >= 2 else None,
+    "arm": lambda k: k // 2 if k % 2 == 0 else None,  # K / 2 pairs, as DisARM
+    "double_cv": lambda k: k if k >= 2 else None,  # K samples, f and its input gradient at each
+    "rodeo": lambda k: k if k >= 2 else None,
+    "rebar": lambda k: k // 3 or None,  # 3 evaluations per sample: f(b), f(σ_λ(z)), f(σ_λ(z̃))
+    "relax": lambda k: k // 3 or None,
+    "straight_through": lambda k: k,
+    "gumbel_rao": lambda k: k,  # its inner samples relax the noise, they do not evaluate f
+    "reinmax": lambda k: k,
 }
-_SINGLE_LAYER = ("defined for one layer of independent variables (the lab's estimator interface); the trainer "
-                 "applies only layered estimators to a model")
-NOT_TRAINABLE: dict[str, str] = {name: _SINGLE_LAYER for name in (
-    "arm", "double_cv", "rodeo", "rebar", "relax", "straight_through", "gumbel_rao", "reinmax")}
+#: f-evaluations per sample where it is not 1 (what ``evaluations_used`` counts)
+EVALUATIONS_PER_SAMPLE = {"disarm": 2, "arm": 2, "rebar": 3, "relax": 3}
+#: estimators in the package that the leaderboard does not train, and why
+NOT_TRAINABLE: dict[str, str] = {
+    "reinforce": "REINFORCE with a moving-average baseline; the score-function baselines here are REINFORCE-LOO "
+                 "and NVIL",
+    "st_gumbel": "straight-through Gumbel-Softmax; the straight-through family here is straight-through, Gumbel-Rao "
+                 "(its Rao-Blackwellisation) and ReinMax",
+    "indecater": "made for categorical latents: on 200 binary latents a sample costs 1 + 200 = 201 f-evaluations",
+}
 BUDGETS = (2, 4)
 TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
 GRADIENT_DRAWS, GRADIENT_IMAGES = 100, 50  # draws of the estimator, and the batch, of the gradient variance
@@ -98,6 +116,20 @@ class LeaderboardCell:
     @property
     def samples(self) -> int | None:
         return SAMPLES_AT[self.estimator](self.evaluations) if self.estimator in SAMPLES_AT else None
+
+    @property
+    def evaluations_used(self) -> int | None:
+        """f-evaluations per example and step that the estimator makes at ``samples`` (<= ``evaluations``)."""
+        m = self.samples
+        return None if m is None else m * EVALUATIONS_PER_SAMPLE.get(self.estimator, 1)
+
+    @property
+    def replicable(self) -> bool:
+        """Whether the seeds train as replicas of one process (not for estimators with adapted parameters)."""
+        from concretelab.estimators import ESTIMATORS
+
+        layered = ESTIMATORS[self.estimator].layered if self.estimator != "concrete" else None
+        return bool(getattr(layered, "replicable", True))
 
 
 def leaderboard_cells(patterns: Sequence[str] | None = None) -> list[LeaderboardCell]:
@@ -133,7 +165,8 @@ class LeaderboardOptions:
 
 
 def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConfig:
-    """The training configuration of a cell: DisARM's protocol at our budget, its seeds as replicas."""
+    """The training configuration of a cell: DisARM's protocol at our budget, its seeds as replicas (for a cell whose
+    seeds train one per process, ``seed_configs`` gives theirs)."""
     spec, activation = MODELS[cell.model]
     steps = options.steps
     every = max(1, steps // 10)
@@ -144,6 +177,16 @@ def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConf
         eval_images=options.valid_images, checkpoint_every=every, log_every=max(1, min(100, steps // 20)),
         threads=options.threads, progress=False, out=str(options.out / cell.name),
     )
+
+
+def seed_configs(cell: LeaderboardCell, options: LeaderboardOptions) -> list[TrainConfig]:
+    """The trainings of a cell: one with every seed as a replica, or, where the seeds cannot be replicas
+    (``LeaderboardCell.replicable``), one per seed in the folder a replica of that seed would have."""
+    config = cell_config(cell, options)
+    if cell.replicable:
+        return [config]
+    return [dataclasses.replace(config, seeds=None, seed=seed, out=str(replica_folder(config.out, seed)))
+            for seed in config.seed_list]
 
 
 def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images: int = GRADIENT_IMAGES,
@@ -229,22 +272,28 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
         return stored
     config = cell_config(cell, options)
     started = time.perf_counter()
-    trained = train(config, resume=True)
-    if trained.stopped_by_signal is not None:
-        return None
+    trainings = []
+    for seed_config in seed_configs(cell, options):
+        trained = train(seed_config, resume=True)
+        if trained.stopped_by_signal is not None:
+            return None
+        trainings.append(trained)
     seeds = config.seed_list
     runs = [replica_folder(config.out, s) if config.seeds else Path(config.out) for s in seeds]
     per_seed = [_seed_numbers(run, seed, options, config.steps) for run, seed in zip(runs, seeds, strict=True)]
+    together = len(trainings) == 1  # the seeds as replicas of one process
     result = {
         "cell": cell.name, "status": "done", "dataset": cell.dataset, "model": cell.model,
         "spec": config.model, "activation": config.activation, "estimator": cell.estimator,
-        "evaluations": cell.evaluations, "samples": cell.samples, "steps": trained.step, "seeds": list(seeds),
-        "replicas": per_seed,
+        "evaluations": cell.evaluations, "evaluations_used": cell.evaluations_used, "samples": cell.samples,
+        "steps": trained.step, "seeds": list(seeds), "seeds_as_replicas": together, "replicas": per_seed,
         **{key: _summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
                                                      "encoder_gradient_variance")},
-        # one process trains every seed: its steps/s, and the replica-steps/s of all its replicas together
-        "steps_per_s": per_seed[0]["steps_per_s"], "replica_steps_per_s": per_seed[0]["steps_per_s"] * len(seeds),
-        "train_seconds": trained.seconds, "wall_seconds_this_call": time.perf_counter() - started,
+        # one process trains every seed (its steps/s, and the replica-steps/s of all its replicas together), or one
+        # process per seed (the first seed's steps/s, one replica each)
+        "steps_per_s": per_seed[0]["steps_per_s"],
+        "replica_steps_per_s": per_seed[0]["steps_per_s"] * (len(seeds) if together else 1),
+        "train_seconds": sum(t.seconds for t in trainings), "wall_seconds_this_call": time.perf_counter() - started,
         "request": options.request(cell), "command": command, "commit": commit,
         "config": {k: v for k, v in dataclasses.asdict(config).items() if v is not None and k != "out"},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

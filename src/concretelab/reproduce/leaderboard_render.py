@@ -39,7 +39,9 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [f"| estimator | K | m | −L_{TEST_K} (test) | −L_5000 (1,000 test images) | training objective | "
              "encoder gradient variance | replica-steps/s | seeds | steps |", "|---" * 10 + "|"]
     for r in sorted(rows, key=lambda r: (r["evaluations"], r["test_nll_100"]["mean"])):
-        lines.append(f"| {r['estimator']} | {r['evaluations']} | {r['samples']} | {_cell(r['test_nll_100'])} | "
+        used = r.get("evaluations_used") or r["evaluations"]
+        budget = f"{r['evaluations']}" + (f" ({used} used)" if used != r["evaluations"] else "")
+        lines.append(f"| {r['estimator']} | {budget} | {r['samples']} | {_cell(r['test_nll_100'])} | "
                      f"{_cell(r['test_nll_5000'])} | {_cell(r['train_objective'])} | "
                      f"{_variance(r.get('encoder_gradient_variance'))} | {r['replica_steps_per_s']:,.0f} | "
                      f"{len(r['seeds'])} | {r['steps']:,} |")
@@ -119,10 +121,13 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
     reasons: dict[str, list[str]] = {}
     for name, reason in NOT_TRAINABLE.items():
         reasons.setdefault(reason, []).append(f"`{name}`")
-    lines += ["## Not in the leaderboard yet", "",
+    lines += ["## Estimators not in the leaderboard", "",
               *(f"- {', '.join(names)}: {reason}." for reason, names in reasons.items()),
               "", "Replica-steps/s: the steps per second of the process that trains a cell's seeds together, times "
-              "the number of seeds (one core of this machine).", ""]
+              "the number of seeds (one core of this machine). REBAR, RELAX, double CV and RODEO adapt their own "
+              "parameters to the batch, so each of their seeds trains in a process of its own, and their "
+              "replica-steps/s is that process's steps/s. K counts f-evaluations per example and step; REBAR and "
+              "RELAX make 3 per sample, so at K = 4 they use 3.", ""]
     markdown.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(markdown, "\n".join(lines))
     return markdown
