@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("lab", help="measure gradient estimators (bias, variance, SNR, cost)")
     lab_sub = parser.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
     lab_sub.required = True
+    _add_gradients(lab_sub)
+    _add_leaderboard(lab_sub)
+
+
+def _add_gradients(lab_sub: argparse._SubParsersAction) -> None:
+    """``concretelab lab gradients``: the estimator sweep on problems with exact gradients."""
     p = lab_sub.add_parser(
         "gradients",
         help="sweep estimators × temperatures on small problems with exact gradients",
@@ -70,11 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="lab-gradients", help="output folder (default lab-gradients)")
     p.set_defaults(func=run_gradients)
 
+
+def _add_leaderboard(lab_sub: argparse._SubParsersAction) -> None:
+    """``concretelab lab leaderboard``: the estimators in training at equal evaluations per step."""
     board = lab_sub.add_parser(
         "leaderboard",
         help="train DisARM's Bernoulli VAEs with each estimator at equal evaluations per step (resumable)",
         description="Train DisARM's linear and nonlinear Bernoulli VAEs with every estimator the trainer supports, at "
-        "K = 2 and 4 function evaluations per step, several seeds as replicas, on binarized MNIST and Fashion-MNIST; "
+        "K = 2 and 4 function evaluations per step, several seeds (as replicas of one process where the estimator "
+        "allows), on binarized MNIST and Fashion-MNIST; "
         "evaluate each seed and write results/leaderboard/{cell}.json and docs/leaderboard.md "
         "(concretelab.reproduce.leaderboard).",
     )
@@ -82,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="glob patterns of cell names such as 'mnist-linear-*-K2' (default: all)")
     board.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
     board.add_argument("--steps", type=positive_int, default=100_000, help="training steps per cell (default 10^5)")
-    board.add_argument("--seeds", default="0-2", help="seeds of each cell, trained as replicas (default 0-2)")
+    board.add_argument("--seeds", default="0-2", help="seeds of each cell (default 0-2)")
     board.add_argument("--mnist", default=None, help="binarized MNIST folder (default ../shared/data/binarized_mnist)")
     board.add_argument("--fashion", default=None,
                        help="Fashion-MNIST IDX folder (default /usr/share/datasets/fashion-mnist, Debian's "
@@ -103,6 +113,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     board.add_argument("--figures", type=Path, default=Path("docs/figures/leaderboard"), help="its figures")
     board.add_argument("--no-render", action="store_true", help=argparse.SUPPRESS)  # --jobs workers
     board.set_defaults(func=run_leaderboard)
+
+
+def _leaderboard_on_ray(args: argparse.Namespace, cells: list, shared: list[str], out: Path) -> int:
+    """One Ray task per cell, each running this command for its cell with every folder made absolute."""
+    from concretelab.reproduce.ray_executor import run_on_ray
+
+    def resolved(flag: str, value: str) -> str:  # folders as absolute paths (a data set's name stays)
+        folder = flag in ("--out", "--results") or (flag in ("--mnist", "--fashion") and Path(value).exists())
+        return str(Path(value).resolve()) if folder else value
+
+    absolute = [resolved(shared[i - 1], w) if i else w for i, w in enumerate(shared)]
+    out.mkdir(parents=True, exist_ok=True)
+    return run_on_ray(cells, worker_argv=[*absolute, "--no-render"], out=out.resolve(), address=args.address,
+                      local_cpus=args.jobs if args.jobs > 1 else None, program=("lab", "leaderboard"))
 
 
 def _names(text: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
@@ -249,18 +273,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     if args.address is not None and args.executor != "ray":
         raise CLIError("--address is the Ray cluster of --executor ray; pass --executor ray too")
     if args.executor == "ray":
-        from concretelab.reproduce.ray_executor import run_on_ray
-
-        def resolved(flag: str, value: str) -> str:  # folders as absolute paths (a data set's name stays)
-            folder = flag in ("--out", "--results") or (flag in ("--mnist", "--fashion") and Path(value).exists())
-            return str(Path(value).resolve()) if folder else value
-
-        absolute = [resolved(shared[i - 1], w) if i else w for i, w in enumerate(shared)]
-        options.out.mkdir(parents=True, exist_ok=True)
         try:
-            return run_on_ray(cells, worker_argv=[*absolute, "--no-render"], out=options.out.resolve(),
-                              address=args.address, local_cpus=args.jobs if args.jobs > 1 else None,
-                              program=("lab", "leaderboard"))
+            return _leaderboard_on_ray(args, cells, shared, options.out)
         finally:
             render_leaderboard(options.results, args.markdown, args.figures)
     if args.jobs > 1 and len(cells) > 1:  # one worker process per cell: this command for that cell

@@ -47,6 +47,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
     table1.add_argument("--steps", type=positive_int, default=None,
                         help="training steps per cell (default: the config's, the paper's 10^7)")
+    _add_evaluation_options(table1)
+    table1.add_argument("--redo", action="store_true",
+                        help="re-run done cells whose stored budget or evaluation differs from this request "
+                        "(default: a done cell trained for at least --steps is kept)")
+    table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    table1.add_argument("--recipe", choices=RECIPE_NAMES, default="tuned",
+                        help="optimiser schedule: tuned (lr 1e-3 with a cosine decay to 0, 3e-4 for VIMCO and "
+                        "NVIL on nonlinear models at m <= 5, docs/recipe.md; default), paper (the paper's constant "
+                        "Adam step) or cosine (lr 1e-3 with the decay for every cell, the name of the experiment "
+                        "that chose it for linear models)")
+    table1.add_argument("--seeds", default=None, metavar="LIST",
+                        help="train each cell's seeds as replicas in one process (train --seeds: 0-3, 0,3,5); its "
+                        "result is the mean over the seeds with their spread, each seed's number under replicas "
+                        "(default: the config's one seed)")
+    _add_execution_options(table1)
+    table1.set_defaults(func=run_table1)
+
+
+def _add_evaluation_options(table1: argparse.ArgumentParser) -> None:
+    """The test bound's settings and the validation that chooses each cell's best checkpoint."""
     table1.add_argument("--k", type=positive_int, default=50_000, help="k of the test bound -L_k (default 50000)")
     table1.add_argument("--num-images", type=positive_int, default=None,
                         help="test images for -L_k (default: all 10,000; fewer: a fixed random subset)")
@@ -67,19 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--eval-batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
                         help=f"test images per call of the bound (default {EVAL_BATCH_SIZE}); with the seed it fixes "
                         "each image's samples, and an interrupted evaluation resumes batch by batch")
-    table1.add_argument("--redo", action="store_true",
-                        help="re-run done cells whose stored budget or evaluation differs from this request "
-                        "(default: a done cell trained for at least --steps is kept)")
-    table1.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    table1.add_argument("--recipe", choices=RECIPE_NAMES, default="tuned",
-                        help="optimiser schedule: tuned (lr 1e-3 with a cosine decay to 0, 3e-4 for VIMCO and "
-                        "NVIL on nonlinear models at m <= 5, docs/recipe.md; default), paper (the paper's constant "
-                        "Adam step) or cosine (lr 1e-3 with the decay for every cell, the name of the experiment "
-                        "that chose it for linear models)")
-    table1.add_argument("--seeds", default=None, metavar="LIST",
-                        help="train each cell's seeds as replicas in one process (train --seeds: 0-3, 0,3,5); its "
-                        "result is the mean over the seeds with their spread, each seed's number under replicas "
-                        "(default: the config's one seed)")
+
+
+def _add_execution_options(table1: argparse.ArgumentParser) -> None:
+    """Where cells run and where their folders, results and pages go."""
     table1.add_argument("--jobs", type=positive_int, default=1,
                         help="cells run side by side, one process and one thread each, with a progress bar per "
                         "cell (default 1); logs in OUT/{cell}.log")
@@ -97,7 +108,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table1.add_argument("--results", type=Path, default=Path("results/table1"), help="folder of {cell}.json")
     table1.add_argument("--markdown", type=Path, default=Path("docs/RESULTS.md"), help="the generated page")
     table1.add_argument("--figures", type=Path, default=Path("docs/figures/table1"), help="its figures")
-    table1.set_defaults(func=run_table1)
 
 
 def format_states(states: dict) -> str:

@@ -406,20 +406,7 @@ def render_markdown(
         "",
     ]
     if "overview" in figures:
-        tightening = sorted(r["k_tightening"]["difference"] for r in done if r.get("k_tightening"))
-        n = len(tightening)
-        cells_that = "the cell that records it" if n == 1 else f"the {n} cells that record it"
-        spread = (f" (on {cells_that}, the larger k lowered -L_k by "
-                  f"{tightening[0]:.2f} to {tightening[-1]:.2f} nats)") if tightening else ""
-        lines += [
-            f"![Every measured cell against the paper]({figures['overview']})",
-            "",
-            "Each panel is one model; the numbers are ours minus the paper, in nats. Ours (filled circles) is the "
-            "estimate of the paper's -L_50,000 on all test images: -L_k on all of them less the tightening from k "
-            "to the large k, measured paired on the fixed subset. A result that does not record that tightening "
-            f"shows its -L_k at the main k (squares), which overstates the NLL{spread}.",
-            "",
-        ]
+        lines += _overview_paragraph(figures["overview"], done)
     lines += [
         "Run cells with `concretelab reproduce table1 --cells PATTERN --steps N --k K --data PATH` (finished "
         "cells are skipped, interrupted ones resume; run folders go to ~/.cache/concretelab/table1). The exact "
@@ -447,6 +434,24 @@ def render_markdown(
     lines += _run_details_section(results, cells)
     lines += _curves_section(figures, cells)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _overview_paragraph(figure: str, done: list[dict[str, Any]]) -> list[str]:
+    """The overview figure and what its two markers mean, with the range of the tightening from k to the large k."""
+    tightening = sorted(r["k_tightening"]["difference"] for r in done if r.get("k_tightening"))
+    n = len(tightening)
+    cells_that = "the cell that records it" if n == 1 else f"the {n} cells that record it"
+    spread = (f" (on {cells_that}, the larger k lowered -L_k by "
+              f"{tightening[0]:.2f} to {tightening[-1]:.2f} nats)") if tightening else ""
+    return [
+        f"![Every measured cell against the paper]({figure})",
+        "",
+        "Each panel is one model; the numbers are ours minus the paper, in nats. Ours (filled circles) is the "
+        "estimate of the paper's -L_50,000 on all test images: -L_k on all of them less the tightening from k "
+        "to the large k, measured paired on the fixed subset. A result that does not record that tightening "
+        f"shows its -L_k at the main k (squares), which overstates the NLL{spread}.",
+        "",
+    ]
 
 
 def _commands_section(results: dict[str, dict[str, Any]], cells: Sequence[Cell]) -> list[str]:

@@ -72,33 +72,39 @@ def run_training_demo(
         valid = evaluate_run(run, k=eval_k, split="valid", checkpoint="best", seed=seed, device=device,
                              progress=progress)
         plots = plot_run(run)
-    summary: dict[str, Any] = {
-        "model": model,
+    summary = _summary(config, result, train_seconds, test, valid, plots, eval_k)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", _markdown(summary))
+    logger.info("demo summary written to %s", out / "summary.md")
+    return summary
+
+
+def _summary(config: TrainConfig, result: Any, train_seconds: float, test: dict[str, Any], valid: dict[str, Any],
+             plots: list[Path], eval_k: int) -> dict[str, Any]:
+    """What ``summary.json`` holds: the setup, the training and the two evaluations at ``eval_k``."""
+    return {
+        "model": config.model,
         "objective": "relaxed",
         "samples": 1,
-        "temperatures": {"prior": 0.5, "posterior": 2 / 3},
+        "temperatures": {"prior": config.prior_temperature, "posterior": config.posterior_temperature},
         "data": "embedded (10,000 / 1,000 / 1,000 binarized MNIST images)",
         "steps": result.step,
-        "batch_size": batch_size,
-        "lr": lr,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
         "train_seconds": train_seconds,
         "final_train_loss": result.last_loss,
         "best_valid_nll": result.best_valid_nll,
-        "valid_k": valid_k,
+        "valid_k": config.eval_k,
         "k": eval_k,
         "test_nll": test["nll"],
         "test_nll_stderr": test["nll_stderr"],
         "valid_nll": valid["nll"],
         "valid_nll_stderr": valid["nll_stderr"],
         "eval_seconds": test["seconds"] + valid["seconds"],
-        "paper_nll_full_data": _PAPER_200H_784V_NONLINEAR if model == "200H~784V" else None,
-        "run": str(run),
+        "paper_nll_full_data": _PAPER_200H_784V_NONLINEAR if config.model == "200H~784V" else None,
+        "run": config.out,
         "plots": [str(p) for p in plots],
     }
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "summary.md", _markdown(summary))
-    logger.info("demo summary written to %s", out / "summary.md")
-    return summary
 
 
 def _markdown(s: dict[str, Any]) -> str:

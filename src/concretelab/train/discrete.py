@@ -102,6 +102,11 @@ def check_estimator_config(config: Any) -> None:
             f"--objective {config.objective} cannot be combined with --estimator {name}: an estimator trains the "
             f"discrete objective; leave --objective unset or pass --objective {DISCRETE_OBJECTIVE}"
         )
+    _check_model(name, config)
+
+
+def _check_model(name: str, config: Any) -> None:
+    """ValueError naming --model, --categories or --seeds when estimator ``name`` cannot train that model so."""
     try:
         spec = parse_spec(config.model, 2 if config.categories is None else config.categories)
     except ValueError as error:

@@ -208,10 +208,6 @@ def evaluate_checkpoint(
         bounds, seconds = resumable_bound_per_image(net, chosen, k, state=state, seed=seed, batch_size=batch_size,
                                                     chunk_size=chunk_size, progress=advance, resumed=resumed,
                                                     identity=identity)
-    nll = -bounds  # (N,) float64
-    n = int(nll.shape[0])
-    mean, stderr = mean_and_stderr(nll)
-    half = 1.96 * stderr if n > 1 else math.nan
     result = {
         "run": str(run),
         **(extra or {}),
@@ -220,19 +216,30 @@ def evaluate_checkpoint(
         "checkpoint_step": saved.step,
         **({"subset_seed": SUBSET_SEED, "subset_rule": SUBSET_RULE} if num_images is not None else {}),
         "chunk_size": chunk_size,
+        **_bound_summary(-bounds, seconds),
+        "device": str(device),
+    }
+    _keep_previous(path, saved.step)
+    atomic_write_json(path, result)
+    state.unlink(missing_ok=True)
+    return {**result, "path": str(path)}
+
+
+def _bound_summary(nll: Tensor, seconds: float) -> dict[str, Any]:
+    """The mean of the per-image −L_k with its standard error and 95% interval (None for one image), the speed, and
+    each image's value in split order (for paired comparisons)."""
+    n = int(nll.shape[0])
+    mean, stderr = mean_and_stderr(nll)
+    half = 1.96 * stderr if n > 1 else math.nan
+    return {
         "nll": mean,
         "nll_stderr": stderr if n > 1 else None,
         "nll_ci95": [mean - half, mean + half] if n > 1 else None,
         "n_images": n,
         "seconds": seconds,
         "images_per_s": n / seconds if seconds > 0 else None,
-        "device": str(device),
-        "per_image_nll": nll.tolist(),  # -L_k of each scored image, in split order: for paired comparisons
+        "per_image_nll": nll.tolist(),
     }
-    _keep_previous(path, saved.step)
-    atomic_write_json(path, result)
-    state.unlink(missing_ok=True)
-    return {**result, "path": str(path)}
 
 
 def evaluate_run(
