@@ -81,9 +81,13 @@ class _LogitSpaceBinary(BinaryConcreteParams):
 
 
 class LogitBinConcrete(_LogitSpaceBinary):
-    r"""The real-valued logit form Z = (log alpha + L) / lambda of BinConcrete (Maddison et al. eq. 21):
+    r"""The real-valued logit form $Z = (\log \alpha + L)/\lambda$ of BinConcrete, $L$ standard logistic
+    (Maddison et al. 2017, eq. 21):
 
-        log q(z) = log lambda - softplus(-(lambda z - log alpha)) - softplus(lambda z - log alpha).
+    $$
+    \log q(z) = \log \lambda - \operatorname{softplus}\bigl(-(\lambda z - \log \alpha)\bigr)
+    - \operatorname{softplus}(\lambda z - \log \alpha).
+    $$
 
     Args:
         temperature: lambda > 0, float or tensor broadcasting against ``logits`` (may require grad).
@@ -120,10 +124,18 @@ class LogitBinConcrete(_LogitSpaceBinary):
 
 
 class BinConcrete(_LogitSpaceBinary):
-    r"""BinConcrete(alpha, lambda) on (0, 1) (Maddison et al. 2017, Prop. 1(d), eq. 20):
+    r"""BinConcrete($\alpha$, $\lambda$) on $(0, 1)$ (Maddison et al. 2017, Prop. 1(d), eq. 20), $L$ standard
+    logistic and $q$ the LogitBinConcrete density:
 
-        X = sigmoid((log alpha + L)/lambda),   P(X <= x) = sigmoid(lambda logit(x) - log alpha),
-        log p(x) = log q(logit x) + softplus(-logit x) + softplus(logit x)   (q: LogitBinConcrete).
+    $$
+    X = \sigma\bigl((\log \alpha + L)/\lambda\bigr), \qquad
+    P(X \le x) = \sigma\bigl(\lambda \operatorname{logit}(x) - \log \alpha\bigr),
+    $$
+
+    $$
+    \log p(x) = \log q(\operatorname{logit} x) + \operatorname{softplus}(-\operatorname{logit} x)
+    + \operatorname{softplus}(\operatorname{logit} x).
+    $$
 
     ``rsample`` remembers the logit of each sample it returns, so ``log_prob`` of a sample that rounded to
     exactly 0 or 1 is still exact. Other values at 0 or 1 are on the boundary and raise ``ValueError``.

@@ -104,13 +104,15 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
 
 
 class ExpConcrete(_LogSpaceCategorical):
-    r"""The law of Y = log X for X ~ Concrete(alpha, lambda): a point of the log-simplex.
+    r"""The law of $Y = \log X$ for $X \sim$ Concrete($\alpha$, $\lambda$): a point of the log-simplex.
 
     Its density (Maddison et al. 2017, eq. 8 / Appendix C.2) is with respect to Lebesgue measure on
-    the log-ratios (y_1 - y_n, ..., y_{n-1} - y_n), not on y itself:
+    the log-ratios $(y_1 - y_n, \dots, y_{n-1} - y_n)$, not on $y$ itself:
 
-        log kappa(y) = log (n-1)! + (n-1) log lambda + sum_k z_k - n logsumexp_k z_k,
-        z_k = log alpha_k - lambda y_k.
+    $$
+    \log \kappa(y) = \log (n-1)! + (n-1) \log \lambda + \textstyle\sum_k z_k - n \operatorname{logsumexp}_k z_k,
+    \qquad z_k = \log \alpha_k - \lambda y_k.
+    $$
 
     This is the form objectives should consume: it stays finite where the simplex value underflows.
 
@@ -141,10 +143,14 @@ class ExpConcrete(_LogSpaceCategorical):
 
 
 class Concrete(_LogSpaceCategorical):
-    r"""Concrete(alpha, lambda) on the probability simplex (Maddison et al. 2017, Def. 1, eq. 1):
+    r"""Concrete($\alpha$, $\lambda$) on the probability simplex (Maddison et al. 2017, Def. 1, eq. 1):
 
-        X_k = softmax_k((log alpha_k + G_k)/lambda),
-        log p(x) = log kappa(log x) - sum_k log x_k    (kappa: the ExpConcrete density, eq. 8).
+    $$
+    X_k = \operatorname{softmax}_k\bigl((\log \alpha_k + G_k)/\lambda\bigr), \qquad
+    \log p(x) = \log \kappa(\log x) - \textstyle\sum_k \log x_k,
+    $$
+
+    with $G_k$ standard Gumbel and $\kappa$ the ExpConcrete density (eq. 8).
 
     ``rsample`` remembers the log-space point of every sample it returns, so ``log_prob`` of that very
     tensor never goes through log(x) (which is -inf where x underflowed to 0 at low temperature). Other

@@ -34,7 +34,12 @@ __all__ = ["HardConcrete"]
 
 
 class HardConcrete(BinaryConcreteParams):
-    r"""Hard Concrete gate (Louizos et al. 2018, eq. 9-12): min(1, max(0, S (upper - lower) + lower)).
+    r"""Hard Concrete gate (Louizos et al. 2018, eq. 9-12), $S$ a BinConcrete sample stretched to $(l, u)$ and
+    clipped to $[0, 1]$:
+
+    $$
+    Z = \min\bigl(1, \max(0, S (u - l) + l)\bigr).
+    $$
 
     Args:
         temperature: lambda > 0 (the paper's beta, 2/3 there), float or tensor broadcasting against logits.

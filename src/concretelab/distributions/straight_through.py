@@ -68,8 +68,8 @@ class StraightThroughConcrete(Concrete):
 
 
 class StraightThroughBinConcrete(BinConcrete):
-    """BinConcrete with straight-through samples: forward 1[X > 1/2] (exactly 0 or 1), backward the gradient
-    of X = sigmoid((log alpha + L)/lambda). ``log_prob`` scores the soft point.
+    r"""BinConcrete with straight-through samples: forward $\mathbb{1}[X > 1/2]$ (exactly 0 or 1), backward the
+    gradient of $X = \sigma\bigl((\log \alpha + L)/\lambda\bigr)$. ``log_prob`` scores the soft point.
 
     Args: as [`BinConcrete`][concretelab.distributions.BinConcrete].
     """

@@ -81,9 +81,12 @@ def discrete_bound(
     chunk_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The importance-weighted bound L_k of the discrete model with its own proposal, per example (batch,):
+    r"""The importance-weighted bound $L_k$ of the discrete model with its own proposal, per example (batch,):
 
-        L_k(x) = log (1/k) sum_i exp(log p(x, h_i) - log q(h_i | x)),   h_i ~ q(. | x).
+    $$
+    L_k(x) = \log \frac{1}{k} \sum_{i=1}^k \exp\bigl(\log p(x, h_i) - \log q(h_i \mid x)\bigr), \qquad
+    h_i \sim q(\cdot \mid x).
+    $$
 
     The k samples are drawn in chunks of ``chunk_size`` (default:
     [`default_chunk_size`][concretelab.objectives.default_chunk_size], about 2**23 elements per (chunk, batch, D)

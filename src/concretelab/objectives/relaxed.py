@@ -140,11 +140,14 @@ def _prior_logits(model: RelaxedModel, x: Tensor, sample: RelaxedSample) -> list
 
 def relaxed(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
             posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
-    """The relaxed bound (the default): relaxed densities for both q and p, in log space (Maddison et al.
-    2017, Sec. 4 and Appendix C). With z_i ~ q_relaxed(. | x) at lambda_q:
+    r"""The relaxed bound (the default): relaxed densities for both q and p, in log space (Maddison et al.
+    2017, Sec. 4 and Appendix C). With $z_i \sim q_{\text{relaxed}}(\cdot \mid x)$ at $\lambda_q$:
 
-        log w_i = log p(x | sigmoid(z_i)) + log p_relaxed(z_i; lambda_p) - log q_relaxed(z_i | x; lambda_q)
-        L_m     = log (1/m) sum_i exp(log w_i)
+    $$
+    \log w_i = \log p\bigl(x \mid \sigma(z_i)\bigr) + \log p_{\text{relaxed}}(z_i; \lambda_p)
+    - \log q_{\text{relaxed}}(z_i \mid x; \lambda_q), \qquad
+    L_m = \log \frac{1}{m} \sum_{i=1}^m e^{\log w_i},
+    $$
 
     where for each layer p_relaxed is LogitBinConcrete (binary) or ExpConcrete (K-ary) with the prior's logits,
     given the relaxed value of the layer above (the top layer uses the learned prior logits). q and p are
@@ -167,13 +170,19 @@ def relaxed(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperatu
 
 def relaxed_logratio(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
                      posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
-    """The discrete log-ratio at the relaxed sample (Maddison et al. 2017, Appendix C, the variant that
-    scores relaxed samples with the discrete mass functions). With z_i ~ q_relaxed(. | x) at lambda_q and
-    b_i = sigmoid(z_i) (or exp(y_i)) standing in for the discrete value:
+    r"""The discrete log-ratio at the relaxed sample (Maddison et al. 2017, Appendix C, the variant that
+    scores relaxed samples with the discrete mass functions). With $z_i \sim q_{\text{relaxed}}(\cdot \mid x)$ at
+    $\lambda_q$ and $b_i = \sigma(z_i)$ (or $e^{y_i}$) standing in for the discrete value, and $a$ a layer's logits:
 
-        log w_i = log p(x | b_i) + sum_layers [log P(b_i) - log Q(b_i | x)]
-        log P(b) = sum_units b a - softplus(a)  (Bernoulli),  sum_units sum_k b_k log_softmax(a)_k  (categorical)
-        L_m     = log (1/m) sum_i exp(log w_i)
+    $$
+    \log w_i = \log p(x \mid b_i) + \sum_{\text{layers}} \bigl[\log P(b_i) - \log Q(b_i \mid x)\bigr], \qquad
+    L_m = \log \frac{1}{m} \sum_{i=1}^m e^{\log w_i},
+    $$
+
+    $$
+    \log P(b) = \sum_{\text{units}} \bigl(b\, a - \operatorname{softplus}(a)\bigr) \ \text{(Bernoulli)}, \qquad
+    \log P(b) = \sum_{\text{units}} \sum_k b_k \operatorname{log\_softmax}(a)_k \ \text{(categorical)}.
+    $$
 
     It is not a bound on any model (P and Q are mass functions evaluated off their support).
     ``prior_temperature`` is accepted for the common signature and unused. Returns (batch,).
@@ -190,11 +199,14 @@ def relaxed_logratio(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_
 
 def relaxed_analytic_kl(model: RelaxedModel, x: Tensor, *, samples: int = 1, prior_temperature: Temperature,
                         posterior_temperature: Temperature, generator: torch.Generator | None = None) -> Tensor:
-    """Reconstruction at the relaxed sample plus the analytic discrete KL (Maddison et al. 2017, Appendix C;
-    the form Jang et al. 2017 train their categorical VAE with). With z_i ~ q_relaxed(. | x) at lambda_q:
+    r"""Reconstruction at the relaxed sample plus the analytic discrete KL (Maddison et al. 2017, Appendix C;
+    the form Jang et al. 2017 train their categorical VAE with). With $z_i \sim q_{\text{relaxed}}(\cdot \mid x)$ at
+    $\lambda_q$:
 
-        f_i = log p(x | sigmoid(z_i)) - sum_layers KL( Q(h_l | relaxed layer below) || P(h_l | relaxed layer above) )
-        L_m = (1/m) sum_i f_i
+    $$
+    f_i = \log p\bigl(x \mid \sigma(z_i)\bigr) - \sum_l \operatorname{KL}\bigl(Q(h_l \mid \text{relaxed layer below})
+    \,\|\, P(h_l \mid \text{relaxed layer above})\bigr), \qquad L_m = \frac{1}{m} \sum_{i=1}^m f_i.
+    $$
 
     Each layer's KL is the exact discrete one (Bernoulli or categorical, summed over units), with the
     conditioning layers at their relaxed values. There is no per-sample log-weight, so m > 1 averages the
