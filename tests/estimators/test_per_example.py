@@ -39,7 +39,7 @@ def _estimator(name: str, family: str):
     return get_estimator(name, family)
 
 
-UNBIASED = [n for n, c in ESTIMATORS.items() if c.unbiased and n not in ("vimco", "indecater")]
+UNBIASED = [n for n, c in ESTIMATORS.items() if c.unbiased and n != "vimco"]
 CASES = [(n, fam) for n in UNBIASED for fam in ESTIMATORS[n].families]
 
 
@@ -53,7 +53,7 @@ def test_per_example_estimates_are_unbiased_for_each_example(name, family):
     assert within_confidence(draws, exact), f"z-scores {z_scores(draws, exact)}"
 
 
-@pytest.mark.parametrize("name", sorted(n for n in ESTIMATORS if n != "indecater"))
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_one_example_per_example_equals_one_value_per_row(name):
     """With one example, values (M, 1) and values (M,) are the same numbers: the estimates are bit for bit equal."""
     family = "bernoulli"
@@ -112,13 +112,11 @@ def test_exact_gradient_of_a_per_example_f_is_each_example_s_gradient():
 
 
 def test_per_example_shape_errors_name_the_shapes():
-    logits, f, _ = _batch("bernoulli")
+    logits, _, _ = _batch("bernoulli")
     est = get_estimator("disarm")
     with pytest.raises(ValueError, match=r"one value per example, of shape \(2, 3\).*got \(2, 4\)"):
         est.estimate(lambda b: torch.zeros(b.shape[0], 4, dtype=b.dtype), logits, 1)
     with pytest.raises(ValueError, match=r"got \(2, 3, 4\)"):  # no axis left: not a per-example value
         est.estimate(lambda b: b.sum(0, keepdim=True).expand_as(b), logits, 1)
-    with pytest.raises(ValueError, match="indecater needs one value of f per row"):
-        get_estimator("indecater").estimate(f, logits, 1)
     with pytest.raises(ValueError, match="exact_multisample_gradient needs one value of f per row"):
         exact_multisample_gradient(lambda b: b.sum(-1), logits[:2, :2], 2)

@@ -29,7 +29,7 @@ REFUSED = [
     (["--model", "8H-784V", "--objective", "relaxed", "--estimator", "vimco", "--samples", "2"],
      "--objective relaxed cannot be combined with --estimator vimco"),
     # issue 27: combinations --dry-run accepted
-    (["--model", "8H-784V", "--estimator", "indecater"], "--estimator 'indecater' is not supported for training"),
+    (["--model", "8H-784V", "--estimator", "concrete"], "--estimator 'concrete' is not supported for training"),
     (["--model", "4H-4H-784V", "--estimator", "rebar"], "--estimator rebar is defined for one layer"),
     (["--model", "8H-784V", "--categories", "4", "--estimator", "disarm"],
      "--estimator disarm needs a binary SBN (--categories 2)"),

@@ -238,7 +238,7 @@ def test_objective_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="needs a binary SBN"):
         build_estimator_objective("disarm", build_model("4H-16V", categories=4))
     with pytest.raises(ValueError, match="not supported for training"):
-        build_estimator_objective("indecater", build_model("4H-16V"))
+        build_estimator_objective("concrete", build_model("4H-16V"))
     with pytest.raises(ValueError, match="defined for one layer of independent variables; the model has 2"):
         build_estimator_objective("rebar", build_model("4H-4H-16V"))
     model = build_model("4H-16V")
@@ -300,7 +300,7 @@ def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
     [
         (["--estimator", "vimco", "--samples", "1"], "--estimator vimco needs --samples >= 2"),
         (["--estimator", "reinforce_loo"], "--estimator reinforce_loo needs --samples >= 2"),
-        (["--estimator", "indecater"], "--estimator 'indecater' is not supported for training"),
+        (["--estimator", "concrete"], "--estimator 'concrete' is not supported for training"),
         (["--estimator", "arms", "--samples", "1"], "--estimator arms needs --samples >= 2"),
         (["--estimator", "arms", "--samples", "2", "--model", "392V-8H-392V"], "structured-prediction"),
         (["--estimator", "nvil", "--model", "categorical-vae"], "sigmoid belief nets only"),

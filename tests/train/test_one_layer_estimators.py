@@ -28,7 +28,7 @@ from ._helpers import small_config
 from .test_discrete_estimators import FAST, Z, _estimated_gradients, _exact_gradient, _tiny, _x, _z_scores
 
 UNBIASED = [("arm", 1), ("double_cv", 2), ("double_cv", 3), ("rodeo", 2), ("rebar", 1), ("relax", 1),
-            ("reinforce", 1)]
+            ("reinforce", 1), ("indecater", 1)]
 PATHWISE = ["straight_through", "st_gumbel", "gumbel_rao", "reinmax"]
 
 
@@ -128,9 +128,10 @@ def test_one_layer_estimators_train_from_the_command_line(tmp_path, estimator, s
     assert len(losses) == 3 and all(math.isfinite(v) and v > 0 for v in losses)
 
 
-def test_a_categorical_one_layer_model_trains(tmp_path) -> None:
+@pytest.mark.parametrize("estimator", ["rebar", "indecater"])
+def test_a_categorical_one_layer_model_trains(tmp_path, estimator) -> None:
     out = tmp_path / "run"
-    assert main(["train", *FAST, "--model", "8H-784V", "--categories", "4", "--estimator", "rebar", "--steps", "4",
+    assert main(["train", *FAST, "--model", "8H-784V", "--categories", "4", "--estimator", estimator, "--steps", "4",
                  "--out", str(out)]) == 0
 
 
@@ -146,7 +147,6 @@ def test_stateless_one_layer_estimators_train_as_replicas(tmp_path) -> None:
     [
         (["--estimator", "rebar", "--model", "4H-4H-784V"], "rebar is defined for one layer of independent variables"),
         (["--estimator", "rebar", "--seeds", "0-1"], "train one seed per process"),
-        (["--estimator", "indecater"], "indecater needs one value of f per row"),
         (["--estimator", "concrete"], "trains the relaxed objective"),
         (["--estimator", "rodeo", "--samples", "1"], "--estimator rodeo needs --samples >= 2"),
         (["--estimator", "arm", "--model", "392V-8H-392V"], "structured-prediction"),

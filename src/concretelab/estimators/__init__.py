@@ -11,7 +11,7 @@ distribution given by logits θ (VIMCO: the gradient of log mean_k exp f(b^k) ov
 
 ``f`` maps a batch (M, *logits.shape) to (M,), row by row, or, for logits that hold a batch of independent
 examples, to one value per example (M, *batch), so that each example is scored against its own value (every
-estimator but ``indecater``; see ``concretelab.estimators._base``). ``estimate(..., reduce=False)`` returns the
+estimator; see ``concretelab.estimators._base``). ``estimate(..., reduce=False)`` returns the
 draws whose mean is the estimate: one per sample for single-sample estimators, one row for the
 multi-sample ones (``reinforce_loo``, ``vimco``, ``arms``), whose draw is the whole set of ``num_samples`` samples.
 ``per_draw`` returns independent estimates, each from ``num_samples`` samples, for variance and SNR.

@@ -23,7 +23,8 @@ row m of example i. Each example's logits are then scored against its own value,
 an estimate of ∂/∂θ_i E[f_i(b_i)], the same expectation as for the summed f(b) = Σ_i f_i(b_i), without the other
 examples' values as noise in example i's signal. Adapted coefficients (REBAR's η and λ, RELAX's network, the α and
 β of double CV and RODEO) and NVIL's baseline stay shared by the batch; RELAX's network takes one example at a
-time. IndeCateR and ``exact_multisample_gradient`` need one value per row.
+time; IndeCateR changes one variable of every example at once, so a per-example f costs it 1 + n (K − 1)
+evaluations for n variables per example. ``exact_multisample_gradient`` needs one value per row.
 
 Terminology. A *sample* is one b ~ p_θ. A *draw* is one independent estimate of g: for the single-sample
 estimators one draw uses one sample (plus the f-evaluations it pairs with it), for the multi-sample ones
@@ -403,6 +404,9 @@ class GradientEstimator:
     min_samples: ClassVar[int] = 1
     stateful: ClassVar[bool] = False
     objective: ClassVar[str] = "expectation"  # "multisample" for VIMCO: ∂/∂θ E[log mean_k exp f(b^k)]
+    #: Whether f is also evaluated at exact points that are not samples of p_θ (IndeCateR's changed points), after
+    #: its first evaluation, at the samples: a trainer then takes the generative gradient from that first one only.
+    off_sample_points: ClassVar[bool] = False
     #: The same estimator applied layer by layer to a model's latents (a ``LayeredEstimator`` class from
     #: ``concretelab.estimators.layered``), for ``concretelab train --estimator``; None: not for training.
     layered: ClassVar[type | None] = None

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, exact_sample
+from concretelab.estimators._base import Objective, SingleSampleEstimator, evaluate, exact_sample, mean_param
 
 __all__ = ["CHUNK_ELEMENTS", "IndeCateR"]
 
@@ -48,43 +48,57 @@ class IndeCateR(SingleSampleEstimator):
     name = "indecater"
     unbiased = True
     evaluations_per_sample = None  # 1 + n (K − 1): see evaluations(logits)
+    off_sample_points = True  # f(b), then f at the changed points b^{i←c}
 
     def evaluations(self, logits: Tensor) -> int:
         n, k = _variables(logits, self.family)
         return 1 + n * (k - 1)
 
     def per_sample(self, f: Objective, logits: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-        n, k = _variables(logits, self.family)
+        k = 2 if self.family == "bernoulli" else logits.shape[-1]
         b = exact_sample(logits, num, self.family, generator)  # (num, *shape)
-        # one-hot view (num, n, K) of the sample: for Bernoulli variables the categories are (0, 1)
-        onehot = torch.stack([1 - b, b], dim=-1).reshape(num, n, 2) if self.family == "bernoulli" else b.reshape(
-            num, n, k)
         with torch.no_grad():
-            f_b = evaluate(f, b).detach().to(logits.dtype)  # (num,)
-            if f_b.dim() > 1:
-                raise ValueError(f"indecater needs one value of f per row, shape ({num},), got a per-example f with "
-                                 f"values of shape {tuple(f_b.shape)}: sum f over the examples")
-            table = f_b.reshape(num, 1, 1).expand(num, n, k).clone()  # F[s, i, c] = f(b^{i←c}); f(b) where c = b_i
-            row = max(1, logits.numel())
-            step = max(1, CHUNK_ELEMENTS // (num * k * row))  # variables per chunk
-            eye = torch.eye(k, dtype=logits.dtype, device=logits.device)
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                changed = onehot.unsqueeze(1).unsqueeze(1).expand(num, stop - start, k, n, k).clone()
-                local = torch.arange(stop - start, device=logits.device)
-                changed[:, local, :, start + local, :] = eye  # changed[s, v, c, start + v, :] = e_c
-                keep = onehot[:, start:stop, :] == 0  # (num, v, K): c differs from b_i
-                points = changed[keep]  # (rows, n, K)
-                if self.family == "bernoulli":
-                    points = points[..., 1].reshape(-1, *logits.shape)
-                else:
-                    points = points.reshape(-1, *logits.shape)
-                values = evaluate(f, points).detach().to(logits.dtype)
-                block = table[:, start:stop, :]
-                block[keep] = values
-        probs = torch.softmax(torch.stack([torch.zeros_like(logits), logits], -1), -1).reshape(n, 2) \
-            if self.family == "bernoulli" else torch.softmax(logits, dim=-1).reshape(n, k)
-        grad = probs * table - probs * (probs * table).sum(-1, keepdim=True)  # (num, n, K): Σ_c F_c ∇_θ p(c)
+            f_b = evaluate(f, b).detach().to(logits.dtype)  # (num[, *batch])
+        batch = f_b.shape[1:]  # () for one f per row; a per-example f's batch axes
+        # each example's variables: (num, E, n) category indices, E examples (1 for one f per row), n variables each
+        index = (b if self.family == "bernoulli" else b.argmax(-1)).long().reshape(num, batch.numel(), -1)
+        n = index.shape[-1]
+        table = self._changed_values(f, b, index, f_b.reshape(num, -1), k, logits)  # (num, E, n, K)
+        probs = mean_param(logits, self.family)
+        probs = torch.stack([1 - probs, probs], -1) if self.family == "bernoulli" else probs
+        probs = probs.reshape(batch.numel(), n, k)
+        grad = probs * table - probs * (probs * table).sum(-1, keepdim=True)  # (num, E, n, K): Σ_c F_c ∇_θ p(c)
         if self.family == "bernoulli":
             return grad[..., 1].reshape(num, *logits.shape)  # the logit is the category-1 coordinate of (0, θ)
         return grad.reshape(num, *logits.shape)
+
+    def _changed_values(self, f: Objective, b: Tensor, index: Tensor, f_b: Tensor, k: int, logits: Tensor) -> Tensor:
+        """F[s, e, i, c] = f_e(b^{i←c}) for sample s, example e, variable i and category c (F = f(b) at c = b_i).
+
+        Variable i of *every* example moves at once, to category (b_i + j) mod K for j = 1..K−1, which differs
+        from each example's own b_i; so a per-example f gives every example's changed values in n (K − 1)
+        evaluations, and a per-row f (one example) in the same count as changing one variable at a time."""
+        num, examples, n = index.shape
+        table = f_b.reshape(num, examples, 1, 1).expand(num, examples, n, k).clone()
+        step = max(1, CHUNK_ELEMENTS // (num * (k - 1) * max(1, b[0].numel())))  # variables per chunk
+        offsets = torch.arange(1, k, device=b.device)  # j
+        with torch.no_grad():
+            for start in range(0, n, step):
+                variables = torch.arange(start, min(n, start + step), device=b.device)
+                v = variables.shape[0]
+                moved = index.unsqueeze(1).unsqueeze(1).expand(num, v, k - 1, examples, n).clone()
+                target = (index[:, :, variables].permute(0, 2, 1).unsqueeze(2) + offsets.reshape(1, 1, -1, 1)) % k
+                moved[:, torch.arange(v), :, :, variables] = target.permute(1, 0, 2, 3)  # (v, num, K−1, E)
+                points = self._points(moved, k, b, logits)  # (num · v · (K−1), *shape)
+                values = evaluate(f, points).detach().to(logits.dtype).reshape(num, v, k - 1, examples)
+                rows = torch.arange(num, device=b.device).reshape(num, 1, 1, 1)
+                cols = torch.arange(examples, device=b.device).reshape(1, 1, 1, examples)
+                table[rows, cols, variables.reshape(1, v, 1, 1), target] = values
+        return table
+
+    def _points(self, moved: Tensor, k: int, b: Tensor, logits: Tensor) -> Tensor:
+        """Category indices (num, v, K−1, E, n) as points of the family, (num · v · (K−1), *logits.shape)."""
+        flat = moved.reshape(-1, *moved.shape[-2:])
+        if self.family == "bernoulli":
+            return flat.to(b.dtype).reshape(-1, *logits.shape)
+        return torch.nn.functional.one_hot(flat, k).to(b.dtype).reshape(-1, *logits.shape)

@@ -1,6 +1,6 @@
 """The lab's single-layer estimators as trainers of a model with one stochastic layer: ``concretelab train
---estimator NAME`` for ARM, double control variates, RODEO, REBAR, RELAX, REINFORCE, straight-through, straight-through
-Gumbel, Gumbel-Rao and ReinMax.
+--estimator NAME`` for ARM, double control variates, RODEO, REBAR, RELAX, REINFORCE, IndeCateR, straight-through,
+straight-through Gumbel, Gumbel-Rao and ReinMax.
 
 These estimators are defined for one set of independent variables and an f of them (``concretelab.estimators``),
 so they train a model whose latents are one layer h: DisARM's linear and nonlinear Bernoulli VAEs (``200H-784V``,
@@ -12,12 +12,13 @@ docstring)
 
     f_i(h) = log p_θ(x_i, h) − log q(h | a_i),   q's logits held fixed inside f,
 
-the estimator's estimate ĝ_i of ∂/∂a_i E_q[f_i(h)] (one row of values per example, so example i's signal is its own
-f_i) is backpropagated into φ through a. The proposal's own term E_q[−∇_φ log q(h | x)] is zero and is left out, as
-the layered estimators leave it out (``concretelab.estimators.layered``). The generative gradient is ∇_θ of the mean
-of f over the exact samples the estimator evaluated f at (both members of ARM's pair; the K samples of double CV and
-RODEO; b of REBAR and RELAX, not their relaxed points), without evaluating f again: f keeps its values with their
-graph to θ. The value returned, the training bound, is the mean of those values.
+the estimator's estimate ĝ_i of ∂/∂a_i E_q[f_i(h)] (one row of values per example, so example i's signal is its own f_i)
+is backpropagated into φ through a. The proposal's own term E_q[−∇_φ log q(h | x)] is zero and is left out, as the
+layered estimators leave it out (``concretelab.estimators.layered``). The generative gradient is ∇_θ of the mean of f
+over the exact samples the estimator evaluated f at (both members of ARM's pair; the K samples of double CV and RODEO; b
+of REBAR and RELAX, not their relaxed points; IndeCateR's samples, not the points with one variable changed), without
+evaluating f again: f keeps its values with their graph to θ. The value returned, the training bound, is the mean of
+those values.
 
 The pathwise estimators (straight-through, ST Gumbel, Gumbel-Rao, ReinMax: ``PathwiseEstimator``) are applied
 directly: f is evaluated once at the estimator's points, built from the encoder logits by its ``point_map``, and one
@@ -46,8 +47,8 @@ from concretelab.objectives import layer_log_prob
 __all__ = ["ONE_LAYER", "OneLayerEstimator", "one_layer_form"]
 
 #: The lab estimators that train through this module (those without a per-layer form that take a per-example f).
-ONE_LAYER = ("arm", "double_cv", "gumbel_rao", "rebar", "reinforce", "reinmax", "relax", "rodeo", "st_gumbel",
-             "straight_through")
+ONE_LAYER = ("arm", "double_cv", "gumbel_rao", "indecater", "rebar", "reinforce", "reinmax", "relax", "rodeo",
+             "st_gumbel", "straight_through")
 
 
 class OneLayerEstimator(LayeredEstimator):
@@ -91,9 +92,13 @@ class OneLayerEstimator(LayeredEstimator):
         exact: list[Tensor] = []  # f at the exact samples, with the graph to θ
 
         def f(points: Tensor) -> Tensor:  # (M, batch, units[, K]) -> (M, batch)
-            with torch.enable_grad():  # the estimators call f under no_grad where they need its values only
+            # an exact sample (relaxed and straight-through points are built from the logits; IndeCateR's changed
+            # points, evaluated after its samples, are not samples)
+            sample = points.is_leaf and not (self.estimator.off_sample_points and exact)
+            # a sample's values keep their graph to θ, even under the no_grad of an estimator that needs them only
+            with torch.set_grad_enabled(sample or torch.is_grad_enabled()):
                 values = model.log_joint(x, [points]) - layer_log_prob(categories, fixed, points)
-            if points.is_leaf:  # an exact sample (relaxed and straight-through points are built from the logits)
+            if sample:
                 exact.append(values)
             return values
 

@@ -64,10 +64,7 @@ def _single_layer_note(name: str) -> str:
     if name == "concrete":
         return (": the Concrete relaxation trains the relaxed objective, the default (leave --estimator unset: "
                 "--objective relaxed)")
-    if name not in ESTIMATORS:
-        return ""
-    return (f": {name} needs one value of f per row of samples, not one per example (use it in the lab: "
-            f"concretelab.estimators.get_estimator({name!r}) and 'concretelab lab gradients --estimators {name}')")
+    return ""
 
 
 def check_estimator_config(config: Any) -> None:
