@@ -22,9 +22,21 @@ def _metrics(tmp_path: Path, rows: list[dict]) -> Path:
     return path
 
 
+CURRENT = {"valid_subset": "random", "resolved_temperatures": [0.5, 0.5], "loss_window": [101.0],
+           "validation_due": True, "devices": [[0, "cpu"]]}
+
+
 def test_a_current_checkpoint_is_returned_unchanged(tmp_path: Path) -> None:
-    current = _checkpoint(extra={"valid_subset": "random", "resolved_temperatures": [0.5, 0.5]})
+    current = _checkpoint(extra=dict(CURRENT))
     assert migrate_checkpoint(current, tmp_path / "absent.jsonl") is current
+
+
+def test_records_an_old_checkpoint_lacks_get_the_values_it_implied(tmp_path: Path) -> None:
+    """Before these were recorded a checkpoint had no metrics row in progress, owed no validation and did not say
+    its device."""
+    old = _checkpoint(extra={"valid_subset": "random", "resolved_temperatures": [0.5, 0.5]})
+    extra = migrate_checkpoint(old, tmp_path / "absent.jsonl").extra
+    assert (extra["loss_window"], extra["validation_due"], extra["devices"]) == ([], False, [])
 
 
 def test_the_validation_subset_of_an_old_run_that_validated_stays_its_first_images(tmp_path: Path) -> None:

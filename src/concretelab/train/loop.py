@@ -327,10 +327,10 @@ class _Run:
         restore_global_rng(checkpoint.rng)
         self.step, self.best_bound, self.elapsed = checkpoint.step, checkpoint.best_valid, checkpoint.extra["elapsed"]
         # the losses since the run's last row: the next row covers them, whatever --log-every they were gathered under
-        pending = list(checkpoint.extra.get("loss_window", []))
+        pending = list(checkpoint.extra["loss_window"])
         self.window.load(pending, next_row_step(self.step, self.config.log_every, self.config.steps) - self.step)
-        self.validation_due = bool(checkpoint.extra.get("validation_due", False))
-        self.devices = [list(segment) for segment in checkpoint.extra.get("devices", [])]  # absent before 2026-11-30
+        self.validation_due = bool(checkpoint.extra["validation_due"])
+        self.devices = [list(segment) for segment in checkpoint.extra["devices"]]
         logger.info("resumed %s at step %d", self.out, self.step)
 
     # ----- the loop ---------------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ A resumed run reads two records from its checkpoint's ``extra`` that older versi
   (structured models: (1/2, 2/3) until commit 5ce0d22, then the posterior's for both), so the temperatures are
   read from the checkpoint's config where it set them explicitly, else from the run's last logged training row
   at or before the checkpoint's step; where neither says, the record stays absent.
+* ``loss_window``, ``validation_due`` and ``devices``: the losses of the metrics row in progress, whether a
+  validation was owed and the devices the run trained on, recorded since; an older checkpoint had no row in
+  progress, owed no validation and did not record its device (empty lists, False).
 
 ``migrate_checkpoint`` fills in what is missing and changes nothing else; the trainer calls it once, when it
 loads the checkpoint it resumes from, and the loop reads only the records.
@@ -38,11 +41,14 @@ def _trained_temperatures(checkpoint: Checkpoint, metrics: Path) -> list[float] 
 
 
 def migrate_checkpoint(checkpoint: Checkpoint, metrics: Path) -> Checkpoint:
-    """``checkpoint`` with the records an older version did not write (``valid_subset``, ``resolved_temperatures``)
-    filled in from what it did write and from the run's ``metrics`` file; a current checkpoint is returned as is."""
+    """``checkpoint`` with the records an older version did not write (``valid_subset``, ``resolved_temperatures``,
+    ``loss_window``, ``validation_due``, ``devices``) filled in from what it did write and from the run's ``metrics``
+    file; a current checkpoint is returned as is."""
     extra = dict(checkpoint.extra)
     if "valid_subset" not in extra:
         extra["valid_subset"] = "first" if checkpoint.best_valid is not None else "random"
+    for key, absent in (("loss_window", []), ("validation_due", False), ("devices", [])):
+        extra.setdefault(key, absent)
     if "resolved_temperatures" not in extra:
         trained = _trained_temperatures(checkpoint, metrics)
         if trained is not None:
