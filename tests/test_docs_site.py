@@ -112,7 +112,10 @@ def test_math_is_rendered_by_the_katex_served_with_the_site(site: Path) -> None:
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run KaTeX")
 def test_every_formula_parses_with_katex(site: Path) -> None:
     """KaTeX renders a formula it cannot parse as red source text in the browser; here it must parse."""
+    reference = [f for m in MODULES for f in _formulas((site / "reference" / m / "index.html").read_text("utf-8"))]
     formulas = [f for name in MATH_PAGES for f in _formulas((site / name / "index.html").read_text(encoding="utf-8"))]
+    formulas += reference
+    assert len(reference) >= 20  # the docstrings' formulas are math too (distributions, objectives, estimators)
     checked = subprocess.run(["node", "-e", KATEX_CHECK, str(site / "assets" / "katex" / "katex.min.js")],
                              input=json.dumps(formulas), capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr[-3000:]
@@ -120,6 +123,7 @@ def test_every_formula_parses_with_katex(site: Path) -> None:
 
 
 RAW_ROLE = re.compile(r":(class|func|meth|mod|data|attr|exc|obj):(?=\S)")
+RST_RESIDUE = re.compile(r"={5,} +={3,}|\w::\s")  # a simple table's rules, a literal block's "Example::"
 # Private names that the docstrings still mention in prose as owners of private helpers (the log_prob docstrings of
 # distributions/concrete.py and binary_concrete.py), never as a base class; allowed only in the form `Name._helper`.
 PRIVATE_IN_PROSE = {"_ConcreteParams"}
@@ -163,6 +167,8 @@ def test_reference_pages_show_no_raw_sphinx_roles_and_no_private_bases(site: Pat
         text = _page_text(site, name)
         roles = sorted({text[max(0, m.start() - 40):m.end() + 30] for m in RAW_ROLE.finditer(text)})
         assert not roles, f"raw Sphinx roles on the {name} page: {roles}"
+        rst = sorted({text[max(0, m.start() - 40):m.end() + 30] for m in RST_RESIDUE.finditer(text)})
+        assert not rst, f"reStructuredText that Markdown shows as text on the {name} page: {rst}"
         for base in sorted(private_bases):
             shown = re.findall(rf"(?<![\w.]){re.escape(base)}\b(?!\._)" if base in PRIVATE_IN_PROSE
                                else rf"(?<![\w.]){re.escape(base)}\b", text)

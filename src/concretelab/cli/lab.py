@@ -1,6 +1,6 @@
 """``concretelab lab gradients``: bias, variance, SNR, cosine and cost of gradient estimators against temperature.
 
-Example::
+Example:
 
     concretelab lab gradients --problem toy --target 0.49 --estimators concrete,reinforce_loo \\
         --temperatures 10,1,0.1,0.01,0.001 --draws 1000 --seed 0 --out lab-gradients

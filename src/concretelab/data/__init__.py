@@ -1,6 +1,6 @@
 """Datasets for concretelab: binarized MNIST, MNIST/Fashion-MNIST IDX files, and a resumable batch stream.
 
-The whole public surface::
+The whole public surface:
 
     from concretelab.data import load_dataset
 

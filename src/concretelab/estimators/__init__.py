@@ -1,8 +1,9 @@
-"""Gradient estimators for discrete random variables, behind one interface, and an exact reference.
+r"""Gradient estimators for discrete random variables, behind one interface, and an exact reference.
 
-Every estimator estimates g(θ) = ∂/∂θ E_{b ~ p_θ}[f(b)] for a factorised Bernoulli (``family="bernoulli"``,
-b ∈ {0,1} shaped like the logits) or categorical (``family="categorical"``, logits (..., K), b one-hot)
-distribution given by logits θ (VIMCO: the gradient of log mean_k exp f(b^k) over its samples)::
+Every estimator estimates $g(\theta) = \partial / \partial\theta\, \mathbb{E}_{b \sim p_\theta}[f(b)]$ for a factorised
+Bernoulli (``family="bernoulli"``, $b \in \{0, 1\}$ shaped like the logits) or categorical
+(``family="categorical"``, logits (..., K), b one-hot) distribution given by logits $\theta$ (VIMCO: the gradient of
+$\log \operatorname{mean}_k \exp f(b^k)$ over its samples):
 
     est = get_estimator("rebar", family="bernoulli", temperature=0.5)
     grad = est.estimate(f, logits, num_samples=16, generator=gen)            # shaped like logits
@@ -28,27 +29,25 @@ any control variate does); ``reset()`` restores their initial state and their in
 
 Supported combinations (an unsupported one raises ValueError at ``get_estimator``):
 
-=================  =========  ===========  ========  =====================================
-name               bernoulli  categorical  unbiased  f-evaluations per sample
-=================  =========  ===========  ========  =====================================
-reinforce          yes        yes          yes       1
-reinforce_loo      yes        yes          yes       1 (num_samples >= 2)
-nvil               yes        yes          yes       1
-vimco              yes        yes          yes*      1 (num_samples >= 2; *multi-sample objective)
-straight_through   yes        yes          no        1 (+ backward through f)
-st_gumbel          yes        yes          no        1 (+ backward)
-gumbel_rao         yes        yes          no        1 (+ backward; M inner noise samples)
-reinmax            yes        yes          no        1 (+ backward)
-concrete           yes        yes          no        1 at a relaxed point (+ backward)
-rebar              yes        yes          yes       3 (+ double backward when adapting)
-relax              yes        yes          yes       3 (+ double backward when adapting)
-arm                yes        no           yes       2
-disarm             yes        no           yes       2
-arms               yes        no           yes       1 (num_samples >= 2, copula-coupled)
-indecater          yes        yes          yes       1 + n (K − 1) for n variables of K categories
-double_cv          yes        no           yes       1 + backward (num_samples >= 2)
-rodeo              yes        no           yes       1 + backward (num_samples >= 2)
-=================  =========  ===========  ========  =====================================
+| name | bernoulli | categorical | unbiased | f-evaluations per sample |
+|---|---|---|---|---|
+| `reinforce` | yes | yes | yes | 1 |
+| `reinforce_loo` | yes | yes | yes | 1 (num_samples >= 2) |
+| `nvil` | yes | yes | yes | 1 |
+| `vimco` | yes | yes | yes* | 1 (num_samples >= 2; *multi-sample objective) |
+| `straight_through` | yes | yes | no | 1 (+ backward through f) |
+| `st_gumbel` | yes | yes | no | 1 (+ backward) |
+| `gumbel_rao` | yes | yes | no | 1 (+ backward; M inner noise samples) |
+| `reinmax` | yes | yes | no | 1 (+ backward) |
+| `concrete` | yes | yes | no | 1 at a relaxed point (+ backward) |
+| `rebar` | yes | yes | yes | 3 (+ double backward when adapting) |
+| `relax` | yes | yes | yes | 3 (+ double backward when adapting) |
+| `arm` | yes | no | yes | 2 |
+| `disarm` | yes | no | yes | 2 |
+| `arms` | yes | no | yes | 1 (num_samples >= 2, copula-coupled) |
+| `indecater` | yes | yes | yes | 1 + n (K − 1) for n variables of K categories |
+| `double_cv` | yes | no | yes | 1 + backward (num_samples >= 2) |
+| `rodeo` | yes | no | yes | 1 + backward (num_samples >= 2) |
 
 ARM, DisARM and ARMS are binary only (their categorical generalisations ARSM and U2G are not implemented); so are
 ``double_cv`` and ``rodeo``, whose control variates here are written for binary variables (the papers' categorical

@@ -57,7 +57,7 @@ def load_run(
     The checkpoint is verified (checksum) before use; a corrupted file raises
     ``concretelab.train.CheckpointError``.
 
-    Example::
+    Example:
 
         import torch
         import concretelab
