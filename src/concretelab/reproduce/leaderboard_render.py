@@ -84,8 +84,8 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "",
         "Bernoulli VAEs with 200 latents trained with each gradient estimator at the same number K of function "
         "evaluations per example and step, on the protocol of DisARM (Dong, Mnih & Tucker 2020), several seeds "
-        "each, trained as replicas of one process (a process per seed for the estimators that adapt parameters of their "
-        "own). Numbers are means over seeds with Student's t 95% interval over "
+        "each, trained as replicas of one process (a process per seed for the estimators that adapt parameters of "
+        "their own). Numbers are means over seeds with Student's t 95% interval over "
         "seeds; −L_100 on every test image, −L_5000 on a fixed subset of 1,000, both at each seed's best "
         "checkpoint by validation −L_100. The training objective is the one each estimator optimises (the relaxed "
         "bound for Concrete, L_K for VIMCO, the ELBO for the others), averaged over the last tenth of the steps. The "
