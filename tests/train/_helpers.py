@@ -26,6 +26,18 @@ def small_config(out: Path, **overrides: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
+def straight_and_resumed(tmp_path: Path, steps: int, **settings: object) -> tuple[dict[str, torch.Tensor], ...]:
+    """The tensors of ``last.safetensors`` after ``steps`` steps in one go, and after ``steps // 2``, a stop and a
+    resume: for checks that a resumed run replays an uninterrupted one bit for bit."""
+    from concretelab.train import train
+
+    straight, half = tmp_path / "straight", tmp_path / "half"
+    train(small_config(straight, steps=steps, **settings))
+    train(small_config(half, steps=steps // 2, **settings))
+    train(small_config(half, steps=steps, **settings), resume=True)
+    return tuple(load_file(str(run / "checkpoints" / "last.safetensors")) for run in (straight, half))
+
+
 def model_tensors(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
     """The model tensors of a run's checkpoint (read directly from the safetensors file)."""
     tensors = load_file(str(run / "checkpoints" / f"{which}.safetensors"))

@@ -21,13 +21,11 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from concretelab.cli import main
 from concretelab.estimators import layered
 from concretelab.models import build_model
 from concretelab.objectives import layer_log_prob
-from concretelab.train import train
 from concretelab.train.discrete import (
     EstimatorObjective,
     build_estimator_objective,
@@ -36,7 +34,7 @@ from concretelab.train.discrete import (
 )
 from concretelab.train.metrics import read_metrics
 
-from ._helpers import small_config
+from ._helpers import straight_and_resumed
 
 Z = 4.5
 
@@ -280,13 +278,7 @@ def test_vimco_training_lowers_the_loss(tmp_path) -> None:
 
 
 def test_resume_with_nvil_state_is_bit_identical(tmp_path) -> None:
-    settings = {"model": "4H-4H-784V", "estimator": "nvil", "samples": 2}
-    straight, half = tmp_path / "straight", tmp_path / "half"
-    train(small_config(straight, steps=10, **settings))
-    train(small_config(half, steps=5, **settings))
-    train(small_config(half, steps=10, **settings), resume=True)
-    a = load_file(str(straight / "checkpoints" / "last.safetensors"))
-    b = load_file(str(half / "checkpoints" / "last.safetensors"))
+    a, b = straight_and_resumed(tmp_path, 10, model="4H-4H-784V", estimator="nvil", samples=2)
     assert a.keys() == b.keys()
     assert any(k.startswith("extra/estimator/baselines") for k in a)
     assert any(k.startswith("extra/estimator/moments.mean") for k in a)

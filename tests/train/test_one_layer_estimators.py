@@ -24,7 +24,7 @@ from concretelab.train import train
 from concretelab.train.discrete import TRAINING_ESTIMATORS, build_estimator_objective
 from concretelab.train.metrics import read_metrics
 
-from ._helpers import small_config
+from ._helpers import small_config, straight_and_resumed
 from .test_discrete_estimators import FAST, Z, _estimated_gradients, _exact_gradient, _tiny, _x, _z_scores
 
 UNBIASED = [("arm", 1), ("double_cv", 2), ("double_cv", 3), ("rodeo", 2), ("rebar", 1), ("relax", 1),
@@ -75,13 +75,7 @@ def test_pathwise_one_layer_gradient_is_the_lab_estimate_chained_through_the_enc
 
 @pytest.mark.parametrize("name", ["rebar", "relax", "double_cv", "rodeo", "reinforce"])
 def test_resume_with_adapted_estimator_state_is_bit_identical(tmp_path, name) -> None:
-    settings = {"estimator": name, "samples": TRAINING_ESTIMATORS[name]}
-    straight, half = tmp_path / "straight", tmp_path / "half"
-    train(small_config(straight, steps=8, **settings))
-    train(small_config(half, steps=4, **settings))
-    train(small_config(half, steps=8, **settings), resume=True)
-    a = load_file(str(straight / "checkpoints" / "last.safetensors"))
-    b = load_file(str(half / "checkpoints" / "last.safetensors"))
+    a, b = straight_and_resumed(tmp_path, 8, estimator=name, samples=TRAINING_ESTIMATORS[name])
     assert a.keys() == b.keys()
     assert any(k.startswith("extra/estimator/_extra_state") for k in a) or name == "reinforce"
     for key in a:
