@@ -131,3 +131,28 @@ def test_nvil_per_example_baseline_for_a_trainer():
     centred = est.learning_signal(values, x, normalise=False)
     assert centred.shape == (4, 256)
     assert centred.pow(2).mean() < 0.05 * (values - values.mean()).pow(2).mean()
+
+
+STATEFUL = sorted(name for name, cls in __import__("concretelab.estimators", fromlist=["ESTIMATORS"]).ESTIMATORS.items()
+                  if cls.stateful)
+
+
+def test_a_restored_state_continues_exactly_where_the_first_estimator_is() -> None:
+    """After 5 calls, a new estimator loaded with the first's ``state_dict`` gives the same next estimates, and both
+    adapt the same way (also RELAX's network and NVIL's baseline, which are built at the first call)."""
+    from .test_per_example import BERNOULLI
+
+    assert {"rebar", "relax", "double_cv", "rodeo", "reinforce", "nvil"} <= set(STATEFUL)
+    for name in STATEFUL:
+        first = get_estimator(name)
+        k = max(2, first.min_samples)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(5):
+            first.estimate(BERNOULLI.f, BERNOULLI.logits, k, generator=gen)
+        second = get_estimator(name)
+        second.load_state_dict(first.state_dict())
+        for call in range(3):
+            a = first.estimate(BERNOULLI.f, BERNOULLI.logits, k, generator=torch.Generator().manual_seed(call))
+            b = second.estimate(BERNOULLI.f, BERNOULLI.logits, k, generator=torch.Generator().manual_seed(call))
+            assert torch.equal(a, b), (name, call)
+    assert get_estimator("disarm").state_dict() == {}

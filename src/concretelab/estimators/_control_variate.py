@@ -13,6 +13,7 @@ pathwise terms are built with ``create_graph=True`` when adapting (a second back
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -65,7 +66,7 @@ class ControlVariateEstimator(SingleSampleEstimator):
 
     def state_dict(self) -> dict[str, Any]:
         return {"eta": self.eta_param.detach().clone(), "log_temperature": self.log_temperature.detach().clone(),
-                "optimizer": self.optimizer.state_dict()}
+                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -116,7 +117,7 @@ class AdaptedCoefficients(MultiSampleEstimator):
 
     def state_dict(self) -> dict[str, Any]:
         return {**{name: param.detach().clone() for name, param in zip(self.coefficients, self._params(), strict=True)},
-                "optimizer": self.optimizer.state_dict()}
+                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():

@@ -22,6 +22,7 @@ References
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,7 @@ class NVIL(SingleSampleEstimator):
     def state_dict(self) -> dict[str, Any]:
         net = None if self.net is None else {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         return {"net": net, "moments": {k: v.clone() for k, v in self.moments.state_dict().items()},
-                "optimizer": None if self.optimizer is None else self.optimizer.state_dict()}
+                "optimizer": None if self.optimizer is None else copy.deepcopy(self.optimizer.state_dict())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reset()
