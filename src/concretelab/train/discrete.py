@@ -59,7 +59,7 @@ def _per_layer(cls: type) -> bool:
     return cls.layered is not None and not getattr(cls.layered, "single_layer", False)
 
 
-def _single_layer_note(name: str) -> str:
+def _not_trainable_note(name: str) -> str:
     """Why a known estimator without a trainer form cannot train."""
     if name == "concrete":
         return (": the Concrete relaxation trains the relaxed objective, the default (leave --estimator unset: "
@@ -73,10 +73,10 @@ def check_estimator_config(config: Any) -> None:
     Rules: ``--estimator`` must be one of ``TRAINING_ESTIMATORS``; ``--samples`` at least its minimum
     (VIMCO's and the leave-one-out signals are undefined at m = 1); ``--objective`` must be unset or
     ``discrete`` (an explicit ``relaxed`` is refused, not reinterpreted); ``--model`` an SBN spec (DisARM, ARMS:
-    binary). An estimator without a layered form (``indecater``, ``double_cv``, ``rodeo``, the relaxations) is
-    refused with a message saying it is defined for a single layer.
-    ``--objective discrete`` without ``--estimator`` is an error too. A structured-prediction spec is
-    accepted by every estimator but ``disarm`` and ``arms``.
+    binary). A single-layer estimator (``concretelab.estimators.one_layer``) needs a model with one stochastic
+    layer, and one with adapted state refuses ``--seeds`` with more than one seed; ``concrete`` is pointed to the
+    relaxed objective. ``--objective discrete`` without ``--estimator`` is an error too. A structured-prediction
+    spec is accepted by NVIL, VIMCO and REINFORCE-LOO only.
     """
     name = config.estimator
     if name is None:
@@ -86,7 +86,7 @@ def check_estimator_config(config: Any) -> None:
             )
         return
     if name not in TRAINING_ESTIMATORS:
-        raise ValueError(f"--estimator {name!r} is not supported for training{_single_layer_note(name)}; expected one "
+        raise ValueError(f"--estimator {name!r} is not supported for training{_not_trainable_note(name)}; expected one "
                          f"of {', '.join(TRAINING_ESTIMATORS)}")
     if config.samples < TRAINING_ESTIMATORS[name]:
         raise ValueError(
@@ -143,8 +143,8 @@ def build_estimator_objective(name: str, model: nn.Module, *, seed: int = 0, **o
     untouched), on the model's device and dtype. ``options`` go to the estimator (e.g. ``normalise`` for NVIL)."""
     cls = ESTIMATORS[name].layered if name in ESTIMATORS else None
     if cls is None:
-        raise ValueError(f"estimator {name!r} is not supported for training{_single_layer_note(name)}; expected one of "
-                         f"{', '.join(TRAINING_ESTIMATORS)}")
+        raise ValueError(f"estimator {name!r} is not supported for training{_not_trainable_note(name)}; expected one "
+                         f"of {', '.join(TRAINING_ESTIMATORS)}")
     allowed = (SigmoidBeliefNet, StructuredPredictionSBN) if cls.structured else (SigmoidBeliefNet,)
     if not isinstance(model, allowed):
         names = " or ".join(c.__name__ for c in allowed)
