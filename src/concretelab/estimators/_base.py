@@ -435,8 +435,9 @@ class GradientEstimator:
         """Restore the initial adaptive state (no-op for stateless estimators)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """The adaptive state (tensors, numbers and optimizer states; empty for stateless estimators), for a
-        checkpoint: ``load_state_dict`` of an estimator built with the same options continues where this one is."""
+        """A copy of the adaptive state (tensors, numbers and optimizer states; empty for stateless estimators), which
+        later calls do not change, for a checkpoint: ``load_state_dict`` of an estimator built with the same options
+        continues where this one is."""
         if self.stateful:  # pragma: no cover - every stateful estimator overrides it
             raise NotImplementedError(f"{type(self).__name__} must define state_dict()")
         return {}

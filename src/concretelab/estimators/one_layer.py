@@ -34,7 +34,6 @@ takes is undone). That state is shared by every example of a batch, so stacked r
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
@@ -106,7 +105,7 @@ class OneLayerEstimator(LayeredEstimator):
             theta = logits.expand(samples, *logits.shape)
             values = f(self.estimator.point_map(fixed, samples, generator)(theta))  # (m, batch)
             return _value_with_gradient_of(values.detach().mean(0), values.mean(0))
-        frozen = copy.deepcopy(self.estimator.state_dict()) if not self.training else None
+        frozen = self.estimator.state_dict() if not self.training else None  # a copy (state_dict's contract)
         grad = self.estimator.estimate(f, fixed, samples, generator=generator)  # ĝ, shaped like the logits
         if frozen is not None:  # eval mode: the step the estimator took after its estimate is undone
             self.estimator.load_state_dict(frozen)
