@@ -105,3 +105,28 @@ def test_encoder_gradient_variance_is_the_trace_of_the_gradients_covariance(tmp_
         draws.append(torch.cat([g.flatten() for g in torch.autograd.grad(-bound.mean(), encoder)]).double())
     assert variance == pytest.approx(float(torch.stack(draws).var(dim=0).sum()), rel=1e-6)
     assert variance > 0
+
+
+def test_nvil_variance_is_of_its_estimate_not_of_its_rescaled_step(tmp_path, monkeypatch) -> None:
+    """NVIL divides its training signal by max(1, running std); the cell's variance must not see that scale, or
+    NVIL's would shrink by the running variance (about 77 at the end of mnist-linear-nvil-K2) against the other
+    cells'. Two checkpoints that differ only in the running variance (1 and 10^4) give the same variance."""
+    import concretelab.train as train_package
+    from concretelab.train import train
+
+    config = cell_config(leaderboard_cells(["mnist-linear-nvil-K2"])[0],
+                         LeaderboardOptions(out=tmp_path, results=tmp_path, steps=3, seeds="0", valid_images=8,
+                                            data={"mnist": "embedded", "fashion": "embedded"}))
+    train(config)
+    load = train_package.load_checkpoint
+    variances = []
+    for running_variance in (1.0, 1e4):
+        def with_variance(path, *args, value=running_variance, **kwargs):
+            saved = load(path, *args, **kwargs)
+            saved.extra["estimator"]["moments.var"].fill_(value)
+            return saved
+
+        monkeypatch.setattr(train_package, "load_checkpoint", with_variance)
+        variances.append(leaderboard.encoder_gradient_variance(tmp_path / "mnist-linear-nvil-K2", draws=8, images=10))
+    assert variances[0] > 0
+    assert variances[1] == pytest.approx(variances[0], rel=1e-9)

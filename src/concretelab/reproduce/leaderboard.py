@@ -57,6 +57,7 @@ __all__ = [
     "leaderboard_cells",
     "run_leaderboard_cell",
     "seed_configs",
+    "seed_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -195,10 +196,14 @@ def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images:
     run's best checkpoint, on a fixed batch of ``images`` training images (the first of a fixed random order of
     the training split, binarized once where the data is binarized afresh), over ``draws`` independent draws of the
     estimator's noise: Σ_params Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
-    NVIL's baselines and running moments are those of the checkpoint, frozen (eval mode)."""
+    NVIL's baselines and running moments are those of the checkpoint, frozen (eval mode), and its signal is not
+    divided by the running standard deviation: that division rescales NVIL's step, not its estimate, and would
+    shrink the variance by the square of the scale. So every cell's variance is that of an estimate of its
+    objective's gradient (the ELBO's; the relaxed bound's for Concrete, L_K's for VIMCO)."""
     import torch
 
     from concretelab.data import binarize, load_dataset
+    from concretelab.estimators.layered import LayeredNVIL
     from concretelab.objectives import OBJECTIVES
     from concretelab.train import load_checkpoint
     from concretelab.train.config import config_from_dict
@@ -218,6 +223,8 @@ def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images:
         objective = build_estimator_objective(config.estimator, model, seed=config.seed)
         objective.load_state_dict(saved.extra["estimator"])
         objective.eval()
+        if isinstance(objective, LayeredNVIL):
+            objective.normalise = False  # the estimate, not the trainer's rescaled step (docstring)
     encoder = [p for name, p in model.named_parameters() if name.startswith("encoder")]
     prior, posterior = config.temperatures
     generator = torch.Generator().manual_seed(seed + 1)
@@ -254,7 +261,8 @@ def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int)
     }
 
 
-def _summary(per_seed: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+def seed_summary(per_seed: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+    """``key`` over the seeds' numbers: mean, sd and Student's t 95% half-width (None for one seed)."""
     values = [s[key] for s in per_seed]
     if len(values) < 2:
         return {"mean": values[0], "sd": None, "ci95_half": None} if values else None
@@ -287,7 +295,7 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
         "spec": config.model, "activation": config.activation, "estimator": cell.estimator,
         "evaluations": cell.evaluations, "evaluations_used": cell.evaluations_used, "samples": cell.samples,
         "steps": trained.step, "seeds": list(seeds), "seeds_as_replicas": together, "replicas": per_seed,
-        **{key: _summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
+        **{key: seed_summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
                                                      "encoder_gradient_variance")},
         # one process trains every seed (its steps/s, and the replica-steps/s of all its replicas together), or one
         # process per seed (the first seed's steps/s, one replica each)

@@ -90,7 +90,8 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "checkpoint by validation −L_100. The training objective is the one each estimator optimises (the relaxed "
         "bound for Concrete, L_K for VIMCO, the ELBO for the others), averaged over the last tenth of the steps. The "
         "encoder gradient variance is tr Cov of one step's gradient with respect to the encoder's parameters at the "
-        "best checkpoint, on a fixed batch of 50 training images over 100 draws of the estimator.",
+        "best checkpoint, on a fixed batch of 50 training images over 100 draws of the estimator; NVIL's is that of "
+        "its estimate, before the division by its running standard deviation that rescales its step.",
         "",
         "| | DisARM's protocol | ours |",
         "|---|---|---|",
