@@ -74,6 +74,16 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     return True
 
 
+def _remeasured(rows: list[dict[str, Any]]) -> list[str]:
+    """A line naming the cells whose gradient variance was measured again (``scripts/leaderboard_variance.py``)."""
+    again = [(r["cell"], r["encoder_gradient_variance_measured"]) for r in rows
+             if r.get("encoder_gradient_variance_measured")]
+    if not again:
+        return []
+    return ["", "Encoder gradient variance measured again after the cell ran: " + "; ".join(
+        f"{cell} at `{m['commit'][:7]}` (`{m['command']}`)" for cell, m in again) + "."]
+
+
 def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
     """Write the leaderboard page (and its figures) from the finished results; returns the page's path."""
     found = load_leaderboard(results)
@@ -119,7 +129,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
                 lines += [f"![validation bound against steps and time]({relative})", ""]
             commits = sorted({r["commit"] for r in rows})
             lines += [f"Commits: {', '.join(f'`{c}`' for c in commits)}. Command of the first cell: "
-                      f"`{rows[0]['command']}`.", ""]
+                      f"`{rows[0]['command']}`.", *_remeasured(rows), ""]
     reasons: dict[str, list[str]] = {}
     for name, reason in NOT_TRAINABLE.items():
         reasons.setdefault(reason, []).append(f"`{name}`")
