@@ -9,7 +9,8 @@ For each model and m, the same training step as the trainer's (the relaxed bound
   over stacked weights, one fused Adam), R replica-steps per step;
 - with ``--vmap``, also ``torch.func.vmap`` of the single model's step over stacked parameters
   (``functional_call``, ``randomness="different"``), the other way the issue names to batch replicas;
-- with ``--compile``, also the stacked model's loss under ``torch.compile``.
+- with ``--compile``, also the step of ``train --compile`` (:class:`concretelab.train.compiled.CompiledLoss`: the
+  loss as one graph, its noise drawn inside it) on one model (R = 1) and on the stacked replicas.
 
 Every variant is timed in CPU time of this process, one thread, in interleaved blocks (variant after variant,
 block after block) and the median block is kept, so a machine whose load changes affects all of them alike. The
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import statistics
 import time
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 
 from concretelab.models import build_model
 from concretelab.objectives import OBJECTIVES
+from concretelab.train.compiled import CompiledLoss
 from concretelab.train.loop import build_optimizer
 from concretelab.train.replicas import stack_replicas
 
@@ -68,22 +71,26 @@ def _models(spec: str, replicas: int, mean: Tensor) -> list[nn.Module]:
 def step_function(model: nn.Module, x: Tensor, m: int, replicas: int, compiled: bool = False
                   ) -> Callable[[], None]:
     """The trainer's step on ``model`` (one model, or R stacked replicas with ``x`` of R x 64 rows); with
-    ``compiled``, its loss under ``torch.compile`` (the backward and Adam as they are)."""
+    ``compiled``, the step of ``train --compile`` (its loss as one graph; the backward and Adam as they are)."""
     optimizer = build_optimizer(list(model.parameters()), 1e-4, torch.device("cpu"))
     generator = torch.Generator()
     count = [0]
 
-    def loss_of(images: Tensor, noise: torch.Generator) -> Tensor:
-        bound = relaxed(model, images, samples=m, prior_temperature=PRIOR_T, posterior_temperature=POSTERIOR_T,
+    def loss_of(images: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor,
+                noise: torch.Generator | None) -> Tensor:
+        bound = relaxed(model, images, samples=m, prior_temperature=prior_t, posterior_temperature=posterior_t,
                         generator=noise)
         return -bound.mean() if replicas == 1 else -bound.view(replicas, -1).mean(1).sum()
 
-    loss_fn = torch.compile(loss_of) if compiled else loss_of
+    graph = CompiledLoss(functools.partial(loss_of, noise=None), torch.device("cpu")) if compiled else None
 
     def step() -> None:
         count[0] += 1
-        generator.manual_seed(count[0])
-        loss = loss_fn(x, generator)
+        if graph is not None:
+            loss = graph(x, PRIOR_T, POSTERIOR_T, seed=count[0])
+        else:
+            generator.manual_seed(count[0])
+            loss = loss_of(x, PRIOR_T, POSTERIOR_T, generator)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -141,7 +148,7 @@ def main() -> None:
     parser.add_argument("--samples", default="1,5", help="values of m (default: 1,5)")
     parser.add_argument("--vmap", action="store_true", help="also time torch.func.vmap over stacked parameters")
     parser.add_argument("--compile", action="store_true",
-                        help="also time the stacked model's loss under torch.compile (about a minute to compile each)")
+                        help="also time the step of train --compile, one model and stacked (10-60 s to compile each)")
     parser.add_argument("--blocks", type=int, default=None, help="timed blocks per variant (default: 7; 3 quick)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -154,8 +161,8 @@ def main() -> None:
           "sequential: one model's steps/s (R runs one after the other give the same aggregate at any R)\n")
     print("| model | m | R | stacked ms/step | replica-steps/s stacked | sequential | stacked / sequential | "
           "ms per replica-step | matmul floor (ms) | ratio to floor |" + (" vmap / sequential |" if args.vmap else "")
-          + (" compiled / sequential |" if args.compile else ""))
-    print("|---" * (10 + args.vmap + args.compile) + "|")
+          + (" compiled / sequential | compiled ratio to floor |" if args.compile else ""))
+    print("|---" * (10 + args.vmap + 2 * args.compile) + "|")
     torch.manual_seed(0)
     for spec in args.models.split(","):
         for m in (int(v) for v in args.samples.split(",")):
@@ -163,6 +170,9 @@ def main() -> None:
             mean = x1.mean(0)
             steps: dict[str, Callable[[], None]] = {"1": step_function(_models(spec, 1, mean)[0], x1, m, 1)}
             per_block = {"1": max(2, 60 // m)}
+            if args.compile:
+                steps["compiled1"] = step_function(_models(spec, 1, mean)[0], x1, m, 1, True)
+                per_block["compiled1"] = per_block["1"]
             for r in counts:
                 if r == 1:
                     continue
@@ -186,7 +196,9 @@ def main() -> None:
                        f"{per_step / r / floor:.2f} |")
                 for flag, prefix in ((args.vmap, "vmap"), (args.compile, "compiled")):
                     if flag:
-                        row += f" {r * ms['1'] / ms[f'{prefix}{r}']:.2f} |" if r > 1 else " |"
+                        row += f" {r * ms['1'] / ms[f'{prefix}{r}']:.2f} |" if f"{prefix}{r}" in ms else " |"
+                if args.compile:
+                    row += f" {ms[f'compiled{r}'] / r / floor:.2f} |"
                 print(row, flush=True)
 
 

@@ -172,3 +172,22 @@ def test_graphed_run_resumes_bit_for_bit(tmp_path, estimator) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     # and the graphed checkpoint resumes eagerly on the CPU (a float learning rate, capturable off)
     train(small_config(stopped, **{**settings, "device": "cpu", "cuda_graph": False, "steps": 14}), resume=True)
+
+
+# ----- --compile on CUDA: the loss as one graph, its noise from the device's default generator --------------
+
+
+@pytest.mark.parametrize("seeds", [None, "0-1"])
+def test_compiled_steps_on_cuda_follow_the_eager_steps(tmp_path, seeds) -> None:
+    """The compiled loss seeds the CUDA default generator as the eager step seeds its own: the same noise, so the
+    same trajectory up to the rounding of the fused kernels."""
+    settings = {"device": "cuda", "steps": 12, "log_every": 4, "seeds": seeds, "model": "8H~784V"}
+    train(small_config(tmp_path / "eager", **settings))
+    train(small_config(tmp_path / "compiled", compile=True, **settings))
+    a, b = model_tensors(tmp_path / "eager"), model_tensors(tmp_path / "compiled")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    folder = "seed-0" if seeds else ""
+    rows = zip(read_metrics(tmp_path / "eager" / folder / "metrics.jsonl"),
+               read_metrics(tmp_path / "compiled" / folder / "metrics.jsonl"), strict=True)
+    assert all(math.isclose(r["loss"], s["loss"], rel_tol=1e-5) for r, s in rows if "loss" in r)

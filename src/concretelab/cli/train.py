@@ -60,6 +60,8 @@ _HELP = {
     "device": "cpu, cuda, cuda:N or auto",
     "cuda_graph": "with a CUDA device: capture the whole step (loss, backward, Adam) as one CUDA graph and replay it "
     "(concretelab.train.graphed; not yet measured on a GPU)",
+    "compile": "compile the relaxed objective's loss as one graph with torch.compile (the eager step's noise, its "
+    "elementwise passes fused; rounding differs from eager in the last bits; 10-60 s to compile at the first step)",
     "threads": "CPU threads for torch (default: torch's choice; 1 is fastest on a busy machine)",
     "flush_denormal": "treat subnormal floats (below 1.2e-38) as 0 on the CPU, which made late m = 5 and m = 50 "
     "steps 1.6-3.6x faster (default: on)",

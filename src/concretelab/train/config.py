@@ -110,6 +110,7 @@ class TrainConfig:
     # one run of --seed); see concretelab.train.replicas. One seed is a plain run of that seed
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when available)
     cuda_graph: bool = False  # CUDA: capture the whole step (loss, backward, Adam) as one graph (train.graphed)
+    compile: bool = False  # the relaxed loss as one torch.compile graph (train.compiled): same noise, fused passes
     threads: int | None = None  # torch.set_num_threads for the run (None: torch's default); 1 on a busy CPU
     flush_denormal: bool = True  # CPU: subnormal floats count as 0 (late m = 50 steps 2-3.6x faster; denormals)
     # --- validation, logging, checkpoints ---
@@ -259,7 +260,7 @@ def _check_temperature_list(config: TrainConfig, name: str) -> None:
 # architecture of the checkpoint; we also keep the optimisation and data settings, for exact replay).
 # eval_k and eval_images may change only before the first validation (train.preflight._check_resume).
 MUTABLE_ON_RESUME = frozenset(
-    {"steps", "device", "cuda_graph", "threads", "flush_denormal", "eval_every", "eval_k", "eval_images",
+    {"steps", "device", "cuda_graph", "compile", "threads", "flush_denormal", "eval_every", "eval_k", "eval_images",
      "eval_batch_size", "eval_chunk_size", "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
 )
 

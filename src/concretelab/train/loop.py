@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -58,6 +59,7 @@ from concretelab.train.checkpoint import (
     restore_global_rng,
     save_checkpoint,
 )
+from concretelab.train.compiled import CompiledLoss
 from concretelab.train.config import TrainConfig, config_to_dict, write_config
 from concretelab.train.denormals import flush_denormals
 from concretelab.train.discrete import DISCRETE_OBJECTIVE, build_estimator_objective
@@ -274,6 +276,8 @@ class _Run:
         self.shard_size = config.batch_size // (context.world_size * config.grad_accum)
         self.generator = torch.Generator(device=device)
         self.graphed: GraphedStep | None = None  # --cuda-graph: captured at the first step
+        self.compiled = (CompiledLoss(functools.partial(self.shard_loss, generator=None), device)
+                         if config.compile else None)  # --compile: the loss as one graph (train.compiled)
         self.window = LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
                                   len(config.seed_list))
 
@@ -370,7 +374,8 @@ class _Run:
                 self.batches.load_state_dict(position)
                 return False
             if self.graphed is None:
-                self.graphed = GraphedStep(self.shard_loss, self.optimizer, example=x, generator=self.generator,
+                self.graphed = GraphedStep(functools.partial(self.shard_loss, generator=self.generator),
+                                           self.optimizer, example=x, generator=self.generator,
                                            state=step_state(self.model, self.objective_state))
             self.window.add(self.graphed(x, lr=lr, prior_t=prior_t, posterior_t=posterior_t,
                                          seed=self.noise_seed(step, 0)))
@@ -400,10 +405,12 @@ class _Run:
         """The seed of the sampling noise of ``shard`` at ``step``: a fixed function of ``(seed, step, shard)``."""
         return derive_seed(self.config.seed, step, shard)
 
-    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor) -> Tensor:
-        """``-bound.mean()`` of the objective on the rows ``x``, its noise drawn from the run's generator."""
+    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor, *,
+                   generator: torch.Generator | None) -> Tensor:
+        """``-bound.mean()`` of the objective on the rows ``x``, its noise drawn from ``generator`` (None: the
+        device's default generator, as the compiled loss draws it)."""
         bound = self.objective(self.model, x, samples=self.config.samples, prior_temperature=prior_t,
-                               posterior_temperature=posterior_t, generator=self.generator)  # (rows,)
+                               posterior_temperature=posterior_t, generator=generator)  # (rows,)
         return -bound.mean()
 
     def backward(self, x: Tensor, step: int, prior_t: float | Tensor, posterior_t: float | Tensor) -> None:
@@ -412,9 +419,13 @@ class _Run:
         config = self.config
         for a in range(config.grad_accum):
             shard = self.context.rank * config.grad_accum + a
-            self.generator.manual_seed(self.noise_seed(step, shard))
             x_shard = x[shard * self.shard_size : (shard + 1) * self.shard_size]  # (shard_size, D)
-            loss = self.shard_loss(x_shard, prior_t, posterior_t) / config.grad_accum
+            if self.compiled is not None:  # the same noise, drawn inside the compiled graph
+                loss = self.compiled(x_shard, prior_t, posterior_t, seed=self.noise_seed(step, shard))
+            else:
+                self.generator.manual_seed(self.noise_seed(step, shard))
+                loss = self.shard_loss(x_shard, prior_t, posterior_t, generator=self.generator)
+            loss = loss / config.grad_accum
             (loss if loss.dim() == 0 else loss.sum()).backward()  # replicas: the sum of their losses
             self.window.add(loss)
 
@@ -607,13 +618,15 @@ class _ReplicaRun(_Run):
         """The seed of the replicas' noise at ``step``: ``("replicas", seeds, step)`` (one shard)."""
         return derive_seed("replicas", self.config.seeds or "", step)
 
-    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor) -> Tensor:
+    def shard_loss(self, x: Tensor, prior_t: float | Tensor, posterior_t: float | Tensor, *,
+                   generator: torch.Generator | None) -> Tensor:
         """The replicas' losses ``-bound.mean()``, shape (R,), on the replica-major batch ``x`` of
-        ``(R * batch_size, D)``; the gradient of their sum is each replica's own."""
+        ``(R * batch_size, D)``, its noise drawn from ``generator``; the gradient of their sum is each replica's
+        own."""
         if self.temperature_columns is not None:  # each replica at its own temperatures
             prior_t, posterior_t = self.temperature_columns
         bound = self.objective(self.model, x, samples=self.config.samples, prior_temperature=prior_t,
-                               posterior_temperature=posterior_t, generator=self.generator)  # (R * batch_size,)
+                               posterior_temperature=posterior_t, generator=generator)  # (R * batch_size,)
         return -bound.view(len(self.seeds), -1).mean(1)
 
     def write_row(self) -> float:

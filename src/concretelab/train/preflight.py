@@ -200,6 +200,7 @@ def check_run(config: TrainConfig, *, resume: bool = False) -> CheckedRun:
     if config.batch_size % shards:
         raise ValueError(f"--batch-size {config.batch_size} must be divisible by world_size x --grad-accum ({shards})")
     _check_replicas(config, max(world_size, 1))  # --seeds: what one batched model cannot train
+    _check_compile(config)
     _check_cuda_graph(config, device, max(world_size, 1))
     _warn_on_two_temperatures_without_proposal(config, architecture)
     # --eval-images N: a fixed random subset (evaluate's rule); a run that validated on the first N images before
@@ -220,6 +221,19 @@ def _check_cuda_graph(config: TrainConfig, device: torch.device, world_size: int
     if config.learnable_temperature:
         raise ValueError("--cuda-graph cannot be combined with --learnable-temperature (the captured step reads the "
                          "temperatures as given, not learned)")
+
+
+def _check_compile(config: TrainConfig) -> None:
+    """ValueError naming the flag where ``--compile`` cannot compile ``config``'s loss."""
+    if not config.compile:
+        return
+    if config.estimator is not None:
+        raise ValueError(f"--compile compiles the relaxed objectives' loss; --estimator {config.estimator} trains the "
+                         "discrete objective, whose estimators keep state of their own between steps: leave out "
+                         "--compile")
+    if config.cuda_graph:
+        raise ValueError("--compile cannot be combined with --cuda-graph: the CUDA graph already records the whole "
+                         "step; choose one")
 
 
 def _check_replicas(config: TrainConfig, world_size: int) -> None:
