@@ -13,3 +13,5 @@ if [ "${1:-}" = "--quick" ]; then
 else
     $python benchmarks/gpu.py 2>&1 | tee "$out/gpu-throughput.md"
 fi
+# train --compile on the GPU, at m = 1 (compiling each configuration takes 10-60 s)
+$python benchmarks/gpu.py --compile --models 200H-784V --samples 1 --replicas 1,32 2>&1 | tee "$out/gpu-compiled.md"

@@ -9,9 +9,12 @@ import json
 import pytest
 import torch
 
+from concretelab.models import build_model
+from concretelab.objectives import OBJECTIVES
 from concretelab.train import train
 from concretelab.train.compiled import CompiledLoss
-from tests.train._helpers import model_tensors, small_config, straight_and_resumed
+
+from ._helpers import model_tensors, small_config, straight_and_resumed
 
 
 def _losses(run) -> list[float]:
@@ -31,6 +34,41 @@ def test_the_compiled_loss_draws_the_noise_of_a_generator_with_the_same_seed() -
         expected = torch.rand(5, 7, generator=torch.Generator().manual_seed(seed))
         assert torch.equal(compiled(x, 1.0, 0.5, seed=seed), expected)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_each_relaxed_objective_compiles_whole_and_draws_the_eager_noise(name) -> None:
+    """No graph break (the objectives' input checks skip while traced; the noise needs no generator), and the
+    compiled bound equals the eager bound computed with a generator seeded alike, to float32 rounding."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    model = build_model("4H~784V")
+    x = (torch.rand(6, 784) < 0.3).float()
+
+    def loss(images, prior_t, posterior_t, generator=None):
+        return -OBJECTIVES[name](model, images, samples=3, prior_temperature=prior_t,
+                                 posterior_temperature=posterior_t, generator=generator)
+
+    compiled = CompiledLoss(loss, torch.device("cpu"))(x, 0.5, 2 / 3, seed=7)
+    eager = loss(x, 0.5, 2 / 3, generator=torch.Generator().manual_seed(7))
+    assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-4)
+
+
+def test_past_dynamos_recompile_limit_the_loss_runs_eagerly_with_the_same_noise() -> None:
+    """A process compiling more losses than Dynamo keeps graphs for (8 per function) gets the eager loss for the
+    rest, not an error, and the same noise."""
+    torch._dynamo.reset()
+
+    def loss_scaled_by(scale: float):
+        return lambda x, prior_t, posterior_t: torch.rand(x.shape, dtype=x.dtype) * scale + 0 * prior_t
+
+    x = torch.zeros(3, 4)
+    for scale in range(1, 12):
+        value = CompiledLoss(loss_scaled_by(float(scale)), torch.device("cpu"))(x, 1.0, 1.0, seed=scale)
+        expected = torch.rand(3, 4, generator=torch.Generator().manual_seed(scale)) * scale
+        torch.testing.assert_close(value, expected, rtol=1e-6, atol=0)
 
 
 def test_a_compiled_run_follows_the_eager_run(tmp_path) -> None:
