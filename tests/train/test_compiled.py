@@ -105,3 +105,13 @@ def test_a_compiled_run_resumes_bit_for_bit(tmp_path) -> None:
 def test_what_cannot_be_compiled_is_refused_naming_the_flag(tmp_path, settings, match) -> None:
     with pytest.raises(ValueError, match=match):
         train(small_config(tmp_path / "run", compile=True, **settings))
+
+
+def test_compile_may_be_switched_on_when_resuming(tmp_path) -> None:
+    """An eager run resumed with --compile continues on the same noise: its later rows are the eager run's to
+    rounding."""
+    eager, switched = tmp_path / "eager", tmp_path / "switched"
+    train(small_config(eager, steps=8))
+    train(small_config(switched, steps=4))
+    assert train(small_config(switched, steps=8, compile=True), resume=True).step == 8
+    assert _losses(switched) == pytest.approx(_losses(eager), rel=1e-5)
