@@ -94,7 +94,7 @@ def run_seeded(args: argparse.Namespace) -> int:
              "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "1000",
              "--steps", str(args.steps), "--data", args.data, "--eval-every", str(args.eval_every), "--eval-k", "100",
              "--eval-images", "2000", "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
-             "--out", str(folder)]
+             "--out", str(folder), *(["--compile"] if args.compile else [])]
     with open(folder / "study.log", "a", encoding="utf-8") as log:
         code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         for seed, _ in plan:
@@ -371,6 +371,8 @@ def main() -> None:
                         help="the page whose seeds table --seeds fills (between its markers)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="N seeds per temperature: the series as one process of replicas (RUN/seeds/<series>)")
+    parser.add_argument("--compile", action="store_true",
+                        help="with --seeds: train the replicas with train --compile (the eager noise, fused passes)")
     parser.add_argument("--report", action="store_true", help="only summarise the runs in --out")
     args = parser.parse_args()
     if args.seeds is not None:

@@ -122,6 +122,14 @@ def test_tuned_recipe_runs_each_budget_in_its_own_folder(tmp_path: Path, monkeyp
     assert _result(tmp_path, name)["recipe"] == "paper"
 
 
+def test_compile_applies_to_the_relaxed_cells_only(tmp_path: Path) -> None:
+    options = runner.ReproduceOptions(configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5, compile=True)
+    assert cell_config(cell_by_name("200H-784V-m1-relaxed"), options).compile
+    assert not cell_config(cell_by_name("200H-784V-m1-nvil"), options).compile
+    assert not cell_config(cell_by_name("200H-784V-m1-relaxed"), runner.ReproduceOptions(
+        configs=CONFIGS, out=tmp_path, results=tmp_path, steps=5)).compile
+
+
 def interrupted_after_two_steps(real_train):
     """``runner.train`` as if SIGINT arrived at step 2: it trains 2 steps, saves, and reports the signal."""
     def train(config, *, resume=False):

@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train each cell's seeds as replicas in one process (train --seeds: 0-3, 0,3,5); its "
                         "result is the mean over the seeds with their spread, each seed's number under replicas "
                         "(default: the config's one seed)")
+    table1.add_argument("--compile", action="store_true",
+                        help="train the relaxed cells with train --compile (their loss as one torch.compile graph, "
+                        "the eager noise; the estimator cells train eagerly)")
     _add_execution_options(table1)
     table1.set_defaults(func=run_table1)
 
@@ -137,6 +140,8 @@ def _command(args: argparse.Namespace) -> str:
         words.append("--redo")
     if args.recipe != "tuned":
         words += ["--recipe", args.recipe]
+    if args.compile:
+        words.append("--compile")
     return shlex.join(words)
 
 
@@ -164,6 +169,7 @@ def run_table1(args: argparse.Namespace) -> int:
         num_images=args.num_images, large_k=args.large_k, large_k_images=args.large_k_images, data=args.data,
         eval_every=args.eval_every, valid_images=args.valid_images, valid_k=args.valid_k, eval_seed=args.eval_seed,
         eval_batch_size=args.eval_batch_size, redo=args.redo, recipe=args.recipe, seeds=args.seeds,
+        compile=args.compile,
     )
     if args.list:
         print(format_states(_stored_states(cells, options.results, CellState)))
@@ -244,4 +250,6 @@ def _worker_argv(args: argparse.Namespace, *, absolute: bool = False) -> list[st
         words += ["--out", path(args.out or default_out())]
     if args.redo:
         words.append("--redo")
+    if args.compile:
+        words.append("--compile")
     return words

@@ -100,6 +100,7 @@ class ReproduceOptions:
     redo: bool = False  # re-run done cells whose stored request differs (else a done cell with >= steps is kept)
     recipe: str = "tuned"  # optimiser schedule: "tuned", "paper" or "cosine" (concretelab.reproduce.recipes)
     seeds: str | None = None  # train each cell's seeds as replicas in one process ("0-3"); None: the config's seed
+    compile: bool = False  # the relaxed cells' loss under torch.compile (train --compile); estimator cells stay eager
 
     def __post_init__(self) -> None:
         if self.seeds is not None:
@@ -286,6 +287,8 @@ def cell_config(cell: Cell, options: ReproduceOptions) -> TrainConfig:
         overrides["seeds"] = options.seeds
         folder += f"-seeds{seed_label(parse_seeds(options.seeds))}"
     overrides["out"] = str(options.out / folder)
+    if options.compile and cell.discrete_estimator is None:  # the estimators' objectives do not compile
+        overrides["compile"] = True
     if decays:
         overrides["lr_decay_steps"] = budget
         if overrides.get("warmup_steps", config.warmup_steps) >= budget:  # a tiny budget (a smoke test)
