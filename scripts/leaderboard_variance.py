@@ -1,10 +1,12 @@
 """Measure the encoder gradient variance of finished leaderboard cells again, with this commit's
-``encoder_gradient_variance``, and record it in their results.
+``encoder_gradient_variance``, and record it in their results: at the best checkpoint and at the fixed checkpoints
+the run folders hold (``variances_at_fixed_steps``).
 
-A cell's result keeps the commit that trained and evaluated it; the variance measured again is stored in its place,
-each seed's too, with the commit and command that measured it under ``encoder_gradient_variance_measured``. Needed
-once: before 2026-12-07 the NVIL cells measured the variance of NVIL's rescaled step (its signal divided by the
-running standard deviation) instead of its estimate (see ``encoder_gradient_variance``).
+A cell's result keeps the commit that trained and evaluated it; the variances measured again are stored in their
+place, each seed's too, with the commit and command that measured them under ``encoder_gradient_variance_measured``.
+Needed for the cells that ran before 2026-12-07: the NVIL cells measured the variance of NVIL's rescaled step (its
+signal divided by the running standard deviation) instead of its estimate, and no cell measured it at fixed
+checkpoints (the cells that ran before ``--snapshot-steps`` have the last one only).
 
     python scripts/leaderboard_variance.py mnist-linear-nvil-K2 --runs ../runs/leaderboard --results results/leaderboard
 """
@@ -17,7 +19,12 @@ import sys
 from pathlib import Path
 
 from concretelab.files import atomic_write_json, read_json_object
-from concretelab.reproduce.leaderboard import encoder_gradient_variance, seed_summary
+from concretelab.reproduce.leaderboard import (
+    encoder_gradient_variance,
+    seed_summary,
+    summary_at_steps,
+    variances_at_fixed_steps,
+)
 from concretelab.reproduce.runner import git_commit
 from concretelab.train.replicas import replica_folder
 
@@ -29,8 +36,11 @@ def remeasure(cell: str, runs: Path, results: Path, command: str, commit: str) -
     if result.get("status") != "done":
         raise SystemExit(f"{path}: the cell is not done (status {result.get('status')!r})")
     for seed in result["replicas"]:
-        seed["encoder_gradient_variance"] = encoder_gradient_variance(replica_folder(runs / cell, seed["seed"]))
+        run = replica_folder(runs / cell, seed["seed"])
+        seed["encoder_gradient_variance"] = encoder_gradient_variance(run)
+        seed["encoder_gradient_variance_at"] = variances_at_fixed_steps(run, result["request"]["steps"])
     result["encoder_gradient_variance"] = seed_summary(result["replicas"], "encoder_gradient_variance")
+    result["encoder_gradient_variance_at"] = summary_at_steps(result["replicas"], "encoder_gradient_variance_at")
     result["encoder_gradient_variance_measured"] = {"commit": commit, "command": command}
     atomic_write_json(path, result)
     return result

@@ -62,11 +62,18 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
         replicas = result["seeds_as_replicas"]
         assert replicas == (name != "mnist-nonlinear-rebar-K4")
         assert result["replica_steps_per_s"] == pytest.approx((2 if replicas else 1) * result["steps_per_s"])
+        # the variance at the fixed checkpoints 10%, 50% and 100% of the 4 steps: steps 1 (at least 1), 2 and 4
+        assert list(result["encoder_gradient_variance_at"]) == ["1", "2", "4"]
+        for seed in result["replicas"]:
+            assert all(v > 0 for v in seed["encoder_gradient_variance_at"].values())
+        last = [seed["encoder_gradient_variance_at"]["4"] for seed in result["replicas"]]
+        assert result["encoder_gradient_variance_at"]["4"]["mean"] == pytest.approx(sum(last) / 2)
     for seed in (0, 1):  # REBAR's seeds: one process each, in the folders replicas would have
         assert (tmp_path / "runs" / "mnist-nonlinear-rebar-K4" / f"seed-{seed}" / "checkpoints" / "best.safetensors"
                 ).is_file()
     page = (tmp_path / "leaderboard.md").read_text()
     assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page and "| rebar | 4 (3 used) | 1 |" in page
+    assert "at 10% / 50% / 100% of the steps" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
 
     def must_not_train(*args, **kwargs):

@@ -72,6 +72,8 @@ _HELP = {
     "eval_chunk_size": "samples per chunk in the validation bound",
     "log_every": "write a metrics row every N steps",
     "checkpoint_every": "write checkpoints/last.safetensors every N steps (0: only at the end)",
+    "snapshot_steps": "also keep the checkpoint of these steps (10000,50000) as OUT/checkpoints/step-N.safetensors "
+    "(with --seeds, in each OUT/seed-S/checkpoints)",
     "progress": "show a progress bar",
     "tensorboard": "also write the metrics and sample images as TensorBoard events in OUT/tensorboard "
     "(needs the optional extra: pip install 'concretelab[tensorboard]')",

@@ -21,7 +21,8 @@ says so). A cell is ``{dataset}-{model}-{estimator}-K{K}``. Estimators that adap
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
 training objective over the last tenth of the steps, the variance of the encoder's gradient at the best checkpoint
-(``encoder_gradient_variance``), and the steps per second; the cell reports the mean over seeds
+and at fixed checkpoints, 10%, 50% and 100% of the steps (``encoder_gradient_variance``; the trainer keeps those
+checkpoints with ``--snapshot-steps``), and the steps per second; the cell reports the mean over seeds
 with Student's t interval (``concretelab.reproduce.seeds``). A cell is resumable: its run folder resumes, its
 evaluations are cached in it, and a finished result (``results/leaderboard/{cell}.json``) is kept.
 """
@@ -58,6 +59,9 @@ __all__ = [
     "run_leaderboard_cell",
     "seed_configs",
     "seed_summary",
+    "summary_at_steps",
+    "variance_steps",
+    "variances_at_fixed_steps",
 ]
 
 logger = logging.getLogger(__name__)
@@ -165,6 +169,15 @@ class LeaderboardOptions:
                 "test_images": self.test_images, "valid_images": self.valid_images}
 
 
+#: the fixed checkpoints, as fractions of the budget, at which each seed's encoder gradient variance is measured
+VARIANCE_FRACTIONS = (0.1, 0.5, 1.0)
+
+
+def variance_steps(steps: int) -> list[int]:
+    """The steps of the fixed checkpoints of a budget of ``steps`` (``VARIANCE_FRACTIONS``; the last is ``steps``)."""
+    return sorted({max(1, round(steps * fraction)) for fraction in VARIANCE_FRACTIONS})
+
+
 def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConfig:
     """The training configuration of a cell: DisARM's protocol at our budget, its seeds as replicas (for a cell whose
     seeds train one per process, ``seed_configs`` gives theirs)."""
@@ -176,6 +189,7 @@ def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConf
         estimator=None if cell.estimator == "concrete" else cell.estimator, samples=cell.samples or 1,
         batch_size=50, lr=1e-4, steps=steps, seeds=options.seeds, eval_every=every, eval_k=TEST_K,
         eval_images=options.valid_images, checkpoint_every=every, log_every=max(1, min(100, steps // 20)),
+        snapshot_steps=",".join(map(str, variance_steps(steps)[:-1])) or None,  # the last step's is last
         threads=options.threads, progress=False, out=str(options.out / cell.name),
     )
 
@@ -190,12 +204,13 @@ def seed_configs(cell: LeaderboardCell, options: LeaderboardOptions) -> list[Tra
             for seed in config.seed_list]
 
 
-def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images: int = GRADIENT_IMAGES,
-                              seed: int = 0) -> float:
+def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int = GRADIENT_DRAWS,
+                              images: int = GRADIENT_IMAGES, seed: int = 0) -> float:
     """tr Cov of the estimator's gradient of the training loss with respect to the encoder's parameters, at the
-    run's best checkpoint, on a fixed batch of ``images`` training images (the first of a fixed random order of
-    the training split, binarized once where the data is binarized afresh), over ``draws`` independent draws of the
-    estimator's noise: Σ_params Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
+    run's checkpoint ``checkpoint`` (best, last, or a snapshot ``step-N`` of ``--snapshot-steps``), on a fixed
+    batch of ``images`` training images (the first of a fixed random order of the training split, binarized once
+    where the data is binarized afresh), over ``draws`` independent draws of the estimator's noise: Σ_params
+    Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
     NVIL's baselines and running moments are those of the checkpoint, frozen (eval mode), and its signal is not
     divided by the running standard deviation: that division rescales NVIL's step, not its estimate, and would
     shrink the variance by the square of the scale. So every cell's variance is that of an estimate of its
@@ -210,7 +225,9 @@ def encoder_gradient_variance(run: Path, *, draws: int = GRADIENT_DRAWS, images:
     from concretelab.train.discrete import build_estimator_objective
     from concretelab.train.load import checkpoint_path, model_from_checkpoint
 
-    saved = load_checkpoint(checkpoint_path(run, "best"))
+    path = (checkpoint_path(run, checkpoint) if checkpoint in ("best", "last")
+            else Path(run) / "checkpoints" / f"{checkpoint}.safetensors")
+    saved = load_checkpoint(path)
     config = config_from_dict(saved.config, source=f"checkpoint of {run}")
     dataset = load_dataset(config.data)
     order = torch.randperm(dataset.train.shape[0], generator=torch.Generator().manual_seed(seed))[:images]
@@ -255,10 +272,29 @@ def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int)
         "test_nll_5000": large["nll"], "test_nll_5000_ci95": large["nll_ci95"], "large_k_images": large["n_images"],
         "checkpoint_step": main["checkpoint_step"],
         "encoder_gradient_variance": encoder_gradient_variance(run),
+        "encoder_gradient_variance_at": variances_at_fixed_steps(run, steps),
         "train_objective": -sum(late) / len(late),
         "steps_per_s": statistics.median(r["steps_per_s"] for r in train_rows if r.get("steps_per_s")),  # process
         "valid_curve": valid,  # [step, -L_100 on the validation images, seconds of training]
     }
+
+
+def variances_at_fixed_steps(run: Path, steps: int) -> dict[str, float]:
+    """The encoder gradient variance at each fixed step (``variance_steps``) whose checkpoint the run kept: the
+    snapshots ``step-N``, and the last checkpoint for the last step; keyed by the step, as text (JSON keys)."""
+    found = {}
+    for step in variance_steps(steps):
+        name = "last" if step == steps else f"step-{step}"
+        if (Path(run) / "checkpoints" / f"{name}.safetensors").is_file():
+            found[str(step)] = encoder_gradient_variance(run, checkpoint=name)
+    return found
+
+
+def summary_at_steps(per_seed: list[dict[str, Any]], key: str) -> dict[str, dict[str, float] | None]:
+    """``seed_summary`` of a per-step mapping ``key`` of each seed's numbers, step by step (the seeds that have it)."""
+    steps = sorted({step for s in per_seed for step in s.get(key, {})}, key=int)
+    return {step: seed_summary([{"value": s[key][step]} for s in per_seed if step in s.get(key, {})], "value")
+            for step in steps}
 
 
 def seed_summary(per_seed: list[dict[str, Any]], key: str) -> dict[str, float] | None:
@@ -297,6 +333,7 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
         "steps": trained.step, "seeds": list(seeds), "seeds_as_replicas": together, "replicas": per_seed,
         **{key: seed_summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
                                                      "encoder_gradient_variance")},
+        "encoder_gradient_variance_at": summary_at_steps(per_seed, "encoder_gradient_variance_at"),
         # one process trains every seed (its steps/s, and the replica-steps/s of all its replicas together), or one
         # process per seed (the first seed's steps/s, one replica each)
         "steps_per_s": per_seed[0]["steps_per_s"],

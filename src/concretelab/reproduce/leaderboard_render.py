@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from concretelab.files import read_json_object, save_figure
-from concretelab.reproduce.leaderboard import DATASETS, MODELS, NOT_TRAINABLE, TEST_K
+from concretelab.reproduce.leaderboard import (
+    DATASETS,
+    MODELS,
+    NOT_TRAINABLE,
+    TEST_K,
+    VARIANCE_FRACTIONS,
+    variance_steps,
+)
 from concretelab.train.io import atomic_write_text
 
 __all__ = ["load_leaderboard", "render_leaderboard"]
@@ -35,15 +42,27 @@ def _variance(summary: dict[str, Any] | None) -> str:
     return f"{summary['mean']:.3g}" + (f" (sd {summary['sd']:.2g})" if summary.get("sd") is not None else "")
 
 
+def _variances_at(summaries: dict[str, Any] | None, steps: int) -> str:
+    """The variance at the fixed checkpoints (``VARIANCE_FRACTIONS`` of the steps): means over seeds, a dash where
+    the cell has none (cells that ran before the snapshots were kept)."""
+    summaries = summaries or {}
+    return " / ".join(f"{summaries[str(s)]['mean']:.3g}" if summaries.get(str(s)) else "–"
+                      for s in variance_steps(steps))
+
+
 def _table(rows: list[dict[str, Any]]) -> list[str]:
+    fractions = " / ".join(f"{f:.0%}" for f in VARIANCE_FRACTIONS)
     lines = [f"| estimator | K | m | −L_{TEST_K} (test) | −L_5000 (1,000 test images) | training objective | "
-             "encoder gradient variance | replica-steps/s | seeds | steps |", "|---" * 10 + "|"]
+             f"encoder gradient variance | at {fractions} of the steps | replica-steps/s | seeds | steps |",
+             "|---" * 11 + "|"]
     for r in sorted(rows, key=lambda r: (r["evaluations"], r["test_nll_100"]["mean"])):
         used = r.get("evaluations_used") or r["evaluations"]
         budget = f"{r['evaluations']}" + (f" ({used} used)" if used != r["evaluations"] else "")
         lines.append(f"| {r['estimator']} | {budget} | {r['samples']} | {_cell(r['test_nll_100'])} | "
                      f"{_cell(r['test_nll_5000'])} | {_cell(r['train_objective'])} | "
-                     f"{_variance(r.get('encoder_gradient_variance'))} | {r['replica_steps_per_s']:,.0f} | "
+                     f"{_variance(r.get('encoder_gradient_variance'))} | "
+                     f"{_variances_at(r.get('encoder_gradient_variance_at'), r['request']['steps'])} | "
+                     f"{r['replica_steps_per_s']:,.0f} | "
                      f"{len(r['seeds'])} | {r['steps']:,} |")
     return lines
 
@@ -101,7 +120,8 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "bound for Concrete, L_K for VIMCO, the ELBO for the others), averaged over the last tenth of the steps. The "
         "encoder gradient variance is tr Cov of one step's gradient with respect to the encoder's parameters at the "
         "best checkpoint, on a fixed batch of 50 training images over 100 draws of the estimator; NVIL's is that of "
-        "its estimate, before the division by its running standard deviation that rescales its step.",
+        "its estimate, before the division by its running standard deviation that rescales its step. The next "
+        "column gives the same variance (mean over seeds) at fixed checkpoints, 10%, 50% and 100% of the steps.",
         "",
         "| | DisARM's protocol | ours |",
         "|---|---|---|",

@@ -121,6 +121,7 @@ class TrainConfig:
     eval_chunk_size: int | None = None  # samples per chunk inside discrete_bound (None: its default)
     log_every: int = 50  # write a metrics row every N steps (the hot loop reads the device only then)
     checkpoint_every: int = 1000  # write checkpoints/last.safetensors every N steps and at the end
+    snapshot_steps: str | None = None  # also keep the checkpoint of these steps, "10000,50000": checkpoints/step-N
     progress: bool = True  # show a tqdm progress bar (it hides itself when stderr is not a terminal)
     tensorboard: bool = False  # also write the scalars and sample images as TensorBoard events in out/tensorboard
     out: str = "runs/default"  # run folder: config.toml, metrics.jsonl, checkpoints/
@@ -211,6 +212,25 @@ class TrainConfig:
                 raise ValueError(f"{_flag(name)} must not be empty")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.snapshot_steps is not None:
+            object.__setattr__(self, "snapshot_steps", ",".join(map(str, parse_snapshot_steps(self.snapshot_steps))))
+
+    @property
+    def snapshot_step_set(self) -> frozenset[int]:
+        """The steps whose checkpoints are kept (``snapshot_steps``), as numbers."""
+        return frozenset(parse_snapshot_steps(self.snapshot_steps)) if self.snapshot_steps else frozenset()
+
+
+def parse_snapshot_steps(text: str) -> list[int]:
+    """The steps of ``--snapshot-steps`` (``"10000,50000"``), sorted; ValueError naming the flag."""
+    try:
+        steps = sorted({int(part) for part in str(text).split(",") if part.strip()})
+    except ValueError as error:
+        raise ValueError(f"--snapshot-steps must be comma-separated step numbers such as 10000,50000, got "
+                         f"{text!r}") from error
+    if not steps or steps[0] < 1:
+        raise ValueError(f"--snapshot-steps must hold step numbers >= 1, got {text!r}")
+    return steps
 
 
 def _numbers(text: str) -> list[float]:
@@ -261,7 +281,8 @@ def _check_temperature_list(config: TrainConfig, name: str) -> None:
 # eval_k and eval_images may change only before the first validation (train.preflight._check_resume).
 MUTABLE_ON_RESUME = frozenset(
     {"steps", "device", "cuda_graph", "compile", "threads", "flush_denormal", "eval_every", "eval_k", "eval_images",
-     "eval_batch_size", "eval_chunk_size", "log_every", "checkpoint_every", "progress", "tensorboard", "out"}
+     "eval_batch_size", "eval_chunk_size", "log_every", "checkpoint_every", "snapshot_steps", "progress",
+     "tensorboard", "out"}
 )
 
 
@@ -297,6 +318,8 @@ def _coerce(name: str, value: Any) -> Any:
     allowed = _allowed(_field_types()[name])
     if value is None:
         return None
+    if name == "snapshot_steps" and isinstance(value, (list, tuple)):  # TOML: snapshot_steps = [10000, 50000]
+        return ",".join(str(v) for v in value)
     if name == "seeds" and isinstance(value, (list, tuple)):  # TOML: seeds = [0, 1, 2]
         if any(isinstance(s, bool) or not isinstance(s, int) for s in value):
             raise ValueError(f"--seeds must hold integers, got {value!r}")

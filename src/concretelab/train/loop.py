@@ -444,9 +444,13 @@ class _Run:
             return  # stop_cleanly saves the checkpoint
         if last_step or (config.checkpoint_every and step % config.checkpoint_every == 0):
             self.save_last()
+        if step in config.snapshot_step_set:
+            self.save_snapshot()
 
     def stop_cleanly(self, stop: StopSignals) -> None:
         self.save_last(owes_validation=self.validation_due)
+        if self.step in self.config.snapshot_step_set:  # a signal at a snapshot's step: flush returned before it
+            self.save_snapshot()
         stopped = signal.Signals(stop.signal or signal.SIGTERM)
         logger.info("stopped by %s at step %d; checkpoint saved to %s (continue with --resume)", stopped.name,
                     self.step, self.last_path)
@@ -527,6 +531,12 @@ class _Run:
         pending = self.window.read(self.step, self.last_path)  # collective; checks for NaN before writing
         if self.context.is_main:
             save_checkpoint(self.last_path, self.checkpoint(pending, owes_validation))
+
+    def save_snapshot(self) -> None:
+        """This step's checkpoint, kept as ``checkpoints/step-{step}.safetensors`` (``--snapshot-steps``)."""
+        if self.context.is_main:
+            save_checkpoint(self.out / "checkpoints" / f"step-{self.step}.safetensors",
+                            self.checkpoint(self.window.values[: self.window.count].tolist(), False))
 
     # ----- the end --------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -721,6 +731,13 @@ class _ReplicaRun(_Run):
             save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / "last.safetensors",
                             self.replica_checkpoint(replica, stacked))
         save_checkpoint(self.last_path, stacked)
+
+    def save_snapshot(self) -> None:
+        """Each replica's checkpoint of this step, kept in its folder as ``checkpoints/step-{step}.safetensors``."""
+        stacked = self.checkpoint(self.window.values[: self.window.count].tolist(), False)
+        for replica, seed in enumerate(self.seeds):
+            save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / f"step-{self.step}.safetensors",
+                            self.replica_checkpoint(replica, stacked))
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         super()._restore(checkpoint)
