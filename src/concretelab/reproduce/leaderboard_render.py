@@ -94,13 +94,17 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
 
 
 def _remeasured(rows: list[dict[str, Any]]) -> list[str]:
-    """A line naming the cells whose gradient variance was measured again (``scripts/leaderboard_variance.py``)."""
-    again = [(r["cell"], r["encoder_gradient_variance_measured"]) for r in rows
-             if r.get("encoder_gradient_variance_measured")]
-    if not again:
+    """A line naming the cells whose gradient variance was measured again (``scripts/leaderboard_variance.py``),
+    grouped by the commit and command that measured them."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.get("encoder_gradient_variance_measured"):
+            measured = r["encoder_gradient_variance_measured"]
+            groups.setdefault((measured["commit"][:7], measured["command"]), []).append(r["cell"])
+    if not groups:
         return []
-    return ["", "Encoder gradient variance measured again after the cell ran: " + "; ".join(
-        f"{cell} at `{m['commit'][:7]}` (`{m['command']}`)" for cell, m in again) + "."]
+    return ["", "Encoder gradient variance measured again after the cells ran: " + "; ".join(
+        f"{', '.join(cells)} at `{commit}` (`{command}`)" for (commit, command), cells in groups.items()) + "."]
 
 
 def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
