@@ -217,3 +217,25 @@ def test_the_summary_page_is_table_1_in_the_papers_layout(tmp_path) -> None:
     assert "](RESULTS-details.md)" in text and "![Every measured cell against the paper](figures/overview.png)" in text
     for word in ("issue", "queued", "worktree"):
         assert word not in text.lower()
+
+
+def test_a_result_over_seeds_shows_the_seeds_large_k_and_the_mean_of_their_estimates() -> None:
+    """Over seeds: the larger-k column and the estimate of the paper's quantity are means over the seeds, with
+    Student's t intervals over seeds (t_{2, 0.975} = 4.303 for 3 seeds)."""
+    def replica(seed: int, nll: float, large: float, tightening: float) -> dict:
+        return {"seed": seed, "test_nll": nll, "test_nll_ci95": [nll - 0.5, nll + 0.5], "test_subset_seed": None,
+                "large_k": {"k": 50000, "images": 1000, "nll": large, "ci95": [large - 1.4, large + 1.4]},
+                "k_tightening": {"k": 5000, "large_k": 50000, "images": 1000, "nll_at_k": large + tightening,
+                                 "nll_at_large_k": large, "difference": tightening,
+                                 "difference_ci95": [tightening - 0.1, tightening + 0.1]}}
+
+    replicas = [replica(0, 108.0, 106.0, 1.0), replica(1, 108.5, 106.2, 1.2), replica(2, 107.5, 105.8, 0.8)]
+    result = {**_done("200H-784V-m1-relaxed", 108.0, steps=1_000_000), "sampler": "float64-decided (7b4621d)",
+              "test_images": 10_000, "test_subset_seed": None, "test_nll_ci95": [106.76, 109.24], "seed_sd": 0.5,
+              "replicas": replicas, "large_k": None, "k_tightening": None}
+    text = render_markdown({"200H-784V-m1-relaxed": result}, {})
+    # large k: mean 106.0, sd 0.2 -> 4.303 * 0.2 / sqrt(3) = 0.50; tightening: mean 1.0, sd 0.2 -> 0.50
+    assert ("106.00 ± 0.50 (L_50,000, 1,000 images, mean of 3 seeds); k = 50,000 lowers -L_5,000 on the same "
+            "images by 1.00 ± 0.50") in text
+    # estimates 107.0, 107.3, 106.7: mean 107.0, sd 0.3 -> 0.75; the paper's 107.3
+    assert ("mean of 3 seeds: 107.00 ± 0.75, -0.30 from the paper") in text
