@@ -278,6 +278,7 @@ class _Run:
         self.graphed: GraphedStep | None = None  # --cuda-graph: captured at the first step
         self.compiled = (CompiledLoss(functools.partial(self.shard_loss, generator=None), device)
                          if config.compile else None)  # --compile: the loss as one graph (train.compiled)
+        self.snapshot_steps = config.snapshot_step_set  # --snapshot-steps, parsed once
         self.window = LossWindow(min(config.log_every, max(config.steps, 1)), device, context,
                                   len(config.seed_list))
 
@@ -444,12 +445,12 @@ class _Run:
             return  # stop_cleanly saves the checkpoint
         if last_step or (config.checkpoint_every and step % config.checkpoint_every == 0):
             self.save_last()
-        if step in config.snapshot_step_set:
+        if step in self.snapshot_steps:
             self.save_snapshot()
 
     def stop_cleanly(self, stop: StopSignals) -> None:
         self.save_last(owes_validation=self.validation_due)
-        if self.step in self.config.snapshot_step_set:  # a signal at a snapshot's step: flush returned before it
+        if self.step in self.snapshot_steps:  # a signal at a snapshot's step: flush returned before it
             self.save_snapshot()
         stopped = signal.Signals(stop.signal or signal.SIGTERM)
         logger.info("stopped by %s at step %d; checkpoint saved to %s (continue with --resume)", stopped.name,
@@ -505,7 +506,7 @@ class _Run:
         logger.info("step %d: validation -L_%d = %.3f nats", self.step, config.eval_k, valid_nll)
         if self.best_bound is None or -valid_nll > self.best_bound:
             self.best_bound = -valid_nll
-            save_checkpoint(self.best_path, self.checkpoint(self.window.values[: self.window.count].tolist(), False))
+            save_checkpoint(self.best_path, self.checkpoint(self.row_losses(), False))
         return True
 
     def checkpoint(self, pending_losses: list[float], owes_validation: bool) -> Checkpoint:
@@ -532,11 +533,15 @@ class _Run:
         if self.context.is_main:
             save_checkpoint(self.last_path, self.checkpoint(pending, owes_validation))
 
+    def row_losses(self) -> list[Any]:
+        """The losses of the metrics row in progress, as a checkpoint taken between flushes stores them."""
+        return self.window.values[: self.window.count].tolist()
+
     def save_snapshot(self) -> None:
         """This step's checkpoint, kept as ``checkpoints/step-{step}.safetensors`` (``--snapshot-steps``)."""
         if self.context.is_main:
             save_checkpoint(self.out / "checkpoints" / f"step-{self.step}.safetensors",
-                            self.checkpoint(self.window.values[: self.window.count].tolist(), False))
+                            self.checkpoint(self.row_losses(), False))
 
     # ----- the end --------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -689,7 +694,7 @@ class _ReplicaRun(_Run):
                 self.best_bounds[replica] = -valid_nll
                 improved.append(replica)
         if improved:  # each improved replica's best, cut from one checkpoint of all replicas at this step
-            stacked = self.checkpoint(self.window.values[: self.window.count].tolist(), False)
+            stacked = self.checkpoint(self.row_losses(), False)
             for replica in improved:
                 save_checkpoint(replica_folder(self.out, self.seeds[replica]) / "checkpoints" / "best.safetensors",
                                 self.replica_checkpoint(replica, stacked))
@@ -734,7 +739,7 @@ class _ReplicaRun(_Run):
 
     def save_snapshot(self) -> None:
         """Each replica's checkpoint of this step, kept in its folder as ``checkpoints/step-{step}.safetensors``."""
-        stacked = self.checkpoint(self.window.values[: self.window.count].tolist(), False)
+        stacked = self.checkpoint(self.row_losses(), False)
         for replica, seed in enumerate(self.seeds):
             save_checkpoint(replica_folder(self.out, seed) / "checkpoints" / f"step-{self.step}.safetensors",
                             self.replica_checkpoint(replica, stacked))
