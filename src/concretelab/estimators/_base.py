@@ -160,6 +160,7 @@ class PathwiseObjective:
         self._roots: list[Tensor] = []  # f's values at points with a graph, one per evaluation
         self._reached: set[int] = set()  # the evaluations whose points the backward pass reached
         self._nonzero: list[Tensor] = []  # per reached evaluation: whether its input gradient has a nonzero entry
+        self._hooks: list[torch.utils.hooks.RemovableHandle] = []  # on the points, removed by ``check``
         self._checked = False
 
     def __call__(self, points: Tensor) -> Tensor:
@@ -173,7 +174,7 @@ class PathwiseObjective:
             )
         index = len(self._roots)
         self._roots.append(values)
-        points.register_hook(lambda grad: self._record(index, grad))
+        self._hooks.append(points.register_hook(lambda grad: self._record(index, grad)))
         return values
 
     def _record(self, index: int, grad: Tensor) -> None:
@@ -183,7 +184,14 @@ class PathwiseObjective:
 
     def check(self) -> None:
         """After the backward pass through f: ValueError when f's gradient did not reach its input, or is zero at
-        every point because f rounds its input. Releases the graph it held."""
+        every point because f rounds its input. Releases the graph it held, and removes its hooks from the points:
+        a hook refers to this object and so to f, and an f that keeps its values (``one_layer``) holds the graph
+        that holds the points, a cycle through autograd's graph that Python's garbage collector cannot see, so
+        each call's graph would otherwise live as long as the process (0.4 MB per training step of DisARM's
+        linear model with double CV)."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         roots, self._roots = self._roots, []
         nonzero, self._nonzero = self._nonzero, []
         self._checked = True
