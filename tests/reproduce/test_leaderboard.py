@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import concretelab.reproduce.leaderboard as leaderboard
+import concretelab.reproduce.leaderboard_render as render
 from concretelab.cli import main
 from concretelab.reproduce.leaderboard import LeaderboardOptions, cell_config, leaderboard_cells
 
@@ -48,6 +49,8 @@ def test_a_cell_is_disarms_protocol_with_its_seeds_as_replicas(tmp_path) -> None
 
 
 def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch) -> None:
+    for module in (leaderboard, render):  # this budget's cells are named and shown as the 10^5-step ones
+        monkeypatch.setattr(module, "DEFAULT_STEPS", 4)
     assert main(_argv(tmp_path)) == 0
     for name in CELLS:
         result = json.loads((tmp_path / "results" / f"{name}.json").read_text())
@@ -75,6 +78,7 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page and "| rebar | 4 (3 used) | 1 |" in page
     assert "at 10% / 50% / 100% of the steps" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
+    assert "steps instead of" not in page  # the leaderboard's budget: no section of a longer run
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
@@ -96,8 +100,8 @@ def test_encoder_gradient_variance_is_the_trace_of_the_gradients_covariance(tmp_
                          LeaderboardOptions(out=tmp_path, results=tmp_path, steps=3, seeds="0", valid_images=8,
                                             data={"mnist": "embedded", "fashion": "embedded"}))
     train(config)
-    variance = leaderboard.encoder_gradient_variance(tmp_path / "mnist-linear-concrete-K2", draws=12, images=10)
-    model, _ = load_run(tmp_path / "mnist-linear-concrete-K2", checkpoint="best")
+    variance = leaderboard.encoder_gradient_variance(Path(config.out), draws=12, images=10)
+    model, _ = load_run(Path(config.out), checkpoint="best")
     model.train()
     from concretelab.data import load_dataset
 
@@ -134,6 +138,34 @@ def test_nvil_variance_is_of_its_estimate_not_of_its_rescaled_step(tmp_path, mon
             return saved
 
         monkeypatch.setattr(train_package, "load_checkpoint", with_variance)
-        variances.append(leaderboard.encoder_gradient_variance(tmp_path / "mnist-linear-nvil-K2", draws=8, images=10))
+        variances.append(leaderboard.encoder_gradient_variance(Path(config.out), draws=8, images=10))
     assert variances[0] > 0
     assert variances[1] == pytest.approx(variances[0], rel=1e-9)
+
+
+def test_another_budget_is_a_run_of_its_own_beside_the_leaderboards(tmp_path, monkeypatch) -> None:
+    """``--steps`` other than the leaderboard's budget (the 10^6-step runs of the leaders) trains the cell afresh in
+    ``{cell}-steps{N}``: the budget's run folder is neither extended nor its result replaced, and the page gives the
+    longer run a section of its own."""
+    for module in (leaderboard, render):
+        monkeypatch.setattr(module, "DEFAULT_STEPS", 3)
+    cell = "mnist-linear-concrete-K2"
+    argv = ["lab", "leaderboard", "--cells", cell, "--seeds", "0-1", "--mnist", "embedded", "--test-images", "12",
+            "--valid-images", "8", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+            "--markdown", str(tmp_path / "leaderboard.md"), "--figures", str(tmp_path / "figures")]
+    assert main([*argv, "--steps", "3"]) == 0
+    result = tmp_path / "results" / f"{cell}.json"
+    last = tmp_path / "runs" / cell / "checkpoints" / "last.safetensors"
+    before = (result.read_bytes(), last.read_bytes())
+    assert main([*argv, "--steps", "5"]) == 0
+    assert (result.read_bytes(), last.read_bytes()) == before
+    longer = json.loads((tmp_path / "results" / f"{cell}-steps5.json").read_text())
+    assert (longer["cell"], longer["run_name"], longer["steps"]) == (cell, f"{cell}-steps5", 5)
+    assert (tmp_path / "runs" / f"{cell}-steps5" / "checkpoints" / "last.safetensors").is_file()
+    assert list(longer["encoder_gradient_variance_at"]) == ["1", "2", "5"]  # 10%, 50% and 100% of its own budget
+    page = (tmp_path / "leaderboard.md").read_text()
+    assert "## binarized MNIST, the fixed binarization (50k/10k/10k): linear model\n" in page
+    assert "### binarized MNIST, the fixed binarization (50k/10k/10k): linear model, 5 steps" in page
+    assert page.index("linear model, 5 steps") > page.index("linear model\n")
+    assert (tmp_path / "figures" / "mnist-linear-steps5.png").is_file()
+    assert main([*argv, "--steps", "5", "--list"]) == 0

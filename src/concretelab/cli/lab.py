@@ -91,7 +91,9 @@ def _add_leaderboard(lab_sub: argparse._SubParsersAction) -> None:
     board.add_argument("--cells", nargs="+", metavar="PATTERN", default=None,
                        help="glob patterns of cell names such as 'mnist-linear-*-K2' (default: all)")
     board.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
-    board.add_argument("--steps", type=positive_int, default=100_000, help="training steps per cell (default 10^5)")
+    board.add_argument("--steps", type=positive_int, default=100_000,
+                       help="training steps per cell (default 10^5; at another budget a cell's run folder and result "
+                       "are {cell}-steps{N}, beside the 10^5-step ones)")
     board.add_argument("--seeds", default="0-2", help="seeds of each cell (default 0-2)")
     board.add_argument("--mnist", default=None, help="binarized MNIST folder (default ../shared/data/binarized_mnist)")
     board.add_argument("--fashion", default=None,
@@ -210,29 +212,30 @@ def _list_leaderboard(cells: list, options: LeaderboardOptions) -> None:
     from concretelab.files import read_json_object
 
     for cell in cells:
-        stored = read_json_object(options.results / f"{cell.name}.json")
+        stored = read_json_object(options.result_path(cell))
         done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
         state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
-        print(f"{cell.name:34s} m = {cell.samples}  {state}")
+        print(f"{options.run_name(cell):36s} m = {cell.samples}  {state}")
 
 
-def _leaderboard_workers(names: list[str], shared: list[str], out: Path, jobs: int) -> list[int]:
+def _leaderboard_workers(cells: list, options: LeaderboardOptions, shared: list[str], jobs: int) -> list[int]:
     """Each cell as its own process (``lab leaderboard --cells NAME ...``, one thread), ``jobs`` at a time, its
-    output in ``out/{cell}.log``; their exit statuses."""
+    output in ``out/{run name}.log``; their exit statuses."""
     import os
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    def work(name: str) -> int:
-        argv = [sys.executable, "-m", "concretelab", "lab", "leaderboard", "--cells", name, *shared, "--no-render"]
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / f"{name}.log", "a", encoding="utf-8") as log:
+    def work(cell) -> int:
+        argv = [sys.executable, "-m", "concretelab", "lab", "leaderboard", "--cells", cell.name, *shared,
+                "--no-render"]
+        options.out.mkdir(parents=True, exist_ok=True)
+        with open(options.out / f"{options.run_name(cell)}.log", "a", encoding="utf-8") as log:
             return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
                                   env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(work, names))
+        return list(pool.map(work, cells))
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
@@ -278,18 +281,19 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         finally:
             render_leaderboard(options.results, args.markdown, args.figures)
     if args.jobs > 1 and len(cells) > 1:  # one worker process per cell: this command for that cell
-        codes = _leaderboard_workers([cell.name for cell in cells], shared, options.out, args.jobs)
+        codes = _leaderboard_workers(cells, options, shared, args.jobs)
         render_leaderboard(options.results, args.markdown, args.figures)
         return next((code for code in codes if code), 0)
     commit = git_commit()
     status = 0
     for cell in cells:
-        log.info("leaderboard cell %s (m = %s)", cell.name, cell.samples)
+        log.info("leaderboard cell %s (m = %s)", options.run_name(cell), cell.samples)
         result = run_leaderboard_cell(cell, options, command=command, commit=commit)
         if result is None:
             status = 130
             break
-        log.info("%s: -L_100 %.2f over %d seeds", cell.name, result["test_nll_100"]["mean"], len(result["seeds"]))
+        log.info("%s: -L_100 %.2f over %d seeds", options.run_name(cell), result["test_nll_100"]["mean"],
+                 len(result["seeds"]))
     if not args.no_render:
         path = render_leaderboard(options.results, args.markdown, args.figures)
         log.info("wrote %s", path)

@@ -48,6 +48,7 @@ from concretelab.train.replicas import replica_folder
 
 __all__ = [
     "DATASETS",
+    "DEFAULT_STEPS",
     "MODELS",
     "NOT_TRAINABLE",
     "SAMPLES_AT",
@@ -101,6 +102,7 @@ NOT_TRAINABLE: dict[str, str] = {
     "indecater": "made for categorical latents: on 200 binary latents a sample costs 1 + 200 = 201 f-evaluations",
 }
 BUDGETS = (2, 4)
+DEFAULT_STEPS = 100_000  # the leaderboard's budget; a cell run at another one is a run of its own (``run_name``)
 TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
 GRADIENT_DRAWS, GRADIENT_IMAGES = 100, 50  # draws of the estimator, and the batch, of the gradient variance
 
@@ -156,12 +158,21 @@ class LeaderboardOptions:
 
     out: Path  # run folders
     results: Path  # {cell}.json
-    steps: int = 100_000
+    steps: int = DEFAULT_STEPS
     seeds: str = "0-2"
     data: dict[str, str] = dataclasses.field(default_factory=lambda: {k: v[1] for k, v in DATASETS.items()})
     test_images: int | None = None  # test images of -L_100 (None: all); -L_5000 takes min(1000, this)
     valid_images: int = 1000
     threads: int | None = 1
+
+    def run_name(self, cell: LeaderboardCell) -> str:
+        """The name of the cell's run folder and result: the cell's name at the default budget, with the budget
+        appended at any other (``mnist-linear-concrete-K2-steps1000000``), so that a longer run of a cell is a run
+        of its own beside the 10^5-step one, never an extension or a replacement of it."""
+        return cell.name if self.steps == DEFAULT_STEPS else f"{cell.name}-steps{self.steps}"
+
+    def result_path(self, cell: LeaderboardCell) -> Path:
+        return self.results / f"{self.run_name(cell)}.json"
 
     def request(self, cell: LeaderboardCell) -> dict[str, Any]:
         """What a stored result must match to count as done."""
@@ -190,7 +201,7 @@ def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConf
         batch_size=50, lr=1e-4, steps=steps, seeds=options.seeds, eval_every=every, eval_k=TEST_K,
         eval_images=options.valid_images, checkpoint_every=every, log_every=max(1, min(100, steps // 20)),
         snapshot_steps=",".join(map(str, variance_steps(steps)[:-1])) or None,  # the last step's is last
-        threads=options.threads, progress=False, out=str(options.out / cell.name),
+        threads=options.threads, progress=False, out=str(options.out / options.run_name(cell)),
     )
 
 
@@ -310,7 +321,7 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
                          commit: str) -> dict[str, Any] | None:
     """Train (or resume) and evaluate one cell and write its result; the stored result when it is done already,
     None when a signal interrupted training."""
-    path = options.results / f"{cell.name}.json"
+    path = options.result_path(cell)
     stored = read_json_object(path)
     if stored and stored.get("status") == "done" and stored.get("request") == options.request(cell):
         return stored
@@ -327,7 +338,8 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
     per_seed = [_seed_numbers(run, seed, options, config.steps) for run, seed in zip(runs, seeds, strict=True)]
     together = len(trainings) == 1  # the seeds as replicas of one process
     result = {
-        "cell": cell.name, "status": "done", "dataset": cell.dataset, "model": cell.model,
+        "cell": cell.name, "run_name": options.run_name(cell), "status": "done", "dataset": cell.dataset,
+        "model": cell.model,
         "spec": config.model, "activation": config.activation, "estimator": cell.estimator,
         "evaluations": cell.evaluations, "evaluations_used": cell.evaluations_used, "samples": cell.samples,
         "steps": trained.step, "seeds": list(seeds), "seeds_as_replicas": together, "replicas": per_seed,

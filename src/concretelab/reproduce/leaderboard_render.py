@@ -11,6 +11,7 @@ from typing import Any
 from concretelab.files import read_json_object, save_figure
 from concretelab.reproduce.leaderboard import (
     DATASETS,
+    DEFAULT_STEPS,
     MODELS,
     NOT_TRAINABLE,
     TEST_K,
@@ -93,6 +94,38 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     return True
 
 
+def _budget_note(steps: int) -> list[str]:
+    """What a table at a budget other than the leaderboard's says about itself."""
+    return [f"The same cells trained for {steps:,} steps instead of {DEFAULT_STEPS:,} (DisARM's protocol trains "
+            "10^6), each a run of its own from step 0 (`--steps`; its run folder and result are "
+            f"`{{cell}}-steps{steps}`), to see whether the order at {DEFAULT_STEPS:,} steps holds at a budget "
+            "nearer the papers'.", ""]
+
+
+def _figure_lines(rows: list[dict[str, Any]], figure: Path, markdown: Path, title: str) -> list[str]:
+    """The figure of ``rows`` and the page's link to it (nothing when no row has a validation curve)."""
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    if not _figure(rows, figure, title):
+        return []
+    relative = Path(os.path.relpath(figure, markdown.parent)).as_posix()
+    return [f"![validation bound against steps and time]({relative})", ""]
+
+
+def _section(rows: list[dict[str, Any]], dataset: str, model: str, steps: int, figures: Path,
+             markdown: Path) -> list[str]:
+    """One data set and model at one budget: the table, the figure, the commits and command."""
+    title, name = f"{DATASETS[dataset][0]}: {model} model", f"{dataset}-{model}"
+    if steps == DEFAULT_STEPS:
+        lines, caption = [f"## {title}", ""], f"{dataset}, {model} model"
+    else:
+        lines = [f"### {title}, {steps:,} steps", "", *_budget_note(steps)]
+        name, caption = f"{name}-steps{steps}", f"{dataset}, {model} model, {steps:,} steps"
+    lines += [*_table(rows), "", *_figure_lines(rows, figures / f"{name}.png", markdown, caption)]
+    commits = sorted({r["commit"] for r in rows})
+    return [*lines, f"Commits: {', '.join(f'`{c}`' for c in commits)}. Command of the first cell: "
+                    f"`{rows[0]['command']}`.", *_remeasured(rows), ""]
+
+
 def _remeasured(rows: list[dict[str, Any]]) -> list[str]:
     """A line naming the cells whose gradient variance was measured again (``scripts/leaderboard_variance.py``),
     grouped by the commit and command that measured them."""
@@ -140,20 +173,13 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
     ]
     if not found:
         lines += ["No cell has finished yet: `concretelab lab leaderboard --list` shows them.", ""]
-    for dataset, (description, _) in DATASETS.items():
+    for dataset in DATASETS:
         for model in MODELS:
             rows = [r for r in found if r["dataset"] == dataset and r["model"] == model]
-            if not rows:
-                continue
-            lines += [f"## {description}: {model} model", "", *_table(rows), ""]
-            figures.mkdir(parents=True, exist_ok=True)
-            figure = figures / f"{dataset}-{model}.png"
-            if _figure(rows, figure, f"{dataset}, {model} model"):
-                relative = Path(os.path.relpath(figure, markdown.parent)).as_posix()
-                lines += [f"![validation bound against steps and time]({relative})", ""]
-            commits = sorted({r["commit"] for r in rows})
-            lines += [f"Commits: {', '.join(f'`{c}`' for c in commits)}. Command of the first cell: "
-                      f"`{rows[0]['command']}`.", *_remeasured(rows), ""]
+            budgets = sorted({r["request"]["steps"] for r in rows}, key=lambda steps: (steps != DEFAULT_STEPS, steps))
+            for steps in budgets:
+                at = [r for r in rows if r["request"]["steps"] == steps]
+                lines += _section(at, dataset, model, steps, figures, markdown)
     reasons: dict[str, list[str]] = {}
     for name, reason in NOT_TRAINABLE.items():
         reasons.setdefault(reason, []).append(f"`{name}`")
