@@ -15,8 +15,8 @@ decoder pass each; double CV and RODEO add one backward pass through the decoder
 as every estimator does); ARM and DisARM K/2 antithetic pairs; REBAR and RELAX three passes per sample (f at b, at the
 relaxed z and at the conditional z̃), so they need K >= 3 and use 3 of K = 4 (``evaluations_used`` in the result
 says so). A cell is ``{dataset}-{model}-{estimator}-K{K}``. Estimators that adapt their own parameters to the batch
-(REBAR, RELAX, double CV, RODEO: ``OneLayerEstimator.replicable``) train each seed in a process of its own, in the same
-``seed-S`` folders; the others train their seeds as replicas of one process.
+(REBAR, RELAX, double CV, RODEO: ``OneLayerEstimator.replicable``) train their seeds one after the other, each a
+model of its own, in the same ``seed-S`` folders; the others train their seeds as replicas of one process.
 
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
@@ -191,7 +191,7 @@ def variance_steps(steps: int) -> list[int]:
 
 def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConfig:
     """The training configuration of a cell: DisARM's protocol at our budget, its seeds as replicas (for a cell whose
-    seeds train one per process, ``seed_configs`` gives theirs)."""
+    seeds train one after the other, ``seed_configs`` gives theirs)."""
     spec, activation = MODELS[cell.model]
     steps = options.steps
     every = max(1, steps // 10)
@@ -347,7 +347,7 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
                                                      "encoder_gradient_variance")},
         "encoder_gradient_variance_at": summary_at_steps(per_seed, "encoder_gradient_variance_at"),
         # one process trains every seed (its steps/s, and the replica-steps/s of all its replicas together), or one
-        # process per seed (the first seed's steps/s, one replica each)
+        # seed at a time (the first seed's steps/s, one replica each)
         "steps_per_s": per_seed[0]["steps_per_s"],
         "replica_steps_per_s": per_seed[0]["steps_per_s"] * (len(seeds) if together else 1),
         "train_seconds": sum(t.seconds for t in trainings), "wall_seconds_this_call": time.perf_counter() - started,

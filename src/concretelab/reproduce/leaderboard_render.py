@@ -150,8 +150,8 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "",
         "Bernoulli VAEs with 200 latents trained with each gradient estimator at the same number K of function "
         "evaluations per example and step, on the protocol of DisARM (Dong, Mnih & Tucker 2020), several seeds "
-        "each, trained as replicas of one process (a process per seed for the estimators that adapt parameters of "
-        "their own). Numbers are means over seeds with Student's t 95% interval over "
+        "each, trained as replicas of one process (one seed after the other for the estimators that adapt "
+        "parameters of their own). Numbers are means over seeds with Student's t 95% interval over "
         "seeds; −L_100 on every test image, −L_5000 on a fixed subset of 1,000, both at each seed's best "
         "checkpoint by validation −L_100. The training objective is the one each estimator optimises (the relaxed "
         "bound for Concrete, L_K for VIMCO, the ELBO for the others), averaged over the last tenth of the steps. The "
@@ -187,7 +187,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
               *(f"- {', '.join(names)}: {reason}." for reason, names in reasons.items()),
               "", "Replica-steps/s: the steps per second of the process that trains a cell's seeds together, times "
               "the number of seeds (one core of this machine). REBAR, RELAX, double CV and RODEO adapt their own "
-              "parameters to the batch, so each of their seeds trains in a process of its own, and their "
+              "parameters to the batch, so their seeds train one after the other, each on its own, and their "
               "replica-steps/s is that process's steps/s. K counts f-evaluations per example and step; REBAR and "
               "RELAX make 3 per sample, so at K = 4 they use 3.", ""]
     markdown.parent.mkdir(parents=True, exist_ok=True)
