@@ -3,6 +3,7 @@ resumption and the generated page."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
         assert list(result["encoder_gradient_variance_at"]) == ["1", "2", "4"]
         for seed in result["replicas"]:
             assert all(v > 0 for v in seed["encoder_gradient_variance_at"].values())
+        elbos = [seed["train_elbo"] for seed in result["replicas"]]
+        assert result["train_elbo"]["mean"] == pytest.approx(sum(elbos) / 2) and all(e < 0 for e in elbos)
         last = [seed["encoder_gradient_variance_at"]["4"] for seed in result["replicas"]]
         assert result["encoder_gradient_variance_at"]["4"]["mean"] == pytest.approx(sum(last) / 2)
     for seed in (0, 1):  # REBAR's seeds: one process each, in the folders replicas would have
@@ -76,7 +79,7 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
                 ).is_file()
     page = (tmp_path / "leaderboard.md").read_text()
     assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page and "| rebar | 4 (3 used) | 1 |" in page
-    assert "at 10% / 50% / 100% of the steps" in page
+    assert "at 10% / 50% / 100% of the steps" in page and "| training ELBO |" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
     assert "steps instead of" not in page  # the leaderboard's budget: no section of a longer run
 
@@ -169,3 +172,39 @@ def test_another_budget_is_a_run_of_its_own_beside_the_leaderboards(tmp_path, mo
     assert page.index("linear model, 5 steps") > page.index("linear model\n")
     assert (tmp_path / "figures" / "mnist-linear-steps5.png").is_file()
     assert main([*argv, "--steps", "5", "--list"]) == 0
+
+
+def test_training_elbo_is_the_exact_elbo_of_the_discrete_model(tmp_path) -> None:
+    """Against the ELBO summed exactly over the 2^3 latent states of a 3-unit model, image by image; the tolerance
+    is 5 standard errors of the Monte Carlo mean, from the exact variance of the log-weights under q."""
+    import itertools
+
+    import torch
+
+    from concretelab.objectives import layer_log_prob
+    from concretelab.train import train
+    from concretelab.train.load import load_run
+
+    config = dataclasses.replace(
+        cell_config(leaderboard_cells(["mnist-linear-disarm-K2"])[0],
+                    LeaderboardOptions(out=tmp_path, results=tmp_path, steps=5, seeds="0", valid_images=8,
+                                       data={"mnist": "embedded", "fashion": "embedded"})),
+        model="3H-784V", lr=3e-2, seeds=None)
+    train(config)
+    images, draws = 40, 3000
+    measured = leaderboard.training_elbo(Path(config.out), images=images, draws=draws)
+    model, _ = load_run(Path(config.out), checkpoint="best")
+    x = leaderboard.training_images("embedded", images)
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))  # (8, 3)
+    h = states[:, None, :].expand(8, images, 3)
+    with torch.no_grad():
+        log_q = layer_log_prob(2, model.proposal_logits(0, x, []), h)  # (8, images)
+        log_w = (model.log_joint(x, [h]) - log_q).double()
+    q = log_q.double().exp()
+    assert torch.allclose(q.sum(0), torch.ones(images, dtype=torch.float64), atol=1e-5)
+    exact = (q * log_w).sum(0)  # (images,)
+    variance = (q * (log_w - exact) ** 2).sum(0)
+    standard_error = float(variance.sum().sqrt()) / (images * draws ** 0.5)
+    assert measured["images"] == images and measured["draws"] == draws
+    assert abs(measured["mean"] - float(exact.mean())) < 5 * standard_error
+    assert float(exact.std()) > 10 * standard_error  # the images differ: a fixed image set, not one image repeated

@@ -20,11 +20,12 @@ model of its own, in the same ``seed-S`` folders; the others train their seeds a
 
 Per cell and seed: the test bound −L_100 on every test image and −L_5000 on a fixed subset of 1,000
 (``concretelab evaluate``'s evaluation, at the best checkpoint by validation −L_100 on 1,000 validation images), the
-training objective over the last tenth of the steps, the variance of the encoder's gradient at the best checkpoint
-and at fixed checkpoints, 10%, 50% and 100% of the steps (``encoder_gradient_variance``; the trainer keeps those
-checkpoints with ``--snapshot-steps``), and the steps per second; the cell reports the mean over seeds
-with Student's t interval (``concretelab.reproduce.seeds``). A cell is resumable: its run folder resumes, its
-evaluations are cached in it, and a finished result (``results/leaderboard/{cell}.json``) is kept.
+training objective over the last tenth of the steps, the training ELBO (``training_elbo``), the variance of the
+encoder's gradient at the best checkpoint and at fixed checkpoints, 10%, 50% and 100% of the steps
+(``encoder_gradient_variance``; the trainer keeps those checkpoints with ``--snapshot-steps``), and the steps per
+second; the cell reports the mean over seeds with Student's t interval (``concretelab.reproduce.seeds``). A cell is
+resumable: its run folder resumes, its evaluations are cached in it, and a finished result
+(``results/leaderboard/{cell}.json``) is kept.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ __all__ = [
     "seed_configs",
     "seed_summary",
     "summary_at_steps",
+    "training_elbo",
+    "training_images",
     "variance_steps",
     "variances_at_fixed_steps",
 ]
@@ -105,6 +108,7 @@ BUDGETS = (2, 4)
 DEFAULT_STEPS = 100_000  # the leaderboard's budget; a cell run at another one is a run of its own (``run_name``)
 TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
 GRADIENT_DRAWS, GRADIENT_IMAGES = 100, 50  # draws of the estimator, and the batch, of the gradient variance
+ELBO_IMAGES, ELBO_DRAWS = 10_000, 10  # training images, and proposal samples per image, of the training ELBO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,16 +223,14 @@ def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int
                               images: int = GRADIENT_IMAGES, seed: int = 0) -> float:
     """tr Cov of the estimator's gradient of the training loss with respect to the encoder's parameters, at the
     run's checkpoint ``checkpoint`` (best, last, or a snapshot ``step-N`` of ``--snapshot-steps``), on a fixed
-    batch of ``images`` training images (the first of a fixed random order of the training split, binarized once
-    where the data is binarized afresh), over ``draws`` independent draws of the estimator's noise: Σ_params
-    Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
+    batch of ``images`` training images (``training_images``), over ``draws`` independent draws of the estimator's
+    noise: Σ_params Var[ĝ], the noise the estimator adds to each step (Dong et al. 2020 report it too).
     NVIL's baselines and running moments are those of the checkpoint, frozen (eval mode), and its signal is not
     divided by the running standard deviation: that division rescales NVIL's step, not its estimate, and would
     shrink the variance by the square of the scale. So every cell's variance is that of an estimate of its
     objective's gradient (the ELBO's; the relaxed bound's for Concrete, L_K's for VIMCO)."""
     import torch
 
-    from concretelab.data import binarize, load_dataset
     from concretelab.estimators.layered import LayeredNVIL
     from concretelab.objectives import OBJECTIVES
     from concretelab.train import load_checkpoint
@@ -240,10 +242,7 @@ def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int
             else Path(run) / "checkpoints" / f"{checkpoint}.safetensors")
     saved = load_checkpoint(path)
     config = config_from_dict(saved.config, source=f"checkpoint of {run}")
-    dataset = load_dataset(config.data)
-    order = torch.randperm(dataset.train.shape[0], generator=torch.Generator().manual_seed(seed))[:images]
-    x = dataset.train[order]
-    x = binarize(x, generator=torch.Generator().manual_seed(seed)) if dataset.dynamic_binarization else x.float()
+    x = training_images(config.data, images, seed=seed)
     model = model_from_checkpoint(saved).train()
     if config.estimator is None:
         objective = OBJECTIVES[config.objective or "relaxed"]
@@ -268,6 +267,48 @@ def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int
     return float(sum(((s - t * t / draws) / (draws - 1)).sum() for t, s in zip(total, squares, strict=True)))
 
 
+def training_images(data: str, images: int, *, seed: int = 0) -> Any:
+    """A fixed set of ``images`` training images of the data set ``data`` as float 0/1, (images, D): the first of
+    a random order of the training split fixed by ``seed``, binarized once (from ``seed``) where the data set is
+    binarized afresh at every step, so that every cell and checkpoint is measured on the same images."""
+    import torch
+
+    from concretelab.data import binarize, load_dataset
+
+    dataset = load_dataset(data)
+    order = torch.randperm(dataset.train.shape[0], generator=torch.Generator().manual_seed(seed))[:images]
+    x = dataset.train[order]
+    return binarize(x, generator=torch.Generator().manual_seed(seed)) if dataset.dynamic_binarization else x.float()
+
+
+def training_elbo(run: Path, *, checkpoint: str = "best", images: int = ELBO_IMAGES, draws: int = ELBO_DRAWS,
+                  seed: int = 0) -> dict[str, float]:
+    """The discrete model's ELBO, E_q[log p(x, h) − log q(h | x)] (= L_1, Burda et al. 2016, eq. 8 at k = 1),
+    averaged over a fixed set of ``images`` training images (``training_images``), each image's from ``draws``
+    samples of the proposal, at the run's checkpoint: the training ELBO that DisARM, ARMS, double CV and RODEO
+    report, here measured the same way for every estimator, also for Concrete and VIMCO, which train other
+    bounds. Returns the mean and the 95% half-width over images (normal, from their standard error)."""
+    import torch
+
+    from concretelab.train import load_checkpoint
+    from concretelab.train.config import config_from_dict
+    from concretelab.train.load import checkpoint_path, model_from_checkpoint
+
+    saved = load_checkpoint(checkpoint_path(run, checkpoint))
+    config = config_from_dict(saved.config, source=f"checkpoint of {run}")
+    x = training_images(config.data, images, seed=seed)
+    model = model_from_checkpoint(saved)  # eval mode
+    generator = torch.Generator().manual_seed(seed + 2)
+    means = []
+    with torch.no_grad():
+        for batch in x.split(500):
+            h, log_q = model.sample_posterior(batch, draws, generator=generator)
+            means.append((model.log_joint(batch, h) - log_q).double().mean(0))  # (draws, batch) -> (batch,)
+    per_image = torch.cat(means)
+    half = 1.959964 * float(per_image.std()) / len(per_image) ** 0.5
+    return {"mean": float(per_image.mean()), "ci95_half": half, "images": len(per_image), "draws": draws}
+
+
 def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int) -> dict[str, Any]:
     """One seed's numbers: its test bounds (cached evaluations), training objective and speed."""
     main = evaluate_run(run, k=TEST_K, split="test", num_images=options.test_images, device="cpu", progress=False)
@@ -285,6 +326,7 @@ def _seed_numbers(run: Path, seed: int, options: LeaderboardOptions, steps: int)
         "encoder_gradient_variance": encoder_gradient_variance(run),
         "encoder_gradient_variance_at": variances_at_fixed_steps(run, steps),
         "train_objective": -sum(late) / len(late),
+        "train_elbo": training_elbo(run)["mean"],
         "steps_per_s": statistics.median(r["steps_per_s"] for r in train_rows if r.get("steps_per_s")),  # process
         "valid_curve": valid,  # [step, -L_100 on the validation images, seconds of training]
     }
@@ -344,7 +386,7 @@ def run_leaderboard_cell(cell: LeaderboardCell, options: LeaderboardOptions, *, 
         "evaluations": cell.evaluations, "evaluations_used": cell.evaluations_used, "samples": cell.samples,
         "steps": trained.step, "seeds": list(seeds), "seeds_as_replicas": together, "replicas": per_seed,
         **{key: seed_summary(per_seed, key) for key in ("test_nll_100", "test_nll_5000", "train_objective",
-                                                     "encoder_gradient_variance")},
+                                                     "train_elbo", "encoder_gradient_variance")},
         "encoder_gradient_variance_at": summary_at_steps(per_seed, "encoder_gradient_variance_at"),
         # one process trains every seed (its steps/s, and the replica-steps/s of all its replicas together), or one
         # seed at a time (the first seed's steps/s, one replica each)
