@@ -215,7 +215,7 @@ def _list_leaderboard(cells: list, options: LeaderboardOptions) -> None:
         stored = read_json_object(options.result_path(cell))
         done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
         state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
-        print(f"{options.run_name(cell):36s} m = {cell.samples}  {state}")
+        print(f"{options.run_name(cell):40s} m = {cell.samples}  {state}")
 
 
 def _leaderboard_workers(cells: list, options: LeaderboardOptions, shared: list[str], jobs: int) -> list[int]:
