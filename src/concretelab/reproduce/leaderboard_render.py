@@ -78,13 +78,18 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     if not curves:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for r, curve in curves:
+    tab20 = plt.get_cmap("tab20").colors
+    colours = tab20[0::2] + tab20[1::2]  # ten strong colours, then their light pairs: 14 estimators, none shared
+    for i, (r, curve) in enumerate(curves):
         label = f"{r['estimator']}, K = {r['evaluations']}"
         style = "-" if r["evaluations"] == 2 else "--"
-        axes[0].plot([c[0] for c in curve], [c[1] for c in curve], style, label=label)
-        axes[1].plot([c[2] / 60 for c in curve], [c[1] for c in curve], style, label=label)
+        # the time one seed took: a process of replicas trains all the seeds at once
+        per_seed = len(r["seeds"]) if r.get("seeds_as_replicas") else 1
+        axes[0].plot([c[0] for c in curve], [c[1] for c in curve], style, label=label, color=colours[i % 20])
+        axes[1].plot([c[2] / 60 / per_seed for c in curve], [c[1] for c in curve], style, label=label,
+                     color=colours[i % 20])
     axes[0].set_xlabel("training step")
-    axes[1].set_xlabel("training time (minutes, this CPU, all replicas of the process)")
+    axes[1].set_xlabel("training minutes per seed (one core of this CPU, shared with other jobs)")
     axes[0].set_ylabel(f"validation −L_{TEST_K} (nats, first seed)")
     axes[1].legend(fontsize=8, ncol=2)
     fig.suptitle(title)
