@@ -44,6 +44,9 @@ def test_an_estimator_step_leaves_nothing_behind(name: str) -> None:
     for _ in range(3):
         step()
     before = _live_tensors()
-    for _ in range(5):
+    for _ in range(10):
         step()
-    assert _live_tensors() == before
+    # A step that keeps its graph keeps three or more tensors alive (double CV kept three per step), so 10 steps
+    # would add 30. The count is the worker's, so other tests' objects freed meanwhile may lower it: only growth
+    # counts, and fewer than one tensor per step is not a step's leak.
+    assert _live_tensors() - before < 10
