@@ -290,14 +290,10 @@ def training_elbo(run: Path, *, checkpoint: str = "best", images: int = ELBO_IMA
     bounds. Returns the mean and the 95% half-width over images (normal, from their standard error)."""
     import torch
 
-    from concretelab.train import load_checkpoint
-    from concretelab.train.config import config_from_dict
-    from concretelab.train.load import checkpoint_path, model_from_checkpoint
+    from concretelab.train.load import load_run
 
-    saved = load_checkpoint(checkpoint_path(run, checkpoint))
-    config = config_from_dict(saved.config, source=f"checkpoint of {run}")
+    model, config = load_run(run, checkpoint=checkpoint)  # in eval mode
     x = training_images(config.data, images, seed=seed)
-    model = model_from_checkpoint(saved)  # eval mode
     generator = torch.Generator().manual_seed(seed + 2)
     means = []
     with torch.no_grad():
