@@ -109,6 +109,10 @@ DEFAULT_STEPS = 100_000  # the leaderboard's budget; a cell run at another one i
 TEST_K, LARGE_K, LARGE_K_IMAGES = 100, 5000, 1000
 GRADIENT_DRAWS, GRADIENT_IMAGES = 100, 50  # draws of the estimator, and the batch, of the gradient variance
 ELBO_IMAGES, ELBO_DRAWS = 10_000, 10  # training images, and proposal samples per image, of the training ELBO
+#: the most steps between two saves of a cell's last checkpoint: what a killed run (a session's end sends SIGKILL,
+#: which the trainer cannot catch) loses at most. A save of the three replicas of the nonlinear model takes well
+#: under a second, and 2,000 steps take about a minute even on a shared core.
+CHECKPOINT_EVERY = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +207,8 @@ def cell_config(cell: LeaderboardCell, options: LeaderboardOptions) -> TrainConf
         model=spec, activation=activation, data=options.data[cell.dataset],
         estimator=None if cell.estimator == "concrete" else cell.estimator, samples=cell.samples or 1,
         batch_size=50, lr=1e-4, steps=steps, seeds=options.seeds, eval_every=every, eval_k=TEST_K,
-        eval_images=options.valid_images, checkpoint_every=every, log_every=max(1, min(100, steps // 20)),
+        eval_images=options.valid_images, checkpoint_every=min(every, CHECKPOINT_EVERY),
+        log_every=max(1, min(100, steps // 20)),
         snapshot_steps=",".join(map(str, variance_steps(steps)[:-1])) or None,  # the last step's is last
         threads=options.threads, progress=False, out=str(options.out / options.run_name(cell)),
     )
