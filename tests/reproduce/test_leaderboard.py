@@ -92,6 +92,12 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert "at 10% / 50% / 100% of the steps" in page and "| training ELBO |" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
     assert "steps instead of" not in page  # the leaderboard's budget: no section of a longer run
+    assert "**Progress:** 3 of the 104 cells have finished at 4 steps" in page
+    row = next(line for line in page.splitlines() if line.startswith("| binarized MNIST") and "| nonlinear |" in line)
+    finished, at_2, at_4 = [cell.strip() for cell in row.split("|")[3:6]]
+    assert finished == "3 of 26" and "disarm" not in at_2.split(", ") and "concrete" not in at_2.split(", ")
+    assert "reinforce_loo" in at_2.split(", ") and "rebar" not in at_4.split(", ") and "relax" in at_4.split(", ")
+    assert "| linear | 0 of 26 | all | all |" in page
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")

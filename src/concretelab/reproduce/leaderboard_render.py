@@ -16,6 +16,7 @@ from concretelab.reproduce.leaderboard import (
     NOT_TRAINABLE,
     TEST_K,
     VARIANCE_FRACTIONS,
+    leaderboard_cells,
     variance_steps,
 )
 from concretelab.train.io import atomic_write_text
@@ -66,6 +67,38 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
                      f"{r['replica_steps_per_s']:,.0f} | "
                      f"{len(r['seeds'])} | {r['steps']:,} |")
     return lines
+
+
+def _still_to_run(names: list[str], all_names: list[str]) -> str:
+    """The estimators of a group of cells still to run: "all" when none has finished, else their names."""
+    if not names:
+        return "none"
+    return "all" if len(names) == len(all_names) else ", ".join(names)
+
+
+def _progress(found: list[dict[str, Any]]) -> list[str]:
+    """How many of the leaderboard's cells have finished at its budget, and which are still to run, per data set,
+    model and K (the cells of ``concretelab lab leaderboard --list``)."""
+    finished = {r["cell"] for r in found if r["request"]["steps"] == DEFAULT_STEPS}
+    cells = leaderboard_cells()
+    done = sum(cell.name in finished for cell in cells)
+    minutes = [r["train_seconds"] / 60 for r in found if r["cell"] in finished and r.get("train_seconds")]
+    took = (f" (the finished ones trained for {min(minutes):.0f} to {max(minutes):.0f} minutes each, on one core "
+            "of this machine shared with other jobs)") if minutes else ""
+    lines = [f"**Progress:** {done} of the {len(cells)} cells have finished at {DEFAULT_STEPS:,} steps{took}. The "
+             "others are queued; the tables below hold the finished ones, and the recommendations will be revised "
+             "as the rest arrive.", "",
+             "| data set | model | finished | still to run at K = 2 | still to run at K = 4 |", "|---|---|---|---|---|"]
+    for dataset in DATASETS:
+        for model in MODELS:
+            group = [c for c in cells if c.dataset == dataset and c.model == model]
+            pending = {k: [c.estimator for c in group if c.evaluations == k and c.name not in finished]
+                       for k in (2, 4)}
+            every = {k: [c.estimator for c in group if c.evaluations == k] for k in (2, 4)}
+            lines.append(f"| {DATASETS[dataset][0]} | {model} | {sum(c.name in finished for c in group)} of "
+                         f"{len(group)} | {_still_to_run(pending[2], every[2])} | "
+                         f"{_still_to_run(pending[4], every[4])} |")
+    return [*lines, ""]
 
 
 def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
@@ -198,6 +231,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "training objective, test −L_100 and −L_5000, replica-steps/s |",
         "",
     ]
+    lines += _progress(found)
     if not found:
         lines += ["No cell has finished yet: `concretelab lab leaderboard --list` shows them.", ""]
     for dataset in DATASETS:
