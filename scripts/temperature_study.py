@@ -53,6 +53,8 @@ TEMPERATURES = ("0.05", "0.1", "0.2", "0.5", "2/3", "1", "2")
 FIXED_PRIOR_TEMPERATURE = "1/2"
 SERIES = ("fixed", "matched")
 ZERO_SHARE_OF_MEDIAN = 1e-6
+#: the most steps a seeded series (one process, 21 replicas) loses when it is killed: a session's end sends SIGKILL
+CHECKPOINT_EVERY = 2000
 MARK_BEGIN, MARK_END = "<!-- temperature table: begin -->", "<!-- temperature table: end -->"
 
 
@@ -93,7 +95,8 @@ def run_seeded(args: argparse.Namespace) -> int:
              "--seeds", seeds, "--posterior-temperatures", posteriors, *priors,
              "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "1000",
              "--steps", str(args.steps), "--data", args.data, "--eval-every", str(args.eval_every), "--eval-k", "100",
-             "--eval-images", "2000", "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
+             "--eval-images", "2000", "--checkpoint-every", str(min(args.eval_every, CHECKPOINT_EVERY)),
+             "--threads", "1", "--no-progress",
              "--out", str(folder), *(["--compile"] if args.compile else [])]
     with open(folder / "study.log", "a", encoding="utf-8") as log:
         code = subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
