@@ -5,10 +5,10 @@ held fixed), and a control variate c_φ evaluated at perturbed logits,
 
     ĝ = [f(b) − c_φ(z̃)] ∇_θ log p_θ(b) + ∇_θ c_φ(z) − ∇_θ c_φ(z̃)
 
-(Tucker et al. 2017, eq. 6; Grathwohl et al. 2018, eq. 6-7) is unbiased for every φ, so φ can descend the
-per-coordinate second moment E[‖ĝ‖²], which equals the variance up to a constant independent of φ
-(Grathwohl et al. 2018, eq. 5 and Algorithm 2). The gradient ∂E[ĝ²]/∂φ goes through ∇_θ c_φ, so the
-pathwise terms are built with ``create_graph=True`` when adapting (a second backward pass through f).
+(Tucker et al. 2017, eq. 6; Grathwohl et al. 2018, the RELAX estimator) is unbiased for every φ, so φ can descend
+the per-coordinate second moment E[‖ĝ‖²], which equals the variance up to a constant independent of φ
+(Grathwohl et al. 2018; relax.py says why no equation numbers are cited). The gradient ∂E[ĝ²]/∂φ goes through
+∇_θ c_φ, so the pathwise terms are built with ``create_graph=True`` when adapting (a second backward pass through f).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Approximates
     ∂/∂θ E_{b ~ Bernoulli(σ(θ))}[f(b)].
 With
     one u ~ Uniform(0, 1)^d shared by both evaluations,
-    ĝ = [f(1[u > σ(−θ)]) − f(1[u < σ(θ)])] (u − 1/2)   (Yin & Zhou 2019, Theorem 1 / eq. 5).
+    ĝ = [f(1[u > σ(−θ)]) − f(1[u < σ(θ)])] (u − 1/2)   (Yin & Zhou 2019, Theorem 1).
     Written with L = logit(u) (standard logistic): 1[u > σ(−θ)] = 1[θ + L > 0], 1[u < σ(θ)] = 1[θ − L > 0],
     u − 1/2 = σ(L) − 1/2, which is exact for every finite θ.
 Requires

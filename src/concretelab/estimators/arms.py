@@ -14,7 +14,8 @@ With
     CDF, 1/(1 − ρ) = p (1 − p) / (m − C(m, m)). K = 2 gives DisARM exactly (u_2 = 1 − u_1, factor σ(|θ|));
     independent samples (ρ = 0) give leave-one-out REINFORCE. This is the paper's ARMS with the Dirichlet copula
     (ARMS-D; the Gaussian-copula variant ARMS-N is not implemented). The equation numbers of the paper could not
-    be checked here; the formula above was checked against the authors' published toy-problem code and, in the
+    be checked here (its full text was not available); the formula above was checked against the authors'
+    released code (alekdimi/arms, networks.py, which adds 10⁻⁶ to the denominator of the factor) and, in the
     tests, against exact enumeration at K = 2, 3 and 5.
 Requires
     binary variables only (``family="bernoulli"``) and num_samples >= 2. One f-evaluation per sample, at exact

@@ -22,8 +22,11 @@ State: the scalar α adapts online: after each call one Adam step (``lr``) desce
 call's estimates (the variance up to a constant independent of α), as the authors train it. The authors start α
 at 0; the default here starts at 1, the coefficient of the Taylor expansion itself (for a linear f, α = 1 removes
 all of f but its expectation from every signal), so a fresh estimator, which is what the lab measures, already uses
-the control variate. ``adapt=False`` freezes α; ``reset()`` restores ``alpha``. The paper's equation numbers could
-not be checked here (its text was not available); the estimator is checked against exact enumeration in the tests.
+the control variate. ``adapt=False`` freezes α; ``reset()`` restores ``alpha``. The authors' code adds α c_k and
+subtracts the added-back term, the same estimator under α → −α; here α = 1 is the Taylor expansion's own sign. The
+paper's equation numbers could not be checked here (its full text was not available); the formula was checked against
+the authors' released code (thjashin/double-cv, src/networks.py) and the estimator against exact enumeration in the
+tests.
 
 References
     [1] Titsias & Shi, "Double Control Variates for Gradient Estimation in Discrete Latent Variable Models",

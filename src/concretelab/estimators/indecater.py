@@ -10,8 +10,9 @@ With
     f(b_{−i}, c)]: De Smet, Sansone & Zuidberg Dos Martires 2023, the CatLog-derivative trick and the IndeCateR
     estimator built on it). For a Bernoulli variable this is ĝ_i = σ'(θ_i) (f(b^{i←1}) − f(b^{i←0})). No baseline
     is needed: Σ_c ∇p_i(c) = 0 removes any constant. ``num_samples`` samples average their estimates. The paper's
-    equation numbers could not be checked here (its text was not available); the estimator is checked against exact
-    enumeration in the tests.
+    equation numbers could not be checked here (its full text was not available); the formula was checked against
+    the authors' released code (ML-KULeuven/catlog, synthetic/jointcategorical.py, which also uses one sample for
+    every variable) and the estimator against exact enumeration in the tests.
 Requires
     f at exact points only (any f). Its cost grows with the problem: per sample f(b) once and f(b^{i←c}) for each of
     the n (K − 1) changes of one variable, so 1 + n (K − 1) evaluations (``evaluations(logits)``; the class

@@ -5,12 +5,15 @@ Approximates
 With
     z, b, z̃ as in REBAR and the surrogate c_φ(z) = η f(σ_λ(z)) + r_ρ(z), r_ρ a small MLP of the flattened
     perturbed logits (one tanh hidden layer; output layer initialised at zero, so RELAX starts as REBAR),
-        ĝ = [f(b) − c_φ(z̃)] ∇_θ log p_θ(b) + ∇_θ c_φ(z) − ∇_θ c_φ(z̃)   (Grathwohl et al. 2018, eq. 7).
+        ĝ = [f(b) − c_φ(z̃)] ∇_θ log p_θ(b) + ∇_θ c_φ(z) − ∇_θ c_φ(z̃)   (Grathwohl et al. 2018, the RELAX estimator).
 Requires
     f differentiable at relaxed points (and twice, for the adaptation); three f-evaluations per sample.
 
 State: φ = (η, log λ, ρ) adapts online: after each call one Adam step descends the mean squared norm of
-that call's estimates, an unbiased estimate of ∂E[ĝ²]/∂φ (Grathwohl et al. 2018, eq. 5, Algorithm 2).
+that call's estimates, an unbiased estimate of ∂E[ĝ²]/∂φ (Grathwohl et al. 2018, the variance's gradient and their
+RELAX algorithm). Equation and algorithm numbers are not cited: the only text of the paper found here, its
+double-blind ICLR submission, numbers the estimator 9 and the variance's gradient 7 and has LAX's algorithm only in
+its main text, and the published numbering could not be checked.
 The MLP is created at the first call for the size and dtype of the logits it sees (``reset()`` before switching
 problem size); ``seed`` fixes its initialisation; ``adapt=False`` freezes φ.
 

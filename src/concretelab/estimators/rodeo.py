@@ -32,8 +32,11 @@ Adam step per call on the mean squared norm of the call's estimates, as the auth
 s_i(x) (2 x_i − 1) in coordinate i, whose mean is the gradient w_i p_i (1 − p_i) and whose spread involves w_i alone
 (see docs/estimators.md). The authors start both at 0. ``adapt=False`` freezes them; ``reset()`` restores ``alpha``
 and ``beta``. The operator is summed over coordinates (the authors' code averages, which only rescales α, β). The
-paper's equation numbers could not be checked here (its text was not available); the estimator is checked against
-exact enumeration in the tests, and the operator's zero mean for arbitrary h by enumeration.
+authors' network has two outputs, one the h of the α term and one a second function used only in the β term; here
+one h_k serves both (each is unbiased, since each depends only on the other samples). The paper's equation numbers
+could not be checked here (its full text was not available); the formula was checked against the authors' released
+code (thjashin/rodeo, networks.py: the same signs of α and β and the same 1/(K−1) and 1/K factors), the estimator
+against exact enumeration in the tests, and the operator's zero mean for arbitrary h by enumeration.
 
 References
     [1] Shi, Zhou, Hwang, Titsias & Mackey, "Gradient Estimation with Discrete Stein Operators", NeurIPS 2022.
