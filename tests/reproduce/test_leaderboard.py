@@ -107,6 +107,43 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert main(_argv(tmp_path, "--list")) == 0
 
 
+def test_list_says_where_each_cell_stands(tmp_path, capsys) -> None:
+    """--list reads results and checkpoint headers: done (with -L_100), stopped at a step, training (the run folder's
+    lock file names a live process), trained but not evaluated, or not started."""
+    import os
+    import socket
+
+    from concretelab.reproduce.leaderboard import cell_progress
+    from concretelab.train import train
+    from concretelab.train.run_lock import LOCK_NAME
+
+    argv = ["lab", "leaderboard", "--steps", "4", "--seeds", "0-1", "--mnist", "embedded", "--test-images", "8",
+            "--valid-images", "8", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+            "--markdown", str(tmp_path / "leaderboard.md"), "--figures", str(tmp_path / "figures")]
+    assert main([*argv, "--cells", "mnist-linear-nvil-K2"]) == 0
+    options = LeaderboardOptions(out=tmp_path / "runs", results=tmp_path / "results", steps=4, seeds="0-1",
+                                 valid_images=8, data={"mnist": "embedded", "fashion": "embedded"})
+    stopped, per_seed = leaderboard_cells(["mnist-linear-vimco-K2", "mnist-linear-rodeo-K2"])
+    train(dataclasses.replace(cell_config(stopped, options), steps=2))  # 2 of the 4 steps
+    first_seed, _ = leaderboard.seed_configs(per_seed, options)  # RODEO's seeds train one after the other
+    train(first_seed)
+    capsys.readouterr()
+    assert main([*argv, "--list", "--cells", "mnist-linear-nvil-K2", "mnist-linear-vimco-K2",
+                 "mnist-linear-rodeo-K2", "mnist-linear-arm-K2"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "done: -L_100 " in lines["mnist-linear-nvil-K2-steps4"]
+    assert lines["mnist-linear-vimco-K2-steps4"].endswith("stopped at step 2 of 4 (run it again to resume)")
+    assert lines["mnist-linear-rodeo-K2-steps4"].endswith("stopped, seeds at steps 4 / 0 of 4 (run it again to "
+                                                          "resume)")
+    assert lines["mnist-linear-arm-K2-steps4"].endswith("not started")
+    assert lines["4"].startswith("4 cells: 1 done, 2 stopped, 1 not started")
+    holder = f"process {os.getpid()} on {socket.gethostname()}"
+    (Path(cell_config(stopped, options).out) / LOCK_NAME).write_text(holder + "\n")  # as a live trainer leaves it
+    assert cell_progress(stopped, options).describe() == f"training ({holder}): step 2 of 4"
+    train(cell_config(stopped, options), resume=True)  # the lock file is emptied when the trainer lets go
+    assert cell_progress(stopped, options).describe() == "trained, not evaluated (run it again to evaluate)"
+
+
 def test_encoder_gradient_variance_is_the_trace_of_the_gradients_covariance(tmp_path) -> None:
     """The streamed variance against torch.var of the stacked draws (the same draws: the same generator seed)."""
     import torch

@@ -102,3 +102,22 @@ def test_reentrant_and_no_folder_left_by_a_refused_run(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown objective"):
         train(small_config(out, objective="nope"))
     assert not out.exists()
+
+
+def test_lock_holder_names_a_live_holder_and_forgets_a_dead_one(tmp_path) -> None:
+    """``lock_holder`` reads the lock file without taking the lock: the holder while it lives, None once it has
+    ended (a kill -9 leaves its line in the file), when the file is empty, or when there is none."""
+    import socket
+
+    from concretelab.train.run_lock import lock_holder
+
+    assert lock_holder(tmp_path / "missing") is None
+    with run_lock(tmp_path):
+        assert lock_holder(tmp_path) == f"process {os.getpid()} on {socket.gethostname()}"
+    assert lock_holder(tmp_path) is None  # released: the file is emptied
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    (tmp_path / LOCK_NAME).write_text(f"process {ended.stdout.strip()} on {socket.gethostname()}\n")
+    assert lock_holder(tmp_path) is None  # a dead process's line
+    (tmp_path / LOCK_NAME).write_text("process 1 on another-host\n")
+    assert lock_holder(tmp_path) == "process 1 on another-host"  # not checkable from here: reported

@@ -90,7 +90,9 @@ def _add_leaderboard(lab_sub: argparse._SubParsersAction) -> None:
     )
     board.add_argument("--cells", nargs="+", metavar="PATTERN", default=None,
                        help="glob patterns of cell names such as 'mnist-linear-*-K2' (default: all)")
-    board.add_argument("--list", action="store_true", help="list the selected cells and their state, run nothing")
+    board.add_argument("--list", action="store_true",
+                       help="list the selected cells and where each stands (done with its -L_100, training or "
+                       "stopped at a step, not started), run nothing")
     board.add_argument("--steps", type=positive_int, default=100_000,
                        help="training steps per cell (default 10^5; at another budget a cell's run folder and result "
                        "are {cell}-steps{N}, beside the 10^5-step ones)")
@@ -208,14 +210,20 @@ def run_gradients(args: argparse.Namespace) -> int:
 
 
 def _list_leaderboard(cells: list, options: LeaderboardOptions) -> None:
-    """``--list``: each cell, its m and whether a finished result answers the request."""
-    from concretelab.files import read_json_object
+    """``--list``: each cell, its m and where it stands (done with its -L_100, training or stopped at a step, or not
+    started: ``cell_progress``), then the count of each."""
+    from collections import Counter
 
+    from concretelab.reproduce.leaderboard import CellProgress, cell_progress
+
+    counts: Counter[str] = Counter()
+    width = max(len(options.run_name(cell)) for cell in cells)
     for cell in cells:
-        stored = read_json_object(options.result_path(cell))
-        done = stored and stored.get("status") == "done" and stored.get("request") == options.request(cell)
-        state = f"done: -L_100 {stored['test_nll_100']['mean']:.2f}" if done else "pending"
-        print(f"{options.run_name(cell):40s} m = {cell.samples}  {state}")
+        progress = cell_progress(cell, options)
+        counts[progress.state] += 1
+        print(f"{options.run_name(cell):{width}s}  m = {cell.samples}  {progress.describe()}")
+    print(f"{len(cells)} cells: " + ", ".join(f"{counts[state]} {state}" for state in CellProgress.STATES
+                                              if counts[state]))
 
 
 def _leaderboard_workers(cells: list, options: LeaderboardOptions, shared: list[str], jobs: int) -> list[int]:

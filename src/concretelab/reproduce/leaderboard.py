@@ -53,9 +53,11 @@ __all__ = [
     "MODELS",
     "NOT_TRAINABLE",
     "SAMPLES_AT",
+    "CellProgress",
     "LeaderboardCell",
     "LeaderboardOptions",
     "cell_config",
+    "cell_progress",
     "encoder_gradient_variance",
     "leaderboard_cells",
     "run_leaderboard_cell",
@@ -222,6 +224,61 @@ def seed_configs(cell: LeaderboardCell, options: LeaderboardOptions) -> list[Tra
         return [config]
     return [dataclasses.replace(config, seeds=None, seed=seed, out=str(replica_folder(config.out, seed)))
             for seed in config.seed_list]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellProgress:
+    """Where a cell stands (``concretelab lab leaderboard --list``): ``result`` when a finished result answers the
+    request, else the last saved step of each of its trainings (one for a cell whose seeds are replicas, one per
+    seed otherwise; 0 where none was saved) against ``budget``, and ``holder``, the process that trains it now."""
+
+    result: dict[str, Any] | None
+    steps: tuple[int, ...]
+    budget: int
+    holder: str | None = None
+
+    STATES = ("done", "training", "trained", "stopped", "not started")
+
+    @property
+    def state(self) -> str:
+        """done, training, stopped, trained (not yet evaluated) or not started."""
+        if self.result is not None:
+            return "done"
+        if self.holder is not None:
+            return "training"
+        if not any(self.steps):
+            return "not started"
+        return "trained" if all(s == self.budget for s in self.steps) else "stopped"
+
+    def describe(self) -> str:
+        if self.result is not None:
+            return f"done: -L_100 {self.result['test_nll_100']['mean']:.2f}"
+        if not any(self.steps) and self.holder is None:
+            return "not started"
+        at = (f"step {self.steps[0]:,}" if len(self.steps) == 1
+              else "seeds at steps " + " / ".join(f"{s:,}" for s in self.steps))
+        if self.holder is not None:
+            return f"training ({self.holder}): {at} of {self.budget:,}"
+        if all(s == self.budget for s in self.steps):
+            return "trained, not evaluated (run it again to evaluate)"
+        return f"stopped{' at' if len(self.steps) == 1 else ','} {at} of {self.budget:,} (run it again to resume)"
+
+
+def cell_progress(cell: LeaderboardCell, options: LeaderboardOptions) -> CellProgress:
+    """The cell's ``CellProgress``, read from its result and the headers of its last checkpoints; nothing is
+    loaded or locked, so it may be asked while the cell trains."""
+    from concretelab.train.checkpoint import checkpoint_step
+    from concretelab.train.run_lock import lock_holder
+
+    stored = read_json_object(options.result_path(cell))
+    if stored and stored.get("status") == "done" and stored.get("request") == options.request(cell):
+        return CellProgress(result=stored, steps=(), budget=options.steps)
+    folders = [Path(config.out) for config in seed_configs(cell, options)]
+    last = [folder / "checkpoints" / "last.safetensors" for folder in folders]
+    steps = tuple(checkpoint_step(path) if path.is_file() else 0 for path in last)
+    holders = [lock_holder(folder) for folder in folders]
+    return CellProgress(result=None, steps=steps, budget=options.steps,
+                        holder=next((h for h in holders if h is not None), None))
 
 
 def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int = GRADIENT_DRAWS,

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "RunFolderBusyError", "run_lock"]
+__all__ = ["LOCK_NAME", "RunFolderBusyError", "lock_holder", "run_lock"]
 
 LOCK_NAME = ".lock"
 
@@ -37,6 +37,29 @@ def _holder(path: Path) -> str:
     except OSError:
         text = ""
     return text or "an unknown process"
+
+
+def lock_holder(folder: str | Path) -> str | None:
+    """Who holds run folder ``folder``'s lock, as its lock file says, without taking the lock (a probe that took it,
+    even for an instant, could make a run starting at that moment fail): the holder's line ("process PID on HOST")
+    when that process is alive on this host, or runs on another host (which cannot be checked from here); None when
+    the file is missing or empty (released) or names a process of this host that has ended (``kill -9`` leaves its
+    line behind: the kernel released the lock, but nobody emptied the file)."""
+    text = _holder(Path(folder) / LOCK_NAME) if (Path(folder) / LOCK_NAME).is_file() else ""
+    words = text.split()
+    if not text or text == "an unknown process":
+        return None
+    if len(words) == 4 and words[0] == "process" and words[2] == "on" and words[1].isdigit():
+        if words[3] != socket.gethostname():
+            return text
+        try:
+            os.kill(int(words[1]), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, another user's
+            return text
+        return text
+    return text
 
 
 @contextlib.contextmanager
