@@ -251,16 +251,18 @@ class CellProgress:
         return "trained" if all(s == self.budget for s in self.steps) else "stopped"
 
     def describe(self) -> str:
-        if self.result is not None:
-            return f"done: -L_100 {self.result['test_nll_100']['mean']:.2f}"
-        if not any(self.steps) and self.holder is None:
-            return "not started"
+        """One line: the state, with -L_100 when done and the steps when training or stopped."""
+        state = self.state
+        if state == "done":
+            return f"done: -L_100 {self.result['test_nll_100']['mean']:.2f}"  # type: ignore[index]
+        if state == "not started":
+            return state
+        if state == "trained":
+            return "trained, not evaluated (run it again to evaluate)"
         at = (f"step {self.steps[0]:,}" if len(self.steps) == 1
               else "seeds at steps " + " / ".join(f"{s:,}" for s in self.steps))
-        if self.holder is not None:
+        if state == "training":
             return f"training ({self.holder}): {at} of {self.budget:,}"
-        if all(s == self.budget for s in self.steps):
-            return "trained, not evaluated (run it again to evaluate)"
         return f"stopped{' at' if len(self.steps) == 1 else ','} {at} of {self.budget:,} (run it again to resume)"
 
 
