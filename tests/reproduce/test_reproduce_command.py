@@ -532,3 +532,39 @@ def test_seeds_train_a_cells_replicas_in_one_process_and_record_their_spread(tmp
     from concretelab.reproduce.render import overview_point
     value, half, estimated = overview_point(result)  # 12 test images: no estimate on all of them, the seeds' -L_k
     assert not estimated and value == pytest.approx(mean) and half == pytest.approx(4.303 * sd / 3**0.5)
+
+
+def test_list_says_where_each_cell_stands(tmp_path: Path, capsys) -> None:
+    """--list: done (with its number), running (the run folder's lock file names a live process), stopped at the
+    step of its last checkpoint, trained but not evaluated, or pending; read from files, nothing locked."""
+    import os
+    import socket
+
+    from concretelab.train import train
+    from concretelab.train.run_lock import LOCK_NAME
+
+    assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 4)) == 0
+    assert main(_argv(tmp_path, ["200H-200H-784V-m1-relaxed"], 3)) == 0  # a result of another request
+    options = runner.ReproduceOptions(configs=CONFIGS, out=tmp_path / "runs", results=tmp_path / "results", steps=4,
+                                      k=4, num_images=12, data="embedded", valid_images=8, recipe="paper")
+    stopped = cell_config(cell_by_name("200H~784V-m1-relaxed"), options)
+    train(dataclasses.replace(stopped, steps=2))
+    trained = cell_config(cell_by_name("200H-200H-784V-m1-relaxed"), options)
+    train(trained, resume=True)  # from its 3 steps to 4
+    capsys.readouterr()
+    cells = ["200H-784V-m1-relaxed", "200H~784V-m1-relaxed", "200H-200H-784V-m1-relaxed", "200H~200H~784V-m1-relaxed"]
+
+    def listed() -> dict[str, str]:
+        assert main(_argv(tmp_path, cells, 4, "--list")) == 0
+        rows = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()[2:]]
+        return {row[0]: " ".join(row[1:]) for row in rows}
+
+    states = listed()
+    assert states["200H-784V-m1-relaxed"].startswith("done ") and states["200H-784V-m1-relaxed"].endswith(
+        " nats, 4 steps")
+    assert states["200H~784V-m1-relaxed"] == "stopped step 2 of 4 (run it again to resume)"
+    assert states["200H-200H-784V-m1-relaxed"] == "trained step 4 of 4, not evaluated (run it again to evaluate)"
+    assert states["200H~200H~784V-m1-relaxed"] == "pending"
+    holder = f"process {os.getpid()} on {socket.gethostname()}"
+    (Path(stopped.out) / LOCK_NAME).write_text(holder + "\n")  # as a live run leaves it
+    assert listed()["200H~784V-m1-relaxed"] == f"running step 2 of 4 ({holder})"

@@ -172,7 +172,7 @@ def run_table1(args: argparse.Namespace) -> int:
         compile=args.compile,
     )
     if args.list:
-        print(format_states(_stored_states(cells, options.results, CellState)))
+        print(format_states(_stored_states(cells, options, CellState)))
         return 0
     check_clean_for_results(options.results)  # a recorded result names a clean commit
     if args.address is not None and args.executor != "ray":
@@ -197,19 +197,40 @@ def run_table1(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _stored_states(cells: list, results: Path, state: type) -> dict:
-    """``--list``: each cell's state as its stored result says (pending, done with its number, or not run)."""
+def _stored_states(cells: list, options: object, state: type) -> dict:
+    """``--list``: each cell's state as its stored result says (done with its number when the result answers this
+    request, or why it did not finish), and for a cell without a finished result, where its run folder stands:
+    ``running`` (its lock file names a live process: training or evaluating), ``trained`` (not yet evaluated),
+    ``stopped`` at the step of its last checkpoint, or ``pending`` (no checkpoint). Nothing is loaded or locked,
+    so it may be asked while the cells run."""
     from concretelab.reproduce.results import load_result
+    from concretelab.reproduce.runner import cell_config, is_done
+    from concretelab.train.checkpoint import checkpoint_step
+    from concretelab.train.run_lock import lock_holder
 
     states = {}
     for cell in cells:
-        stored = load_result(results, cell)
-        if stored is None:
-            states[cell.name] = state("pending", "")
-        elif stored.get("status") == "done":
+        stored = load_result(options.results, cell)  # type: ignore[attr-defined]
+        config = cell_config(cell, options)  # type: ignore[arg-type]
+        if stored is not None and is_done(stored, options.request(config)):  # type: ignore[attr-defined]
             states[cell.name] = state("done", f"{stored['test_nll']:.2f} nats, {stored['steps']} steps")
-        else:
+            continue
+        if stored is not None and stored.get("status") == "done":  # a result of another request: not this one's
+            stored = None
+        last = Path(config.out) / "checkpoints" / "last.safetensors"
+        step = checkpoint_step(last) if last.is_file() else None
+        at = f"step {step:,} of {config.steps:,}" if step is not None else f"no checkpoint yet, {config.steps:,} steps"
+        holder = lock_holder(config.out)
+        if holder is not None:
+            states[cell.name] = state("running", f"{at} ({holder})")
+        elif stored is not None:
             states[cell.name] = state(stored.get("status", "?"), stored.get("reason", ""))
+        elif step is not None and step >= config.steps:
+            states[cell.name] = state("trained", f"{at}, not evaluated (run it again to evaluate)")
+        elif step is not None:
+            states[cell.name] = state("stopped", f"{at} (run it again to resume)")
+        else:
+            states[cell.name] = state("pending", "")
     return states
 
 
