@@ -93,6 +93,14 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
     assert "steps instead of" not in page  # the leaderboard's budget: no section of a longer run
     assert "**Progress:** 3 of the 104 cells have finished at 4 steps" in page
+    nll = {name.split("-")[2]: json.loads((tmp_path / "results" / f"{name}.json").read_text())["test_nll_100"]["mean"]
+           for name in CELLS}
+    first, second = sorted(("disarm", "concrete"), key=nll.get)
+    overview = page[page.index("## Overview"):page.index("**training ELBO (nats")]
+    assert "| estimator | MNIST nonlinear, K = 2 | MNIST nonlinear, K = 4 | mean rank |" in overview
+    assert f"| {first} | {nll[first]:.2f} (1) | – | 1.0 |" in overview
+    assert f"| {second} | {nll[second]:.2f} (2) | – | 2.0 |" in overview
+    assert f"| rebar | – | {nll['rebar']:.2f} (1) | 1.0 |" in overview
     row = next(line for line in page.splitlines() if line.startswith("| binarized MNIST") and "| nonlinear |" in line)
     finished, at_2, at_4 = [cell.strip() for cell in row.split("|")[3:6]]
     assert finished == "3 of 26" and "disarm" not in at_2.split(", ") and "concrete" not in at_2.split(", ")

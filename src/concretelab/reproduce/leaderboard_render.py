@@ -101,6 +101,49 @@ def _progress(found: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+#: the short names of the data sets in the overview's column headings
+SHORT_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+#: the overview's numbers: result key, what it is, and whether larger is better
+OVERVIEW_NUMBERS = (("test_nll_100", f"test −L_{TEST_K} (nats, lower is better)", False),
+                    ("train_elbo", "training ELBO (nats, higher is better)", True))
+
+
+def _overview(found: list[dict[str, Any]]) -> list[str]:
+    """Every estimator across the sections at the leaderboard's budget (data set, model, K), for each number of
+    ``OVERVIEW_NUMBERS``: its mean over seeds and its rank in the section, rows in the order of the mean rank over the
+    sections each estimator has run in. Nothing when fewer than two cells have finished."""
+    rows = [r for r in found if r["request"]["steps"] == DEFAULT_STEPS]
+    if len(rows) < 2:
+        return []
+    sections = sorted({(r["dataset"], r["model"], r["evaluations"]) for r in rows},
+                      key=lambda s: (list(DATASETS).index(s[0]), list(MODELS).index(s[1]), s[2]))
+    lines = ["## Overview", "",
+             "Each estimator in every section that has finished cells: the mean over seeds and, in brackets, its rank "
+             "in the section (1 is best). Rows are in the order of the mean rank over the sections the estimator "
+             "has run in. A rank orders the means only: neighbours whose intervals overlap are not told apart by "
+             "it, and the sections' own tables below give the intervals.", ""]
+    for key, label, larger_better in OVERVIEW_NUMBERS:
+        ranks: dict[str, dict[tuple, tuple[int, float]]] = {}
+        for section in sections:
+            at = [r for r in rows if (r["dataset"], r["model"], r["evaluations"]) == section and r.get(key)]
+            ordered = sorted(at, key=lambda r: r[key]["mean"], reverse=larger_better)
+            for rank, r in enumerate(ordered, start=1):
+                ranks.setdefault(r["estimator"], {})[section] = (rank, r[key]["mean"])
+        if not ranks:
+            continue
+        order = sorted(ranks, key=lambda e: (sum(rank for rank, _ in ranks[e].values()) / len(ranks[e]), e))
+        heading = [f"{SHORT_NAMES.get(d, d)} {m}, K = {k}" for d, m, k in sections]
+        lines += [f"**{label}**", "", "| estimator | " + " | ".join(heading) + " | mean rank |",
+                  "|---" * (len(sections) + 2) + "|"]
+        for estimator in order:
+            cells = [f"{ranks[estimator][s][1]:.2f} ({ranks[estimator][s][0]})" if s in ranks[estimator] else "–"
+                     for s in sections]
+            mean_rank = sum(rank for rank, _ in ranks[estimator].values()) / len(ranks[estimator])
+            lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {mean_rank:.1f} |")
+        lines.append("")
+    return lines
+
+
 def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     import matplotlib
 
@@ -232,6 +275,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "",
     ]
     lines += _progress(found)
+    lines += _overview(found)
     if not found:
         lines += ["No cell has finished yet: `concretelab lab leaderboard --list` shows them.", ""]
     for dataset in DATASETS:
