@@ -131,6 +131,27 @@ def test_surrogate_gradient_is_unbiased_by_enumeration(name, spec, m) -> None:
     assert z.max() < Z, (name, z.max().item(), z.argmax().item())
 
 
+@pytest.mark.parametrize(("name", "spec", "m"), [("disarm", "3H-5V", 2), ("disarm", "2H-2H-5V", 1),
+                                                  ("arms", "2H-2H-5V", 3)])
+def test_antithetic_estimators_run_each_layers_encoder_once(name, spec, m, monkeypatch) -> None:
+    """DisARM and ARMS need q's logits of a layer for their samples and for the layer's log q: one pass of the
+    layer's encoder per step serves both (a second pass gave the same logits at the cost of a matmul)."""
+    model = _tiny(spec, seed=3)
+    objective = build_estimator_objective(name, model, seed=5)
+    calls: list[int] = []
+    proposal_logits = model.proposal_logits
+
+    def counted(i, x, values):
+        calls.append(i)
+        return proposal_logits(i, x, values)
+
+    monkeypatch.setattr(model, "proposal_logits", counted)
+    objective(model, _x(), samples=m, generator=torch.Generator().manual_seed(0)).mean().backward()
+    layers = len(model.latent_categories)
+    # layer i's encoder: once for layer i's own samples, and once for each lower layer's branches, which draw it
+    assert sorted(calls) == sorted(i for i in range(layers) for _ in range(i + 1))
+
+
 def test_nvil_normalised_layerwise_signals_with_nonzero_baselines() -> None:
     """NVIL as trained: per-layer baselines c_ψ(x), c_ψ(h_0) (perturbed away from 0), running means and a
     per-layer variance normalisation, frozen in eval mode. The expected gradient is the exact ELBO gradient

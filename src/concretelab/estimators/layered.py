@@ -307,16 +307,20 @@ class LayeredNVIL(_LocalSignalEstimator):
 
 
 def _branch_signals(model: _Model, x: Tensor, h: list[Tensor], layer: int, width: int,
-                    generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+                    generator: torch.Generator | None, logits: Tensor) -> tuple[Tensor, Tensor | None]:
     """Complete each of ``width`` branches (h holds layers 0..``layer``, each (width, batch, ...)) from q above
     ``layer``, and return each branch's learning signal for the layer, (width, batch), detached: at layer 0 the full
     log w = log p(x, h) − log q(h | x), returned with log p(x, h) for the generative gradient; above it the local
     signal, the terms of log p that involve h_layer, ..., h_top (no decoder) less Σ_{j >= layer} log q(h_j | h_{j−1}),
-    and None."""
+    and None. ``logits`` are q's logits of ``layer`` given the branches' layers below it, which the caller has
+    computed already (shaped to broadcast against h[layer]): each layer's log q uses the logits its draw used, with
+    no second pass of its encoder."""
     layers = len(model.latent_categories)
+    drawn = {layer: logits}  # q's logits of each layer from ``layer`` up, given the branches below it
     for i in range(layer + 1, layers):
-        h.append(_draw_layer(model, i, x, h, width, generator)[1])
-    log_q = torch.stack([layer_log_prob(2, model.proposal_logits(i, x, h[:i]), h[i])
+        drawn[i], value = _draw_layer(model, i, x, h, width, generator)
+        h.append(value)
+    log_q = torch.stack([layer_log_prob(2, drawn[i], h[i])
                          for i in range(layer, layers)]).sum(0)  # Σ_{j >= l} log q(h_j | h_{j−1})
     if layer == 0:
         log_p = model.log_joint(x, h)
@@ -343,7 +347,8 @@ class LayeredDisARM(LayeredEstimator):
             _, b, b_anti = logistic_pair(a.expand(m, *a.shape[-2:]), 1, generator)
             b, b_anti = b[0], b_anti[0]  # (m, batch, units): 1[u < σ(a)], 1[1 − u < σ(a)]
             h = [torch.cat([t, t]) for t in trunk] + [torch.cat([b, b_anti])]  # (2m, batch, ...) per layer
-            f, log_p = _branch_signals(model, x, h, layer, 2 * m, generator)
+            below = a if layer == 0 else torch.cat([a, a])  # both members of a pair share the trunk below
+            f, log_p = _branch_signals(model, x, h, layer, 2 * m, generator, below)
             if log_p is not None:  # layer 0: the generative gradient (both branches) and the bound
                 surrogate, bound = surrogate + log_p.mean(0), f.mean(0)
             half_diff = 0.5 * (f[:m] - f[m:]).unsqueeze(-1)  # (m, batch, 1)
@@ -369,7 +374,7 @@ class LayeredARMS(LayeredEstimator):
             a = a.reshape(a.shape[-2:])  # (batch, units): one trunk per example
             b = dirichlet_copula_bernoulli(a, k, generator)  # (K, batch, units), coupled along K
             h = [t.expand(k, *t.shape[1:]) for t in trunk] + [b]  # (K, batch, ...) per layer
-            f, log_p = _branch_signals(model, x, h, layer, k, generator)  # (K, batch)
+            f, log_p = _branch_signals(model, x, h, layer, k, generator, a)  # (K, batch); a: one trunk
             if log_p is not None:  # layer 0: the generative gradient (every sample) and the bound
                 surrogate, bound = surrogate + log_p.mean(0), f.mean(0)
             centred = (f - f.mean(0)).unsqueeze(-1)  # (K, batch, 1)
