@@ -96,8 +96,7 @@ def _save_pairs(originals: Tensor, reconstructions: Tensor, shape: tuple[int, in
     """The figure of ``_pair_canvas``, each row labelled on the left, the background white."""
     canvas, centres, labels = _pair_canvas(originals, reconstructions, shape, columns)
     fig, ax = plt.subplots(figsize=(7, 7 * canvas.shape[0] / canvas.shape[1] + 0.5))
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     ax.imshow(canvas.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_yticks(centres, labels, fontsize=7)
     ax.set_xticks([])
