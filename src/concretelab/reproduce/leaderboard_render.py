@@ -108,24 +108,33 @@ OVERVIEW_NUMBERS = (("test_nll_100", f"test −L_{TEST_K} (nats, lower is better
                     ("train_elbo", "training ELBO (nats, higher is better)", True))
 
 
+def _section_of(result: dict[str, Any]) -> tuple[str, str, int]:
+    """The section of a cell's result: its data set, model and K."""
+    return result["dataset"], result["model"], result["evaluations"]
+
+
 def _overview(found: list[dict[str, Any]]) -> list[str]:
-    """Every estimator across the sections at the leaderboard's budget (data set, model, K), for each number of
-    ``OVERVIEW_NUMBERS``: its mean over seeds and its rank in the section, rows in the order of the mean rank over the
-    sections each estimator has run in. Nothing when fewer than two cells have finished."""
+    """Every estimator across the sections at the leaderboard's budget (data set, model, K) that have at least two
+    finished cells (a rank needs something to rank against), for each number of ``OVERVIEW_NUMBERS``: its mean over
+    seeds and its rank in the section, rows in the order of the mean rank over the sections each estimator has run
+    in. Nothing when no section has two finished cells."""
+    from collections import Counter
+
     rows = [r for r in found if r["request"]["steps"] == DEFAULT_STEPS]
-    if len(rows) < 2:
-        return []
-    sections = sorted({(r["dataset"], r["model"], r["evaluations"]) for r in rows},
+    counts = Counter(_section_of(r) for r in rows)
+    sections = sorted((s for s, n in counts.items() if n >= 2),
                       key=lambda s: (list(DATASETS).index(s[0]), list(MODELS).index(s[1]), s[2]))
+    if not sections:
+        return []
     lines = ["## Overview", "",
-             "Each estimator in every section that has finished cells: the mean over seeds and, in brackets, its rank "
-             "in the section (1 is best). Rows are in the order of the mean rank over the sections the estimator "
-             "has run in. A rank orders the means only: neighbours whose intervals overlap are not told apart by "
-             "it, and the sections' own tables below give the intervals.", ""]
+             "Each estimator in every section with at least two finished cells: the mean over seeds and, in "
+             "brackets, its rank in the section (1 is best). Rows are in the order of the mean rank over the sections "
+             "the estimator has run in. A rank orders the means only: neighbours whose intervals overlap are not "
+             "told apart by it, and the sections' own tables below give the intervals.", ""]
     for key, label, larger_better in OVERVIEW_NUMBERS:
         ranks: dict[str, dict[tuple, tuple[int, float]]] = {}
         for section in sections:
-            at = [r for r in rows if (r["dataset"], r["model"], r["evaluations"]) == section and r.get(key)]
+            at = [r for r in rows if _section_of(r) == section and r.get(key)]
             ordered = sorted(at, key=lambda r: r[key]["mean"], reverse=larger_better)
             for rank, r in enumerate(ordered, start=1):
                 ranks.setdefault(r["estimator"], {})[section] = (rank, r[key]["mean"])
