@@ -4,11 +4,13 @@ again from its run folders and record the numbers, per seed and over seeds, with
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from concretelab.cli import main
 from concretelab.reproduce.leaderboard import encoder_gradient_variance, training_elbo
@@ -31,9 +33,13 @@ def test_a_finished_cell_measured_again_records_its_numbers_and_command(tmp_path
         for seed in result["replicas"]:
             seed.pop(key)
     path.write_text(json.dumps(result))
+    # the scripts measure with this process's thread count, so that the numbers below are the same to the last bit
+    # (a sum split over another number of threads rounds differently; another test may have left this process at 1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     for script in ("leaderboard_train_elbo.py", "leaderboard_variance.py"):
         done = subprocess.run([sys.executable, str(SCRIPTS / script), name, "--runs", str(tmp_path / "runs"),
-                               "--results", str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
+                               "--results", str(tmp_path / "results")], capture_output=True, text=True, timeout=300,
+                              env=env)
         assert done.returncode == 0, done.stderr
         assert name in done.stdout
     result = json.loads(path.read_text())
