@@ -205,7 +205,7 @@ def _stored_states(cells: list, options: object, state: type) -> dict:
     so it may be asked while the cells run."""
     from concretelab.reproduce.results import load_result
     from concretelab.reproduce.runner import cell_config, is_done
-    from concretelab.train.checkpoint import checkpoint_step
+    from concretelab.train.checkpoint import saved_step
     from concretelab.train.run_lock import lock_holder
 
     states = {}
@@ -217,8 +217,7 @@ def _stored_states(cells: list, options: object, state: type) -> dict:
             continue
         if stored is not None and stored.get("status") == "done":  # a result of another request: not this one's
             stored = None
-        last = Path(config.out) / "checkpoints" / "last.safetensors"
-        step = checkpoint_step(last) if last.is_file() else None
+        step = saved_step(config.out)
         at = f"step {step:,} of {config.steps:,}" if step is not None else f"no checkpoint yet, {config.steps:,} steps"
         holder = lock_holder(config.out)
         if holder is not None:

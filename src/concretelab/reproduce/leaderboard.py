@@ -269,15 +269,14 @@ class CellProgress:
 def cell_progress(cell: LeaderboardCell, options: LeaderboardOptions) -> CellProgress:
     """The cell's ``CellProgress``, read from its result and the headers of its last checkpoints; nothing is
     loaded or locked, so it may be asked while the cell trains."""
-    from concretelab.train.checkpoint import checkpoint_step
+    from concretelab.train.checkpoint import saved_step
     from concretelab.train.run_lock import lock_holder
 
     stored = read_json_object(options.result_path(cell))
     if stored and stored.get("status") == "done" and stored.get("request") == options.request(cell):
         return CellProgress(result=stored, steps=(), budget=options.steps)
     folders = [Path(config.out) for config in seed_configs(cell, options)]
-    last = [folder / "checkpoints" / "last.safetensors" for folder in folders]
-    steps = tuple(checkpoint_step(path) if path.is_file() else 0 for path in last)
+    steps = tuple(saved_step(folder) or 0 for folder in folders)
     holders = [lock_holder(folder) for folder in folders]
     return CellProgress(result=None, steps=steps, budget=options.steps,
                         holder=next((h for h in holders if h is not None), None))

@@ -140,15 +140,16 @@ def _overview(found: list[dict[str, Any]]) -> list[str]:
                 ranks.setdefault(r["estimator"], {})[section] = (rank, r[key]["mean"])
         if not ranks:
             continue
-        order = sorted(ranks, key=lambda e: (sum(rank for rank, _ in ranks[e].values()) / len(ranks[e]), e))
+        mean_rank = {e: sum(rank for rank, _ in at_sections.values()) / len(at_sections)
+                     for e, at_sections in ranks.items()}
+        order = sorted(ranks, key=lambda e: (mean_rank[e], e))
         heading = [f"{SHORT_NAMES.get(d, d)} {m}, K = {k}" for d, m, k in sections]
         lines += [f"**{label}**", "", "| estimator | " + " | ".join(heading) + " | mean rank |",
                   "|---" * (len(sections) + 2) + "|"]
         for estimator in order:
             cells = [f"{ranks[estimator][s][1]:.2f} ({ranks[estimator][s][0]})" if s in ranks[estimator] else "–"
                      for s in sections]
-            mean_rank = sum(rank for rank, _ in ranks[estimator].values()) / len(ranks[estimator])
-            lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {mean_rank:.1f} |")
+            lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {mean_rank[estimator]:.1f} |")
         lines.append("")
     return lines
 

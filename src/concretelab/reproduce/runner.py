@@ -38,7 +38,7 @@ from concretelab.reproduce.recipes import optimiser_schedule, recipe_overrides
 from concretelab.reproduce.results import load_result, not_run_result, write_result
 from concretelab.reproduce.seeds import combine_seeds, seed_label
 from concretelab.train import TrainConfig, TrainResult, load_checkpoint, load_config, train
-from concretelab.train.checkpoint import checkpoint_step
+from concretelab.train.checkpoint import saved_step
 from concretelab.train.config import config_from_dict, config_to_dict
 from concretelab.train.evaluate import DEFAULT_EVAL_BATCH_SIZE, bound_subset, evaluate_checkpoint
 from concretelab.train.load import model_from_checkpoint
@@ -376,8 +376,7 @@ def _run_cell_locked(
     """Train (or resume) the cell, evaluate its best checkpoint (read once) at k and at the large k, and write the
     result; None when a signal interrupted training."""
     run = Path(config.out)
-    last = run / "checkpoints" / "last.safetensors"
-    resumed_from = checkpoint_step(last) if last.is_file() else None
+    resumed_from = saved_step(run)
     update("training", f"from step {resumed_from or 0} to {config.steps}")
     started = time.perf_counter()
     trained = train(config, resume=True)

@@ -35,9 +35,11 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "capture_global_rng",
+    "checkpoint_step",
     "load_checkpoint",
     "restore_global_rng",
     "save_checkpoint",
+    "saved_step",
 ]
 
 FORMAT = "concretelab-checkpoint-1"
@@ -201,6 +203,13 @@ def checkpoint_step(path: str | Path) -> int:
         return int((header.get("__metadata__") or {})["step"])
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"checkpoint {str(path)!r} records no step in its header") from error
+
+
+def saved_step(run: str | Path) -> int | None:
+    """The step of run folder ``run``'s last checkpoint (``checkpoints/last.safetensors``), read from its header
+    (``checkpoint_step``); None when the run has saved none."""
+    last = Path(run) / "checkpoints" / "last.safetensors"
+    return checkpoint_step(last) if last.is_file() else None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
