@@ -45,20 +45,21 @@ def lock_holder(folder: str | Path) -> str | None:
     when that process is alive on this host, or runs on another host (which cannot be checked from here); None when
     the file is missing or empty (released) or names a process of this host that has ended (``kill -9`` leaves its
     line behind: the kernel released the lock, but nobody emptied the file)."""
-    text = _holder(Path(folder) / LOCK_NAME) if (Path(folder) / LOCK_NAME).is_file() else ""
-    words = text.split()
-    if not text or text == "an unknown process":
+    try:
+        text = (Path(folder) / LOCK_NAME).read_text(encoding="utf-8").strip()
+    except OSError:  # no lock file: nobody has held it
         return None
-    if len(words) == 4 and words[0] == "process" and words[2] == "on" and words[1].isdigit():
-        if words[3] != socket.gethostname():
-            return text
+    if not text:
+        return None
+    words = text.split()  # "process PID on HOST", as run_lock writes it
+    here = len(words) == 4 and words[0] == "process" and words[2] == "on" and words[3] == socket.gethostname()
+    if here and words[1].isdigit():
         try:
             os.kill(int(words[1]), 0)
-        except ProcessLookupError:
+        except ProcessLookupError:  # ended: its line outlived it
             return None
         except PermissionError:  # alive, another user's
-            return text
-        return text
+            pass
     return text
 
 
