@@ -36,7 +36,7 @@ def test_bias_is_many_standard_errors(name, problem):
 
 @pytest.mark.parametrize("problem", ["bernoulli_nonlinear", "categorical_nonlinear"])
 def test_gumbel_rao_has_the_mean_of_st_gumbel_and_less_variance(problem):
-    # Gumbel-Rao is ST-GS conditioned on the sample (Paulus et al. 2021, Thm. 1): same mean, lower variance
+    # Gumbel-Rao is ST-GS conditioned on the sample (Paulus et al. 2021, eq. 7 and Prop. 1): same mean, lower variance
     # (the reduction grows as the temperature falls; at τ = 0.5 it is about 0.6 binary, 0.45 categorical).
     p = PROBLEMS[problem]
     gen = torch.Generator().manual_seed(1)

@@ -6,7 +6,12 @@ With
     b = one-hot argmax(θ + G) (or 1[θ + L > 0]) and M = ``inner_samples`` noise vectors G^m drawn from the
     law of the noise *given b* (conditional Gumbel / logistic sampling, see ``_base``),
     ĝ = (1/M) Σ_m (∂/∂θ softmax((θ + G^m)/τ))ᵀ ∇_b f(b),  with each G^m held fixed
-    (Paulus et al. 2021, eq. 8: E[ĝ_STGS | b], estimated with M samples).
+    (Paulus et al. 2021: the estimator E[ĝ_STGS | b] is their eq. 7, this Monte Carlo form with M samples their
+    eq. 10, the conditional noise their eq. 9; numbers of the ICLR 2021 OpenReview text).
+    Their text after eq. 10 says the derivative is taken through θ and the sample θ + G^m both. Here G^m is held
+    fixed, as in ĝ_STGS itself (its G does not depend on θ): the derivative through the draw, J·∂(θ + G^m)/∂θ,
+    is not J, so it would not average to E[ĝ_STGS | b]. tests/estimators/test_biased.py checks that ĝ has
+    ST-GS's mean.
 Requires
     f differentiable, evaluated once per sample at the exact sample b; the M inner samples cost no extra
     f-evaluations. Options ``temperature`` τ > 0 (default 1.0) and ``inner_samples`` M >= 1 (default 10).
