@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import concretelab.reproduce.leaderboard as leaderboard
@@ -101,6 +102,14 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert f"| {first} | {nll[first]:.2f} (1) | 1.0 |" in overview
     assert f"| {second} | {nll[second]:.2f} (2) | 2.0 |" in overview
     assert "| rebar |" not in overview
+    # the leader's gap to the other, seed by seed: mean of (other - leader) over seeds 0 and 1, t with 1 degree
+    per_seed = {e: [json.loads((tmp_path / "results" / f"mnist-nonlinear-{e}-K2.json").read_text())["replicas"][s]
+                    ["test_nll_100"] for s in (0, 1)] for e in (first, second)}
+    gaps = [per_seed[second][s] - per_seed[first][s] for s in (0, 1)]
+    start = page.index("**Against the section's leader")
+    against = page[start:page.index("\n*training ELBO*", start)]
+    assert f"| {first} | leader |" in against
+    assert f"| {second} | {sum(gaps) / 2:+.2f} ± {12.706 * abs(gaps[0] - gaps[1]) / 2:.2f}" in against
     row = next(line for line in page.splitlines() if line.startswith("| binarized MNIST") and "| nonlinear |" in line)
     finished, at_2, at_4 = [cell.strip() for cell in row.split("|")[3:6]]
     assert finished == "3 of 26" and "disarm" not in at_2.split(", ") and "concrete" not in at_2.split(", ")
@@ -269,3 +278,51 @@ def test_training_elbo_is_the_exact_elbo_of_the_discrete_model(tmp_path) -> None
     assert measured["images"] == images and measured["draws"] == draws
     assert abs(measured["mean"] - float(exact.mean())) < 5 * standard_error
     assert float(exact.std()) > 10 * standard_error  # the images differ: a fixed image set, not one image repeated
+
+
+def _result(cell: str, per_seed: dict[int, float], key: str = "test_nll_100") -> dict:
+    return {"cell": cell, "replicas": [{"seed": seed, key: value} for seed, value in per_seed.items()]}
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_leader_gap_is_the_paired_t_interval_over_common_seeds(seeds) -> None:
+    from scipy import stats
+
+    gen = np.random.default_rng(seeds)
+    leader = gen.normal(116.0, 0.5, size=seeds)
+    other = leader + gen.normal(0.6, 0.3, size=seeds)
+    # the other cell has one seed more, which has no partner and must be left out
+    mean, half, n = render.leader_gap(_result("a", dict(enumerate(leader))),
+                                      _result("b", {**dict(enumerate(other)), seeds: 99.0}), "test_nll_100",
+                                      larger_better=False)
+    reference = stats.ttest_rel(other, leader).confidence_interval(0.95)
+    assert n == seeds and mean == pytest.approx(float(np.mean(other - leader)))
+    assert mean - half == pytest.approx(reference.low, abs=2e-3) and mean + half == pytest.approx(reference.high,
+                                                                                                  abs=2e-3)
+    # where higher is better, the gap is leader - other: the same numbers, negated, give the same gap
+    again = render.leader_gap(_result("a", dict(enumerate(-leader)), "train_elbo"),
+                              _result("b", dict(enumerate(-other)), "train_elbo"), "train_elbo", larger_better=True)
+    assert again == pytest.approx((mean, half, n))
+
+
+def test_leader_gap_needs_a_common_seed() -> None:
+    assert render.leader_gap(_result("a", {0: 1.0}), _result("b", {0: 3.0, 1: 2.0}), "test_nll_100",
+                             larger_better=False) == (2.0, None, 1)
+    with pytest.raises(ValueError, match="no seed in common"):
+        render.leader_gap(_result("a", {0: 1.0}), _result("b", {1: 2.0}), "test_nll_100", larger_better=False)
+
+
+def test_cells_of_one_seed_start_from_the_same_weights(tmp_path) -> None:
+    # what the page's seed-by-seed gaps rely on: the estimator does not enter the initialisation
+    import torch
+
+    from concretelab.train.loop import seeded_model
+
+    options = LeaderboardOptions(out=tmp_path, results=tmp_path)
+    configs = [cell_config(cell, options) for cell in leaderboard_cells(["mnist-linear-disarm-K2",
+                                                                         "mnist-linear-concrete-K4"])]
+    mean = torch.full((784,), 0.3)
+    first, second = (seeded_model(config, 1, mean).state_dict() for config in configs)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    other_seed = seeded_model(configs[0], 2, mean).state_dict()
+    assert not all(torch.equal(first[k], other_seed[k]) for k in first)

@@ -19,9 +19,10 @@ from concretelab.reproduce.leaderboard import (
     leaderboard_cells,
     variance_steps,
 )
+from concretelab.reproduce.seeds import seed_interval
 from concretelab.train.io import atomic_write_text
 
-__all__ = ["load_leaderboard", "render_leaderboard"]
+__all__ = ["leader_gap", "load_leaderboard", "render_leaderboard"]
 
 
 def load_leaderboard(results: Path) -> list[dict[str, Any]]:
@@ -150,6 +151,70 @@ def _overview(found: list[dict[str, Any]]) -> list[str]:
             cells = [f"{ranks[estimator][s][1]:.2f} ({ranks[estimator][s][0]})" if s in ranks[estimator] else "–"
                      for s in sections]
             lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {mean_rank[estimator]:.1f} |")
+        lines.append("")
+    return [*lines, *_against_leader(rows, sections)]
+
+
+def _per_seed(result: dict[str, Any], key: str) -> dict[int, float]:
+    """Each seed's ``key`` in a cell's result (its ``replicas``), by seed."""
+    return {r["seed"]: float(r[key]) for r in result.get("replicas", []) if r.get(key) is not None}
+
+
+def leader_gap(leader: dict[str, Any], other: dict[str, Any], key: str,
+               larger_better: bool) -> tuple[float, float | None, int]:
+    """How far ``leader`` is ahead of ``other`` on ``key``, seed by seed: the mean over their common seeds of the
+    difference d_s (other − leader where lower is better, leader − other where higher is; d_s > 0: the leader is
+    ahead), the half-width of its Student's t 95% interval over those seeds (None for fewer than 2), and their
+    number. Cells of one seed start from the same initial weights (``train.loop.seeded_model``), so the paired
+    difference drops what the initialisation adds to both."""
+    ahead, behind = _per_seed(leader, key), _per_seed(other, key)
+    common = sorted(set(ahead) & set(behind))
+    if not common:
+        raise ValueError(f"the cells {leader['cell']} and {other['cell']} have no seed in common for {key}")
+    sign = 1.0 if larger_better else -1.0
+    gaps = [sign * (ahead[s] - behind[s]) for s in common]
+    if len(gaps) < 2:
+        return gaps[0], None, 1
+    mean, _, half = seed_interval(gaps)
+    return mean, half, len(gaps)
+
+
+def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, int]]) -> list[str]:
+    """For each overview number, every estimator's gap to its section's leader (the best mean), seed by seed
+    (``leader_gap``), marked where the interval excludes zero."""
+    lines = ["**Against the section's leader, seed by seed.** How far the estimator with the best mean is ahead of "
+             "each other one, in nats: the mean over their common seeds of the difference of the two cells' "
+             "numbers for the same seed, with its Student's t 95% interval over seeds. Cells of one seed start from "
+             "the same initial weights, so the difference can be less noisy than the two cells' own intervals "
+             "suggest. ✱ marks a gap whose interval excludes zero: the leader is ahead of that estimator on these "
+             "seeds. Without ✱ the seeds do not tell the two apart. Rows are in the order of the mean gap over the "
+             "sections.", ""]
+    for key, label, larger_better in OVERVIEW_NUMBERS:
+        at = {s: [r for r in rows if _section_of(r) == s and r.get(key)] for s in sections}
+        leaders = {s: sorted(cells, key=lambda r: r[key]["mean"], reverse=larger_better)[0]
+                   for s, cells in at.items() if cells}
+        estimators = sorted({r["estimator"] for cells in at.values() for r in cells})
+        entries: dict[str, list[str]] = {e: [] for e in estimators}
+        gaps: dict[str, list[float]] = {e: [] for e in estimators}  # to order the rows: mean gap, leader 0
+        for s in sections:
+            by_estimator = {r["estimator"]: r for r in at[s]}
+            for e in estimators:
+                if e not in by_estimator:
+                    entries[e].append("–")
+                elif s in leaders and by_estimator[e] is leaders[s]:
+                    entries[e].append("leader")
+                    gaps[e].append(0.0)
+                else:
+                    mean, half, _ = leader_gap(leaders[s], by_estimator[e], key, larger_better)
+                    gaps[e].append(mean)
+                    settled = half is not None and mean - half > 0
+                    entries[e].append(f"{mean:+.2f}" + (f" ± {half:.2f}" if half is not None else "")
+                                      + (" ✱" if settled else ""))
+        heading = [f"{SHORT_NAMES.get(d, d)} {m}, K = {k}" for d, m, k in sections]
+        lines += [f"*{label.split(' (')[0]}*", "", "| estimator | " + " | ".join(heading) + " |",
+                  "|---" * (len(sections) + 1) + "|"]
+        order = sorted(estimators, key=lambda e: (sum(gaps[e]) / len(gaps[e]), e))
+        lines += [f"| {e} | " + " | ".join(entries[e]) + " |" for e in order]
         lines.append("")
     return lines
 
