@@ -270,6 +270,48 @@ def collect_seeded(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def seeded_differences(summary: list[dict]) -> list[dict]:
+    """Which differences the seeds settle (Welch 95% intervals over independent seeds, ``welch_interval``): in each
+    series, every temperature against the series' best mean; and at each temperature run in both series, the fixed
+    prior against the matched one. ``settled``: the interval excludes zero."""
+    from concretelab.reproduce.seeds import welch_interval
+
+    def compare(kind: str, series: str, label: str, against: dict, entry: dict) -> dict:
+        difference, half, degrees = welch_interval(against["test_nll"], entry["test_nll"])
+        return {"kind": kind, "series": series, "label": label, "against": against["label"],
+                "difference": difference, "ci95_half": half, "degrees": degrees,
+                "settled": abs(difference) > half}
+
+    found = []
+    for series in SERIES:
+        own = [e for e in summary if e["series"] == series and len(e["test_nll"]) > 1]
+        if len(own) < 2:
+            continue
+        best = min(own, key=lambda e: e["mean"])
+        found += [compare("to the best", series, e["label"], best, e) for e in own if e is not best]
+    both = {(e["series"], e["label"]): e for e in summary if len(e["test_nll"]) > 1}
+    for label in TEMPERATURES:
+        # at 1/2 the two series share their runs: nothing to compare
+        if label != "0.5" and ("fixed", label) in both and ("matched", label) in both:
+            found.append(compare("fixed against matched", "both", label, both[("matched", label)],
+                                 both[("fixed", label)]))
+    return found
+
+
+def differences_table(differences: list[dict]) -> list[str]:
+    """The markdown of ``seeded_differences``."""
+    if not differences:
+        return []
+    lines = ["| comparison | series | lambda_q | against | difference (nats) | +- 95% (Welch) | settled |",
+             "|---" * 7 + "|"]
+    for d in differences:
+        against = f"lambda_q = {d['against']}" if d["kind"] == "to the best" else "matched prior"
+        lines.append(f"| {d['kind']} | {d['series']} | {d['label']} | {against} | {d['difference']:+.2f} | "
+                     f"{d['ci95_half']:.2f} | {'yes' if d['settled'] else 'no'} |")
+    return [*lines, "", "Difference: the row's mean test bound minus the one it is compared with (positive: the row "
+            "is worse). Settled: the Welch interval over the seeds excludes zero."]
+
+
 def report_seeded(args: argparse.Namespace) -> None:
     """Each temperature's mean test bound over seeds with Student's t interval, and the pooled gradient norms."""
     from concretelab.reproduce.seeds import seed_interval
@@ -299,10 +341,12 @@ def report_seeded(args: argparse.Namespace) -> None:
                          f"{sd:.2f} | "
                          f"{', '.join(f'{v:.2f}' for v in values)} | {100 * entry['zero_share']:.1f}% | "
                          f"{entry['median_norm']:.3g} | {entry['q999']:.3g} |")
+    differences = seeded_differences(summary)
+    table += ["", *differences_table(differences)]
     out = args.results
     out.mkdir(parents=True, exist_ok=True)
     (out / "study-seeds.json").write_text(json.dumps({"model": MODEL, "steps": args.steps, "summary": summary,
-                                                      "rows": rows}, indent=1) + "\n")
+                                                      "differences": differences, "rows": rows}, indent=1) + "\n")
     doc = args.doc
     text = doc.read_text() if doc.is_file() else ""
     if SEEDS_BEGIN in text and SEEDS_END in text:

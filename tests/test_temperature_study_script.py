@@ -40,3 +40,19 @@ def test_seeded_series_train_evaluate_and_summarise(tmp_path) -> None:
         first, second = entry["test_nll"]
         assert entry["mean"] == pytest.approx((first + second) / 2)
         assert entry["ci95_half"] == pytest.approx(12.706 * abs(first - second) / 2, rel=1e-3)
+    # which differences the seeds settle: in each series against its best temperature, and fixed against matched
+    # at 1 (at 1/2 the series share their runs); Welch intervals, checked against scipy's
+    from scipy import stats
+
+    found = json.loads((tmp_path / "results" / "study-seeds.json").read_text())["differences"]
+    by_key = {(s["series"], s["label"]): s["test_nll"] for s in summary}
+    assert sorted((d["kind"], d["series"], d["label"]) for d in found) == sorted(
+        [("to the best", "fixed", max(("0.5", "1"), key=lambda t: sum(by_key[("fixed", t)]))),
+         ("to the best", "matched", max(("0.5", "1"), key=lambda t: sum(by_key[("matched", t)]))),
+         ("fixed against matched", "both", "1")])
+    across = next(d for d in found if d["kind"] == "fixed against matched")
+    welch = stats.ttest_ind(by_key[("fixed", "1")], by_key[("matched", "1")], equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert across["difference"] == pytest.approx((interval.low + interval.high) / 2)
+    assert across["ci95_half"] >= (interval.high - interval.low) / 2 * (1 - 1e-3)
+    assert across["settled"] == (abs(across["difference"]) > across["ci95_half"])

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from concretelab.reproduce.render import overview_point
-from concretelab.reproduce.seeds import seed_interval, seed_label, student_t_975
+from concretelab.reproduce.seeds import seed_interval, seed_label, student_t_975, welch_interval
 
 
 @pytest.mark.parametrize("degrees", [1, 2, 3, 5, 10, 29, 30, 31, 40, 100, 1000])
@@ -30,6 +30,29 @@ def test_seed_interval_is_the_t_interval_of_the_mean() -> None:
     assert half == pytest.approx((high - low) / 2, rel=3e-4)  # the table's 3 decimals
     with pytest.raises(ValueError, match="at least 2"):
         seed_interval([1.0])
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ([101.1, 100.9, 101.3], [99.2, 99.5, 99.1]),  # 3 seeds each, as the temperature study
+    ([106.0, 107.9, 105.1], [101.0, 101.1, 100.95]),  # unequal spreads: ν near 2
+    ([98.0, 98.4], [97.0, 97.9, 96.8, 97.5, 97.2]),  # unequal sizes
+])
+def test_welch_interval_matches_scipy(first, second) -> None:
+    """Against scipy's Welch test (its interval uses the exact t quantile at real ν; ours interpolates in 1/ν
+    between whole ν, which can only widen it, by under 2% from ν = 2 on)."""
+    difference, half, degrees = welch_interval(first, second)
+    reference = stats.ttest_ind(second, first, equal_var=False)
+    interval = reference.confidence_interval(0.95)
+    assert difference == pytest.approx(statistics.fmean(second) - statistics.fmean(first))
+    assert degrees == pytest.approx(reference.df) and degrees >= 2
+    exact = (interval.high - interval.low) / 2
+    assert exact * (1 - 6e-4) <= half <= exact * 1.02
+
+
+def test_welch_interval_without_spread_and_with_one_value() -> None:
+    assert welch_interval([1.0, 1.0], [3.0, 3.0, 3.0]) == (2.0, 0.0, 3.0)
+    with pytest.raises(ValueError, match="at least 2 values per group"):
+        welch_interval([1.0], [2.0, 3.0])
 
 
 @pytest.mark.parametrize(("seeds", "label"), [

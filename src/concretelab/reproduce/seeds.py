@@ -19,7 +19,7 @@ from typing import Any
 
 from concretelab.train import TrainConfig
 
-__all__ = ["combine_seeds", "seed_interval", "seed_label", "student_t_975"]
+__all__ = ["combine_seeds", "seed_interval", "seed_label", "student_t_975", "welch_interval"]
 
 # Student's t 0.975 quantiles for 1..30 degrees of freedom, to 3 decimals (Abramowitz & Stegun, Table 26.10);
 # beyond 30 the expansion of A&S 26.7.5 in 1/ν, whose first three terms are within 1e-4 of the quantile there.
@@ -52,6 +52,37 @@ def seed_interval(values: Sequence[float]) -> tuple[float, float, float]:
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     return mean, sd, student_t_975(len(values) - 1) * sd / math.sqrt(len(values))
+
+
+def _t_975_between(degrees: float) -> float:
+    """The 0.975 quantile of Student's t at real ``degrees`` >= 1: exact at whole numbers (``student_t_975``),
+    linear in 1/ν between them. The quantile is convex in 1/ν, so this errs wide, by under 2% from ν = 2 on."""
+    if degrees < 1:
+        raise ValueError(f"degrees must be >= 1, got {degrees}")
+    low, high = math.floor(degrees), math.ceil(degrees)
+    if low == high:
+        return student_t_975(low)
+    weight = (1 / degrees - 1 / high) / (1 / low - 1 / high)
+    return weight * student_t_975(low) + (1 - weight) * student_t_975(high)
+
+
+def welch_interval(first: Sequence[float], second: Sequence[float]) -> tuple[float, float, float]:
+    """The difference of two groups' means over independent seeds, mean(second) − mean(first), with the half-width
+    of its Welch 95% interval and the Welch–Satterthwaite degrees of freedom:
+
+        se² = s₁²/n₁ + s₂²/n₂,   ν = se⁴ / ((s₁²/n₁)²/(n₁−1) + (s₂²/n₂)²/(n₂−1)),   half = t_{ν, 0.975} · se
+
+    (Welch 1947). Each group needs at least 2 values. Where both groups have no spread, the half-width is 0 and
+    ν is n₁ + n₂ − 2."""
+    if len(first) < 2 or len(second) < 2:
+        raise ValueError(f"welch_interval needs at least 2 values per group, got {len(first)} and {len(second)}")
+    mean_1, sd_1, _ = seed_interval(first)
+    mean_2, sd_2, _ = seed_interval(second)
+    v_1, v_2 = sd_1**2 / len(first), sd_2**2 / len(second)
+    if v_1 + v_2 == 0:
+        return mean_2 - mean_1, 0.0, float(len(first) + len(second) - 2)
+    degrees = (v_1 + v_2) ** 2 / (v_1**2 / (len(first) - 1) + v_2**2 / (len(second) - 1))
+    return mean_2 - mean_1, _t_975_between(degrees) * math.sqrt(v_1 + v_2), degrees
 
 
 def seed_label(seeds: Sequence[int]) -> str:
