@@ -14,6 +14,7 @@ import concretelab.reproduce.leaderboard as leaderboard
 import concretelab.reproduce.leaderboard_render as render
 from concretelab.cli import main
 from concretelab.reproduce.leaderboard import LeaderboardOptions, cell_config, leaderboard_cells
+from concretelab.train.metrics import last_steps_per_s
 
 CELLS = ["mnist-nonlinear-disarm-K2", "mnist-nonlinear-concrete-K2", "mnist-nonlinear-rebar-K4"]
 
@@ -132,6 +133,7 @@ def test_list_says_where_each_cell_stands(tmp_path, capsys) -> None:
 
     from concretelab.reproduce.leaderboard import cell_progress
     from concretelab.train import train
+    from concretelab.train.metrics import read_metrics
     from concretelab.train.run_lock import LOCK_NAME
 
     argv = ["lab", "leaderboard", "--steps", "4", "--seeds", "0-1", "--mnist", "embedded", "--test-images", "8",
@@ -156,7 +158,12 @@ def test_list_says_where_each_cell_stands(tmp_path, capsys) -> None:
     assert lines["4"].startswith("4 cells: 1 done, 2 stopped, 1 not started")
     holder = f"process {os.getpid()} on {socket.gethostname()}"
     (Path(cell_config(stopped, options).out) / LOCK_NAME).write_text(holder + "\n")  # as a live trainer leaves it
-    assert cell_progress(stopped, options).describe() == f"training ({holder}): step 2 of 4"
+    rate = last_steps_per_s(Path(cell_config(stopped, options).out))  # the first replica's last row
+    rows = [r for r in read_metrics(Path(cell_config(stopped, options).out) / "seed-0" / "metrics.jsonl")
+            if "steps_per_s" in r]
+    assert rate == rows[-1]["steps_per_s"] > 0
+    assert cell_progress(stopped, options).describe() == (
+        f"training ({holder}): step 2 of 4, about {2 / rate / 60:.0f} min of training left at {rate:.3g} steps/s")
     train(cell_config(stopped, options), resume=True)  # the lock file is emptied when the trainer lets go
     assert cell_progress(stopped, options).describe() == "trained, not evaluated (run it again to evaluate)"
 
@@ -326,3 +333,22 @@ def test_cells_of_one_seed_start_from_the_same_weights(tmp_path) -> None:
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     other_seed = seeded_model(configs[0], 2, mean).state_dict()
     assert not all(torch.equal(first[k], other_seed[k]) for k in first)
+
+
+def test_time_left_is_the_steps_still_to_run_at_the_running_rate(tmp_path) -> None:
+    from concretelab.reproduce.leaderboard import CellProgress
+
+    def progress(steps, rate, holder="process 1 on vm"):
+        return CellProgress(result=None, steps=steps, budget=100_000, holder=holder, rate=rate)
+
+    assert progress((40_000,), 25.0).time_left() == ", about 40 min of training left at 25 steps/s"
+    # seeds one after the other: every seed's remaining steps, at the rate of the one running now
+    assert progress((100_000, 40_000, 0), 20.0).time_left() == ", about 2.2 h of training left at 20 steps/s"
+    assert progress((40_000,), None).time_left() == "" and progress((40_000,), 25.0, holder=None).time_left() == ""
+    # a torn last line and a validation row after the last training row: the last training row's rate
+    run = tmp_path / "run"
+    (run / "seed-3").mkdir(parents=True)
+    (run / "seed-3" / "metrics.jsonl").write_text('{"step": 10, "loss": 1.0, "steps_per_s": 12.5}\n'
+                                                  '{"step": 10, "valid_nll": 99.0}\n{"step": 20, "lo')
+    assert last_steps_per_s(run) == 12.5
+    assert last_steps_per_s(tmp_path / "absent") is None

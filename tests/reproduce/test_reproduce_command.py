@@ -541,6 +541,7 @@ def test_list_says_where_each_cell_stands(tmp_path: Path, capsys) -> None:
     import socket
 
     from concretelab.train import train
+    from concretelab.train.metrics import last_steps_per_s
     from concretelab.train.run_lock import LOCK_NAME
 
     assert main(_argv(tmp_path, ["200H-784V-m1-relaxed"], 4)) == 0
@@ -567,4 +568,7 @@ def test_list_says_where_each_cell_stands(tmp_path: Path, capsys) -> None:
     assert states["200H~200H~784V-m1-relaxed"] == "pending"
     holder = f"process {os.getpid()} on {socket.gethostname()}"
     (Path(stopped.out) / LOCK_NAME).write_text(holder + "\n")  # as a live run leaves it
-    assert listed()["200H~784V-m1-relaxed"] == f"running step 2 of 4 ({holder})"
+    rate = last_steps_per_s(stopped.out)  # its last logged training row
+    assert rate is not None and rate > 0
+    assert listed()["200H~784V-m1-relaxed"] == (
+        f"running step 2 of 4 ({holder}), about {2 / rate / 60:.0f} min of training left at {rate:.3g} steps/s")

@@ -206,6 +206,7 @@ def _stored_states(cells: list, options: object, state: type) -> dict:
     from concretelab.reproduce.results import load_result
     from concretelab.reproduce.runner import cell_config, is_done
     from concretelab.train.checkpoint import saved_step
+    from concretelab.train.metrics import last_steps_per_s, time_left
     from concretelab.train.run_lock import lock_holder
 
     states = {}
@@ -221,7 +222,8 @@ def _stored_states(cells: list, options: object, state: type) -> dict:
         at = f"step {step:,} of {config.steps:,}" if step is not None else f"no checkpoint yet, {config.steps:,} steps"
         holder = lock_holder(config.out)
         if holder is not None:
-            states[cell.name] = state("running", f"{at} ({holder})")
+            left = time_left(config.steps - (step or 0), last_steps_per_s(config.out))
+            states[cell.name] = state("running", f"{at} ({holder}){left}")
         elif stored is not None:
             states[cell.name] = state(stored.get("status", "?"), stored.get("reason", ""))
         elif step is not None and step >= config.steps:

@@ -44,7 +44,7 @@ from concretelab.reproduce.seeds import seed_interval
 from concretelab.train import TrainConfig, train
 from concretelab.train.evaluate import evaluate_run
 from concretelab.train.io import atomic_write_json
-from concretelab.train.metrics import read_metrics
+from concretelab.train.metrics import last_steps_per_s, read_metrics, time_left
 from concretelab.train.replicas import replica_folder
 
 __all__ = [
@@ -236,6 +236,14 @@ class CellProgress:
     steps: tuple[int, ...]
     budget: int
     holder: str | None = None
+    rate: float | None = None  # steps/s of the training now running, from its last logged row
+
+    def time_left(self) -> str:
+        """", about N min of training left at S steps/s" while training at a known rate, else empty: the steps
+        every training of the cell still has to run, at the rate of the one running now."""
+        if self.holder is None:
+            return ""
+        return time_left(sum(self.budget - s for s in self.steps), self.rate)
 
     STATES = ("done", "training", "trained", "stopped", "not started")
 
@@ -262,7 +270,7 @@ class CellProgress:
         at = (f"step {self.steps[0]:,}" if len(self.steps) == 1
               else "seeds at steps " + " / ".join(f"{s:,}" for s in self.steps))
         if state == "training":
-            return f"training ({self.holder}): {at} of {self.budget:,}"
+            return f"training ({self.holder}): {at} of {self.budget:,}{self.time_left()}"
         return f"stopped{' at' if len(self.steps) == 1 else ','} {at} of {self.budget:,} (run it again to resume)"
 
 
@@ -278,8 +286,10 @@ def cell_progress(cell: LeaderboardCell, options: LeaderboardOptions) -> CellPro
     folders = [Path(config.out) for config in seed_configs(cell, options)]
     steps = tuple(saved_step(folder) or 0 for folder in folders)
     holders = [lock_holder(folder) for folder in folders]
+    running = next((i for i, h in enumerate(holders) if h is not None), None)
     return CellProgress(result=None, steps=steps, budget=options.steps,
-                        holder=next((h for h in holders if h is not None), None))
+                        holder=None if running is None else holders[running],
+                        rate=None if running is None else last_steps_per_s(folders[running]))
 
 
 def encoder_gradient_variance(run: Path, *, checkpoint: str = "best", draws: int = GRADIENT_DRAWS,

@@ -21,7 +21,7 @@ from concretelab.train.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetricsWriter", "export_csv", "read_metrics", "truncate_metrics"]
+__all__ = ["MetricsWriter", "export_csv", "last_steps_per_s", "read_metrics", "time_left", "truncate_metrics"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,3 +101,36 @@ def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def last_steps_per_s(run: str | Path, *, tail_bytes: int = 16384) -> float | None:
+    """The steps/s of the last training row of a run's metrics (its first replica's, for a run of replicas), read
+    from the file's last ``tail_bytes``; None when there is none yet."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        replicas = sorted(Path(run).glob("seed-*/metrics.jsonl"), key=lambda p: int(p.parent.name.split("-")[1]))
+        if not replicas:
+            return None
+        path = replicas[0]
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - tail_bytes))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):  # a cut first line or a torn last one does not parse, and is passed over
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rate = row.get("steps_per_s") if isinstance(row, dict) else None
+        if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
+            return float(rate)
+    return None
+
+
+def time_left(steps: int, rate: float | None) -> str:
+    """", about N min of training left at S steps/s" (hours from 2 h on) for ``steps`` still to run at ``rate``
+    steps/s; empty when the rate is unknown."""
+    if not rate:
+        return ""
+    seconds = steps / rate
+    left = f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    return f", about {left} of training left at {rate:.3g} steps/s"
