@@ -201,7 +201,7 @@ def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, i
             for e in estimators:
                 if e not in by_estimator:
                     entries[e].append("–")
-                elif s in leaders and by_estimator[e] is leaders[s]:
+                elif by_estimator[e] is leaders[s]:
                     entries[e].append("leader")
                     gaps[e].append(0.0)
                 else:

@@ -108,7 +108,8 @@ def last_steps_per_s(run: str | Path, *, tail_bytes: int = 16384) -> float | Non
     from the file's last ``tail_bytes``; None when there is none yet."""
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
-        replicas = sorted(Path(run).glob("seed-*/metrics.jsonl"), key=lambda p: int(p.parent.name.split("-")[1]))
+        replicas = sorted((p for p in Path(run).glob("seed-*/metrics.jsonl") if p.parent.name[5:].isdigit()),
+                          key=lambda p: int(p.parent.name[5:]))
         if not replicas:
             return None
         path = replicas[0]
