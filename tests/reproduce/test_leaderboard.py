@@ -117,12 +117,36 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert "reinforce_loo" in at_2.split(", ") and "rebar" not in at_4.split(", ") and "relax" in at_4.split(", ")
     assert "| linear | 0 of 26 | all | all |" in page
 
+    # the quietly measured cost of a step (benchmarks/leaderboard_cost.py --write): 1,000 / ms in the speed column,
+    # beside the training's own rate; a cell not measured gets a dash
+    cost_file = tmp_path / "results" / render.STEP_COST_FILE
+    cost_file.parent.mkdir(parents=True)
+    cost_file.write_text(json.dumps({"cells": {"mnist-nonlinear-disarm-K2": {"ms_per_replica_step": 4.0},
+                                               "mnist-nonlinear-concrete-K2": {"ms_per_replica_step": 8.0}}}))
+    assert len(render.load_leaderboard(tmp_path / "results")) == 3  # the cost file is not a cell
+    render.render_leaderboard(tmp_path / "results", tmp_path / "costed.md", tmp_path / "costed")
+    costed = (tmp_path / "costed.md").read_text()
+    rates = {name: json.loads((tmp_path / "results" / f"{name}.json").read_text())["replica_steps_per_s"]
+             for name in CELLS}
+    assert f"| 250 / {rates['mnist-nonlinear-disarm-K2']:,.0f} |" in costed
+    assert f"| 125 / {rates['mnist-nonlinear-concrete-K2']:,.0f} |" in costed
+    assert f"| – / {rates['mnist-nonlinear-rebar-K4']:,.0f} |" in costed
+    assert (tmp_path / "costed" / "mnist-nonlinear.png").is_file()
+
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
     monkeypatch.setattr(leaderboard, "train", must_not_train)
     assert main(_argv(tmp_path)) == 0  # done: kept
     assert main(_argv(tmp_path, "--list")) == 0
+
+
+def test_a_fashion_cell_not_measured_takes_the_mnist_cells_cost() -> None:
+    costs = {"mnist-linear-arm-K2": 3.0, "fashion-linear-arm-K2": 3.5, "mnist-linear-vimco-K2": 4.0}
+    assert render.step_cost(costs, "fashion-linear-arm-K2") == 3.5  # its own, where measured
+    assert render.step_cost(costs, "fashion-linear-vimco-K2") == 4.0  # the same shapes on MNIST
+    assert render.step_cost(costs, "mnist-linear-nvil-K2") is None
+    assert render.step_cost(costs, "fashion-nonlinear-vimco-K2") is None  # another model is another cost
 
 
 def test_list_says_where_each_cell_stands(tmp_path, capsys) -> None:

@@ -22,13 +22,33 @@ from concretelab.reproduce.leaderboard import (
 from concretelab.reproduce.seeds import seed_interval
 from concretelab.train.io import atomic_write_text
 
-__all__ = ["leader_gap", "load_leaderboard", "render_leaderboard"]
+__all__ = ["STEP_COST_FILE", "leader_gap", "load_leaderboard", "load_step_costs", "render_leaderboard", "step_cost"]
+
+#: CPU time per replica-step of each cell, measured quietly by ``benchmarks/leaderboard_cost.py``, in the results
+#: folder (a subfolder, so that ``load_leaderboard`` never reads it as a cell)
+STEP_COST_FILE = "measured/step-cost.json"
 
 
 def load_leaderboard(results: Path) -> list[dict[str, Any]]:
     """The finished results in ``results`` (``{cell}.json``), in name order."""
     found = [read_json_object(path) for path in sorted(Path(results).glob("*.json"))]
     return [r for r in found if r and r.get("status") == "done"]
+
+
+def load_step_costs(results: Path) -> dict[str, float]:
+    """Cell name -> CPU milliseconds per replica-step of its training loop, from ``STEP_COST_FILE`` in ``results``
+    (``benchmarks/leaderboard_cost.py --write``); empty when nothing was measured."""
+    stored = read_json_object(Path(results) / STEP_COST_FILE) or {}
+    return {name: float(entry["ms_per_replica_step"]) for name, entry in stored.get("cells", {}).items()}
+
+
+def step_cost(costs: dict[str, float], cell: str) -> float | None:
+    """The measured cost of ``cell``'s replica-step; for a Fashion-MNIST cell not measured itself, that of the MNIST
+    cell of the same model, estimator and K (the same shapes: only the batch's binarization differs)."""
+    if cell in costs:
+        return costs[cell]
+    dataset, rest = cell.split("-", 1)
+    return costs.get(f"mnist-{rest}") if dataset == "fashion" else None
 
 
 def _cell(summary: dict[str, Any] | None, digits: int = 2) -> str:
@@ -53,11 +73,18 @@ def _variances_at(summaries: dict[str, Any] | None, steps: int) -> str:
                       for s in variance_steps(steps))
 
 
-def _table(rows: list[dict[str, Any]]) -> list[str]:
+def _speed(result: dict[str, Any], costs: dict[str, float]) -> str:
+    """Replica-steps/s at the quietly measured cost of a step (a dash when not measured), then in the training."""
+    ms = step_cost(costs, result["cell"])
+    quiet = f"{1e3 / ms:,.0f}" if ms else "–"
+    return f"{quiet} / {result['replica_steps_per_s']:,.0f}"
+
+
+def _table(rows: list[dict[str, Any]], costs: dict[str, float]) -> list[str]:
     fractions = " / ".join(f"{f:.0%}" for f in VARIANCE_FRACTIONS)
     lines = [f"| estimator | K | m | −L_{TEST_K} (test) | −L_5000 (1,000 test images) | training ELBO | "
-             f"training objective | encoder gradient variance | at {fractions} of the steps | replica-steps/s | "
-             "seeds | steps |", "|---" * 12 + "|"]
+             f"training objective | encoder gradient variance | at {fractions} of the steps | replica-steps/s: "
+             "one quiet core / in training | seeds | steps |", "|---" * 12 + "|"]
     for r in sorted(rows, key=lambda r: (r["evaluations"], r["test_nll_100"]["mean"])):
         used = r.get("evaluations_used") or r["evaluations"]
         budget = f"{r['evaluations']}" + (f" ({used} used)" if used != r["evaluations"] else "")
@@ -65,8 +92,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
                      f"{_cell(r['test_nll_5000'])} | {_cell(r.get('train_elbo'))} | {_cell(r['train_objective'])} | "
                      f"{_variance(r.get('encoder_gradient_variance'))} | "
                      f"{_variances_at(r.get('encoder_gradient_variance_at'), r['request']['steps'])} | "
-                     f"{r['replica_steps_per_s']:,.0f} | "
-                     f"{len(r['seeds'])} | {r['steps']:,} |")
+                     f"{_speed(r, costs)} | {len(r['seeds'])} | {r['steps']:,} |")
     return lines
 
 
@@ -219,7 +245,10 @@ def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, i
     return lines
 
 
-def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+def _figure(rows: list[dict[str, Any]], path: Path, title: str, costs: dict[str, float]) -> bool:
+    """The first seed's validation bound against steps, and against time: CPU minutes per seed at each cell's
+    measured cost of a step when every cell of the figure has one (the same clock for all, whatever ran beside
+    them), else the training's own minutes per seed on a shared core."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,6 +257,8 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     curves = [(r, r["replicas"][0]["valid_curve"]) for r in rows if r["replicas"] and r["replicas"][0]["valid_curve"]]
     if not curves:
         return False
+    measured = {r["cell"]: step_cost(costs, r["cell"]) for r, _ in curves}
+    at_cost = all(measured.values())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     tab20 = plt.get_cmap("tab20").colors
     colours = tab20[0::2] + tab20[1::2]  # ten strong colours, then their light pairs: 14 estimators, none shared
@@ -237,10 +268,12 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         # the time one seed took: a process of replicas trains all the seeds at once
         per_seed = len(r["seeds"]) if r.get("seeds_as_replicas") else 1
         axes[0].plot([c[0] for c in curve], [c[1] for c in curve], style, label=label, color=colours[i % 20])
-        axes[1].plot([c[2] / 60 / per_seed for c in curve], [c[1] for c in curve], style, label=label,
-                     color=colours[i % 20])
+        minutes = ([c[0] * measured[r["cell"]] / 60e3 for c in curve] if at_cost
+                   else [c[2] / 60 / per_seed for c in curve])
+        axes[1].plot(minutes, [c[1] for c in curve], style, label=label, color=colours[i % 20])
     axes[0].set_xlabel("training step")
-    axes[1].set_xlabel("training minutes per seed (one core of this CPU, shared with other jobs)")
+    axes[1].set_xlabel("CPU minutes per seed at the measured cost of a step (one quiet core)" if at_cost
+                       else "training minutes per seed (one core of this CPU, shared with other jobs)")
     axes[0].set_ylabel(f"validation −L_{TEST_K} (nats, first seed)")
     axes[1].legend(fontsize=8, ncol=2)
     fig.suptitle(title)
@@ -258,17 +291,18 @@ def _budget_note(steps: int) -> list[str]:
             "nearer the papers'.", ""]
 
 
-def _figure_lines(rows: list[dict[str, Any]], figure: Path, markdown: Path, title: str) -> list[str]:
+def _figure_lines(rows: list[dict[str, Any]], figure: Path, markdown: Path, title: str,
+                  costs: dict[str, float]) -> list[str]:
     """The figure of ``rows`` and the page's link to it (nothing when no row has a validation curve)."""
     figure.parent.mkdir(parents=True, exist_ok=True)
-    if not _figure(rows, figure, title):
+    if not _figure(rows, figure, title, costs):
         return []
     relative = Path(os.path.relpath(figure, markdown.parent)).as_posix()
     return [f"![validation bound against steps and time]({relative})", ""]
 
 
 def _section(rows: list[dict[str, Any]], dataset: str, model: str, steps: int, figures: Path,
-             markdown: Path) -> list[str]:
+             markdown: Path, costs: dict[str, float]) -> list[str]:
     """One data set and model at one budget: the table, the figure, the commits and command."""
     title, name = f"{DATASETS[dataset][0]}: {model} model", f"{dataset}-{model}"
     if steps == DEFAULT_STEPS:
@@ -276,7 +310,7 @@ def _section(rows: list[dict[str, Any]], dataset: str, model: str, steps: int, f
     else:
         lines = [f"### {title}, {steps:,} steps", "", *_budget_note(steps)]
         name, caption = f"{name}-steps{steps}", f"{dataset}, {model} model, {steps:,} steps"
-    lines += [*_table(rows), "", *_figure_lines(rows, figures / f"{name}.png", markdown, caption)]
+    lines += [*_table(rows, costs), "", *_figure_lines(rows, figures / f"{name}.png", markdown, caption, costs)]
     commits = sorted({r["commit"] for r in rows})
     return [*lines, f"Commits: {', '.join(f'`{c}`' for c in commits)}. Command of the first cell: "
                     f"`{rows[0]['command']}`.", *_remeasured(rows), ""]
@@ -306,6 +340,7 @@ def _remeasured(rows: list[dict[str, Any]]) -> list[str]:
 def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
     """Write the leaderboard page (and its figures) from the finished results; returns the page's path."""
     found = load_leaderboard(results)
+    costs = load_step_costs(results)
     lines = [
         "# The estimator leaderboard",
         "",
@@ -333,10 +368,14 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "the best checkpoint, on a fixed batch of 50 training images over 100 draws of the estimator (NVIL's is "
         "that of its estimate, before the division by its running standard deviation that rescales its step); "
         "the next column gives it at fixed checkpoints, 10%, 50% and 100% of the steps.",
-        "- **replica-steps/s**: the steps per second of the process that trains a cell's seeds together as "
-        "replicas, times the number of seeds, on one core of this machine beside other jobs. REBAR, RELAX, double "
-        "CV and RODEO adapt parameters of their own to the batch, so their seeds train one after the other, and "
-        "their replica-steps/s is that process's steps/s.",
+        "- **replica-steps/s**: how many steps of one seed a core makes per second. *One quiet core*: "
+        "1,000 / the CPU milliseconds per replica-step of the cell's training loop (no validation), measured for "
+        "all cells in one interleaved run with nothing else running (`benchmarks/leaderboard_cost.py`, "
+        f"`results/leaderboard/{STEP_COST_FILE}`; a Fashion-MNIST cell not measured itself takes the MNIST cell's "
+        "number: the same shapes); the figures' time axis uses it. *In training*: the steps per second of the "
+        "process that trained the cell, times the seeds it trained together as replicas, on one core shared with "
+        "up to seven other jobs, so it measures the load as well. REBAR, RELAX, double CV and RODEO adapt "
+        "parameters of their own to the batch, so their seeds train one after the other, one seed per process.",
         "",
         "| | DisARM's protocol | ours |",
         "|---|---|---|",
@@ -359,7 +398,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
             budgets = sorted({r["request"]["steps"] for r in rows}, key=lambda steps: (steps != DEFAULT_STEPS, steps))
             for steps in budgets:
                 at = [r for r in rows if r["request"]["steps"] == steps]
-                lines += _section(at, dataset, model, steps, figures, markdown)
+                lines += _section(at, dataset, model, steps, figures, markdown, costs)
     reasons: dict[str, list[str]] = {}
     for name, reason in NOT_TRAINABLE.items():
         reasons.setdefault(reason, []).append(f"`{name}`")
