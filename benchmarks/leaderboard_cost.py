@@ -6,11 +6,12 @@ script times each cell's training loop (``concretelab.reproduce.leaderboard.cell
 estimator, samples, batch 50, its seeds as replicas where the estimator allows, one seed otherwise) on one thread,
 in CPU time of this process, interleaved: every selected cell once per block, block after block, the median block
 kept, each cell's timed runs after an untimed short one. The cost of a step is the difference of two runs' CPU time
-over the difference of their budgets (``--steps`` and ``--steps`` + ``--extra``), so the set-up, the data loading
-and the last validation cancel; periodic validation and checkpoints are off, so it is the training step alone (with
-its batch draw, metrics and schedules). A cell whose seeds are replicas of one process divides by its seeds: the
-result is CPU milliseconds per replica-step, what one seed's step costs. Beside each, its ratio to the Concrete cell
-of the same data set, model and K.
+over the difference of their budgets (``--steps`` and ``--steps`` + ``--extra``; for a cell that trains one seed per
+process, ``--extra`` times its seeds, so that every cell times as many replica-steps), so the set-up, the data
+loading and the last validation cancel; periodic validation and checkpoints are off, so it is the training step
+alone (with its batch draw, metrics and schedules). A cell whose seeds are replicas of one process divides by its
+seeds: the result is CPU milliseconds per replica-step, what one seed's step costs. Beside each, its ratio to the
+Concrete cell of the same data set, model and K.
 
 With ``--write``, the numbers go to ``results/leaderboard/measured/step-cost.json`` (atomically, merged with cells
 measured before), and ``docs/leaderboard.md``'s figures then plot the validation bound against CPU minutes per seed
@@ -114,10 +115,12 @@ def main() -> None:
         out = Path(scratch) / "run"
         for block in range(args.blocks):
             for cell in cells:
+                # a cell of one seed per process runs seeds times the steps: every cell times as many replica-steps
+                extra = args.extra * len(cell_config(cell, options).seed_list) // replicas_of(cell, options)
                 seconds_of_run(cell, options, args.steps, out)  # untimed: first-call allocations and caches
                 short = seconds_of_run(cell, options, args.steps, out)
-                long = seconds_of_run(cell, options, args.steps + args.extra, out)
-                per_step[cell.name].append((long - short) / args.extra / replicas_of(cell, options))
+                long = seconds_of_run(cell, options, args.steps + extra, out)
+                per_step[cell.name].append((long - short) / extra / replicas_of(cell, options))
             print(f"block {block + 1} of {args.blocks} done", flush=True)
     ms = {name: 1e3 * statistics.median(times) for name, times in per_step.items()}
     print("\n| cell | seeds per process | CPU ms per replica-step | spread of blocks | × Concrete (same K) |")
