@@ -109,7 +109,8 @@ def main() -> None:
         for dataset in sorted({c.dataset for c in cells}):
             load_dataset(options.data[dataset])  # cached for every run
         print(f"torch {torch.__version__}, 1 thread, CPU time per replica-step of each cell's training loop, runs "
-              f"of {args.steps} and {args.steps + args.extra} steps, median of {args.blocks} interleaved blocks",
+              f"of {args.steps} and {args.steps + args.extra} steps (seeds x {args.extra} further steps for a cell of "
+              f"one seed per process), median of {args.blocks} interleaved blocks",
               flush=True)
         per_step: dict[str, list[float]] = {c.name: [] for c in cells}
         out = Path(scratch) / "run"
