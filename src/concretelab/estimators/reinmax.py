@@ -17,7 +17,7 @@ Requires
 
 References
     [1] Liu, Wang, Chen, Han & Gao, "Bridging Discrete and Backpropagation: Straight-Through and Beyond",
-        NeurIPS 2023 (Algorithm 2, eq. 8).
+        NeurIPS 2023 (Algorithm 2).
 """
 
 from __future__ import annotations
