@@ -29,7 +29,6 @@ import platform
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ from concretelab.reproduce.leaderboard import (
     leaderboard_cells,
 )
 from concretelab.reproduce.leaderboard_render import STEP_COST_FILE
+from concretelab.reproduce.runner import git_commit, uncommitted_changes
 from concretelab.train import train
 from concretelab.train.io import atomic_write_json
 
@@ -67,22 +67,6 @@ def seconds_of_run(cell: LeaderboardCell, options: LeaderboardOptions, steps: in
 def replicas_of(cell: LeaderboardCell, options: LeaderboardOptions) -> int:
     """How many seeds one step of the cell's timed run advances."""
     return len(cell_config(cell, options).seed_list) if cell.replicable else 1
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def git_clean() -> bool:
-    try:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return not status.strip()
 
 
 def main() -> None:
@@ -137,7 +121,8 @@ def main() -> None:
         stored = read_json_object(path) or {}
         measured = dict(stored.get("cells", {}))
         command = "python " + shlex.join(["benchmarks/leaderboard_cost.py", *sys.argv[1:]])
-        commit, clean = git_commit(), git_clean()
+        # what the timings depend on: the package and this script (results and docs written since do not count)
+        commit, clean = git_commit(), not uncommitted_changes(paths=("src", "configs", "benchmarks"))
         for cell in cells:
             measured[cell.name] = {
                 "ms_per_replica_step": ms[cell.name],
