@@ -149,6 +149,18 @@ def test_a_fashion_cell_not_measured_takes_the_mnist_cells_cost() -> None:
     assert render.step_cost(costs, "fashion-nonlinear-vimco-K2") is None  # another model is another cost
 
 
+def test_the_bound_at_equal_cpu_time_interpolates_the_first_seeds_curve() -> None:
+    result = {"cell": "mnist-linear-arm-K2",
+              "replicas": [{"valid_curve": [[10_000, 140.0, 5.0], [20_000, 130.0, 9.0]]}, {"valid_curve": []}]}
+    costs = {"mnist-linear-arm-K2": 6.0}  # 10,000 steps at 6 ms: 1 CPU minute
+    assert render.bound_at_cpu_minutes(result, costs, 1.0) == 140.0
+    assert render.bound_at_cpu_minutes(result, costs, 1.5) == pytest.approx(135.0)
+    assert render.bound_at_cpu_minutes(result, costs, 2.0) == 130.0
+    assert render.bound_at_cpu_minutes(result, costs, 2.5) is None  # beyond its last validation
+    assert render.bound_at_cpu_minutes(result, costs, 0.5) is None
+    assert render.bound_at_cpu_minutes(result, {}, 1.0) is None  # not measured
+
+
 def test_list_says_where_each_cell_stands(tmp_path, capsys) -> None:
     """--list reads results and checkpoint headers: done (with -L_100), stopped at a step, training (the run folder's
     lock file names a live process), trained but not evaluated, or not started."""

@@ -22,7 +22,15 @@ from concretelab.reproduce.leaderboard import (
 from concretelab.reproduce.seeds import seed_interval
 from concretelab.train.io import atomic_write_text
 
-__all__ = ["STEP_COST_FILE", "leader_gap", "load_leaderboard", "load_step_costs", "render_leaderboard", "step_cost"]
+__all__ = [
+    "STEP_COST_FILE",
+    "bound_at_cpu_minutes",
+    "leader_gap",
+    "load_leaderboard",
+    "load_step_costs",
+    "render_leaderboard",
+    "step_cost",
+]
 
 #: CPU time per replica-step of each cell, measured quietly by ``benchmarks/leaderboard_cost.py``, in the results
 #: folder (a subfolder, so that ``load_leaderboard`` never reads it as a cell)
@@ -49,6 +57,24 @@ def step_cost(costs: dict[str, float], cell: str) -> float | None:
         return costs[cell]
     dataset, rest = cell.split("-", 1)
     return costs.get(f"mnist-{rest}") if dataset == "fashion" else None
+
+
+def bound_at_cpu_minutes(result: dict[str, Any], costs: dict[str, float], minutes: float) -> float | None:
+    """The first seed's validation bound after ``minutes`` CPU minutes at the cell's measured cost of a step (the
+    figures' time axis), linearly interpolated between its validations; None when the cell has no cost or no curve,
+    or ``minutes`` lies outside its validations."""
+    ms = step_cost(costs, result["cell"])
+    curve = result["replicas"][0]["valid_curve"] if result.get("replicas") else None
+    if not ms or not curve:
+        return None
+    times = [c[0] * ms / 60e3 for c in curve]
+    if not times[0] <= minutes <= times[-1]:
+        return None
+    after = next(i for i, t in enumerate(times) if t >= minutes)
+    if times[after] == minutes or after == 0:
+        return float(curve[after][1])
+    share = (minutes - times[after - 1]) / (times[after] - times[after - 1])
+    return float(curve[after - 1][1] + share * (curve[after][1] - curve[after - 1][1]))
 
 
 def _cell(summary: dict[str, Any] | None, digits: int = 2) -> str:
