@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy
+
 from concretelab.files import read_json_object, save_figure
 from concretelab.reproduce.leaderboard import (
     DATASETS,
@@ -70,11 +72,7 @@ def bound_at_cpu_minutes(result: dict[str, Any], costs: dict[str, float], minute
     times = [c[0] * ms / 60e3 for c in curve]
     if not times[0] <= minutes <= times[-1]:
         return None
-    after = next(i for i, t in enumerate(times) if t >= minutes)
-    if times[after] == minutes or after == 0:
-        return float(curve[after][1])
-    share = (minutes - times[after - 1]) / (times[after] - times[after - 1])
-    return float(curve[after - 1][1] + share * (curve[after][1] - curve[after - 1][1]))
+    return float(numpy.interp(minutes, times, [c[1] for c in curve]))
 
 
 def _cell(summary: dict[str, Any] | None, digits: int = 2) -> str:
