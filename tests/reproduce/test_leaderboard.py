@@ -355,6 +355,33 @@ def test_leader_gap_needs_a_common_seed() -> None:
         render.leader_gap(_result("a", {0: 1.0}), _result("b", {1: 2.0}), "test_nll_100", larger_better=False)
 
 
+def _section_cell(estimator: str, nll: list[float], elbo: list[float]) -> dict:
+    """A finished cell of MNIST's nonlinear model at K = 2 with these per-seed numbers."""
+    return {"cell": f"mnist-nonlinear-{estimator}-K2", "estimator": estimator, "dataset": "mnist",
+            "model": "nonlinear", "evaluations": 2,
+            "test_nll_100": {"mean": sum(nll) / len(nll)}, "train_elbo": {"mean": sum(elbo) / len(elbo)},
+            "replicas": [{"seed": s, "test_nll_100": n, "train_elbo": e}
+                         for s, (n, e) in enumerate(zip(nll, elbo, strict=True))]}
+
+
+def test_the_best_unbiased_estimator_leads_its_own_table() -> None:
+    """ReinMax and Concrete (biased) lead the section; the unbiased table leaves them out and measures ARM against
+    DisARM, the best unbiased mean: per seed 1.0 and 2.0 behind, so +1.50 +- 12.706 * 0.5."""
+    rows = [_section_cell("reinmax", [100.0, 101.0], [-110.0, -111.0]),
+            _section_cell("concrete", [100.5, 101.5], [-130.0, -131.0]),
+            _section_cell("disarm", [103.0, 104.0], [-115.0, -116.0]),
+            _section_cell("arm", [104.0, 106.0], [-116.0, -118.0])]
+    section = [("mnist", "nonlinear", 2)]
+    everyone = "\n".join(render._against_leader(rows, section))
+    assert "| reinmax | leader |" in everyone and "| disarm | +3.00 ± 0.00 ✱ |" in everyone
+    unbiased = "\n".join(render._against_leader(rows, section, unbiased_only=True))
+    assert unbiased.startswith("**Against the best unbiased estimator")
+    assert "reinmax" not in unbiased and "concrete" not in unbiased
+    assert "| disarm | leader |" in unbiased
+    assert f"| arm | +1.50 ± {12.706 * 0.5:.2f} |" in unbiased  # the interval includes zero: no mark
+    assert render._against_leader(rows[:2], section, unbiased_only=True) == []  # no unbiased cell, no table
+
+
 def test_cells_of_one_seed_start_from_the_same_weights(tmp_path) -> None:
     # what the page's seed-by-seed gaps rely on: the estimator does not enter the initialisation
     import torch

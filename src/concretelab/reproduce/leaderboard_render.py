@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy
 
+from concretelab.estimators import ESTIMATORS
 from concretelab.files import read_json_object, save_figure
 from concretelab.reproduce.leaderboard import (
     DATASETS,
@@ -202,7 +203,7 @@ def _overview(found: list[dict[str, Any]]) -> list[str]:
                      for s in sections]
             lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {mean_rank[estimator]:.1f} |")
         lines.append("")
-    return [*lines, *_against_leader(rows, sections)]
+    return [*lines, *_against_leader(rows, sections), *_against_leader(rows, sections, unbiased_only=True)]
 
 
 def _per_seed(result: dict[str, Any], key: str) -> dict[int, float]:
@@ -229,16 +230,35 @@ def leader_gap(leader: dict[str, Any], other: dict[str, Any], key: str,
     return mean, half, len(gaps)
 
 
-def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, int]]) -> list[str]:
+def _is_unbiased(estimator: str) -> bool:
+    """Whether the leaderboard's ``estimator`` estimates its objective's gradient without bias (the registry's
+    ``unbiased``: the ELBO's gradient, or for VIMCO that of its own objective L_K); Concrete is not."""
+    return estimator in ESTIMATORS and ESTIMATORS[estimator].unbiased
+
+
+AGAINST_LEADER = ("**Against the section's leader, seed by seed.** How far the estimator with the best mean is ahead "
+                  "of each other one, in nats: the mean over their common seeds of the difference of the two cells' "
+                  "numbers for the same seed, with its Student's t 95% interval over seeds. Cells of one seed start "
+                  "from the same initial weights, so the difference can be less noisy than the two cells' own "
+                  "intervals suggest. ✱ marks a gap whose interval excludes zero: the leader is ahead of that "
+                  "estimator on these seeds. Without ✱ the seeds do not tell the two apart. Rows are in the order of "
+                  "the mean gap over the sections.")
+AGAINST_BEST_UNBIASED = ("**Against the best unbiased estimator, seed by seed.** The same comparison among the "
+                         "estimators whose gradient is unbiased (for VIMCO, the gradient of its own objective L_K), "
+                         "for a model that needs one: how far the unbiased estimator with the best mean is ahead of "
+                         "each other unbiased one.")
+
+
+def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, int]], *,
+                    unbiased_only: bool = False) -> list[str]:
     """For each overview number, every estimator's gap to its section's leader (the best mean), seed by seed
-    (``leader_gap``), marked where the interval excludes zero."""
-    lines = ["**Against the section's leader, seed by seed.** How far the estimator with the best mean is ahead of "
-             "each other one, in nats: the mean over their common seeds of the difference of the two cells' "
-             "numbers for the same seed, with its Student's t 95% interval over seeds. Cells of one seed start from "
-             "the same initial weights, so the difference can be less noisy than the two cells' own intervals "
-             "suggest. ✱ marks a gap whose interval excludes zero: the leader is ahead of that estimator on these "
-             "seeds. Without ✱ the seeds do not tell the two apart. Rows are in the order of the mean gap over the "
-             "sections.", ""]
+    (``leader_gap``), marked where the interval excludes zero; with ``unbiased_only`` the same among the unbiased
+    estimators (``_is_unbiased``), the best of them as the leader."""
+    if unbiased_only:
+        rows = [r for r in rows if _is_unbiased(r["estimator"])]
+        if not rows:
+            return []
+    lines = [AGAINST_BEST_UNBIASED if unbiased_only else AGAINST_LEADER, ""]
     for key, label, larger_better in OVERVIEW_NUMBERS:
         at = {s: [r for r in rows if _section_of(r) == s and r.get(key)] for s in sections}
         leaders = {s: sorted(cells, key=lambda r: r[key]["mean"], reverse=larger_better)[0]
