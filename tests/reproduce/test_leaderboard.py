@@ -93,6 +93,7 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
     assert "| disarm | 2 | 1 |" in page and "| concrete | 2 | 2 |" in page and "| rebar | 4 (3 used) | 1 |" in page
     assert "at 10% / 50% / 100% of the steps" in page and "| training ELBO |" in page
     assert (tmp_path / "figures" / "mnist-nonlinear.png").is_file()
+    assert (tmp_path / "figures" / "overview.png").is_file() and "](figures/overview.png)" in page
     assert "steps instead of" not in page  # the leaderboard's budget: no section of a longer run
     assert "**Progress:** 3 of the 104 cells have finished at 4 steps" in page
     nll = {name.split("-")[2]: json.loads((tmp_path / "results" / f"{name}.json").read_text())["test_nll_100"]["mean"]

@@ -165,11 +165,51 @@ def _section_of(result: dict[str, Any]) -> tuple[str, str, int]:
     return result["dataset"], result["model"], result["evaluations"]
 
 
-def _overview(found: list[dict[str, Any]]) -> list[str]:
+def _overview_figure(rows: list[dict[str, Any]], sections: list[tuple[str, str, int]], path: Path) -> None:
+    """One panel per section (columns) and number of ``OVERVIEW_NUMBERS`` (rows): each estimator's mean over seeds
+    with its 95% interval over seeds, the best at the top; filled circles for the unbiased estimators
+    (``_is_unbiased``), open diamonds for the biased ones, one colour per estimator across the panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({r["estimator"] for r in rows})
+    tab20 = plt.get_cmap("tab20").colors
+    colours = dict(zip(names, tab20[0::2] + tab20[1::2], strict=False))
+    fig, axes = plt.subplots(len(OVERVIEW_NUMBERS), len(sections), squeeze=False,
+                             figsize=(3.3 * len(sections) + 0.8, 0.28 * len(names) * len(OVERVIEW_NUMBERS) + 1.6))
+    for row, (key, label, larger_better) in enumerate(OVERVIEW_NUMBERS):
+        for column, section in enumerate(sections):
+            ax = axes[row][column]
+            at = sorted((r for r in rows if _section_of(r) == section and r.get(key)),
+                        key=lambda r: r[key]["mean"], reverse=not larger_better)  # the best plotted last: on top
+            for y, r in enumerate(at):
+                unbiased = _is_unbiased(r["estimator"])
+                ax.errorbar(r[key]["mean"], y, xerr=r[key].get("ci95_half") or 0.0, color=colours[r["estimator"]],
+                            marker="o" if unbiased else "D", markersize=5, capsize=2,
+                            markerfacecolor=colours[r["estimator"]] if unbiased else "white")
+            ax.set_yticks(range(len(at)), [r["estimator"] for r in at], fontsize=8)
+            ax.set_ylim(-0.6, len(at) - 0.4)
+            ax.tick_params(axis="x", labelsize=8)
+            ax.grid(axis="x", alpha=0.3)
+            dataset, model, k = section
+            if row == 0:
+                ax.set_title(f"{SHORT_NAMES.get(dataset, dataset)} {model}, K = {k}", fontsize=9)
+            ax.set_xlabel(label, fontsize=8)
+    fig.suptitle(f"The leaderboard at {DEFAULT_STEPS:,} steps: mean over seeds and its 95% interval "
+                 "(● unbiased, ◇ biased; best at the top)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def _overview(found: list[dict[str, Any]], figures: Path, markdown: Path) -> list[str]:
     """Every estimator across the sections at the leaderboard's budget (data set, model, K) that have at least two
     finished cells (a rank needs something to rank against), for each number of ``OVERVIEW_NUMBERS``: its mean over
     seeds and its rank in the section, rows in the order of the mean rank over the sections each estimator has run
-    in. Nothing when no section has two finished cells."""
+    in, after a figure of the same means with their intervals (``figures/overview.png``). Nothing when no section
+    has two finished cells."""
     from collections import Counter
 
     rows = [r for r in found if r["request"]["steps"] == DEFAULT_STEPS]
@@ -182,7 +222,12 @@ def _overview(found: list[dict[str, Any]]) -> list[str]:
              "Each estimator in every section with at least two finished cells: the mean over seeds and, in "
              "brackets, its rank in the section (1 is best). Rows are in the order of the mean rank over the sections "
              "the estimator has run in. A rank orders the means only: neighbours whose intervals overlap are not "
-             "told apart by it, and the sections' own tables below give the intervals.", ""]
+             "told apart by it; the figure and the sections' own tables below give the intervals.", ""]
+    figure = figures / "overview.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    _overview_figure(rows, sections, figure)
+    relative = Path(os.path.relpath(figure, markdown.parent)).as_posix()
+    lines += [f"![each estimator's mean over seeds with its 95% interval, section by section]({relative})", ""]
     for key, label, larger_better in OVERVIEW_NUMBERS:
         ranks: dict[str, dict[tuple, tuple[int, float]]] = {}
         for section in sections:
@@ -433,7 +478,7 @@ def render_leaderboard(results: Path, markdown: Path, figures: Path) -> Path:
         "",
     ]
     lines += _progress(found)
-    lines += _overview(found)
+    lines += _overview(found, figures, markdown)
     if not found:
         lines += ["No cell has finished yet: `concretelab lab leaderboard --list` shows them.", ""]
     for dataset in DATASETS:
