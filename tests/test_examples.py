@@ -56,3 +56,20 @@ def test_a_missing_extra_is_one_line_naming_its_install(tmp_path: Path, script: 
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"{script} needs {blocked[-1]}: pip install 'concretelab[{extra}]'"]
+
+
+def test_own_estimator_rejects_the_slip_and_matches_reinforce_loo(tmp_path: Path) -> None:
+    """The example's bias test rejects the mean baseline that includes its own sample (its expected share of the
+    gradient is (K - 1)/K = 0.75) and not the leave-one-out one, which draws what ``reinforce_loo`` draws."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "own_estimator.py"), "--smoke"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {cells[1].strip(): cells[2:] for line in done.stdout.splitlines()
+            if line.startswith("| ") and len(cells := line.split("|")) == 6}
+    slip, loo = rows["mean baseline (includes itself)"], rows["mean baseline, leave one out"]
+    assert float(slip[0]) < 1e-6 and float(loo[0]) > 1e-3  # the bias test's p-values
+    share, half = (float(v) for v in slip[1].split("±"))
+    assert abs(share - 0.75) < max(half, 0.01) * 2  # the slip's share of the exact gradient: (K - 1)/K
+    assert "identical draws" in done.stdout
+    assert not any(tmp_path.iterdir())
