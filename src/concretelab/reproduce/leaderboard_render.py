@@ -175,8 +175,7 @@ def _overview_figure(rows: list[dict[str, Any]], sections: list[tuple[str, str, 
     import matplotlib.pyplot as plt
 
     names = sorted({r["estimator"] for r in rows})
-    tab20 = plt.get_cmap("tab20").colors
-    colours = dict(zip(names, tab20[0::2] + tab20[1::2], strict=False))
+    colours = dict(zip(names, _estimator_colours(), strict=False))
     fig, axes = plt.subplots(len(OVERVIEW_NUMBERS), len(sections), squeeze=False,
                              figsize=(3.3 * len(sections) + 0.8, 0.28 * len(names) * len(OVERVIEW_NUMBERS) + 1.6))
     for row, (key, label, larger_better) in enumerate(OVERVIEW_NUMBERS):
@@ -334,6 +333,14 @@ def _against_leader(rows: list[dict[str, Any]], sections: list[tuple[str, str, i
     return lines
 
 
+def _estimator_colours() -> tuple[tuple[float, ...], ...]:
+    """tab20's ten strong colours, then their light pairs: 20 colours, enough for the 14 estimators, none shared."""
+    import matplotlib.pyplot as plt
+
+    tab20 = plt.get_cmap("tab20").colors
+    return tuple(tab20[0::2] + tab20[1::2])
+
+
 def _figure(rows: list[dict[str, Any]], path: Path, title: str, costs: dict[str, float]) -> bool:
     """The first seed's validation bound against steps, and against time: CPU minutes per seed at each cell's
     measured cost of a step when every cell of the figure has one (the same clock for all, whatever ran beside
@@ -349,8 +356,7 @@ def _figure(rows: list[dict[str, Any]], path: Path, title: str, costs: dict[str,
     measured = {r["cell"]: step_cost(costs, r["cell"]) for r, _ in curves}
     at_cost = all(measured.values())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    tab20 = plt.get_cmap("tab20").colors
-    colours = tab20[0::2] + tab20[1::2]  # ten strong colours, then their light pairs: 14 estimators, none shared
+    colours = _estimator_colours()
     for i, (r, curve) in enumerate(curves):
         label = f"{r['estimator']}, K = {r['evaluations']}"
         style = "-" if r["evaluations"] == 2 else "--"
