@@ -207,3 +207,33 @@ def test_home_page_links_figure_examples_and_estimators(site: Path) -> None:
     assert re.search(r'href="estimators/(#which-estimator)?">Which estimator\?</a>', home)
     assert 'href="examples/"' in home and (site / "examples" / "index.html").is_file()
     assert 'href="https://github.com/concretelab/concretelab"' in home  # repo_url
+
+
+_LIST_ITEM = re.compile(r"^ {1,3}(?:[-*+]|\d+\.) ")
+
+
+def _underindented_list_items(text: str) -> list[int]:
+    """Line numbers of list items indented by 1-3 spaces outside code fences: Python-Markdown nests a list only under 4
+    spaces, so such an item (GitHub's 2-space nesting) is flattened into its parent list on the site."""
+    lines, fenced = [], False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and _LIST_ITEM.match(line):
+            lines.append(number)
+    return lines
+
+
+def test_python_markdown_nests_a_list_only_under_four_spaces() -> None:
+    """The premise of the check below, on the Markdown the site is built with, and the check's own control."""
+    markdown = pytest.importorskip("markdown")
+    two, four = "- parent\n  - child\n", "- parent\n    - child\n"
+    assert markdown.markdown(two).count("<ul>") == 1 and markdown.markdown(four).count("<ul>") == 2
+    assert _underindented_list_items(two) == [2] and _underindented_list_items(four) == []
+    assert _underindented_list_items("```\n  - in a code block\n```\n") == []
+
+
+def test_no_docs_page_has_a_list_that_the_site_would_flatten() -> None:
+    flattened = {str(page.relative_to(REPO)): found for page in sorted((REPO / "docs").rglob("*.md"))
+                 if (found := _underindented_list_items(page.read_text(encoding="utf-8")))}
+    assert not flattened, f"nested list items indented by fewer than 4 spaces (lines): {flattened}"
