@@ -209,31 +209,45 @@ def test_home_page_links_figure_examples_and_estimators(site: Path) -> None:
     assert 'href="https://github.com/concretelab/concretelab"' in home  # repo_url
 
 
-_LIST_ITEM = re.compile(r"^ {1,3}(?:[-*+]|\d+\.) ")
+_NESTED_ITEM = re.compile(r"^ {1,3}(?:[-*+]|\d+\.) ")
+_BULLET = re.compile(r"^(?:[-*+]|1\.) ")  # the items CommonMark (GitHub) lets interrupt a paragraph
+_NOT_PARAGRAPH = re.compile(r"^(?:\s|#|\||<|!|>|\$\$|(?:[-*+]|\d+\.) )")
 
 
-def _underindented_list_items(text: str) -> list[int]:
-    """Line numbers of list items indented by 1-3 spaces outside code fences: Python-Markdown nests a list only under 4
-    spaces, so such an item (GitHub's 2-space nesting) is flattened into its parent list on the site."""
-    lines, fenced = [], False
+def _lists_the_site_would_flatten(text: str) -> list[int]:
+    """Line numbers of list items that GitHub renders as lists and Python-Markdown (the site's) does not, outside code
+    fences and math blocks: an item indented by 1-3 spaces (Python-Markdown nests a list only under 4, so it joins its
+    parent list) and a bullet right after a paragraph line (Python-Markdown starts no list without a blank line, so
+    the item stays text in the paragraph)."""
+    found, fenced, math, previous = [], False, False, ""
     for number, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("```"):
             fenced = not fenced
-        elif not fenced and _LIST_ITEM.match(line):
-            lines.append(number)
-    return lines
+        elif line.strip() == "$$":
+            math = not math
+        elif not (fenced or math):
+            after_paragraph = bool(previous.strip()) and not _NOT_PARAGRAPH.match(previous)
+            if _NESTED_ITEM.match(line) or (_BULLET.match(line) and after_paragraph):
+                found.append(number)
+        previous = line
+    return found
 
 
-def test_python_markdown_nests_a_list_only_under_four_spaces() -> None:
-    """The premise of the check below, on the Markdown the site is built with, and the check's own control."""
+def test_python_markdown_nests_a_list_only_under_four_spaces_and_after_a_blank_line() -> None:
+    """The premises of the check below, on the Markdown the site is built with, and the check's own controls."""
     markdown = pytest.importorskip("markdown")
     two, four = "- parent\n  - child\n", "- parent\n    - child\n"
     assert markdown.markdown(two).count("<ul>") == 1 and markdown.markdown(four).count("<ul>") == 2
-    assert _underindented_list_items(two) == [2] and _underindented_list_items(four) == []
-    assert _underindented_list_items("```\n  - in a code block\n```\n") == []
+    joined, apart = "A paragraph:\n- item\n", "A paragraph:\n\n- item\n"
+    assert "<ul>" not in markdown.markdown(joined) and "<ul>" in markdown.markdown(apart)
+    assert _lists_the_site_would_flatten(two) == [2] and _lists_the_site_would_flatten(four) == []
+    assert _lists_the_site_would_flatten(joined) == [2] and _lists_the_site_would_flatten(apart) == []
+    assert _lists_the_site_would_flatten("- one\n- two\n  more of two\n- three\n") == []
+    assert _lists_the_site_would_flatten("a sum of\n317. No list\n") == []  # only 1. may interrupt a paragraph
+    assert _lists_the_site_would_flatten("```\ntext\n  - in a code block\n```\n$$\na\n+ b\n$$\n") == []
 
 
 def test_no_docs_page_has_a_list_that_the_site_would_flatten() -> None:
     flattened = {str(page.relative_to(REPO)): found for page in sorted((REPO / "docs").rglob("*.md"))
-                 if (found := _underindented_list_items(page.read_text(encoding="utf-8")))}
-    assert not flattened, f"nested list items indented by fewer than 4 spaces (lines): {flattened}"
+                 if (found := _lists_the_site_would_flatten(page.read_text(encoding="utf-8")))}
+    assert not flattened, f"list items the site would not render as a list (lines): {flattened}"
