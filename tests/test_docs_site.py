@@ -211,24 +211,37 @@ def test_home_page_links_figure_examples_and_estimators(site: Path) -> None:
 
 _NESTED_ITEM = re.compile(r"^ {1,3}(?:[-*+]|\d+\.) ")
 _BULLET = re.compile(r"^(?:[-*+]|1\.) ")  # the items CommonMark (GitHub) lets interrupt a paragraph
+_UNDER_INDENTED = re.compile(r"^ {1,3}\S")
 _NOT_PARAGRAPH = re.compile(r"^(?:\s|#|\||<|!|>|\$\$|(?:[-*+]|\d+\.) )")
 
 
 def _lists_the_site_would_flatten(text: str) -> list[int]:
-    """Line numbers of list items that GitHub renders as lists and Python-Markdown (the site's) does not, outside code
-    fences and math blocks: an item indented by 1-3 spaces (Python-Markdown nests a list only under 4, so it joins its
-    parent list) and a bullet right after a paragraph line (Python-Markdown starts no list without a blank line, so
-    the item stays text in the paragraph)."""
-    found, fenced, math, previous = [], False, False, ""
+    """Line numbers of the lines that GitHub renders inside a list and Python-Markdown (the site's) does not, outside
+    code fences and math blocks:
+    - an item indented by 1-3 spaces: Python-Markdown nests a list only under 4, so the item joins its parent list;
+    - a bullet right after a paragraph line: Python-Markdown starts no list without a blank line, so the item stays
+      text in the paragraph;
+    - a block indented by 1-3 spaces after a blank line (a second paragraph, a table or a fence meant for the item
+      above): Python-Markdown continues an item after a blank line only under 4 spaces, so the block ends the list;
+    - a bullet right after an item's second paragraph, table or fence (an indented block after a blank line):
+      Python-Markdown reads the bullet as a line of that block."""
+    found, fenced, math, previous, in_later_block = [], False, False, "", False
     for number, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif line.strip() == "$$":
-            math = not math
-        elif not (fenced or math):
+        opens_fence = line.lstrip().startswith("```")
+        if not (fenced or math):
             after_paragraph = bool(previous.strip()) and not _NOT_PARAGRAPH.match(previous)
-            if _NESTED_ITEM.match(line) or (_BULLET.match(line) and after_paragraph):
+            after_blank = not previous.strip() and number > 1
+            if (_NESTED_ITEM.match(line) or (_BULLET.match(line) and (after_paragraph or in_later_block))
+                    or (after_blank and _UNDER_INDENTED.match(line))):
                 found.append(number)
+            if not line.strip() or _BULLET.match(line.lstrip()):
+                in_later_block = False
+            elif after_blank and line.startswith(" "):
+                in_later_block = True
+        if opens_fence:
+            fenced = not fenced
+        elif line.strip() == "$$" and not fenced:
+            math = not math
         previous = line
     return found
 
@@ -245,6 +258,18 @@ def test_python_markdown_nests_a_list_only_under_four_spaces_and_after_a_blank_l
     assert _lists_the_site_would_flatten("- one\n- two\n  more of two\n- three\n") == []
     assert _lists_the_site_would_flatten("a sum of\n317. No list\n") == []  # only 1. may interrupt a paragraph
     assert _lists_the_site_would_flatten("```\ntext\n  - in a code block\n```\n$$\na\n+ b\n$$\n") == []
+    two_spaces, four_spaces = "- item\n  more\n\n  | a |\n  |---|\n", "- item\n  more\n\n    | a |\n    |---|\n"
+    before_table = {text: markdown.markdown(text, extensions=["tables"]).split("<table>")[0]
+                    for text in (two_spaces, four_spaces)}
+    assert "</ul>" in before_table[two_spaces] and "</ul>" not in before_table[four_spaces]
+    assert _lists_the_site_would_flatten(two_spaces) == [4] and _lists_the_site_would_flatten(four_spaces) == []
+    assert _lists_the_site_would_flatten("- item:\n\n  ```\n  code\n  ```\n") == [3]
+    joined_item, apart_item = "- one\n\n    second paragraph\n- two\n", "- one\n\n    second paragraph\n\n- two\n"
+    assert markdown.markdown(joined_item).count("<li>") == 1 and markdown.markdown(apart_item).count("<li>") == 2
+    assert _lists_the_site_would_flatten(joined_item) == [4] and _lists_the_site_would_flatten(apart_item) == []
+    fence_then_item = "- one:\n\n    ```\n    code\n    ```\n- two\n"
+    assert "- two" in markdown.markdown(fence_then_item, extensions=["pymdownx.superfences"])  # not an item
+    assert _lists_the_site_would_flatten(fence_then_item) == [6]
 
 
 def test_no_docs_page_has_a_list_that_the_site_would_flatten() -> None:

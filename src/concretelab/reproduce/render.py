@@ -493,7 +493,7 @@ def _commands_section(results: dict[str, dict[str, Any]], cells: Sequence[Cell])
         return []
     lines = ["## Commands that produced the numbers", ""]
     for command, names in commands.items():
-        lines += [f"- {', '.join(f'`{n}`' for n in names)}:", "", "  ```", f"  {command}", "  ```", ""]
+        lines += [f"- {', '.join(f'`{n}`' for n in names)}:", "", "    ```", f"    {command}", "    ```", ""]
     return lines
 
 
