@@ -1,0 +1,53 @@
+"""The committed generated pages are what their committed results render to: docs/leaderboard.md from
+results/leaderboard/*.json and docs/RESULTS.md with docs/RESULTS-details.md from results/table1/*.json. A result
+landed without its page, or a page edited by hand, fails here (figures are not compared: their bytes depend on the
+matplotlib build)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from concretelab.reproduce.leaderboard_render import render_leaderboard
+from concretelab.reproduce.render import render_results
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = {
+    "leaderboard": ("leaderboard.md",),
+    "table1": ("RESULTS.md", "RESULTS-details.md"),
+}
+
+
+@pytest.mark.parametrize("results", sorted(PAGES))
+def test_a_generated_page_is_what_its_committed_results_render_to(results, tmp_path) -> None:
+    docs = tmp_path / "docs"
+    if results == "leaderboard":
+        render_leaderboard(REPO / "results" / "leaderboard", docs / "leaderboard.md", docs / "figures" / "leaderboard")
+    else:
+        render_results(REPO / "results" / "table1", docs / "RESULTS.md", docs / "figures" / "table1")
+    for page in PAGES[results]:
+        rendered = (docs / page).read_text(encoding="utf-8")
+        committed = (REPO / "docs" / page).read_text(encoding="utf-8")
+        assert rendered == committed, f"docs/{page} is not what results/{results} renders to: re-render and commit it"
+
+
+def test_the_comparison_sees_a_page_that_drifted_from_its_results(tmp_path) -> None:
+    """The control: a copy of the results renders the committed page, and one number changed in it does not."""
+    copy = tmp_path / "results"
+    shutil.copytree(REPO / "results" / "leaderboard", copy)
+    committed = (REPO / "docs" / "leaderboard.md").read_text(encoding="utf-8")
+
+    def rendered() -> str:
+        docs = tmp_path / "docs"
+        return render_leaderboard(copy, docs / "leaderboard.md", docs / "figures" / "leaderboard").read_text(
+            encoding="utf-8")
+
+    assert rendered() == committed
+    cell = sorted(copy.glob("*-K2.json"))[0]
+    result = json.loads(cell.read_text())
+    result["test_nll_100"]["mean"] += 1.0
+    cell.write_text(json.dumps(result))
+    assert rendered() != committed
