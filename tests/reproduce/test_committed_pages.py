@@ -1,11 +1,12 @@
 """The committed generated pages are what their committed results render to: docs/leaderboard.md from
 results/leaderboard/*.json and docs/RESULTS.md with docs/RESULTS-details.md from results/table1/*.json. A result
 landed without its page, or a page edited by hand, fails here (figures are not compared: their bytes depend on the
-matplotlib build)."""
+matplotlib build). The count of cells that "Which estimator?" rests on is checked against the same results."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -51,3 +52,18 @@ def test_the_comparison_sees_a_page_that_drifted_from_its_results(tmp_path) -> N
     result["test_nll_100"]["mean"] += 1.0
     cell.write_text(json.dumps(result))
     assert rendered() != committed
+
+
+def test_which_estimator_counts_the_finished_cells_it_rests_on() -> None:
+    """docs/estimators.md's "Which estimator?" says how many of the leaderboard's cells it rests on; that count is
+    written by hand at each landing, so it is checked against the committed results."""
+    from concretelab.reproduce.leaderboard import DEFAULT_STEPS, leaderboard_cells
+    from concretelab.reproduce.leaderboard_render import load_leaderboard
+
+    cells = {cell.name for cell in leaderboard_cells()}
+    finished = {r["cell"] for r in load_leaderboard(REPO / "results" / "leaderboard")
+                if r["cell"] in cells and r["steps"] == DEFAULT_STEPS}
+    said = re.search(r"They rest on the first (\d+) of the \[leaderboard\]\(leaderboard\.md\)'s\s+(\d+)\s+cells",
+                     (REPO / "docs" / "estimators.md").read_text(encoding="utf-8"))
+    assert said, "docs/estimators.md no longer says how many cells Which estimator? rests on"
+    assert (int(said.group(1)), int(said.group(2))) == (len(finished), len(cells))
