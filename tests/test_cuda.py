@@ -18,7 +18,7 @@ from concretelab.train.metrics import read_metrics
 from objectives._exact import exact_terms
 from objectives.test_bound import _data, _tiny
 from reproduce.test_reproduce_command import _argv, _result
-from train._helpers import model_tensors, small_config
+from train._helpers import model_tensors, resume, small_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -78,7 +78,7 @@ def test_training_on_cuda_is_finite_and_resumes_bit_identically(tmp_path, object
     straight, half = tmp_path / "straight", tmp_path / "half"
     train(small_config(straight, steps=40, device="cuda", checkpoint_every=10, **extra))
     train(small_config(half, steps=20, device="cuda", checkpoint_every=10, **extra))
-    train(small_config(half, steps=40, device="cuda", checkpoint_every=10, **extra), resume=True)
+    resume(small_config(half, steps=40, device="cuda", checkpoint_every=10, **extra))
     a, b = model_tensors(straight), model_tensors(half)
     assert all(bool(torch.isfinite(t).all()) for t in a.values())
     for name in a:
@@ -88,7 +88,7 @@ def test_training_on_cuda_is_finite_and_resumes_bit_identically(tmp_path, object
 def test_a_cuda_run_resumes_on_the_cpu(tmp_path) -> None:
     out = tmp_path / "run"
     train(small_config(out, steps=20, device="cuda", checkpoint_every=10))
-    train(small_config(out, steps=40, device="cpu", checkpoint_every=10), resume=True)
+    resume(small_config(out, steps=40, device="cpu", checkpoint_every=10))
     devices = load_checkpoint(out / "checkpoints" / "last.safetensors").extra["devices"]
     assert [first for first, _ in devices] == [0, 20] and devices[0][1].startswith(torch.cuda.get_device_name())
     rows = [row for row in read_metrics(out / "metrics.jsonl") if "loss" in row]
@@ -172,11 +172,11 @@ def test_graphed_run_resumes_bit_for_bit(tmp_path, estimator) -> None:
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     train(small_config(straight, **settings))
     train(small_config(stopped, **{**settings, "steps": 6}))
-    train(small_config(stopped, **settings), resume=True)
+    resume(small_config(stopped, **settings))
     a, b = model_tensors(straight), model_tensors(stopped)
     assert all(torch.equal(a[k], b[k]) for k in a)
     # and the graphed checkpoint resumes eagerly on the CPU (a float learning rate, capturable off)
-    train(small_config(stopped, **{**settings, "device": "cpu", "cuda_graph": False, "steps": 14}), resume=True)
+    resume(small_config(stopped, **{**settings, "device": "cpu", "cuda_graph": False, "steps": 14}))
 
 
 # ----- --compile on CUDA: the loss as one graph, its noise from the device's default generator --------------

@@ -14,7 +14,7 @@ import torch
 
 from concretelab.train import load_checkpoint, train
 
-from ._helpers import REPO, model_tensors, run_python, small_config
+from ._helpers import REPO, model_tensors, resume, run_python, small_config
 
 # Runs `concretelab train` in-process after wrapping the relaxed objective so that the process sends
 # itself SIGKILL during step KILL_AT (after the checkpoint of step KILL_AT - 2 was written).
@@ -47,7 +47,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path) -> None:
     proc = run_python(_KILL_SCRIPT, "9", *_cli_args(killed, 12, 6))
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert load_checkpoint(killed / "checkpoints" / "last.safetensors").step == 6
-    train(small_config(killed, steps=12, checkpoint_every=6), resume=True)
+    resume(small_config(killed, steps=12, checkpoint_every=6))
     a, b = model_tensors(straight), model_tensors(killed)
     for name in a:
         assert torch.equal(a[name], b[name]), name
@@ -75,7 +75,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path) -> None:
     ckpt = load_checkpoint(out / "checkpoints" / "last.safetensors")
     assert 0 < ckpt.step < 1_000_000
     # and it resumes from there
-    result = train(small_config(out, steps=ckpt.step + 2, checkpoint_every=1_000_000, log_every=2), resume=True)
+    result = resume(small_config(out, steps=ckpt.step + 2, checkpoint_every=1_000_000, log_every=2))
     assert result.step == ckpt.step + 2
 
 
@@ -132,7 +132,7 @@ def test_kill_9_at_any_step_then_resume_replays_every_tensor_and_row(tmp_path) -
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         with open(killed / "metrics.jsonl", "a") as handle:  # and a torn last line, as a kill mid-write leaves
             handle.write('{"step": 99, "lo')
-        train(small_config(killed, **_REPLAY), resume=True)
+        resume(small_config(killed, **_REPLAY))
         assert _rows(killed) == _rows(straight), kill_at
         _assert_same_checkpoints(straight, killed)
 
@@ -162,7 +162,7 @@ def test_a_signal_during_a_step_takes_no_optimizer_step(tmp_path) -> None:
     assert result.stopped_by_signal == signal.SIGTERM and result.step == 5
     assert load_checkpoint(interrupted / "checkpoints/last.safetensors").step == 5
     assert max(r["step"] for r in _rows(interrupted)) == 5  # the validation row at 5, no row beyond
-    train(small_config(interrupted, **_REPLAY), resume=True)
+    resume(small_config(interrupted, **_REPLAY))
     assert _rows(interrupted) == _rows(straight)
     _assert_same_checkpoints(straight, interrupted)
 

@@ -16,7 +16,7 @@ from concretelab.train import NonFiniteLossError, load_checkpoint, loop, train
 from concretelab.train.metrics import read_metrics
 from concretelab.train.seeding import derive_seed
 
-from ._helpers import model_tensors, small_config
+from ._helpers import model_tensors, resume, small_config
 
 
 def test_run_folder_and_metrics(tmp_path) -> None:
@@ -44,7 +44,7 @@ def test_resume_is_bit_identical(tmp_path) -> None:
     train(small_config(straight, steps=10, eval_every=3))
     half = tmp_path / "half"
     train(small_config(half, steps=5, eval_every=3))  # stops (and checkpoints) at step 5
-    train(small_config(half, steps=10, eval_every=3), resume=True)
+    resume(small_config(half, steps=10, eval_every=3))
     a, b = model_tensors(straight), model_tensors(half)
     assert a.keys() == b.keys()
     for name in a:
@@ -58,6 +58,26 @@ def test_resume_is_bit_identical(tmp_path) -> None:
     # metrics rows of the resumed run continue where the first part stopped, with no duplicates
     steps = [r["step"] for r in read_metrics(half / "metrics.jsonl") if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 10
+
+
+def test_resume_continues_from_the_checkpoints_tensors(tmp_path) -> None:
+    # the control of the test above: change one weight in the checkpoint, and the resumed run ends elsewhere (a
+    # resume that reinitialised the model from its seed would reproduce the straight run whatever the file held)
+    from concretelab.train import save_checkpoint
+
+    straight, edited = tmp_path / "straight", tmp_path / "edited"
+    train(small_config(straight, steps=10))
+    train(small_config(edited, steps=5))
+    path = edited / "checkpoints" / "last.safetensors"
+    checkpoint = load_checkpoint(path)
+    state = dict(checkpoint.model_state)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] += 0.5
+    save_checkpoint(path, dataclasses.replace(checkpoint, model_state=state))
+    resume(small_config(edited, steps=10))
+    a, b = model_tensors(straight), model_tensors(edited)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_refuses_changed_settings(tmp_path) -> None:

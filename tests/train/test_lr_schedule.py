@@ -12,7 +12,7 @@ from concretelab.train import TrainConfig, load_checkpoint, train
 from concretelab.train.lr_schedule import learning_rate
 from concretelab.train.metrics import read_metrics
 
-from ._helpers import model_tensors, small_config
+from ._helpers import model_tensors, resume, small_config
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_resume_with_a_decaying_schedule_is_bit_identical(tmp_path) -> None:
     straight, half = tmp_path / "straight", tmp_path / "half"
     train(small_config(straight, steps=10, **settings))
     train(small_config(half, steps=6, **settings))
-    train(small_config(half, steps=10, **settings), resume=True)
+    resume(small_config(half, steps=10, **settings))
     a, b = model_tensors(straight), model_tensors(half)
     assert all(torch.equal(a[name], b[name]) for name in a)
     lrs = lambda run: [r["lr"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]  # noqa: E731

@@ -31,7 +31,7 @@ from concretelab.train.replicas import (
     stack_replicas,
 )
 
-from ._helpers import model_tensors, run_python, small_config
+from ._helpers import model_tensors, resume, run_python, small_config
 from .test_interruptions import _KILL_SCRIPT  # the CLI, killed by SIGKILL at its N-th objective call
 
 # ----- parsing --------------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_replica_run_resumed_with_more_steps_replays_every_tensor(tmp_path, esti
                 "estimator": estimator}
     train(small_config(straight, **settings))
     train(small_config(stopped, **{**settings, "steps": 5}))
-    train(small_config(stopped, **settings), resume=True)
+    resume(small_config(stopped, **settings))
     for folder in ("", "seed-1", "seed-4"):
         a = load_file(str(straight / folder / "checkpoints" / "last.safetensors"))
         b = load_file(str(stopped / folder / "checkpoints" / "last.safetensors"))

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from concretelab.train import TrainConfig, train
 
-from ._helpers import small_config
+from ._helpers import resume, small_config
 
 
 def _model(path) -> dict[str, torch.Tensor]:
@@ -21,7 +21,7 @@ def test_a_snapshot_is_the_checkpoint_a_run_of_that_many_steps_ends_with(tmp_pat
     """Taken through an interruption too: a run stopped at step 3 and resumed keeps the snapshot of step 6."""
     kept, short = tmp_path / "kept", tmp_path / "short"
     train(small_config(kept, steps=3, seeds=seeds, snapshot_steps="6,9"))
-    train(small_config(kept, steps=10, seeds=seeds, snapshot_steps="6,9"), resume=True)
+    resume(small_config(kept, steps=10, seeds=seeds, snapshot_steps="6,9"))
     train(small_config(short, steps=6, seeds=seeds))
     folders = [("", "")] if seeds is None else [(f"seed-{s}", f"seed-{s}") for s in (0, 1)]
     for kept_folder, short_folder in folders:

@@ -12,7 +12,7 @@ import pytest
 from concretelab.train import train
 from concretelab.train.metrics import read_metrics
 
-from ._helpers import run_python, small_config
+from ._helpers import resume, run_python, small_config
 from .test_interruptions import _KILL_SCRIPT
 
 pytest.importorskip("tensorboard")
@@ -58,7 +58,7 @@ def test_kill_9_and_resume_leave_no_duplicate_or_out_of_order_step(tmp_path) -> 
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert [s for s, _ in _scalars(killed, "train/loss")] == [3, 6, 9]
     time.sleep(1.1)  # event files are ordered by their creation second; a real resume starts later than that
-    train(small_config(killed, **SETTINGS), resume=True)  # resumes at the checkpoint of step 8
+    resume(small_config(killed, **SETTINGS))  # resumes at the checkpoint of step 8
     for tag in ("train/loss", "valid/nll", "train/lr"):
         steps = [s for s, _ in _scalars(killed, tag)]
         assert steps == sorted(set(steps)) == [s for s, _ in _scalars(straight, tag)], tag
