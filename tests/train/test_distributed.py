@@ -17,6 +17,10 @@ from concretelab.train import load_checkpoint, train
 
 from ._helpers import REPO, model_tensors, small_config
 
+# Adam's moments agreed exactly when this was written; a gradient summed over the 2 ranks instead of averaged
+# scales them by 2 and 4, far outside these tolerances
+MOMENT_RTOL, MOMENT_ATOL = 1e-2, 1e-3
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -54,5 +58,13 @@ def test_two_processes_match_one(tmp_path, steps: int, batch_size: int, atol: fl
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=atol, msg=name)
-    epochs = load_checkpoint(one / "checkpoints/last.safetensors").data_state["epoch"]
+    # Adam's update hardly changes when every gradient is scaled, so the parameters alone would barely notice a rank
+    # that summed its gradients instead of averaging them; Adam's moments, scaled by 2 and 4, show it plainly
+    first, second = load_checkpoint(one / "checkpoints/last.safetensors"), load_checkpoint(
+        two / "checkpoints/last.safetensors")
+    for index, state in first.optimizer_state["state"].items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(second.optimizer_state["state"][index][key], state[key], rtol=MOMENT_RTOL,
+                                       atol=MOMENT_ATOL * state[key].abs().max().item(), msg=f"{index} {key}")
+    epochs = first.data_state["epoch"]
     assert epochs == (steps - 1) // 208  # every batch full: 208 per epoch of the 10,000 embedded images
