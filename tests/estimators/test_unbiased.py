@@ -57,12 +57,11 @@ def test_unbiased_estimator_matches_exact_gradient(name, problem):
     assert within_confidence(draws, exact), f"z-scores {z_scores(draws, exact)}"
 
 
-@pytest.mark.parametrize("name", [n for n in UNBIASED if ESTIMATORS[n].stateful])
-@pytest.mark.parametrize("problem", ["bernoulli_nonlinear", "categorical_nonlinear"])
+@pytest.mark.parametrize(("name", "problem"), [(n, p) for n, p in CASES if ESTIMATORS[n].stateful])
 def test_adapted_estimator_stays_unbiased(name, problem):
-    if PROBLEMS[problem].family not in ESTIMATORS[name].families:
-        pytest.skip(f"{name} has no {PROBLEMS[problem].family} family")
-    # after 40 adaptation calls the baseline / control variate is no longer at its initial value
+    # after 40 adaptation calls the baseline / control variate is no longer at its initial value. Fresh, NVIL equals
+    # REINFORCE and RELAX equals REBAR draw for draw (their learned parts start at zero), so only this test judges
+    # NVIL's baseline and RELAX's network: it runs on every problem the estimator applies to
     draws, exact = _draws(name, problem, warmup=40, seed=1)
     assert within_confidence(draws, exact), f"z-scores {z_scores(draws, exact)}"
 
