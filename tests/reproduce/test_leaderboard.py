@@ -80,8 +80,9 @@ def test_leaderboard_trains_evaluates_resumes_and_renders(tmp_path, monkeypatch)
         assert result["replica_steps_per_s"] == pytest.approx((2 if replicas else 1) * result["steps_per_s"])
         # the variance at the fixed checkpoints 10%, 50% and 100% of the 4 steps: steps 1 (at least 1), 2 and 4
         assert list(result["encoder_gradient_variance_at"]) == ["1", "2", "4"]
-        for seed in result["replicas"]:
-            assert all(v > 0 for v in seed["encoder_gradient_variance_at"].values())
+        for seed in result["replicas"]:  # each from its own checkpoint: the first and the last differ
+            at = seed["encoder_gradient_variance_at"]
+            assert all(v > 0 for v in at.values()) and at["1"] != at["4"]
         elbos = [seed["train_elbo"] for seed in result["replicas"]]
         assert result["train_elbo"]["mean"] == pytest.approx(sum(elbos) / 2) and all(e < 0 for e in elbos)
         last = [seed["encoder_gradient_variance_at"]["4"] for seed in result["replicas"]]
@@ -259,6 +260,34 @@ def test_nvil_variance_is_of_its_estimate_not_of_its_rescaled_step(tmp_path, mon
     assert variances[0] > 0
     assert variances[1] == pytest.approx(variances[0], rel=1e-9)
 
+    # and the baselines are the checkpoint's: shifting the saved baseline's output by 1000 nats shifts NVIL's signal
+    # l - b(x) - c by as much (a baseline left at its initial value would not see it), and the variance grows
+    def shifted_baseline(path, *args, **kwargs):
+        saved = load(path, *args, **kwargs)
+        saved.extra["estimator"]["baselines.0.2.bias"].add_(1000.0)
+        return saved
+
+    monkeypatch.setattr(train_package, "load_checkpoint", shifted_baseline)
+    assert leaderboard.encoder_gradient_variance(Path(config.out), draws=8, images=10) > 10 * variances[0]
+
+
+def test_variances_at_fixed_steps_come_from_those_steps_checkpoints(tmp_path, monkeypatch) -> None:
+    """10%, 50% and 100% of 20 steps: the snapshots step-2 and step-10, and the last checkpoint for step 20."""
+    for name in ("step-2", "step-10", "last", "best"):
+        (tmp_path / "checkpoints").mkdir(exist_ok=True)
+        (tmp_path / "checkpoints" / f"{name}.safetensors").touch()
+    asked = []
+
+    def variance(run, *, checkpoint="best", **kwargs):
+        asked.append(checkpoint)
+        return {"step-2": 3.0, "step-10": 2.0, "last": 1.0, "best": 7.0}[checkpoint]
+
+    monkeypatch.setattr(leaderboard, "encoder_gradient_variance", variance)
+    assert leaderboard.variances_at_fixed_steps(tmp_path, 20) == {"2": 3.0, "10": 2.0, "20": 1.0}
+    assert asked == ["step-2", "step-10", "last"]
+    (tmp_path / "checkpoints" / "step-10.safetensors").unlink()  # a snapshot the run did not keep is left out
+    assert leaderboard.variances_at_fixed_steps(tmp_path, 20) == {"2": 3.0, "20": 1.0}
+
 
 def test_another_budget_is_a_run_of_its_own_beside_the_leaderboards(tmp_path, monkeypatch) -> None:
     """``--steps`` other than the leaderboard's budget (the 10^6-step runs of the leaders) trains the cell afresh in
@@ -381,6 +410,44 @@ def test_the_best_unbiased_estimator_leads_its_own_table() -> None:
     assert "| disarm | leader |" in unbiased
     assert f"| arm | +1.50 ± {12.706 * 0.5:.2f} |" in unbiased  # the interval includes zero: no mark
     assert render._against_leader(rows[:2], section, unbiased_only=True) == []  # no unbiased cell, no table
+
+
+def _subtable(lines: list[str], label: str) -> str:
+    """The lines of one number's table (from its label to the next blank line after its rows)."""
+    start = next(i for i, line in enumerate(lines) if line.strip("*").startswith(label))
+    end = next(i for i in range(start + 3, len(lines)) if not lines[i].startswith("|"))
+    return "\n".join(lines[start:end])
+
+
+def test_the_training_elbo_ranks_higher_as_better(tmp_path) -> None:
+    """The ELBO's leader is the largest ELBO, not the smallest: DisARM here, while ReinMax leads on −L_100. Its gaps
+    are leader − other: ReinMax is 2 behind on both seeds, Concrete 22."""
+    rows = [_section_cell("reinmax", [100.0, 101.0], [-110.0, -111.0]),
+            _section_cell("concrete", [100.5, 101.5], [-130.0, -131.0]),
+            _section_cell("disarm", [103.0, 104.0], [-108.0, -109.0])]
+    section = [("mnist", "nonlinear", 2)]
+    against = render._against_leader(rows, section)
+    nll, elbo = _subtable(against, "test −L_"), _subtable(against, "training ELBO")
+    assert "| reinmax | leader |" in nll and "| disarm | +3.00 ± 0.00 ✱ |" in nll
+    assert "| disarm | leader |" in elbo and "| reinmax | +2.00 ± 0.00 ✱ |" in elbo
+    assert "| concrete | +22.00 ± 0.00 ✱ |" in elbo
+    for row in rows:
+        row["request"] = {"steps": render.DEFAULT_STEPS}
+    overview = render._overview(rows, tmp_path / "figures", tmp_path / "leaderboard.md")
+    elbo_ranks = _subtable(overview, "training ELBO")
+    assert "| disarm | -108.50 (1) | 1.0 |" in elbo_ranks and "| concrete | -130.50 (3) | 3.0 |" in elbo_ranks
+    assert "| reinmax | 100.50 (1) | 1.0 |" in _subtable(overview, "test −L_")
+
+
+def test_a_gap_the_leader_loses_on_the_common_seeds_is_not_marked() -> None:
+    """The leader is the best mean over all its seeds; the gap is over the seeds two cells share. Here the leader's
+    third seed carries its mean, and on the two shared seeds the other cell is ahead: a settled negative gap,
+    which must not get the mark of a leader that is ahead."""
+    leader = _section_cell("disarm", [100.0, 100.5, 90.0], [-110.0, -110.5, -100.0])
+    other = _section_cell("arm", [99.0, 99.6], [-109.0, -109.6])
+    rows = [line for line in render._against_leader([leader, other], [("mnist", "nonlinear", 2)])
+            if line.startswith("| arm |")]
+    assert rows == [f"| arm | -0.95 ± {12.706 * 0.05:.2f} |"] * 2  # −L_100 and the ELBO, no ✱ on either
 
 
 def test_cells_of_one_seed_start_from_the_same_weights(tmp_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,10 @@ def test_evaluate_run_scores_a_fixed_random_subset_not_the_first_images(tmp_path
     first, _ = resumable_bound_per_image(model, test[:30], K, state=tmp_path / "first.json", batch_size=10)
     assert result["nll"] == pytest.approx(-float(expected.mean()), abs=1e-9)
     assert abs(result["nll"] - -float(first.mean())) > 1e-3
+    # the standard error over images (sample sd / sqrt(n)) and its normal 95% interval: the "±" of a one-seed result
+    stderr = statistics.stdev((-expected).tolist()) / math.sqrt(30)
+    assert result["nll_stderr"] == pytest.approx(stderr, rel=1e-9)
+    assert result["nll_ci95"] == pytest.approx([result["nll"] - 1.96 * stderr, result["nll"] + 1.96 * stderr], rel=1e-9)
     # each image's value is kept, in the subset's order, in the file too (for paired comparisons)
     stored = json.loads(Path(result["path"]).read_text())
     assert stored["per_image_nll"] == pytest.approx((-expected).tolist(), abs=1e-9)
