@@ -79,6 +79,34 @@ def test_dynamic_binarization_draws_fresh_pixels_per_epoch():
     assert abs(float(by_image_first[:, BITS:].mean()) - 128 / 255) < 0.1
 
 
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a == b).double().mean())
+
+
+def test_dynamic_binarization_is_fresh_at_every_step_and_for_every_seed():
+    # Constant grey-128 images, so the shuffle cannot make two batches differ: only the draws can. Two independent
+    # Bernoulli(128/255) fields agree on a pixel with probability p² + (1 − p)² = 0.50002; over 20 x 784 pixels the
+    # agreement's standard error is 0.0036, so 0.5 ± 0.03 is 8 of them. Reused draws would agree everywhere (1.0).
+    images = torch.full((60, 784), 128, dtype=torch.uint8)
+
+    def batches(seed: int, count: int) -> list[torch.Tensor]:
+        return stream(BatchIterator(images, 20, seed=seed, dynamic_binarization=True), count)
+
+    seed0, seed1 = batches(0, 6), batches(1, 6)  # 3 batches per epoch: two epochs each
+    pairs = {
+        "the next batch of the epoch": (seed0[0], seed0[1]),
+        "the same position one epoch later": (seed0[0], seed0[3]),
+        "the same step of another seed": (seed0[0], seed1[0]),
+        "the same step of another seed, in the next epoch": (seed0[4], seed1[4]),
+    }
+    for what, (a, b) in pairs.items():
+        assert abs(_agreement(a, b) - 0.5) < 0.03, f"{what}: the draws agree on {_agreement(a, b):.3f} of the pixels"
+    for batch in seed0:
+        assert abs(float(batch.mean()) - 128 / 255) < 0.03
+    # and the stream is a function of the seed: the same seed draws the same pixels again
+    assert all(torch.equal(a, b) for a, b in zip(seed0, batches(0, 6), strict=True))
+
+
 def test_dataset_train_batches_follow_the_dataset_flag():
     grey = indexed_images(grey=True)
     data = Dataset("toy", grey, grey[:5, :] // 255, grey[:5] // 255, image_shape=(4, 4), dynamic_binarization=True)
