@@ -7,6 +7,8 @@ import hashlib
 import subprocess
 import sys
 
+import pytest
+
 from concretelab.seeding import derive_seed
 
 
@@ -25,3 +27,9 @@ def test_derived_seeds_do_not_depend_on_the_process() -> None:
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}
     assert runs == {f"{derive_seed(3, 'global', 1.5)}\n"}
+
+
+def test_a_part_with_the_separator_is_refused() -> None:
+    # "0:1:2" would be the text of both (0, "1:2") and (0, 1, 2): one seed for two different draws
+    with pytest.raises(ValueError, match="part '1:2' contains ':'"):
+        derive_seed(0, "1:2")
