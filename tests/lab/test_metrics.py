@@ -74,6 +74,24 @@ def test_recovers_known_bias_variance_snr_cosine() -> None:
     assert m.bias[0].high - m.bias[0].value == pytest.approx(z * float(std[0]) / math.sqrt(n), rel=0.1)
 
 
+@pytest.mark.parametrize("offset", [OFFSET, torch.zeros(D, dtype=torch.float64)])
+def test_point_values_are_the_textbook_estimates(offset) -> None:
+    # exact identities on 40 draws, where N − 1 and N differ by 2.5% (the intervals above cannot see that): the
+    # variance is the trace of the unbiased sample covariance, and the debiased bias removes its share tr Σ / N
+    # from the squared distance of the mean, since E‖ḡ − g*‖² = ‖bias‖² + tr Σ / N
+    n = 40
+    g = synthetic(n, seed=8, offset=offset)
+    m = gradient_metrics(g, EXACT, generator=torch.Generator().manual_seed(9))
+    variance = float(g.var(dim=0, correction=1).sum())
+    distance_sq = float(((g.mean(dim=0) - EXACT) ** 2).sum())
+    assert m["variance"].value == pytest.approx(variance, rel=1e-12)
+    assert m["noise_floor"].value == pytest.approx(math.sqrt(variance / n), rel=1e-12)
+    assert m["bias_norm"].value == pytest.approx(math.sqrt(distance_sq), rel=1e-12)
+    assert m["bias_norm_debiased"].value == pytest.approx(math.sqrt(max(0.0, distance_sq - variance / n)), abs=1e-12)
+    assert m["mse"].value == pytest.approx(float(((g - EXACT) ** 2).sum(dim=1).mean()), rel=1e-12)
+    assert m["bias_norm_debiased"].value < m["bias_norm"].value  # tr Σ / N > 0 is taken out
+
+
 def test_intervals_shrink_and_separate_biased_from_unbiased() -> None:
     unbiased = gradient_metrics(synthetic(4000, seed=2, offset=torch.zeros(D, dtype=torch.float64)), EXACT,
                                 confidence=0.999, generator=torch.Generator().manual_seed(3))

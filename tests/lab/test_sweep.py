@@ -18,6 +18,8 @@ def test_equal_cost_and_unbiased_coverage() -> None:
     assert {n: r["samples"] for n, r in by_name.items()} == {"reinforce_loo": 6, "arm": 3, "rebar": 2, "concrete": 6}
     for row in rows:
         assert row["evaluations_counted"] == row["evaluations_per_estimate"] == 6
+        for end in ("", "_low", "_high"):  # the equal-cost column: variance times evaluations, not times samples
+            assert row[f"variance_x_evaluations{end}"] == pytest.approx(6 * row[f"variance{end}"], rel=1e-12)
         assert row["temperature"] == (0.5 if row["estimator"] in ("rebar", "concrete") else None)
     for name in ("reinforce_loo", "arm", "rebar"):
         row = by_name[name]
@@ -55,6 +57,8 @@ IndeCateR's interval is a point here)."""
     assert by_name["indecater"]["evaluations_per_sample"] == 3
     for row in rows:
         assert row["evaluations_counted"] == row["evaluations_per_estimate"] == 6
+        for end in ("", "_low", "_high"):  # the equal-cost column: variance times evaluations, not times samples
+            assert row[f"variance_x_evaluations{end}"] == pytest.approx(6 * row[f"variance{end}"], rel=1e-12)
         assert row["unbiased"] and row["temperature"] is None
         for low, high in zip(row["bias_per_coordinate_low"], row["bias_per_coordinate_high"], strict=True):
             assert low - 1e-12 <= 0.0 <= high + 1e-12, row["estimator"]
