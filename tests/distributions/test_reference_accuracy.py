@@ -139,10 +139,11 @@ def cat_reference(kind: str, n: int, dtype: torch.dtype, full: bool) -> np.ndarr
     return np.array(out)
 
 
-def _with_soft_point(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-    """A hard value recorded as drawn from the soft point ``soft``, as rsample records its own samples."""
-    remember_log(hard, soft)
-    return hard
+def _scored_at_soft_point(dist, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """``dist.log_prob`` of a hard value recorded as drawn from the soft point ``soft`` by ``dist``, as its rsample
+    records its own samples."""
+    remember_log(hard, soft, reading=dist._reading)
+    return dist.log_prob(hard)
 
 
 def _check_categorical(n: int, dtype: torch.dtype, full: bool) -> None:
@@ -153,7 +154,7 @@ def _check_categorical(n: int, dtype: torch.dtype, full: bool) -> None:
     results = {
         "exp": ExpConcrete(temperature, logits=logits).log_prob(y),
         "simplex": Concrete(temperature, logits=logits).log_prob(x),
-        "at log": StraightThroughConcrete(temperature, logits=logits).log_prob(_with_soft_point(hard, y)),
+        "at log": _scored_at_soft_point(StraightThroughConcrete(temperature, logits=logits), hard, y),
     }
     for kind, got in results.items():
         assert got.dtype == dtype
@@ -242,8 +243,8 @@ def test_binary_log_prob_matches_mpmath(kind: str, dtype: torch.dtype) -> None:
     elif kind == "logit":
         cases.append((LogitBinConcrete(temperature, logits=logits).log_prob(value), bin_reference(kind, dtype)))
     elif kind == "st":  # a straight-through sample whose soft point has logit ``value``
-        sample = _with_soft_point((value > 0).to(dtype), value)
-        got = StraightThroughBinConcrete(temperature, logits=logits).log_prob(sample)
+        straight_through = StraightThroughBinConcrete(temperature, logits=logits)
+        got = _scored_at_soft_point(straight_through, (value > 0).to(dtype), value)
         cases.append((got, bin_reference(kind, dtype)))
     else:
         for lower, upper in HARD_BOUNDS:

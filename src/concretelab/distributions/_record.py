@@ -3,6 +3,10 @@ own sample, its noise), and the rule for using it: only while the sample, the no
 parameters provably hold the values they had at sampling time. Keyed by identity (as torch's Transform cache
 with cache_size=1) and held weakly.
 
+A record is read only by a distribution that maps values to log-space points as the one that made it (its
+*reading*: the family, and for HardConcrete its stretch): the point of a BinConcrete sample is logit(x), which a
+LogitBinConcrete, reading its values as logits, must not use.
+
 The proof is a *stamp* taken at sampling time and compared before every use, at O(1) cost and with no host
 synchronisation on CUDA: a tensor's version counter, data pointer, storage offset, shape, stride, dtype and
 device. PyTorch bumps the version counter on every in-place change through the tensor or any view of it (under
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -146,6 +150,7 @@ class Recalled:
 
     log_point: Tensor
     origin: _Origin | None
+    excluded: bool = False  # the point may hold -inf: it was drawn with some category excluded (logit -inf)
 
     def own_noise(self, dist: Any) -> tuple[Tensor, Tensor | None] | None:
         """``(noise, exp(-noise) or None)`` if ``dist`` drew the sample and its parameters and the noise are
@@ -161,6 +166,8 @@ class _Entry:
     proof: _Proof
     log_value: Tensor | None  # None: the sample is its own log-space point (no strong reference to it here)
     origin: _Origin | None
+    reading: Hashable  # how a value maps to its point: only a distribution that reads values so may use it
+    excluded: bool
 
 
 _LOG_CACHE: dict[int, _Entry] = {}
@@ -176,12 +183,16 @@ def remember_log(
     sample: Tensor,
     log_value: Tensor,
     *,
+    reading: Hashable,
+    excluded: bool = False,
     source: Any = None,
     noise: Tensor | None = None,
     exp_neg_noise: Tensor | None = None,
 ) -> None:
-    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates),
-    and, when given, by distribution ``source`` from ``noise`` (for the identity at the own sample)."""
+    """Remember that ``sample`` was produced from ``log_value`` (its logit or log-simplex coordinates) by a
+    distribution that maps values to points by ``reading`` (``excluded``: with some category excluded, so the point
+    may hold -inf), and, when given, by distribution ``source`` from ``noise`` (for the identity at the own
+    sample)."""
     mode = _guard[0]
     if mode == "off" or traced(sample):
         return
@@ -194,17 +205,18 @@ def remember_log(
                   _Proof.of(source.temperature, values=values))
         origin = _Origin(weakref.ref(source), noise, exp_neg_noise, proofs)
     _LOG_CACHE[key] = _Entry(ref, _Proof.of(sample, values=values, own=True),
-                             None if log_value is sample else log_value, origin)
+                             None if log_value is sample else log_value, origin, reading, excluded)
 
 
-def recall(value: Tensor) -> Recalled | None:
-    """The record of ``value`` if it is (by identity) a sample we produced and it holds the values it was drawn
-    with (proven by the current ``record_guard``); None otherwise."""
+def recall(value: Tensor, reading: Hashable) -> Recalled | None:
+    """The record of ``value`` if it is (by identity) a sample we produced, by a distribution that maps values to
+    points by ``reading`` as the caller does, and it holds the values it was drawn with (proven by the current
+    ``record_guard``); None otherwise."""
     if _guard[0] == "off" or traced(value):
         return None
     entry = _LOG_CACHE.get(id(value))
-    if entry is None or entry.sample() is not value or not entry.proof.holds(value):
+    if entry is None or entry.reading != reading or entry.sample() is not value or not entry.proof.holds(value):
         return None
     if _guard[0] == "values" and entry.proof.snapshot is None:
         return None  # remembered under the stamp guard: its values cannot be proven now
-    return Recalled(value if entry.log_value is None else entry.log_value, entry.origin)
+    return Recalled(value if entry.log_value is None else entry.log_value, entry.origin, entry.excluded)

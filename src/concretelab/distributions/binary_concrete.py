@@ -63,7 +63,7 @@ class _LogitSpaceBinary(BinaryConcreteParams):
         for a leaf sample (docs/api.md)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        recalled = recall(value)
+        recalled = recall(value, self._reading)
         if recalled is None:
             z = self._logit_of(value, logits.dtype)
         else:
@@ -99,11 +99,12 @@ class LogitBinConcrete(_LogitSpaceBinary):
     """
 
     support = constraints.real
+    _reading = "logit"  # a value is its own logit-space point
 
     def _value_of(self, z: Tensor) -> Tensor:
         out = z.to(self.logits.dtype)
         if out is not z:  # a half-precision sample: its float32 point is kept for log_prob
-            remember_log(out, z)
+            remember_log(out, z, reading=self._reading)
         return out
 
     def _log_jacobian(self, z: Tensor) -> None:
@@ -144,10 +145,11 @@ class BinConcrete(_LogitSpaceBinary):
     """
 
     support = constraints.unit_interval
+    _reading = "sigmoid"  # a value x is sigmoid of its point z
 
     def _value_of(self, z: Tensor) -> Tensor:
         x = torch.sigmoid(z).to(self.logits.dtype)
-        remember_log(x, z)
+        remember_log(x, z, reading=self._reading)
         return x
 
     def _log_jacobian(self, z: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ from torch import Tensor
 from concretelab.distributions._base import (
     CategoricalConcreteParams,
     GumbelDraw,
+    Recalled,
     SampleShape,
     link_zero_gradient,
     recall,
@@ -51,6 +52,8 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
     y = log_softmax((logits + G)/lambda), and its log-density is log kappa(y) (eq. 8) minus the log-Jacobian
     of that function. At a sample the distribution drew itself, log kappa comes from the noise identity
     log kappa(y) = log (n-1)! + (n-1) log lambda - sum_k G_k - n logsumexp_k(-G_k) (docs/math.md)."""
+
+    _reading: str  # how a value maps to its log-space point y: "log-simplex" (it is y) or "simplex" (it is exp y)
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         """The log-space point of a ``value`` with no record, computed from its values."""
@@ -85,7 +88,7 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         numbers in fewer passes."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        recalled = recall(value)
+        recalled = self._recall(value, logits)
         if recalled is None:
             y = self._log_of(value, logits.dtype)
             return self._minus_log_jacobian(exp_concrete_log_density(y, logits, temperature), y, logits)
@@ -94,6 +97,19 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
         if own is not None:
             return self._at_noise_minus_log_jacobian(*own, y)
         return self._minus_log_jacobian(exp_concrete_log_density(y, logits, temperature), y, logits)
+
+    def _recall(self, value: Tensor, logits: Tensor) -> Recalled | None:
+        """The record of ``value`` if this distribution may read it: made in this family's space (``_reading``),
+        and, if it was drawn with a category excluded (its point is -inf there), by a distribution whose logits
+        are -inf exactly where this one's are (else the general formula decides, which raises on a zero of an
+        included category). Only that case reads the logits' values, and not for this distribution's own sample
+        with its logits unchanged since."""
+        recalled = recall(value, self._reading)
+        if recalled is not None and recalled.excluded and recalled.own_noise(self) is None and not traced(logits):
+            point = recalled.log_point
+            if not torch.equal(torch.isneginf(point), torch.isneginf(logits).expand_as(point)):
+                return None
+        return recalled
 
     def _draw_value_and_log_prob(self, sample_shape: SampleShape, generator: torch.Generator | None,
                                  noise: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -128,11 +144,13 @@ class ExpConcrete(_LogSpaceCategorical):
     """
 
     support = log_simplex
+    _reading = "log-simplex"  # a value is its own log-space point
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         out = y.to(self.logits.dtype)
         # remembered: the float32 point of a half-precision sample, and the noise for the own-sample identity
-        remember_log(out, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
+        remember_log(out, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
+                     exp_neg_noise=draw.exp_neg_noise)
         return out
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
@@ -162,10 +180,12 @@ class Concrete(_LogSpaceCategorical):
     """
 
     support = simplex
+    _reading = "simplex"  # a value x is exp of its point y
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         x = x.to(self.logits.dtype)
-        remember_log(x, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
+        remember_log(x, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
+                     exp_neg_noise=draw.exp_neg_noise)
         return x
 
     def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:

@@ -73,8 +73,13 @@ class HardConcrete(BinaryConcreteParams):
         """Z = clip(sigmoid(z) (u - l) + l, 0, 1) (eq. 10; gradient 0 where clipped), remembering z."""
         stretched = torch.sigmoid(z) * (self.upper - self.lower) + self.lower
         out = stretched.clamp(0.0, 1.0).to(self.logits.dtype)  # the clip is the definition (eq. 10)
-        remember_log(out, z)  # log_prob of this tensor uses z, not the rounded (possibly half-precision) value
+        remember_log(out, z, reading=self._reading)  # log_prob of this tensor uses z, not the rounded value
         return out
+
+    @property
+    def _reading(self) -> tuple[str, float, float]:
+        """How a value maps to its point z: through this stretch (another stretch reads the same value elsewhere)."""
+        return ("stretched sigmoid", self.lower, self.upper)
 
     def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
         """d logit(S) / d z for z = S (u - l) + l inside (0, 1): 1/(z - l) + 1/(u - z); 0 where clipped (a mass
@@ -99,7 +104,7 @@ class HardConcrete(BinaryConcreteParams):
         """log P(Z=0) at 0, log P(Z=1) at 1, log p_S((z-l)/(u-l)) - log(u-l) on (0, 1); shape (sample..., batch...)."""
         self._validate_value(value)
         logits, temperature = self._compute()
-        recalled = recall(value)
+        recalled = recall(value, self._reading)
         if recalled is not None:
             # A sample of ours: S = sigmoid(z) is its pre-clip point; it was clipped to 0 iff
             # z <= logit(-l/(u-l)) = log(-l/u), to 1 iff z >= logit((1-l)/(u-l)) = log((1-l)/(u-1)).

@@ -48,10 +48,13 @@ class StraightThroughConcrete(Concrete):
     Args: as [`Concrete`][concretelab.distributions.Concrete].
     """
 
+    _reading = "straight-through simplex"  # a one-hot value does not determine its soft point: only its record does
+
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         """One-hot argmax of X = exp(y), with X's gradient."""
         value = (_one_hot_of_log_point(y) - x.detach() + x).to(self.logits.dtype)
-        remember_log(value, y, source=self, noise=draw.noise, exp_neg_noise=draw.exp_neg_noise)
+        remember_log(value, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
+                     exp_neg_noise=draw.exp_neg_noise)
         return value
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
@@ -74,11 +77,13 @@ class StraightThroughBinConcrete(BinConcrete):
     Args: as [`BinConcrete`][concretelab.distributions.BinConcrete].
     """
 
+    _reading = "straight-through sigmoid"  # a bit does not determine its soft point: only its record does
+
     def _value_of(self, z: Tensor) -> Tensor:
         """1[z > 0] with the gradient of sigmoid(z)."""
         soft = torch.sigmoid(z)
         value = (_bit_of_logit(z) - soft.detach() + soft).to(self.logits.dtype)
-        remember_log(value, z)
+        remember_log(value, z, reading=self._reading)
         return value
 
     def _logit_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
