@@ -77,6 +77,23 @@ def test_changed_sample_is_scored_from_its_values(family: str, route: str, guard
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("route", ["in place", "no_grad", "view"])
+def test_without_copy_on_write_the_stamp_still_sees_a_changed_sample(family: str, route: str, monkeypatch) -> None:
+    # where torch lacks copy-on-write (or a CUDA graph is being captured) the sample is proven by its stamp alone,
+    # with its data pointer (docs/api.md): every route of the version counter is seen, .data and NumPy are not
+    import concretelab.distributions._record as record
+
+    monkeypatch.setattr(record, "_COPY_ON_WRITE", False)
+    make, value = FAMILIES[family]
+    dist = make(_logits(family))
+    x = dist.rsample((2,), generator=torch.Generator().manual_seed(0))
+    assert not torch._C._is_cow_tensor(x)  # the fallback is what runs
+    torch.testing.assert_close(dist.log_prob(x), dist.log_prob(x.detach().clone()), rtol=1e-6, atol=1e-6)
+    scored = dist.log_prob(_change(route, x, value))
+    torch.testing.assert_close(scored, dist.log_prob(x.detach().clone()), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_guard_off_scores_every_sample_from_its_values(family: str) -> None:
     """With the record off, log_prob of a sample is the general formula on its value (a clone gives the same)."""
     make, _ = FAMILIES[family]
