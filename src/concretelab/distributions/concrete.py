@@ -98,6 +98,13 @@ class _LogSpaceCategorical(CategoricalConcreteParams):
             return self._at_noise_minus_log_jacobian(*own, y)
         return self._minus_log_jacobian(exp_concrete_log_density(y, logits, temperature), y, logits)
 
+    def _remember(self, value: Tensor, y: Tensor, draw: GumbelDraw) -> Tensor:
+        """Record ``value`` as drawn from the log-space point y by this distribution (its reading, whether a
+        category is excluded, and the noise for the own-sample identity); returns ``value``."""
+        remember_log(value, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
+                     exp_neg_noise=draw.exp_neg_noise)
+        return value
+
     def _recall(self, value: Tensor, logits: Tensor) -> Recalled | None:
         """The record of ``value`` if this distribution may read it: made in this family's space (``_reading``),
         and, if it was drawn with a category excluded (its point is -inf there), by a distribution whose logits
@@ -147,11 +154,8 @@ class ExpConcrete(_LogSpaceCategorical):
     _reading = "log-simplex"  # a value is its own log-space point
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
-        out = y.to(self.logits.dtype)
         # remembered: the float32 point of a half-precision sample, and the noise for the own-sample identity
-        remember_log(out, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
-                     exp_neg_noise=draw.exp_neg_noise)
-        return out
+        return self._remember(y.to(self.logits.dtype), y, draw)
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         return value.to(dtype)
@@ -183,10 +187,7 @@ class Concrete(_LogSpaceCategorical):
     _reading = "simplex"  # a value x is exp of its point y
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
-        x = x.to(self.logits.dtype)
-        remember_log(x, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
-                     exp_neg_noise=draw.exp_neg_noise)
-        return x
+        return self._remember(x.to(self.logits.dtype), y, draw)
 
     def _point_slope(self, value: Tensor, point: Tensor) -> Tensor:
         """d log x / d x = 1/x."""

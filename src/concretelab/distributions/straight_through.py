@@ -52,10 +52,7 @@ class StraightThroughConcrete(Concrete):
 
     def _value_of(self, y: Tensor, x: Tensor, draw: GumbelDraw) -> Tensor:
         """One-hot argmax of X = exp(y), with X's gradient."""
-        value = (_one_hot_of_log_point(y) - x.detach() + x).to(self.logits.dtype)
-        remember_log(value, y, reading=self._reading, excluded=self._has_excluded, source=self, noise=draw.noise,
-                     exp_neg_noise=draw.exp_neg_noise)
-        return value
+        return self._remember((_one_hot_of_log_point(y) - x.detach() + x).to(self.logits.dtype), y, draw)
 
     def _log_of(self, value: Tensor, dtype: torch.dtype) -> Tensor:
         raise _no_soft_point("straight-through Concrete sample")
