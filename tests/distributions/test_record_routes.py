@@ -39,8 +39,13 @@ def _value(cls: type, a: torch.Tensor, t: torch.Tensor, g: torch.Tensor) -> torc
     return y if cls is D.ExpConcrete else y.exp()
 
 
+_REFERENCES = {D.ExpConcrete: ref_exp_concrete, D.Concrete: ref_concrete, D.BinConcrete: ref_bin,
+               D.HardConcrete: ref_hard}
+
+
 def _reference(cls: type, v: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return ref_exp_concrete(v, a, t) if cls is D.ExpConcrete else ref_concrete(v, a, t)
+    """test_routes' independent float64 log-density of ``cls`` at the value v."""
+    return _REFERENCES[cls](v, a, t)
 
 
 # ----- a sample scored by a distribution that reads values differently (a bug until this test) ------------------
@@ -134,11 +139,6 @@ def test_the_partial_derivative_when_one_input_requires_grad(cls, which) -> None
 # ----- rsample, then detach_() in place (mutation: the point keeps its sampling path) ----------------------------
 
 
-def _binary_reference(cls: type, v: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return {D.Concrete: lambda: ref_concrete(v, a, t.expand(2)), D.BinConcrete: lambda: ref_bin(v, a, t),
-            D.HardConcrete: lambda: ref_hard(v, a, t)}[cls]()
-
-
 @pytest.mark.parametrize("cls", [D.Concrete, D.BinConcrete, D.HardConcrete])
 def test_an_rsample_detached_in_place_gets_partial_derivatives(cls) -> None:
     a = torch.tensor(LOGITS if cls is D.Concrete else LOGITS[0], dtype=F64, requires_grad=True)
@@ -147,7 +147,7 @@ def test_an_rsample_detached_in_place_gets_partial_derivatives(cls) -> None:
     x.detach_()
     got = d.log_prob(x)
     a2 = a.detach().clone().requires_grad_()
-    want = _binary_reference(cls, x.clone(), a2, torch.tensor(0.5, dtype=F64))
+    want = _reference(cls, x.clone(), a2, torch.tensor(0.5, dtype=F64))
     torch.testing.assert_close(got, want, **TOL)
     torch.testing.assert_close(torch.autograd.grad(got.sum(), a)[0], torch.autograd.grad(want.sum(), a2)[0], **TOL)
 
@@ -176,7 +176,7 @@ def test_the_second_derivative_with_respect_to_a_leaf_sample(cls) -> None:
     x = d.sample((3,), generator=torch.Generator().manual_seed(1)).requires_grad_()
     v = x.detach().clone().requires_grad_()
     second = []
-    for log_p, leaf in ((d.log_prob(x), x), (_binary_reference(cls, v, a, t), v)):
+    for log_p, leaf in ((d.log_prob(x), x), (_reference(cls, v, a, t), v)):
         (slope,) = torch.autograd.grad(log_p.sum(), leaf, create_graph=True)
         second.append(torch.autograd.grad((slope**2).sum(), leaf)[0])
     torch.testing.assert_close(second[0], second[1], rtol=1e-9, atol=0)
