@@ -15,9 +15,10 @@ def derive_seed(*parts: int | float | str) -> int:
     the noise needs no saved state and a shard draws the same noise in whichever process runs it. A part may not
     contain ":", which would make two lists of parts one text (``(0, "1:2")`` and ``(0, 1, 2)``).
     """
-    for part in parts:
-        if ":" in str(part):
+    texts = [str(part) for part in parts]
+    for part, text in zip(parts, texts, strict=True):
+        if ":" in text:
             raise ValueError(f"derive_seed: part {part!r} contains ':', the separator of the parts; expected "
                              "parts without it, so that different parts give different seeds")
-    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
+    digest = hashlib.sha256(":".join(texts).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
